@@ -1,0 +1,55 @@
+# The commands people type. `make demo` and `make test` are the whole set-up on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= all,dev
+# pip prints one harmless warning per package for this machine's optional local indexes; hide only those.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: help install demo test lint format bench clean
+
+help:
+	@echo "make demo   create .venv, install, run 'lockgate quickstart'"
+	@echo "make test   install, then ruff, mypy and the whole pytest suite"
+	@echo "make lint   ruff and mypy only"
+	@echo "make bench  run the benchmarks in benchmarks/ (writes benchmarks/results/*.json)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Install only when what it depends on changed. torch is pinned and installed first, so nothing
+# later can make pip resolve an unpinned (multi-gigabyte CUDA) torch.
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q torch==2.13.0 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]' 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import lockgate, torch, mlflow; print('installed lockgate', lockgate.__version__, 'torch', torch.__version__, 'mlflow', mlflow.__version__)"
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/lockgate quickstart --fresh
+
+lint: install
+	$(BIN)/ruff check lockgate tests benchmarks scripts
+	$(BIN)/ruff format --check lockgate tests benchmarks scripts
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix lockgate tests benchmarks scripts
+	$(BIN)/ruff format lockgate tests benchmarks scripts
+
+test: lint
+	bash scripts/test
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) .lockgate .pytest_cache .mypy_cache .ruff_cache
