@@ -1,0 +1,65 @@
+"""Content digests for files and folders: the same bytes give the same digest on any machine.
+
+A folder's digest covers each file's path relative to the folder (POSIX form, sorted) and its SHA-256,
+so renaming, adding, removing or changing any file changes it; timestamps and permissions do not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from lockgate.errors import NotFound
+
+__all__ = ["FileEntry", "manifest", "manifest_digest", "sha256_file", "sha256_tree"]
+
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a snapshot: its path relative to the root, its size and its SHA-256."""
+
+    path: str
+    size_bytes: int
+    sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of one file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest(root: Path) -> list[FileEntry]:
+    """Every regular file under ``root`` (or ``root`` itself if it is a file), sorted by path.
+
+    Symbolic links are not followed, so a link cannot pull files from outside the root into a digest.
+    """
+    if not root.exists():
+        raise NotFound(f"path '{root}' does not exist", hint="check the path and try again")
+    if root.is_file():
+        return [FileEntry(root.name, root.stat().st_size, sha256_file(root))]
+    entries = [
+        FileEntry(p.relative_to(root).as_posix(), p.stat().st_size, sha256_file(p))
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    ]
+    return sorted(entries, key=lambda entry: entry.path)
+
+
+def manifest_digest(entries: list[FileEntry]) -> str:
+    """The digest of a manifest: paths and file digests in order, one line each."""
+    digest = hashlib.sha256()
+    for entry in sorted(entries, key=lambda e: e.path):
+        digest.update(f"{entry.path}\0{entry.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+def sha256_tree(root: Path) -> str:
+    """Digest of a file or a folder (see the module docstring)."""
+    return manifest_digest(manifest(root))
