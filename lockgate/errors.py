@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "Conflict",
+    "Forbidden",
     "IllegalTransition",
     "IntegrityError",
     "LockgateError",
@@ -19,7 +20,6 @@ __all__ = [
     "ServiceUnavailable",
     "StoreUnreachable",
     "Unauthorized",
-    "Forbidden",
     "UnsupportedMediaType",
     "UserError",
     "ValidationError",

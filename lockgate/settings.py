@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Setting", "Settings", "resolve_settings", "current_settings"]
+__all__ = ["Setting", "Settings", "current_settings", "resolve_settings"]
 
 DEFAULT_HOME = ".lockgate"
 DEFAULT_EXPERIMENT = "lockgate"

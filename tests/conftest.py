@@ -1,19 +1,54 @@
-"""Shared fixtures: every test runs with its own LOCKGATE_HOME and no stray MLflow settings."""
+"""Shared fixtures.
+
+Every test runs with its own LOCKGATE_HOME or, for tests that talk to MLflow, with one real SQLite
+MLflow store shared by the session (creating a store runs MLflow's migrations, a few seconds each);
+those tests use unique names so they cannot see each other's runs and models.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import pytest
 
 
+def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("LOCKGATE_HOME", str(home))
+    for var in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "LOCKGATE_ARTIFACT_ROOT",
+        "LOCKGATE_EXPERIMENT",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 @pytest.fixture
-def lockgate_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def lockgate_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh LOCKGATE_HOME in a temporary directory, with MLflow pointed at it."""
     home = tmp_path / ".lockgate"
-    monkeypatch.setenv("LOCKGATE_HOME", str(home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    _isolate(monkeypatch, home)
     monkeypatch.chdir(tmp_path)
-    yield home
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow-store") / ".lockgate"
+
+
+@pytest.fixture
+def mlflow_home(shared_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """LOCKGATE_HOME on the session's shared MLflow store; the working directory is the test's own."""
+    _isolate(monkeypatch, shared_home)
+    monkeypatch.setenv("LOCKGATE_EXPERIMENT", f"test-{uuid.uuid4().hex[:8]}")
+    monkeypatch.chdir(tmp_path)
+    return shared_home
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for model and dataset names."""
+    return uuid.uuid4().hex[:8]

@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
-from lockgate.tracking.digest import FileEntry, manifest, manifest_digest, sha256_file, sha256_tree
+from lockgate.tracking.connection import Connection, connect
+from lockgate.tracking.digest import (
+    FileEntry,
+    manifest,
+    manifest_digest,
+    model_sha256,
+    sha256_file,
+    sha256_tree,
+)
+from lockgate.tracking.refs import Ref, parse_ref
+from lockgate.tracking.tracker import DatasetLink, TrackedRun, track
 
-__all__ = ["FileEntry", "manifest", "manifest_digest", "sha256_file", "sha256_tree"]
+__all__ = [
+    "Connection",
+    "DatasetLink",
+    "FileEntry",
+    "Ref",
+    "TrackedRun",
+    "connect",
+    "manifest",
+    "manifest_digest",
+    "model_sha256",
+    "parse_ref",
+    "sha256_file",
+    "sha256_tree",
+    "track",
+]

@@ -12,7 +12,19 @@ from pathlib import Path
 
 from lockgate.errors import NotFound
 
-__all__ = ["FileEntry", "manifest", "manifest_digest", "sha256_file", "sha256_tree"]
+__all__ = [
+    "MODEL_DIGEST_EXCLUDES",
+    "FileEntry",
+    "manifest",
+    "manifest_digest",
+    "model_sha256",
+    "sha256_file",
+    "sha256_tree",
+]
+
+# Files MLflow itself writes into a model folder when a version is registered or downloaded: they
+# name the registry entry, not the model, so a model's checksum leaves them out.
+MODEL_DIGEST_EXCLUDES = ("registered_model_meta",)
 
 _CHUNK_BYTES = 1 << 20
 
@@ -63,3 +75,13 @@ def manifest_digest(entries: list[FileEntry]) -> str:
 def sha256_tree(root: Path) -> str:
     """Digest of a file or a folder (see the module docstring)."""
     return manifest_digest(manifest(root))
+
+
+def model_sha256(model_dir: Path) -> str:
+    """Digest of an MLflow model folder, without the registry's own bookkeeping files.
+
+    The registry records this at registration and the server checks it before loading, so the two
+    sides must call this one function.
+    """
+    entries = [e for e in manifest(model_dir) if e.path not in MODEL_DIGEST_EXCLUDES]
+    return manifest_digest(entries)

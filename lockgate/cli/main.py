@@ -1,0 +1,214 @@
+"""The ``lockgate`` command: one Typer app, and the one place errors become output."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.table import Table
+
+from lockgate import __version__
+from lockgate.cli import data, models, runs
+from lockgate.cli.output import console, err_console, short
+from lockgate.errors import LockgateError
+
+EPILOG = (
+    "Examples:\n\n"
+    "  lockgate quickstart --fresh              # the whole lifecycle on embedded defaults\n\n"
+    "  lockgate data snapshot data.csv --name churn\n\n"
+    "  lockgate runs compare 3f2a9c 81d0be --only-changed\n\n"
+    "  lockgate register 3f2a9c --name churn --alias champion"
+)
+
+app = typer.Typer(
+    name="lockgate",
+    help="Carry a model from experiment to production through gates: track, version, register, compare.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data.app, name="data")
+app.add_typer(runs.app, name="runs")
+app.add_typer(models.models_app, name="models")
+app.add_typer(models.alias_app, name="alias")
+app.command("register")(models.register_command)
+app.command("lineage")(models.lineage_command)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"lockgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Carry a model from experiment to production through gates."""
+
+
+@app.command("info")
+def info_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the settings in force and where each came from.
+
+    Example:  LOCKGATE_HOME=/tmp/lg lockgate info
+    """
+    import platform
+
+    from lockgate.settings import current_settings
+
+    settings = current_settings()
+    if as_json:
+        doc = {k: {"value": s.value, "source": s.source} for k, s in settings.sources.items()}
+        doc["versions"] = {
+            "value": f"lockgate {__version__}, python {platform.python_version()}",
+            "source": "-",
+        }
+        print(json.dumps(doc, indent=2))
+        return
+    table = Table(title=f"lockgate {__version__} (python {platform.python_version()})")
+    for col in ("setting", "value", "source"):
+        table.add_column(col)
+    for key, setting in settings.sources.items():
+        table.add_row(key, setting.value, setting.source)
+    console.print(table)
+
+
+@app.command("reproduce")
+def reproduce_command(
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    data_root: Annotated[
+        Path | None, typer.Option(help="Look for the run's data files in this folder instead.")
+    ] = None,
+) -> None:
+    """Show the exact commit, environment and data of a run, and verify the data on disk.
+
+    Exits 2 when the data on disk does not match the recorded digests.
+
+    Example:  lockgate reproduce 3f2a9c
+    """
+    from lockgate.errors import IntegrityError
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.reproduce import plan_reproduction
+
+    plan = plan_reproduction(connect(), run, data_root)
+    console.print(f"[bold]run {plan.run.run_id}[/] '{plan.run.name}'")
+    table = Table(title="what made this run")
+    for col in ("", "recorded", "here and now", "match"):
+        table.add_column(col)
+    same_python = plan.python_recorded == plan.python_now
+    same_pkgs = plan.packages_recorded == plan.packages_now
+    table.add_row("commit", plan.commit or "none (not a git repository)", "", "")
+    table.add_row("branch", plan.branch or "-", "", "")
+    table.add_row("uncommitted changes", "yes" if plan.is_dirty else "no", "", "")
+    table.add_row("python", plan.python_recorded or "-", plan.python_now, "✓" if same_python else "✗")
+    table.add_row(
+        "packages",
+        short(plan.packages_recorded),
+        short(plan.packages_now),
+        "✓" if same_pkgs else "✗",
+    )
+    for check in plan.data:
+        mark = {"ok": "✓", "changed": "✗ changed", "missing": "✗ missing"}[check.status]
+        table.add_row(
+            f"data {check.name}@{check.version}",
+            short(check.recorded_digest),
+            short(check.disk_digest),
+            mark,
+        )
+    console.print(table)
+    console.print("[bold]to reproduce:[/]")
+    for command in plan.commands:
+        console.print(f"  {command}")
+    if not plan.is_data_ok:
+        bad = [c for c in plan.data if c.status != "ok"]
+        raise IntegrityError(
+            "the data on disk does not match the run: "
+            + "; ".join(f"{c.name} at '{c.path}' is {c.status}" for c in bad),
+            hint="restore the recorded data (or point --data-root at a copy) before retraining",
+        )
+    console.print("[green]the data on disk matches the recorded digests[/]")
+
+
+@app.command("quickstart")
+def quickstart_command(
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start from an empty LOCKGATE_HOME.")] = False,
+    home: Annotated[Path | None, typer.Option(help="Use this folder as LOCKGATE_HOME.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for splits and models.")] = 42,
+) -> None:
+    """Run the lifecycle on embedded defaults: dataset → tracked training → compare → registry.
+
+    Example:  lockgate quickstart --fresh
+    """
+    import os
+
+    from lockgate.quickstart import Context, prepare_home, run_quickstart
+    from lockgate.settings import current_settings
+
+    if home is not None:
+        os.environ["LOCKGATE_HOME"] = str(home.resolve())
+    settings = current_settings()
+    prepare_home(settings.home, is_fresh=fresh)
+    console.print(f"[bold]lockgate quickstart[/] in {settings.home} (tracking: {settings.tracking_uri})")
+    started = time.perf_counter()
+    ctx = run_quickstart(Context(settings=settings, console=console, seed=seed))
+    total = time.perf_counter() - started
+    summary = Table(title="quickstart summary")
+    summary.add_column("stage")
+    summary.add_column("seconds", justify="right")
+    for stage, seconds in ctx.timings_s.items():
+        summary.add_row(stage, f"{seconds:.1f}")
+    summary.add_row("[bold]total[/]", f"[bold]{total:.1f}[/]")
+    console.print(summary)
+    version = ctx.extras.get("champion_version")
+    if version is not None:
+        console.print(f"champion: [bold green]{version.ref}[/] ({ctx.champion})")
+        console.print(
+            "next: `lockgate models show breast-cancer-classifier`, "
+            f"`lockgate lineage {version.ref}`, `lockgate runs list`"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI; turn lockgate and usage errors into a message and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="lockgate",
+            standalone_mode=False,
+        )
+    except LockgateError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}")
+        if exc.hint:
+            err_console.print(f"[bold]hint:[/] {exc.hint}")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    if isinstance(result, int) and result:
+        sys.exit(result)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,205 @@
+"""``lockgate quickstart``: the whole lifecycle on embedded defaults, one function per stage.
+
+Each stage takes the shared :class:`Context` and adds what it produced, so later stages (validate,
+optimize, serve, canary) plug in as more functions in :data:`STAGES`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from lockgate.errors import UserError
+from lockgate.settings import Settings
+
+__all__ = ["STAGES", "Context", "prepare_home", "run_quickstart"]
+
+MODEL_NAME = "breast-cancer-classifier"
+DATASET_NAME = "breast-cancer"
+MARKER = "quickstart.marker"
+
+
+@dataclass
+class Context:
+    """What the stages share: where things are, and what each stage produced."""
+
+    settings: Settings
+    console: Console
+    seed: int = 42
+    data_path: Path | None = None
+    dataset_ref: str | None = None
+    runs: dict[str, str] = field(default_factory=dict)  # model label -> run id
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    champion: str | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_home(home: Path, *, is_fresh: bool) -> None:
+    """Create ``home``; with ``is_fresh``, first remove a previous quickstart's home (and only that)."""
+    if is_fresh and home.exists():
+        if not (home / MARKER).exists() and any(home.iterdir()):
+            raise UserError(
+                f"--fresh would delete '{home}', which was not made by `lockgate quickstart`",
+                hint="pass a different --home, or remove the folder yourself",
+            )
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / MARKER).write_text(
+        "made by lockgate quickstart; `lockgate quickstart --fresh` may delete this folder\n"
+    )
+
+
+def stage_data(ctx: Context) -> None:
+    """Write scikit-learn's bundled breast-cancer data to CSV and snapshot it as a dataset version."""
+    from sklearn.datasets import load_breast_cancer
+
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.datasets import snapshot
+
+    frame = load_breast_cancer(as_frame=True).frame
+    folder = ctx.settings.home / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "breast_cancer.csv"
+    frame.to_csv(path, index=False)
+    version = snapshot(connect(ctx.settings), path, DATASET_NAME, description="sklearn breast-cancer")
+    ctx.data_path, ctx.dataset_ref = path, version.ref
+    state = "new version" if version.is_new else "unchanged"
+    ctx.console.print(
+        f"  dataset [bold]{version.ref}[/] ({state}): {len(frame)} rows, {frame.shape[1] - 1} features, "
+        f"digest {version.digest[:12]}"
+    )
+
+
+def _candidates(seed: int) -> dict[str, tuple[Any, dict[str, Any]]]:
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    lr_params = {"C": 0.5, "max_iter": 2000}
+    gb_params = {"n_estimators": 60, "max_depth": 2, "learning_rate": 0.1, "random_state": seed}
+    return {
+        "logistic-regression": (
+            make_pipeline(StandardScaler(), LogisticRegression(**lr_params)),
+            {"model": "logistic_regression", **lr_params},
+        ),
+        "gradient-boosting": (
+            GradientBoostingClassifier(**gb_params),
+            {"model": "gradient_boosting", **gb_params},
+        ),
+    }
+
+
+def stage_train(ctx: Context) -> None:
+    """Train two models with tracking: params, metrics, curves, provenance and the dataset link."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from lockgate.tracking.tracker import track
+
+    assert ctx.data_path is not None
+    assert ctx.dataset_ref is not None
+    frame = pd.read_csv(ctx.data_path)
+    x, y = frame.drop(columns=["target"]), frame["target"]
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.3, random_state=ctx.seed, stratify=y
+    )
+    for label, (model, params) in _candidates(ctx.seed).items():
+        with track(run_name=label, params={**params, "seed": ctx.seed}, datasets=[ctx.dataset_ref]) as run:
+            model.fit(x_train, y_train)
+            if hasattr(model, "staged_predict_proba"):
+                for step, proba in enumerate(model.staged_predict_proba(x_test)):
+                    run.log_metric("test_log_loss", log_loss(y_test, proba), step=step)
+            proba = model.predict_proba(x_test)[:, 1]
+            pred = (proba >= 0.5).astype(int)
+            scores = {
+                "accuracy": float(accuracy_score(y_test, pred)),
+                "f1": float(f1_score(y_test, pred)),
+                "roc_auc": float(roc_auc_score(y_test, proba)),
+                "log_loss": float(log_loss(y_test, proba)),
+            }
+            run.log_metrics(scores)
+            signature = infer_signature(x_test.astype("float64"), proba)
+            run.log_model(model, signature=signature)
+        ctx.runs[label] = run.run_id
+        ctx.scores[label] = scores
+        ctx.console.print(
+            f"  trained [bold]{label}[/] run {run.run_id[:8]}: accuracy {scores['accuracy']:.4f}, "
+            f"roc_auc {scores['roc_auc']:.4f}"
+        )
+
+
+def stage_compare(ctx: Context) -> None:
+    """Compare the two runs side by side and pick the better one by ROC AUC."""
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.runs import compare_rows, get_run, summarize
+
+    conn = connect(ctx.settings)
+    labels = list(ctx.runs)
+    summaries = [summarize(get_run(conn, ctx.runs[label])) for label in labels]
+    table = Table(title="run comparison (★ best)")
+    table.add_column("metric")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for row in compare_rows(summaries):
+        if row.kind != "metric" or row.key == "test_log_loss":
+            continue
+        table.add_row(
+            row.key,
+            *(f"{v:.4f}" + (" ★" if i in row.best else "") for i, v in enumerate(row.values)),
+        )
+    ctx.console.print(table)
+    ctx.champion = max(
+        labels, key=lambda label: (ctx.scores[label]["roc_auc"], -ctx.scores[label]["log_loss"])
+    )
+
+
+def stage_register(ctx: Context) -> None:
+    """Register the better model and point the ``champion`` alias at it."""
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.registry import register
+
+    assert ctx.champion is not None
+    version = register(
+        connect(ctx.settings),
+        ctx.runs[ctx.champion],
+        MODEL_NAME,
+        alias="champion",
+        description=f"quickstart: {ctx.champion}",
+    )
+    ctx.extras["champion_version"] = version
+    ctx.console.print(
+        f"  registered [bold]{version.ref}[/] ({ctx.champion}) as [green]champion[/], "
+        f"sha256 {str(version.artifact_sha256)[:12]}"
+    )
+
+
+Stage = Callable[[Context], None]
+STAGES: list[tuple[str, Stage]] = [
+    ("snapshot the dataset", stage_data),
+    ("train two models with tracking", stage_train),
+    ("compare the runs", stage_compare),
+    ("register the better one as champion", stage_register),
+]
+
+
+def run_quickstart(ctx: Context, stages: list[tuple[str, Stage]] | None = None) -> Context:
+    """Run each stage in order, timing it."""
+    chosen = stages or STAGES
+    for index, (title, stage) in enumerate(chosen, start=1):
+        ctx.console.print(f"[bold cyan][{index}/{len(chosen)}] {title}[/]")
+        started = time.perf_counter()
+        with ctx.console.status(f"{title}..."):
+            stage(ctx)
+        ctx.timings_s[title] = time.perf_counter() - started
+    return ctx

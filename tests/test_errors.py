@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from lockgate import errors
+
+
+@pytest.mark.parametrize(
+    ("cls", "status", "exit_code"),
+    [
+        (errors.UserError, 400, 2),
+        (errors.ValidationError, 422, 2),
+        (errors.NotFound, 404, 2),
+        (errors.Conflict, 409, 2),
+        (errors.IllegalTransition, 409, 2),
+        (errors.IntegrityError, 409, 2),
+        (errors.Unauthorized, 401, 2),
+        (errors.Forbidden, 403, 2),
+        (errors.PayloadTooLarge, 413, 2),
+        (errors.UnsupportedMediaType, 415, 2),
+        (errors.StoreUnreachable, 503, 2),
+        (errors.ServiceUnavailable, 503, 1),
+        (errors.LockgateError, 500, 1),
+    ],
+)
+def test_each_error_knows_its_status_and_exit_code(
+    cls: type[errors.LockgateError], status: int, exit_code: int
+) -> None:
+    exc = cls("model 'fraud' has no version 7", hint="versions are 1-5")
+    assert exc.http_status == status
+    assert exc.exit_code == exit_code
+    assert isinstance(exc, errors.LockgateError)
+
+
+def test_user_errors_are_4xx_and_bugs_are_not_user_errors() -> None:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if issubclass(cls, errors.UserError) and cls is not errors.StoreUnreachable:
+            assert 400 <= cls.http_status < 500, name
+    assert not issubclass(errors.ServiceUnavailable, errors.UserError)
+
+
+def test_to_dict_is_the_api_error_body() -> None:
+    exc = errors.NotFound("model 'fraud' has no version 7", hint="versions are 1-5", detail={"version": 7})
+    body = exc.to_dict()
+    assert body["error"] == "not_found"
+    assert body["detail"] == "model 'fraud' has no version 7 versions are 1-5"
+    assert body["context"] == {"version": 7}
+    assert str(exc) == body["detail"]
+
+
+def test_service_unavailable_carries_retry_after() -> None:
+    assert errors.ServiceUnavailable("queue full", retry_after_s=2.5).retry_after_s == 2.5

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from lockgate.settings import resolve_settings
+
+
+def test_defaults_live_under_dot_lockgate(tmp_path: Path) -> None:
+    s = resolve_settings({}, tmp_path)
+    assert s.home == tmp_path / ".lockgate"
+    assert s.tracking_uri == f"sqlite:///{tmp_path / '.lockgate' / 'mlflow.db'}"
+    assert s.registry_uri == s.tracking_uri
+    assert s.artifact_root == (tmp_path / ".lockgate" / "artifacts").as_uri()
+    assert s.is_default_store
+    assert {k: v.source for k, v in s.sources.items()} == {
+        "home": "default",
+        "tracking_uri": "default",
+        "registry_uri": "same as tracking_uri",
+        "artifact_root": "default",
+        "experiment": "default",
+    }
+
+
+def test_lockgate_home_moves_everything(tmp_path: Path) -> None:
+    s = resolve_settings({"LOCKGATE_HOME": "state"}, tmp_path)
+    assert s.home == tmp_path / "state"
+    assert s.tracking_uri.endswith("/state/mlflow.db")
+    assert s.sources["home"].source == "LOCKGATE_HOME"
+
+
+def test_mlflow_tracking_uri_wins(tmp_path: Path) -> None:
+    s = resolve_settings({"LOCKGATE_HOME": "state", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}, tmp_path)
+    assert s.tracking_uri == "http://127.0.0.1:5000"
+    assert s.registry_uri == "http://127.0.0.1:5000"
+    assert s.sources["tracking_uri"].source == "MLFLOW_TRACKING_URI"
+    assert not s.is_default_store
+
+
+def test_registry_and_experiment_overrides(tmp_path: Path) -> None:
+    s = resolve_settings({"MLFLOW_REGISTRY_URI": "sqlite:///r.db", "LOCKGATE_EXPERIMENT": "churn"}, tmp_path)
+    assert s.registry_uri == "sqlite:///r.db"
+    assert s.experiment == "churn"
+    assert s.sources["experiment"].source == "LOCKGATE_EXPERIMENT"
