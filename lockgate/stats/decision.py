@@ -192,6 +192,9 @@ class SequentialPolicy:
                 f"primary_margin={self.primary_margin} must be >= 0",
                 hint="0 asks for superiority; a margin > 0 for non-inferiority",
             )
+        if self.primary not in tuple(PrimaryMetric):
+            names = ", ".join(m.value for m in PrimaryMetric)
+            raise ValidationError(f"primary={self.primary!r} is not one of {names}")
         primary = PrimaryMetric(self.primary)
         if primary is not PrimaryMetric.NONE:
             if self.primary_mde is None:

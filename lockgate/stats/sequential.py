@@ -314,16 +314,16 @@ def _beta_interval(
     threshold = math.log(1.0 / alpha)
 
     def excess(p: float) -> float:
-        return -log_marginal + x * math.log(p) + y * math.log1p(-p) + threshold
+        """``log(1/alpha) - log LR(p)``: positive inside the confidence set."""
+        log_likelihood = (x * math.log(p) if x else 0.0) + (y * math.log1p(-p) if y else 0.0)
+        return -log_marginal + log_likelihood + threshold
 
-    mle = x / (x + y) if x + y > 0 else 0.5
     tiny = 1e-15
-    low = 0.0
-    if x > 0 and excess(max(mle, tiny)) > 0:
-        low = 0.0 if excess(tiny) > 0 else float(brentq(excess, tiny, max(mle, tiny)))
-    high = 1.0
-    if y > 0 and excess(min(mle, 1 - tiny)) > 0:
-        high = 1.0 if excess(1 - tiny) > 0 else float(brentq(excess, min(mle, 1 - tiny), 1 - tiny))
+    mle = min(max(x / (x + y), tiny), 1 - tiny) if x + y > 0 else 0.5
+    if excess(mle) <= 0:  # cannot happen for alpha < 1; keep the whole range rather than fail
+        return 0.0, 1.0
+    low = 0.0 if x == 0 or excess(tiny) > 0 else float(brentq(excess, tiny, mle))
+    high = 1.0 if y == 0 or excess(1 - tiny) > 0 else float(brentq(excess, mle, 1 - tiny))
     return low, high
 
 
