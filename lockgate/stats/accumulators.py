@@ -1,8 +1,11 @@
 """Mergeable sufficient statistics for what each variant serves.
 
 Every accumulator can absorb one value (``add``), a vector of values (``update``), and another
-accumulator of the same kind (``merge`` in place, ``+`` for a new one), so several worker processes or
-gateways add up exactly. ``to_dict``/``from_dict`` give the small snapshot the store keeps.
+accumulator of the same kind (``merge`` in place, ``+`` for a new one), so several worker processes
+or gateways add up exactly. ``to_dict``/``from_dict`` give the small snapshot the store keeps.
+
+Counts that cannot be (negative, more errors than requests, a NaN latency) raise
+:class:`~lockgate.errors.ValidationError` naming the field, at construction and on update.
 
 Mean and variance merge with the pairwise formulas of Chan, Golub and LeVeque (1979), "Updating
 formulae and a pairwise algorithm for computing sample variances".
@@ -10,13 +13,14 @@ formulae and a pairwise algorithm for computing sample variances".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from lockgate.errors import UserError
+from lockgate.errors import UserError, ValidationError
 
 __all__ = ["LatencyHistogram", "Moments", "Proportion", "VariantStats", "default_latency_bounds_ms"]
 
@@ -29,7 +33,18 @@ class Moments:
     mean: float = 0.0
     m2: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValidationError(f"Moments.count is {self.count}", hint="a count is 0 or more")
+        if not (math.isfinite(self.mean) and math.isfinite(self.m2)) or self.m2 < 0:
+            raise ValidationError(
+                f"Moments mean={self.mean} m2={self.m2} are not valid",
+                hint="mean must be finite and m2 (sum of squared deviations) finite and >= 0",
+            )
+
     def add(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise ValidationError(f"outcome {value} is not finite", hint="record numbers only")
         self.count += 1
         delta = value - self.mean
         self.mean += delta / self.count
@@ -39,6 +54,8 @@ class Moments:
         arr = np.asarray(values, dtype=np.float64).ravel()
         if arr.size == 0:
             return
+        if not np.isfinite(arr).all():
+            raise ValidationError("outcomes contain NaN or infinity", hint="record numbers only")
         batch_mean = float(arr.mean())
         batch = Moments(int(arr.size), batch_mean, float(((arr - batch_mean) ** 2).sum()))
         self.merge(batch)
@@ -87,6 +104,13 @@ class Proportion:
     trials: int = 0
     successes: int = 0
 
+    def __post_init__(self) -> None:
+        if self.trials < 0 or self.successes < 0 or self.successes > self.trials:
+            raise ValidationError(
+                f"Proportion has {self.successes} successes in {self.trials} trials",
+                hint="both are counts >= 0 and successes cannot exceed trials",
+            )
+
     def add(self, success: bool) -> None:
         self.trials += 1
         self.successes += int(success)
@@ -127,7 +151,7 @@ def default_latency_bounds_ms() -> tuple[float, ...]:
 
 @dataclass
 class LatencyHistogram:
-    """Counts of latencies (milliseconds) in fixed buckets; the last bucket takes everything above."""
+    """Counts of latencies (milliseconds) in fixed buckets; the last bucket takes all above."""
 
     bounds_ms: tuple[float, ...] = field(default_factory=default_latency_bounds_ms)
     counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -137,13 +161,37 @@ class LatencyHistogram:
         if self.counts.size == 0:
             self.counts = np.zeros(len(self.bounds_ms) + 1, dtype=np.int64)
         self._edges = np.asarray(self.bounds_ms, dtype=np.float64)
+        if self._edges.size == 0 or not np.all(np.diff(self._edges) > 0):
+            raise ValidationError(
+                "latency bucket bounds must be a non-empty, strictly increasing sequence",
+                hint="use default_latency_bounds_ms()",
+            )
+        if self.counts.shape != (len(self.bounds_ms) + 1,):
+            raise ValidationError(
+                f"latency histogram has {self.counts.size} counts for {len(self.bounds_ms)} bounds",
+                hint="pass one count per bound plus one for the overflow bucket",
+            )
+        if self.counts.size and int(self.counts.min()) < 0:
+            raise ValidationError("latency histogram has a negative count", hint="counts are >= 0")
+        if not math.isfinite(self.sum_ms) or self.sum_ms < 0:
+            raise ValidationError(f"latency sum_ms={self.sum_ms} is not valid", hint="use >= 0")
 
     def add(self, latency_ms: float) -> None:
+        if not latency_ms >= 0.0 or math.isinf(latency_ms):
+            raise ValidationError(
+                f"latency {latency_ms} ms is not a finite duration >= 0",
+                hint="measure with a monotonic clock",
+            )
         self.counts[int(np.searchsorted(self._edges, latency_ms, side="left"))] += 1
         self.sum_ms += latency_ms
 
     def update(self, latencies_ms: npt.ArrayLike) -> None:
         arr = np.asarray(latencies_ms, dtype=np.float64).ravel()
+        if arr.size and not (arr.min() >= 0.0 and np.isfinite(arr).all()):
+            raise ValidationError(
+                "latencies contain a negative, NaN or infinite value",
+                hint="measure with a monotonic clock",
+            )
         idx = np.searchsorted(self._edges, arr, side="left")
         self.counts += np.bincount(idx, minlength=self.counts.size).astype(np.int64)
         self.sum_ms += float(arr.sum())
@@ -196,10 +244,12 @@ class LatencyHistogram:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyHistogram:
         hist = cls(tuple(float(b) for b in data["bounds_ms"]))
+        counts = np.zeros(len(hist.bounds_ms) + 1, dtype=np.int64)
         for index, count in data["buckets"].items():
-            hist.counts[int(index)] = int(count)
-        hist.sum_ms = float(data["sum_ms"])
-        return hist
+            if not 0 <= int(index) < counts.size:
+                raise ValidationError(f"latency bucket {index} is out of range")
+            counts[int(index)] = int(count)
+        return cls(hist.bounds_ms, counts, float(data["sum_ms"]))
 
 
 @dataclass
@@ -212,10 +262,42 @@ class VariantStats:
     outcome: Moments = field(default_factory=Moments)
     conversions: Proportion = field(default_factory=Proportion)
 
+    def __post_init__(self) -> None:
+        if self.requests < 0 or self.errors < 0 or self.errors > self.requests:
+            raise ValidationError(
+                f"VariantStats has {self.errors} errors in {self.requests} requests",
+                hint="both are counts >= 0 and errors cannot exceed requests",
+            )
+
     def record(self, latency_ms: float, *, is_error: bool = False) -> None:
         self.requests += 1
         self.errors += int(is_error)
         self.latency.add(latency_ms)
+
+    def record_many(
+        self, latencies_ms: npt.ArrayLike, is_error: npt.ArrayLike | None = None
+    ) -> None:
+        """Vectorised :meth:`record`: a latency per request and, optionally, an error flag each."""
+        arr = np.asarray(latencies_ms, dtype=np.float64).ravel()
+        errors = 0
+        if is_error is not None:
+            flags = np.asarray(is_error).ravel()
+            if flags.size != arr.size:
+                raise ValidationError(
+                    f"{arr.size} latencies but {flags.size} error flags",
+                    hint="pass one error flag per request",
+                )
+            errors = int(np.count_nonzero(flags))
+        self.latency.update(arr)
+        self.requests += int(arr.size)
+        self.errors += errors
+
+    def record_outcomes(self, values: npt.ArrayLike) -> None:
+        """Vectorised :meth:`record_outcome`."""
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        self.outcome.update(arr)
+        binary = arr[(arr == 0.0) | (arr == 1.0)]
+        self.conversions.update(binary)
 
     def record_outcome(self, value: float) -> None:
         """A numeric outcome (a score, revenue); 0/1 outcomes also count as conversions."""

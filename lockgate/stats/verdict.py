@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from lockgate.stats.accumulators import VariantStats
@@ -12,8 +12,8 @@ from lockgate.stats.accumulators import VariantStats
 __all__ = ["Decision", "Policy", "Verdict"]
 
 
-class Decision(str, Enum):
-    """``halt`` stops the analysis because its numbers cannot be trusted (a sample-ratio mismatch)."""
+class Decision(StrEnum):
+    """What to do next; ``halt`` means the numbers cannot be trusted (a sample-ratio mismatch)."""
 
     CONTINUE = "continue"
     PROMOTE = "promote"
