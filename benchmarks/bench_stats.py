@@ -47,9 +47,7 @@ def _deciders(horizon: int) -> list[Any]:
         NaivePeeking(alpha=ALPHA),
         StaticThreshold(max_error_rate=BASELINE_RATE + MDE, failed_checks=5),
         IntervalMannWhitney(alpha=ALPHA),
-        PolicyDecider(
-            SequentialPolicy(alpha=ALPHA, error_rate_mde=MDE / BASELINE_RATE, max_samples=horizon)
-        ),
+        PolicyDecider(SequentialPolicy(alpha=ALPHA, error_rate_mde=MDE / BASELINE_RATE, max_samples=horizon)),
     ]
 
 
@@ -102,8 +100,7 @@ def main() -> int:
                 results[name]["median_n"][label] = median if np.isfinite(median) else None
 
     peeking = {
-        str(k): peeking_false_alarm_rate(rng, looks=k, runs=20_000, alpha=ALPHA)
-        for k in (1, 5, 20, 100)
+        str(k): peeking_false_alarm_rate(rng, looks=k, runs=20_000, alpha=ALPHA) for k in (1, 5, 20, 100)
     }
     updates = _updates_per_s(rng)
     lockgate = results["lockgate"]
@@ -158,8 +155,7 @@ def main() -> int:
             line += f"{row['power'][k]:>10.3f}{fmt(row['median_n'][k], '.0f'):>13}"
         print(line)
     print(
-        "\npeeking a two-sided z test (A/A): "
-        + ", ".join(f"{k} looks {v:.3f}" for k, v in peeking.items())
+        "\npeeking a two-sided z test (A/A): " + ", ".join(f"{k} looks {v:.3f}" for k, v in peeking.items())
     )
     print(f"accumulator updates per second (vectorised record_many): {updates:,.0f}")
     for target, met in targets.items():

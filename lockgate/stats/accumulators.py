@@ -274,9 +274,7 @@ class VariantStats:
         self.errors += int(is_error)
         self.latency.add(latency_ms)
 
-    def record_many(
-        self, latencies_ms: npt.ArrayLike, is_error: npt.ArrayLike | None = None
-    ) -> None:
+    def record_many(self, latencies_ms: npt.ArrayLike, is_error: npt.ArrayLike | None = None) -> None:
         """Vectorised :meth:`record`: a latency per request and, optionally, an error flag each."""
         arr = np.asarray(latencies_ms, dtype=np.float64).ravel()
         errors = 0

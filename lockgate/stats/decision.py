@@ -182,9 +182,7 @@ class SequentialPolicy:
         if self.min_samples < 2:
             raise ValidationError(f"min_samples={self.min_samples} must be 2 or more")
         if self.max_samples is not None and self.max_samples < self.min_samples:
-            raise ValidationError(
-                f"max_samples={self.max_samples} is below min_samples={self.min_samples}"
-            )
+            raise ValidationError(f"max_samples={self.max_samples} is below min_samples={self.min_samples}")
         if not (math.isfinite(self.latency_tolerance) and self.latency_tolerance >= 0):
             raise ValidationError(f"latency_tolerance={self.latency_tolerance} must be >= 0")
         if not (math.isfinite(self.primary_margin) and self.primary_margin >= 0):
@@ -247,9 +245,7 @@ class SequentialPolicy:
             share = np.where(n_c > 0, slow / np.maximum(n_c, 1), 0.0)
         return p, baseline_q, threshold, share
 
-    def _primary(
-        self, baseline: ArmBatch, candidate: ArmBatch
-    ) -> tuple[FloatArray, FloatArray] | None:
+    def _primary(self, baseline: ArmBatch, candidate: ArmBatch) -> tuple[FloatArray, FloatArray] | None:
         primary = PrimaryMetric(self.primary)
         if primary is PrimaryMetric.NONE:
             return None
@@ -291,9 +287,7 @@ class SequentialPolicy:
         n_c = candidate.requests.astype(np.float64)
         srm = SequentialSRM((1.0 - self.expected_split, self.expected_split), alpha=self.srm_alpha)
         srm_p = p_value_from_log_lr(srm.log_lr(np.stack([n_b, n_c], axis=-1)))
-        error_p = p_value_from_log_lr(
-            self._error_test.log_lr(baseline.errors, n_b, candidate.errors, n_c)
-        )
+        error_p = p_value_from_log_lr(self._error_test.log_lr(baseline.errors, n_b, candidate.errors, n_c))
         latency = self._latency(baseline, candidate)
         primary = self._primary(baseline, candidate)
         p_harm = p_promote = None
@@ -390,9 +384,7 @@ class SequentialPolicy:
             sign = 1.0 if self.higher_is_better else -1.0
             difference = sign * float(ev.primary_difference[0])
             radius = float(
-                normal_mixture_radius(
-                    ev.primary_variance[0], self._primary_tests()[0].tau2, self.alpha
-                )
+                normal_mixture_radius(ev.primary_variance[0], self._primary_tests()[0].tau2, self.alpha)
             )
             numbers.update(
                 primary_difference=difference,
@@ -425,8 +417,7 @@ class SequentialPolicy:
             ]
         if min(n_b, n_c) < self.min_samples:
             return [
-                f"waiting for {self.min_samples:,} requests per arm "
-                f"(baseline {n_b:,}, candidate {n_c:,})"
+                f"waiting for {self.min_samples:,} requests per arm (baseline {n_b:,}, candidate {n_c:,})"
             ]
         level = ev.alpha_each
         reasons: list[str] = []
@@ -473,9 +464,7 @@ class SequentialPolicy:
             if ev.primary_p_promote is not None:
                 reasons.append("primary metric is better: " + primary_line)
             else:
-                reasons.append(
-                    f"reached {self.max_samples:,} requests per arm and no guardrail showed harm"
-                )
+                reasons.append(f"reached {self.max_samples:,} requests per arm and no guardrail showed harm")
             reasons.append("no guardrail shows harm: " + error_line)
             if latency_line:
                 reasons.append("latency: " + latency_line)

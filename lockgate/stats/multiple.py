@@ -45,9 +45,7 @@ def bonferroni(p_values: npt.ArrayLike, *, alpha: float = 0.05) -> MultipleResul
     check_alpha(alpha)
     arr = _p_values(p_values)
     adjusted = np.minimum(arr * arr.size, 1.0)
-    return MultipleResult(
-        tuple(float(p) for p in adjusted), tuple(bool(p <= alpha) for p in adjusted), alpha
-    )
+    return MultipleResult(tuple(float(p) for p in adjusted), tuple(bool(p <= alpha) for p in adjusted), alpha)
 
 
 def holm(p_values: npt.ArrayLike, *, alpha: float = 0.05) -> MultipleResult:
@@ -59,6 +57,4 @@ def holm(p_values: npt.ArrayLike, *, alpha: float = 0.05) -> MultipleResult:
     stepped = np.maximum.accumulate(arr[order] * (m - np.arange(m)))
     adjusted = np.empty(m)
     adjusted[order] = np.minimum(stepped, 1.0)
-    return MultipleResult(
-        tuple(float(p) for p in adjusted), tuple(bool(p <= alpha) for p in adjusted), alpha
-    )
+    return MultipleResult(tuple(float(p) for p in adjusted), tuple(bool(p <= alpha) for p in adjusted), alpha)

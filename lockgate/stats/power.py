@@ -136,9 +136,7 @@ def sample_size_two_proportions(
     ) ** 2 / mde**2
     return _smallest_n(
         guess,
-        lambda n: power_two_proportions(
-            n, baseline_rate, mde, alpha=alpha, alternative=alt, ratio=ratio
-        ),
+        lambda n: power_two_proportions(n, baseline_rate, mde, alpha=alpha, alternative=alt, ratio=ratio),
         power,
     )
 

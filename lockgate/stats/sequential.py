@@ -83,9 +83,7 @@ def normal_mixture_log_lr(
         log_lr = 0.5 * np.log(var / total) + tau2 * est * est / (2.0 * var * total)
         if alternative != "two-sided":
             signed = est if alternative == "greater" else -est
-            log_lr = (
-                log_lr + math.log(2.0) + log_ndtr(signed * math.sqrt(tau2) / np.sqrt(var * total))
-            )
+            log_lr = log_lr + math.log(2.0) + log_ndtr(signed * math.sqrt(tau2) / np.sqrt(var * total))
         out: FloatArray = np.where(var > 0, log_lr, 0.0)
     return out
 
@@ -122,14 +120,10 @@ def beta_mixture_log_lr(
         log_marginal = betaln(a + x, b + y) - betaln(a, b)
         if alternative == "greater":
             log_marginal = (
-                log_marginal
-                + np.log(betainc(b + y, a + x, 1.0 - p0))
-                - np.log(betainc(b, a, 1.0 - p0))
+                log_marginal + np.log(betainc(b + y, a + x, 1.0 - p0)) - np.log(betainc(b, a, 1.0 - p0))
             )
         elif alternative == "less":
-            log_marginal = (
-                log_marginal + np.log(betainc(a + x, b + y, p0)) - np.log(betainc(a, b, p0))
-            )
+            log_marginal = log_marginal + np.log(betainc(a + x, b + y, p0)) - np.log(betainc(a, b, p0))
         out: FloatArray = log_marginal - x * np.log(p0) - y * np.log1p(-p0)
     return out
 
@@ -279,9 +273,7 @@ class MixtureSPRT:
             baseline.successes, baseline.trials, candidate.successes, candidate.trials
         )
         difference = candidate.rate - baseline.rate
-        return self._result(
-            float(difference), float(variance), baseline.trials, candidate.trials, previous
-        )
+        return self._result(float(difference), float(variance), baseline.trials, candidate.trials, previous)
 
 
 def proportion_difference_variance(
@@ -353,13 +345,9 @@ class BernoulliSPRT:
     def log_lr(self, successes: npt.ArrayLike, trials: npt.ArrayLike) -> FloatArray:
         x = np.asarray(successes, dtype=np.float64)
         a, b = self.prior
-        return beta_mixture_log_lr(
-            x, np.asarray(trials) - x, self.null_rate, a, b, self.alternative
-        )
+        return beta_mixture_log_lr(x, np.asarray(trials) - x, self.null_rate, a, b, self.alternative)
 
-    def test(
-        self, successes: int, trials: int, previous: SequentialResult | None = None
-    ) -> SequentialResult:
+    def test(self, successes: int, trials: int, previous: SequentialResult | None = None) -> SequentialResult:
         if trials < 1 or not 0 <= successes <= trials:
             raise ValidationError(
                 f"{successes} successes in {trials} trials cannot be tested",
@@ -403,9 +391,7 @@ class RateRatioSPRT:
         check_alternative(self.alternative)
         check_positive(self.null_ratio, "null_ratio")
 
-    def null_share(
-        self, baseline_exposure: npt.ArrayLike, candidate_exposure: npt.ArrayLike
-    ) -> FloatArray:
+    def null_share(self, baseline_exposure: npt.ArrayLike, candidate_exposure: npt.ArrayLike) -> FloatArray:
         """Probability that an event is the candidate's under the null (vectorised)."""
         n_b = np.asarray(baseline_exposure, dtype=np.float64)
         n_c = np.asarray(candidate_exposure, dtype=np.float64) * self.null_ratio
@@ -457,9 +443,7 @@ class RateRatioSPRT:
                     f"{name} has {events} events in {exposure} exposure",
                     hint="wait for traffic in both arms; counts cannot be negative",
                 )
-        log_lr = float(
-            self.log_lr(baseline_events, baseline_exposure, candidate_events, candidate_exposure)
-        )
+        log_lr = float(self.log_lr(baseline_events, baseline_exposure, candidate_events, candidate_exposure))
         p0 = float(self.null_share(baseline_exposure, candidate_exposure))
         # two-sided prior centred on the null share, spread to the MDE, for the interval
         p1 = p0 * (1.0 + self.mde) / (1.0 - p0 + p0 * (1.0 + self.mde))

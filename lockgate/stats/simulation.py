@@ -287,12 +287,8 @@ def simulate_streams(
         cum["err_c"] += new_err_c
         baseline = ArmBatch(cum["req_b"], cum["err_b"], lat_b, bounds_tuple)
         candidate = ArmBatch(cum["req_c"], cum["err_c"], lat_c, bounds_tuple)
-        interval_b = ArmBatch(
-            new_b.astype(np.int64), new_err_b.astype(np.int64), new_lat_b, bounds_tuple
-        )
-        interval_c = ArmBatch(
-            new_c.astype(np.int64), new_err_c.astype(np.int64), new_lat_c, bounds_tuple
-        )
+        interval_b = ArmBatch(new_b.astype(np.int64), new_err_b.astype(np.int64), new_lat_b, bounds_tuple)
+        interval_c = ArmBatch(new_c.astype(np.int64), new_err_c.astype(np.int64), new_lat_c, bounds_tuple)
         per_arm = (cum["req_b"] + cum["req_c"]) / 2.0
         for decider in deciders:
             step = decider.step(baseline, candidate, interval_b, interval_c)

@@ -69,17 +69,13 @@ def _shares(expected_shares: npt.ArrayLike) -> npt.NDArray[np.float64]:
 def _counts(counts: npt.ArrayLike, size: int) -> npt.NDArray[np.int64]:
     arr = np.asarray(counts).ravel()
     if arr.size != size:
-        raise ValidationError(
-            f"{arr.size} counts for {size} expected shares", hint="one per variant"
-        )
+        raise ValidationError(f"{arr.size} counts for {size} expected shares", hint="one per variant")
     if (arr < 0).any():
         raise ValidationError(f"counts {arr.tolist()} include a negative number")
     return arr.astype(np.int64)
 
 
-def srm_chi2(
-    counts: npt.ArrayLike, expected_shares: npt.ArrayLike, *, alpha: float = 0.001
-) -> SRMResult:
+def srm_chi2(counts: npt.ArrayLike, expected_shares: npt.ArrayLike, *, alpha: float = 0.001) -> SRMResult:
     """Pearson chi-square test of observed counts against expected shares (equals
     ``scipy.stats.chisquare``)."""
     check_alpha(alpha)

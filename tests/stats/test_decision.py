@@ -90,9 +90,7 @@ def test_sample_ratio_mismatch_halts() -> None:
     assert verdict.decision is Decision.HALT
     assert "sample-ratio mismatch" in verdict.reasons[0]
     assert verdict.numbers["srm_p"] <= 0.001
-    canary = SequentialPolicy(expected_split=0.05).decide(
-        _traffic(rng, 9500, 0.01), _traffic(rng, 500, 0.01)
-    )
+    canary = SequentialPolicy(expected_split=0.05).decide(_traffic(rng, 9500, 0.01), _traffic(rng, 500, 0.01))
     assert canary.decision is not Decision.HALT
 
 
@@ -108,9 +106,7 @@ def test_no_primary_promotes_at_the_horizon_without_harm() -> None:
 
 def test_primary_conversions_promote_roll_back_and_inconclusive() -> None:
     rng = np.random.default_rng(5)
-    policy = SequentialPolicy(
-        primary=PrimaryMetric.CONVERSIONS, primary_mde=0.02, max_samples=20_000
-    )
+    policy = SequentialPolicy(primary=PrimaryMetric.CONVERSIONS, primary_mde=0.02, max_samples=20_000)
     better = policy.decide(
         _traffic(rng, 5000, 0.01, conversion_rate=0.10),
         _traffic(rng, 5000, 0.01, conversion_rate=0.14),
@@ -199,6 +195,4 @@ def test_bad_batches_raise_named_errors() -> None:
     with pytest.raises(ValidationError):
         ArmBatch.from_counts([-1], [0])
     with pytest.raises(ValidationError):
-        SequentialPolicy().decide_many(
-            ArmBatch.from_counts([10, 5], [0, 0]), ArmBatch.from_counts([10], [0])
-        )
+        SequentialPolicy().decide_many(ArmBatch.from_counts([10, 5], [0, 0]), ArmBatch.from_counts([10], [0]))

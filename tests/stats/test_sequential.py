@@ -27,9 +27,7 @@ MC_3SIGMA = 3 * math.sqrt(0.05 * 0.95 / 2000)
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_normal_mixture_equals_numerical_integral(alternative: str) -> None:
     estimate, variance, tau2 = 0.7, 0.09, 0.25
-    lo, hi = {"two-sided": (-np.inf, np.inf), "greater": (0, np.inf), "less": (-np.inf, 0)}[
-        alternative
-    ]
+    lo, hi = {"two-sided": (-np.inf, np.inf), "greater": (0, np.inf), "less": (-np.inf, 0)}[alternative]
     weight = 1.0 if alternative == "two-sided" else 2.0
 
     def integrand(theta: float) -> float:
@@ -150,9 +148,7 @@ def test_rate_ratio_invariants(batches: list[tuple[int, int, int, int]]) -> None
     ),
     st.sampled_from(["two-sided", "greater", "less"]),
 )
-def test_mixture_invariants(
-    batches: list[tuple[list[float], list[float]]], alternative: str
-) -> None:
+def test_mixture_invariants(batches: list[tuple[list[float], list[float]]], alternative: str) -> None:
     test = MixtureSPRT(mde=1.0, alternative=alternative)  # type: ignore[arg-type]
     base, cand = Moments(), Moments()
     prop_b, prop_c = Proportion(), Proportion()

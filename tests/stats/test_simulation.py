@@ -42,9 +42,7 @@ def test_aa_false_rollbacks_within_alpha_2000_canaries_100_looks() -> None:
 
 def test_aa_with_latency_guardrail_within_alpha() -> None:
     spec = StreamSpec(looks=100, requests_per_look=100, latency_median_ms=20.0)
-    out = simulate_streams(
-        np.random.default_rng(43), spec, [PolicyDecider(SequentialPolicy())], runs=400
-    )
+    out = simulate_streams(np.random.default_rng(43), spec, [PolicyDecider(SequentialPolicy())], runs=400)
     assert out["lockgate"].rollback_rate <= _mc_bound(400)
 
 
@@ -82,9 +80,7 @@ def test_same_seed_same_result() -> None:
     spec = StreamSpec(looks=10, requests_per_look=100, candidate_error_rate=0.03)
 
     def run() -> np.ndarray:
-        out = simulate_streams(
-            np.random.default_rng(9), spec, [PolicyDecider(SequentialPolicy())], runs=50
-        )
+        out = simulate_streams(np.random.default_rng(9), spec, [PolicyDecider(SequentialPolicy())], runs=50)
         return out["lockgate"].codes
 
     assert np.array_equal(run(), run())
