@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lockgate import __version__
@@ -185,29 +185,18 @@ def quickstart_command(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: run the CLI; turn lockgate and usage errors into a message and an exit code."""
+    """Entry point: run the CLI; turn lockgate errors into a message and their exit code.
+
+    Usage errors (a missing argument, an unknown option) are Click's: it prints them and exits 2.
+    """
     command = typer.main.get_command(app)
     try:
-        result = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="lockgate",
-            standalone_mode=False,
-        )
+        command.main(args=list(argv) if argv is not None else None, prog_name="lockgate")
     except LockgateError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
         if exc.hint:
-            err_console.print(f"[bold]hint:[/] {exc.hint}")
+            err_console.print(f"[bold]hint:[/] {escape(exc.hint)}")
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    if isinstance(result, int) and result:
-        sys.exit(result)
 
 
 if __name__ == "__main__":  # pragma: no cover
