@@ -578,21 +578,19 @@ def step(
         return state, actions
 
     elapsed_s = now - state.stage_started_at
-    if (
-        stage.max_duration_s is not None
-        and elapsed_s >= stage.max_duration_s
-        and verdict.decision is not Decision.PROMOTE
-    ):
+    is_ready = (
+        elapsed_s >= stage.min_duration_s
+        and numbers["stage_requests"] >= stage.min_requests
+        and (not stage.needs_promote_verdict or verdict.decision is Decision.PROMOTE)
+    )
+    if not is_ready:
+        if stage.max_duration_s is None or elapsed_s < stage.max_duration_s:
+            return state, actions
         reason = f"no decision after {stage.max_duration_s:g} s; the baseline stays"
         return _then(
             actions,
             _finish(spec, state, Phase.ROLLED_BACK, now, CONTROLLER, "rollback", reason, numbers),
         )
-    stage_requests = numbers["stage_requests"]
-    if elapsed_s < stage.min_duration_s or stage_requests < stage.min_requests:
-        return state, actions
-    if stage.needs_promote_verdict and verdict.decision is not Decision.PROMOTE:
-        return state, actions
     failed = _absolute_checks(stage, candidate)
     if failed:
         return _then(
