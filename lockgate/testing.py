@@ -19,10 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from lockgate.errors import ValidationError
+from lockgate.rollout.store import InMemoryStore
 
 __all__ = [
     "FakePredictionError",
     "FakePredictor",
+    "InMemoryStore",
     "SimulatedTraffic",
     "VariantBehaviour",
 ]
