@@ -23,7 +23,8 @@ from lockgate.rollout.controller import (
 )
 from lockgate.rollout.policy import ThresholdPolicy
 from lockgate.rollout.spec import DeploymentSpec, parse_spec
-from lockgate.rollout.store import InMemoryStore, SqlStore, Store, default_store_url
+from lockgate.rollout.sqlstore import SqlStore
+from lockgate.rollout.store import InMemoryStore, Store, default_store_url
 from lockgate.stats.accumulators import VariantStats
 from lockgate.testing import InMemoryStore as ExportedInMemoryStore
 
