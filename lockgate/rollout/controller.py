@@ -442,6 +442,13 @@ def start(
     reason: str = "rollout started",
 ) -> Result:
     """Begin the rollout: remember where the counters stand, enter the first stage."""
+    if state.phase is not Phase.PENDING:
+        # Only the first move out of pending is a start; anything else would restart a live rollout.
+        raise IllegalTransition(
+            f"cannot start a rollout that is {state.phase.value}",
+            hint="a rollout starts once, from pending; create a new one to try again.",
+            detail={"from": state.phase.value, "to": "start"},
+        )
     begun = replace(
         state,
         started_at=now,
@@ -555,6 +562,12 @@ def step(
     if state.phase not in LIVE_PHASES and state.phase is not Phase.PAUSED:
         return state, actions
     stages = plan(spec)
+    if state.stage_index >= len(stages):
+        raise IllegalTransition(
+            f"the rollout is at stage {state.stage_index + 1} but its spec has {len(stages)}",
+            hint="the spec changed under a running rollout; roll it back and start a new one.",
+            detail={"from": state.phase.value, "to": "step"},
+        )
     stage = stages[state.stage_index]
     baseline = stats_since(snapshot.get(spec.baseline), state.stats_at_start.get(spec.baseline))
     candidate = stats_since(snapshot.get(spec.candidate), state.stats_at_start.get(spec.candidate))

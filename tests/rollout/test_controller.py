@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -421,8 +421,6 @@ def test_no_sequence_of_commands_breaks_the_transition_table(
         before = state
         try:
             if command == "start":
-                if state.phase is not Phase.PENDING:
-                    continue
                 state, actions = start(spec, state, snap(count, count), now)
             elif command == "tick":
                 state, actions = step(spec, state, snap(count, count), now, FixedPolicy(decision))
@@ -434,6 +432,7 @@ def test_no_sequence_of_commands_breaks_the_transition_table(
                 ](spec, state, now, actor="t")
         except IllegalTransition:
             assert state is before
+            assert command != "start" or before.phase is not Phase.PENDING
             continue
         events = of_type(actions, RecordEvent)
         hops = [(Phase(e.from_phase), Phase(e.to_phase)) for e in events]
@@ -445,3 +444,15 @@ def test_no_sequence_of_commands_breaks_the_transition_table(
         if state.phase in TERMINAL_PHASES | {Phase.HALTED}:
             assert state.shadow_fraction == 0.0
         routing_table(state)  # always a valid table
+
+
+def test_a_rollout_starts_only_once() -> None:
+    state = initial_after_start()
+    with pytest.raises(IllegalTransition, match="cannot start a rollout that is stepping"):
+        start(CANARY, state, snap(1, 1), 5.0)
+
+
+def test_a_spec_that_shrank_under_a_running_rollout_is_refused() -> None:
+    state = replace(initial_after_start(), stage_index=5)
+    with pytest.raises(IllegalTransition, match="spec has 2"):
+        step(CANARY, state, snap(1, 1), 5.0, FixedPolicy())
