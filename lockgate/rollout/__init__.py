@@ -1,0 +1,139 @@
+"""Rollouts: a new model version meets a slice of traffic, and numbers decide how far it goes.
+
+The pure core (spec, router, controller, policy, shadow comparison, simulation) takes plain values
+and the time, and returns plain values; the store is the one shell here. A serving shell loops:
+snapshot accumulators → :func:`step` → persist state and events → swap in the new routing table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lockgate.rollout.controller import (
+    LIVE_PHASES,
+    TERMINAL_PHASES,
+    TRANSITIONS,
+    Action,
+    Pause,
+    Phase,
+    Promote,
+    RecordEvent,
+    Rollback,
+    RolloutState,
+    SetWeights,
+    Snapshot,
+    Stage,
+    initial_state,
+    pause,
+    plan,
+    promote,
+    resume,
+    rollback,
+    routing_table,
+    start,
+    stats_since,
+    step,
+)
+from lockgate.rollout.policy import ThresholdPolicy
+from lockgate.rollout.router import (
+    BUCKETS,
+    RoutingTable,
+    assign,
+    bucket,
+    random_bucket,
+    should_shadow,
+)
+from lockgate.rollout.shadow import ShadowComparison
+from lockgate.rollout.simulate import SimulationResult, TimelineEntry, TrafficSource, simulate
+from lockgate.rollout.spec import (
+    AbStrategy,
+    BlueGreenStrategy,
+    CanaryStep,
+    CanaryStrategy,
+    DeploymentSpec,
+    DirectStrategy,
+    RollingStrategy,
+    RoutingKey,
+    ShadowStrategy,
+    Strategy,
+    WarmupChecks,
+    load_spec,
+    parse_spec,
+)
+from lockgate.rollout.store import (
+    AuditEvent,
+    Deployment,
+    InMemoryStore,
+    Store,
+    default_store_url,
+)
+
+if TYPE_CHECKING:
+    from lockgate.rollout.sqlstore import SqlStore
+
+__all__ = [
+    "BUCKETS",
+    "LIVE_PHASES",
+    "TERMINAL_PHASES",
+    "TRANSITIONS",
+    "AbStrategy",
+    "Action",
+    "AuditEvent",
+    "BlueGreenStrategy",
+    "CanaryStep",
+    "CanaryStrategy",
+    "Deployment",
+    "DeploymentSpec",
+    "DirectStrategy",
+    "InMemoryStore",
+    "Pause",
+    "Phase",
+    "Promote",
+    "RecordEvent",
+    "Rollback",
+    "RollingStrategy",
+    "RolloutState",
+    "RoutingKey",
+    "RoutingTable",
+    "SetWeights",
+    "ShadowComparison",
+    "ShadowStrategy",
+    "SimulationResult",
+    "Snapshot",
+    "SqlStore",
+    "Stage",
+    "Store",
+    "Strategy",
+    "ThresholdPolicy",
+    "TimelineEntry",
+    "TrafficSource",
+    "WarmupChecks",
+    "assign",
+    "bucket",
+    "default_store_url",
+    "initial_state",
+    "load_spec",
+    "parse_spec",
+    "pause",
+    "plan",
+    "promote",
+    "random_bucket",
+    "resume",
+    "rollback",
+    "routing_table",
+    "should_shadow",
+    "simulate",
+    "start",
+    "stats_since",
+    "step",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # SqlStore brings SQLAlchemy and Alembic (most of a second to import); the pure core, which the
+    # request path imports, should not pay for them.
+    if name == "SqlStore":
+        from lockgate.rollout.sqlstore import SqlStore
+
+        return SqlStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,788 @@
+"""The rollout state machine: one transition table drives every strategy.
+
+Pure: every function takes the spec, the current :class:`RolloutState`, the time (``now``, seconds)
+and, for :func:`step`, a snapshot of cumulative per-variant stats and a policy; it returns the next
+state and the actions for the shell to carry out (:class:`SetWeights`, :class:`Promote`,
+:class:`Rollback`, :class:`Pause`, :class:`RecordEvent`). No clock, no I/O, no randomness.
+
+A strategy compiles to a :func:`plan`: a sequence of :class:`Stage` objects, each a phase with its
+weights and the time and requests it must last. :func:`step` runs the same loop for all of them:
+analyse (the policy judges baseline and candidate stats since the rollout started), roll back or
+halt on a bad verdict, otherwise advance when the stage has lasted long enough, and finish after the
+last stage. A paused rollout does not advance, but its analysis still rolls back a bad candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from lockgate.errors import IllegalTransition, ValidationError
+from lockgate.rollout.router import BUCKETS, RoutingTable
+from lockgate.rollout.spec import (
+    AbStrategy,
+    BlueGreenStrategy,
+    CanaryStrategy,
+    DeploymentSpec,
+    DirectStrategy,
+    RollingStrategy,
+    ShadowStrategy,
+)
+from lockgate.stats.accumulators import (
+    LatencyHistogram,
+    Moments,
+    Proportion,
+    VariantStats,
+)
+from lockgate.stats.verdict import Decision, Policy, Verdict
+
+__all__ = [
+    "LIVE_PHASES",
+    "TERMINAL_PHASES",
+    "TRANSITIONS",
+    "Action",
+    "Pause",
+    "Phase",
+    "Promote",
+    "RecordEvent",
+    "Rollback",
+    "RolloutState",
+    "SetWeights",
+    "Snapshot",
+    "Stage",
+    "initial_state",
+    "pause",
+    "plan",
+    "promote",
+    "resume",
+    "rollback",
+    "routing_table",
+    "start",
+    "stats_since",
+    "step",
+]
+
+Snapshot: TypeAlias = Mapping[str, VariantStats]
+"""Cumulative stats per variant name, summed over workers (missing variants count as empty)."""
+
+CONTROLLER = "controller"
+
+
+class Phase(StrEnum):
+    """Where a rollout is. The live phases carry traffic to the candidate (or a mirror of it)."""
+
+    PENDING = "pending"
+    WARMING = "warming"  # blue-green: the candidate warms up on mirrored traffic
+    SHADOWING = "shadowing"  # shadow: the candidate answers mirrored requests, never returned
+    STEPPING = "stepping"  # canary and rolling: the candidate's share grows step by step
+    BAKING = "baking"  # blue-green: the candidate has all traffic, the baseline stays warm
+    EXPERIMENTING = "experimenting"  # A/B: a fixed split until the policy decides
+    PAUSED = "paused"
+    HALTED = (
+        "halted"  # the numbers cannot be trusted; traffic back on the baseline, a human decides
+    )
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    COMPLETED = "completed"  # a shadow test passed; traffic stays on the baseline
+
+
+LIVE_PHASES = frozenset(
+    {Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.BAKING, Phase.EXPERIMENTING}
+)
+TERMINAL_PHASES = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.COMPLETED})
+_ENDS = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
+
+TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
+    Phase.PENDING: frozenset(
+        {Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.EXPERIMENTING} | _ENDS
+    ),
+    Phase.WARMING: frozenset({Phase.BAKING, Phase.PAUSED, Phase.HALTED} | _ENDS),
+    Phase.SHADOWING: frozenset({Phase.PAUSED, Phase.HALTED, Phase.COMPLETED} | _ENDS),
+    Phase.STEPPING: frozenset({Phase.STEPPING, Phase.PAUSED, Phase.HALTED} | _ENDS),
+    Phase.BAKING: frozenset({Phase.PAUSED, Phase.HALTED} | _ENDS),
+    Phase.EXPERIMENTING: frozenset({Phase.PAUSED, Phase.HALTED} | _ENDS),
+    Phase.PAUSED: LIVE_PHASES | {Phase.HALTED} | _ENDS,
+    Phase.HALTED: _ENDS,
+    Phase.PROMOTED: frozenset(),
+    Phase.ROLLED_BACK: frozenset(),
+    Phase.COMPLETED: frozenset(),
+}
+"""The one table of allowed moves: phase → the phases it may move to."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stretch of a rollout: a phase, the candidate's weight and mirror, and how long it lasts.
+
+    The stage ends when it has lasted ``min_duration_s`` and the candidate has served
+    ``min_requests`` since it began (and, when ``needs_promote_verdict``, the policy says promote).
+    ``max_duration_s`` ends it without a decision: the baseline stays. ``max_error_rate`` and
+    ``max_p99_latency_ms`` are absolute checks on the candidate when the stage ends.
+    """
+
+    phase: Phase
+    candidate_bp: int
+    min_duration_s: float = 0.0
+    min_requests: int = 0
+    shadow_fraction: float = 0.0
+    replicas: tuple[tuple[str, int], ...] = ()
+    keep_warm: tuple[str, ...] = ()
+    max_duration_s: float | None = None
+    needs_promote_verdict: bool = False
+    max_error_rate: float | None = None
+    max_p99_latency_ms: float | None = None
+
+
+def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
+    """The stages a strategy goes through; after the last one the rollout finishes."""
+    strategy = spec.strategy
+    if isinstance(strategy, DirectStrategy):
+        return ()
+    if isinstance(strategy, CanaryStrategy):
+        return tuple(
+            Stage(Phase.STEPPING, s.weight_bp, s.min_duration_s, s.min_requests)
+            for s in strategy.steps
+        )
+    if isinstance(strategy, BlueGreenStrategy):
+        warmup = strategy.warmup
+        return (
+            Stage(
+                Phase.WARMING,
+                0,
+                warmup.min_duration_s,
+                warmup.min_requests,
+                shadow_fraction=warmup.shadow_fraction,
+                keep_warm=(spec.candidate,),
+                max_error_rate=warmup.max_error_rate,
+                max_p99_latency_ms=warmup.max_p99_latency_ms,
+            ),
+            Stage(
+                Phase.BAKING,
+                BUCKETS,
+                strategy.bake_s,
+                strategy.bake_min_requests,
+                keep_warm=(spec.baseline,),
+            ),
+        )
+    if isinstance(strategy, RollingStrategy):
+        stages = []
+        replaced = 0
+        while replaced < strategy.replicas:
+            replaced = min(strategy.replicas, replaced + strategy.batch_size)
+            stages.append(
+                Stage(
+                    Phase.STEPPING,
+                    replaced * BUCKETS // strategy.replicas,
+                    strategy.min_duration_s,
+                    strategy.min_requests,
+                    replicas=(
+                        (spec.baseline, strategy.replicas - replaced),
+                        (spec.candidate, replaced),
+                    ),
+                )
+            )
+        return tuple(stages)
+    if isinstance(strategy, ShadowStrategy):
+        return (
+            Stage(
+                Phase.SHADOWING,
+                0,
+                strategy.min_duration_s,
+                strategy.min_requests,
+                shadow_fraction=strategy.fraction,
+            ),
+        )
+    if isinstance(strategy, AbStrategy):
+        return (
+            Stage(
+                Phase.EXPERIMENTING,
+                round(strategy.split_percent * 100),
+                strategy.min_duration_s,
+                strategy.min_requests,
+                max_duration_s=strategy.max_duration_s,
+                needs_promote_verdict=True,
+            ),
+        )
+    raise ValidationError(f"strategy {strategy!r} has no plan", hint="use a known strategy type")
+
+
+def _final_phase(spec: DeploymentSpec) -> Phase:
+    strategy = spec.strategy
+    if isinstance(strategy, ShadowStrategy) and not strategy.promote_on_pass:
+        return Phase.COMPLETED
+    return Phase.PROMOTED
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Route traffic by these weights (basis points, baseline first), mirror, and size workers."""
+
+    weights_bp: tuple[tuple[str, int], ...]
+    shadow_variant: str | None = None
+    shadow_fraction: float = 0.0
+    replicas: tuple[tuple[str, int], ...] = ()
+    keep_warm: tuple[str, ...] = ()
+
+    def table(self) -> RoutingTable:
+        """The immutable routing table to swap in."""
+        return RoutingTable.from_weights(
+            self.weights_bp,
+            shadow_variant=self.shadow_variant if self.shadow_fraction > 0 else None,
+            shadow_fraction=self.shadow_fraction,
+        )
+
+
+@dataclass(frozen=True)
+class Promote:
+    """``variant`` is now the champion; ``retire`` may be unloaded after ``retire_after_s``."""
+
+    variant: str
+    retire: tuple[str, ...] = ()
+    retire_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """All traffic is back on ``variant``; ``retire`` (the candidate) may be unloaded."""
+
+    variant: str
+    retire: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The rollout stopped advancing; it resumes by command or, when set, at ``until``."""
+
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """One entry for the append-only audit log: who did what, when, why, and the numbers."""
+
+    at: float
+    actor: str
+    action: str
+    reason: str
+    from_phase: str
+    to_phase: str
+    numbers: Mapping[str, float] = field(default_factory=dict)
+
+
+Action: TypeAlias = SetWeights | Promote | Rollback | Pause | RecordEvent
+Result: TypeAlias = tuple["RolloutState", tuple[Action, ...]]
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """Everything the controller knows between ticks; JSON-able with :meth:`to_dict`.
+
+    ``stats_at_start`` holds each variant's cumulative stats when the rollout started: analysis
+    judges what happened since then. ``requests_at_stage_start`` counts toward a stage's
+    ``min_requests``. A paused rollout keeps the time its stage had run in ``stage_elapsed_s``.
+    """
+
+    phase: Phase = Phase.PENDING
+    stage_index: int = 0
+    weights_bp: tuple[tuple[str, int], ...] = ()
+    shadow_variant: str | None = None
+    shadow_fraction: float = 0.0
+    replicas: tuple[tuple[str, int], ...] = ()
+    started_at: float | None = None
+    stage_started_at: float | None = None
+    paused_at: float | None = None
+    paused_from: Phase | None = None
+    pause_until: float | None = None
+    stage_elapsed_s: float = 0.0
+    stats_at_start: Mapping[str, VariantStats] = field(default_factory=dict)
+    requests_at_stage_start: Mapping[str, int] = field(default_factory=dict)
+    last_verdict: Verdict | None = None
+    reason: str = ""
+    updated_at: float | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+    def weight_of(self, variant: str) -> int:
+        return dict(self.weights_bp).get(variant, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        verdict = self.last_verdict
+        return {
+            "phase": self.phase.value,
+            "stage_index": self.stage_index,
+            "weights_bp": [[name, weight] for name, weight in self.weights_bp],
+            "shadow_variant": self.shadow_variant,
+            "shadow_fraction": self.shadow_fraction,
+            "replicas": [[name, count] for name, count in self.replicas],
+            "started_at": self.started_at,
+            "stage_started_at": self.stage_started_at,
+            "paused_at": self.paused_at,
+            "paused_from": self.paused_from.value if self.paused_from else None,
+            "pause_until": self.pause_until,
+            "stage_elapsed_s": self.stage_elapsed_s,
+            "stats_at_start": {k: v.to_dict() for k, v in self.stats_at_start.items()},
+            "requests_at_stage_start": dict(self.requests_at_stage_start),
+            "last_verdict": None
+            if verdict is None
+            else {
+                "decision": verdict.decision.value,
+                "reasons": list(verdict.reasons),
+                "numbers": dict(verdict.numbers),
+            },
+            "reason": self.reason,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RolloutState:
+        verdict = data.get("last_verdict")
+        return cls(
+            phase=Phase(data["phase"]),
+            stage_index=int(data["stage_index"]),
+            weights_bp=tuple((str(n), int(w)) for n, w in data["weights_bp"]),
+            shadow_variant=data.get("shadow_variant"),
+            shadow_fraction=float(data.get("shadow_fraction", 0.0)),
+            replicas=tuple((str(n), int(c)) for n, c in data.get("replicas", ())),
+            started_at=data.get("started_at"),
+            stage_started_at=data.get("stage_started_at"),
+            paused_at=data.get("paused_at"),
+            paused_from=Phase(data["paused_from"]) if data.get("paused_from") else None,
+            pause_until=data.get("pause_until"),
+            stage_elapsed_s=float(data.get("stage_elapsed_s", 0.0)),
+            stats_at_start={
+                k: VariantStats.from_dict(v) for k, v in data.get("stats_at_start", {}).items()
+            },
+            requests_at_stage_start={
+                str(k): int(v) for k, v in data.get("requests_at_stage_start", {}).items()
+            },
+            last_verdict=None
+            if verdict is None
+            else Verdict(
+                Decision(verdict["decision"]),
+                tuple(verdict["reasons"]),
+                {str(k): float(v) for k, v in verdict["numbers"].items()},
+            ),
+            reason=str(data.get("reason", "")),
+            updated_at=data.get("updated_at"),
+        )
+
+
+def initial_state(spec: DeploymentSpec) -> RolloutState:
+    """A rollout not yet started: all traffic on the baseline."""
+    return RolloutState(weights_bp=_baseline_only(spec), reason="created")
+
+
+def routing_table(state: RolloutState) -> RoutingTable:
+    """The routing table a state implies (what a restarted shell swaps in)."""
+    return SetWeights(state.weights_bp, state.shadow_variant, state.shadow_fraction).table()
+
+
+def _baseline_only(spec: DeploymentSpec) -> tuple[tuple[str, int], ...]:
+    return ((spec.baseline, BUCKETS), (spec.candidate, 0))
+
+
+def _weights(spec: DeploymentSpec, candidate_bp: int) -> tuple[tuple[str, int], ...]:
+    return ((spec.baseline, BUCKETS - candidate_bp), (spec.candidate, candidate_bp))
+
+
+def _move(state: RolloutState, to: Phase, now: float, reason: str, **changes: Any) -> RolloutState:
+    """The only place a phase changes: checked against :data:`TRANSITIONS`."""
+    allowed = TRANSITIONS[state.phase]
+    if to not in allowed:
+        options = ", ".join(sorted(p.value for p in allowed)) or "nowhere (it has finished)"
+        raise IllegalTransition(
+            f"cannot move a rollout from {state.phase.value} to {to.value}",
+            hint=f"from {state.phase.value} it can move to: {options}.",
+            detail={"from": state.phase.value, "to": to.value},
+        )
+    return replace(state, phase=to, reason=reason, updated_at=now, **changes)
+
+
+def _event(
+    before: RolloutState,
+    after: RolloutState,
+    now: float,
+    actor: str,
+    action: str,
+    numbers: Mapping[str, float] | None = None,
+) -> RecordEvent:
+    return RecordEvent(
+        at=now,
+        actor=actor,
+        action=action,
+        reason=after.reason,
+        from_phase=before.phase.value,
+        to_phase=after.phase.value,
+        numbers=dict(numbers or {}),
+    )
+
+
+# --- manual commands -------------------------------------------------------------------------
+
+
+def start(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    snapshot: Snapshot,
+    now: float,
+    *,
+    actor: str = CONTROLLER,
+    reason: str = "rollout started",
+) -> Result:
+    """Begin the rollout: remember where the counters stand, enter the first stage."""
+    if state.phase is not Phase.PENDING:
+        # Only the first move out of pending is a start; anything else would restart a live rollout.
+        raise IllegalTransition(
+            f"cannot start a rollout that is {state.phase.value}",
+            hint="a rollout starts once, from pending; create a new one to try again.",
+            detail={"from": state.phase.value, "to": "start"},
+        )
+    begun = replace(
+        state,
+        started_at=now,
+        stats_at_start={name: stats.copy() for name, stats in snapshot.items()},
+    )
+    stages = plan(spec)
+    if not stages:
+        return _finish(spec, begun, _final_phase(spec), now, actor, "promote", reason)
+    return _enter(spec, begun, stages, 0, snapshot, now, actor, "start", reason)
+
+
+def promote(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    now: float,
+    *,
+    actor: str,
+    reason: str = "promoted by hand",
+) -> Result:
+    """Skip the remaining stages: the candidate takes all traffic."""
+    return _finish(spec, state, Phase.PROMOTED, now, actor, "promote", reason)
+
+
+def rollback(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    now: float,
+    *,
+    actor: str,
+    reason: str = "rolled back by hand",
+) -> Result:
+    """Send all traffic back to the baseline and stop."""
+    return _finish(spec, state, Phase.ROLLED_BACK, now, actor, "rollback", reason)
+
+
+def pause(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    now: float,
+    *,
+    actor: str,
+    reason: str = "paused by hand",
+    duration_s: float | None = None,
+) -> Result:
+    """Stop advancing (weights stay); resume by command or after ``duration_s``."""
+    if duration_s is not None and duration_s <= 0:
+        raise ValidationError(
+            f"pause duration {duration_s} s is not positive",
+            hint="give a duration above 0, or none to pause until resumed",
+        )
+    elapsed = now - state.stage_started_at if state.stage_started_at is not None else 0.0
+    until = now + duration_s if duration_s is not None else None
+    paused = _move(
+        state,
+        Phase.PAUSED,
+        now,
+        reason,
+        paused_at=now,
+        paused_from=state.phase,
+        pause_until=until,
+        stage_elapsed_s=elapsed,
+    )
+    return paused, (Pause(until), _event(state, paused, now, actor, "pause"))
+
+
+def resume(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    now: float,
+    *,
+    actor: str,
+    reason: str = "resumed by hand",
+) -> Result:
+    """Carry on from where the pause stopped the stage clock."""
+    if state.phase is not Phase.PAUSED or state.paused_from is None:
+        raise IllegalTransition(
+            f"cannot resume a rollout that is {state.phase.value}",
+            hint="only a paused rollout resumes; pause it first.",
+            detail={"from": state.phase.value, "to": "resume"},
+        )
+    resumed = _move(
+        state,
+        state.paused_from,
+        now,
+        reason,
+        stage_started_at=now - state.stage_elapsed_s,
+        paused_at=None,
+        paused_from=None,
+        pause_until=None,
+        stage_elapsed_s=0.0,
+    )
+    return resumed, (_event(state, resumed, now, actor, "resume"),)
+
+
+# --- the tick --------------------------------------------------------------------------------
+
+
+def step(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    snapshot: Snapshot,
+    now: float,
+    policy: Policy,
+) -> Result:
+    """One controller tick: analyse, then roll back, halt, wait, advance or finish."""
+    actions: tuple[Action, ...] = ()
+    if state.phase is Phase.PAUSED and state.pause_until is not None and now >= state.pause_until:
+        state, actions = resume(
+            spec, state, state.pause_until, actor=CONTROLLER, reason="pause elapsed"
+        )
+    if state.phase not in LIVE_PHASES and state.phase is not Phase.PAUSED:
+        return state, actions
+    stages = plan(spec)
+    if state.stage_index >= len(stages):
+        raise IllegalTransition(
+            f"the rollout is at stage {state.stage_index + 1} but its spec has {len(stages)}",
+            hint="the spec changed under a running rollout; roll it back and start a new one.",
+            detail={"from": state.phase.value, "to": "step"},
+        )
+    stage = stages[state.stage_index]
+    baseline = stats_since(snapshot.get(spec.baseline), state.stats_at_start.get(spec.baseline))
+    candidate = stats_since(snapshot.get(spec.candidate), state.stats_at_start.get(spec.candidate))
+    verdict = policy.decide(baseline, candidate)
+    state = replace(state, last_verdict=verdict)
+    numbers = _numbers(spec, state, verdict, baseline, candidate, snapshot, now)
+    why = "; ".join(verdict.reasons) or verdict.decision.value
+    if verdict.decision is Decision.ROLLBACK:
+        reason = f"policy: {why}"
+        return _then(
+            actions,
+            _finish(spec, state, Phase.ROLLED_BACK, now, CONTROLLER, "rollback", reason, numbers),
+        )
+    if verdict.decision is Decision.HALT:
+        reason = f"policy: {why}"
+        return _then(
+            actions,
+            _finish(spec, state, Phase.HALTED, now, CONTROLLER, "halt", reason, numbers),
+        )
+    if state.phase is Phase.PAUSED or state.stage_started_at is None:
+        return state, actions
+
+    elapsed_s = now - state.stage_started_at
+    is_ready = (
+        elapsed_s >= stage.min_duration_s
+        and numbers["stage_requests"] >= stage.min_requests
+        and (not stage.needs_promote_verdict or verdict.decision is Decision.PROMOTE)
+    )
+    if not is_ready:
+        if stage.max_duration_s is None or elapsed_s < stage.max_duration_s:
+            return state, actions
+        reason = f"no decision after {stage.max_duration_s:g} s; the baseline stays"
+        return _then(
+            actions,
+            _finish(spec, state, Phase.ROLLED_BACK, now, CONTROLLER, "rollback", reason, numbers),
+        )
+    failed = _absolute_checks(stage, candidate)
+    if failed:
+        return _then(
+            actions,
+            _finish(spec, state, Phase.ROLLED_BACK, now, CONTROLLER, "rollback", failed, numbers),
+        )
+    done = f"stage {state.stage_index + 1} of {len(stages)} passed ({why})"
+    if state.stage_index + 1 < len(stages):
+        entered = _enter(
+            spec,
+            state,
+            stages,
+            state.stage_index + 1,
+            snapshot,
+            now,
+            CONTROLLER,
+            "advance",
+            done,
+            numbers,
+        )
+        return _then(actions, entered)
+    action = "promote" if _final_phase(spec) is Phase.PROMOTED else "complete"
+    return _then(
+        actions,
+        _finish(spec, state, _final_phase(spec), now, CONTROLLER, action, done, numbers),
+    )
+
+
+def _then(before: tuple[Action, ...], result: Result) -> Result:
+    state, actions = result
+    return state, before + actions
+
+
+def _enter(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    stages: tuple[Stage, ...],
+    index: int,
+    snapshot: Snapshot,
+    now: float,
+    actor: str,
+    action: str,
+    reason: str,
+    numbers: Mapping[str, float] | None = None,
+) -> Result:
+    stage = stages[index]
+    weights = _weights(spec, stage.candidate_bp)
+    shadow = spec.candidate if stage.shadow_fraction > 0 else None
+    entered = _move(
+        state,
+        stage.phase,
+        now,
+        reason,
+        stage_index=index,
+        weights_bp=weights,
+        shadow_variant=shadow,
+        shadow_fraction=stage.shadow_fraction,
+        replicas=stage.replicas,
+        stage_started_at=now,
+        requests_at_stage_start={name: stats.requests for name, stats in snapshot.items()},
+    )
+    set_weights = SetWeights(
+        weights, shadow, stage.shadow_fraction, stage.replicas, stage.keep_warm
+    )
+    event_numbers = {**(numbers or {}), "candidate_weight_bp": float(stage.candidate_bp)}
+    return entered, (set_weights, _event(state, entered, now, actor, action, event_numbers))
+
+
+def _finish(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    to: Phase,
+    now: float,
+    actor: str,
+    action: str,
+    reason: str,
+    numbers: Mapping[str, float] | None = None,
+) -> Result:
+    candidate_bp = BUCKETS if to is Phase.PROMOTED else 0
+    weights = _weights(spec, candidate_bp)
+    finished = _move(
+        state,
+        to,
+        now,
+        reason,
+        weights_bp=weights,
+        shadow_variant=None,
+        shadow_fraction=0.0,
+        replicas=(),
+        paused_at=None,
+        paused_from=None,
+        pause_until=None,
+    )
+    actions: list[Action] = [SetWeights(weights)]
+    if to is Phase.PROMOTED:
+        strategy = spec.strategy
+        keep_s = strategy.keep_previous_warm_s if isinstance(strategy, BlueGreenStrategy) else 0.0
+        actions.append(Promote(spec.candidate, (spec.baseline,), keep_s))
+    elif to is Phase.ROLLED_BACK:
+        actions.append(Rollback(spec.baseline, (spec.candidate,)))
+    event_numbers = {**(numbers or {}), "candidate_weight_bp": float(candidate_bp)}
+    actions.append(_event(state, finished, now, actor, action, event_numbers))
+    return finished, tuple(actions)
+
+
+def _absolute_checks(stage: Stage, candidate: VariantStats) -> str:
+    """Why the candidate fails the stage's absolute limits ("" when it passes)."""
+    failures = []
+    if stage.max_error_rate is not None and candidate.error_rate > stage.max_error_rate:
+        failures.append(
+            f"candidate error rate {candidate.error_rate:.4f} is above {stage.max_error_rate:g}"
+        )
+    if stage.max_p99_latency_ms is not None:
+        p99 = candidate.latency.quantile(0.99)
+        if p99 > stage.max_p99_latency_ms:
+            failures.append(f"candidate p99 {p99:.1f} ms is above {stage.max_p99_latency_ms:g} ms")
+    return "; ".join(failures)
+
+
+def _numbers(
+    spec: DeploymentSpec,
+    state: RolloutState,
+    verdict: Verdict,
+    baseline: VariantStats,
+    candidate: VariantStats,
+    snapshot: Snapshot,
+    now: float,
+) -> dict[str, float]:
+    current = snapshot.get(spec.candidate)
+    at_stage_start = state.requests_at_stage_start.get(spec.candidate, 0)
+    total = current.requests if current is not None else 0
+    # A counter below its start means the workers restarted: count from zero again.
+    stage_requests = total - at_stage_start if total >= at_stage_start else total
+    elapsed = now - state.stage_started_at if state.stage_started_at is not None else 0.0
+    return {
+        **{str(k): float(v) for k, v in verdict.numbers.items()},
+        "baseline_requests": float(baseline.requests),
+        "baseline_errors": float(baseline.errors),
+        "candidate_requests": float(candidate.requests),
+        "candidate_errors": float(candidate.errors),
+        "stage_index": float(state.stage_index),
+        "stage_requests": float(stage_requests),
+        "stage_elapsed_s": float(elapsed),
+    }
+
+
+def stats_since(current: VariantStats | None, start: VariantStats | None) -> VariantStats:
+    """What a variant served between two cumulative snapshots.
+
+    A ``current`` below ``start`` means the counters were reset (the workers restarted), so all of
+    ``current`` counts, as Prometheus does for a counter reset.
+    """
+    if current is None:
+        return VariantStats()
+    if start is None or start.requests == 0 or current.requests < start.requests:
+        return current.copy()
+    latency = LatencyHistogram(
+        current.latency.bounds_ms,
+        np.maximum(current.latency.counts - start.latency.counts, 0),
+        max(current.latency.sum_ms - start.latency.sum_ms, 0.0),
+    )
+    return VariantStats(
+        requests=current.requests - start.requests,
+        errors=max(current.errors - start.errors, 0),
+        latency=latency,
+        outcome=_moments_since(current.outcome, start.outcome),
+        conversions=Proportion(
+            max(current.conversions.trials - start.conversions.trials, 0),
+            max(current.conversions.successes - start.conversions.successes, 0),
+        ),
+    )
+
+
+def _moments_since(current: Moments, start: Moments) -> Moments:
+    """Undo Chan et al.'s merge: the moments of the values added after ``start``."""
+    count = current.count - start.count
+    if count <= 0:
+        return Moments()
+    mean = (current.mean * current.count - start.mean * start.count) / count
+    delta = mean - start.mean
+    m2 = current.m2 - start.m2 - delta * delta * start.count * count / current.count
+    return Moments(count, mean, max(m2, 0.0))

@@ -1,0 +1,160 @@
+"""How a shadow's answers compare with the primary's: a mergeable, vectorised accumulator.
+
+The serving shell feeds batches of paired answers (primary, shadow) for the same requests; each
+worker keeps its own :class:`ShadowComparison` and the controller adds them up with ``+``.
+
+- labels: agreement rate, and the count of each (primary → shadow) flip;
+- numbers (scores, regressions): mean and max absolute difference;
+- embeddings: cosine similarity (mean and min);
+- latency of both side by side, in the same buckets as the variants' own histograms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lockgate.errors import ValidationError
+from lockgate.stats.accumulators import LatencyHistogram, Moments
+
+__all__ = ["ShadowComparison"]
+
+
+@dataclass
+class ShadowComparison:
+    """Agreement between primary and shadow answers, accumulated over batches."""
+
+    labels_compared: int = 0
+    labels_agreed: int = 0
+    flips: dict[str, int] = field(default_factory=dict)
+    abs_difference: Moments = field(default_factory=Moments)
+    max_abs_difference: float = 0.0
+    cosine: Moments = field(default_factory=Moments)
+    min_cosine: float = 1.0
+    primary_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    shadow_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def update_labels(self, primary: npt.ArrayLike, shadow: npt.ArrayLike) -> None:
+        """Paired class labels; a flip is counted under ``"primary->shadow"``."""
+        left, right = _paired(primary, shadow)
+        same = left == right
+        self.labels_compared += int(left.size)
+        self.labels_agreed += int(np.count_nonzero(same))
+        if not same.all():
+            pairs = np.char.add(
+                np.char.add(left[~same].astype(str), "->"), right[~same].astype(str)
+            )
+            names, counts = np.unique(pairs, return_counts=True)
+            for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+                self.flips[name] = self.flips.get(name, 0) + count
+
+    def update_numbers(self, primary: npt.ArrayLike, shadow: npt.ArrayLike) -> None:
+        """Paired numeric outputs (any shape; compared element by element)."""
+        left, right = _paired(primary, shadow, dtype=np.float64)
+        diff = np.abs(left - right).ravel()
+        if diff.size:
+            self.abs_difference.update(diff)
+            self.max_abs_difference = max(self.max_abs_difference, float(diff.max()))
+
+    def update_embeddings(self, primary: npt.ArrayLike, shadow: npt.ArrayLike) -> None:
+        """Paired embeddings, one row per request; zero vectors count as similarity 0."""
+        left, right = _paired(primary, shadow, dtype=np.float64)
+        if left.ndim != 2:
+            raise ValidationError(
+                f"embeddings have shape {left.shape}, not (requests, dimensions)",
+                hint="pass one embedding per row",
+            )
+        if left.shape[0] == 0:
+            return
+        norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
+        dots = np.einsum("ij,ij->i", left, right)
+        similarity = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+        self.cosine.update(similarity)
+        self.min_cosine = min(self.min_cosine, float(similarity.min()))
+
+    def record_latency(self, primary_ms: npt.ArrayLike, shadow_ms: npt.ArrayLike) -> None:
+        left, right = _paired(primary_ms, shadow_ms, dtype=np.float64)
+        self.primary_latency.update(left)
+        self.shadow_latency.update(right)
+
+    @property
+    def agreement(self) -> float:
+        """Share of labels the shadow got the same as the primary (1.0 before any)."""
+        return self.labels_agreed / self.labels_compared if self.labels_compared else 1.0
+
+    @property
+    def flip_rate(self) -> float:
+        return 1.0 - self.agreement
+
+    def merge(self, other: ShadowComparison) -> None:
+        self.labels_compared += other.labels_compared
+        self.labels_agreed += other.labels_agreed
+        for name, count in other.flips.items():
+            self.flips[name] = self.flips.get(name, 0) + count
+        self.abs_difference.merge(other.abs_difference)
+        self.max_abs_difference = max(self.max_abs_difference, other.max_abs_difference)
+        self.cosine.merge(other.cosine)
+        self.min_cosine = min(self.min_cosine, other.min_cosine)
+        self.primary_latency.merge(other.primary_latency)
+        self.shadow_latency.merge(other.shadow_latency)
+
+    def __add__(self, other: ShadowComparison) -> ShadowComparison:
+        out = ShadowComparison.from_dict(self.to_dict())
+        out.merge(other)
+        return out
+
+    def summary(self) -> dict[str, float]:
+        """The numbers for an audit event or a dashboard."""
+        return {
+            "labels_compared": float(self.labels_compared),
+            "agreement": self.agreement,
+            "flip_rate": self.flip_rate,
+            "mean_abs_difference": self.abs_difference.mean,
+            "max_abs_difference": self.max_abs_difference,
+            "mean_cosine": self.cosine.mean if self.cosine.count else 1.0,
+            "min_cosine": self.min_cosine,
+            "primary_p99_ms": self.primary_latency.quantile(0.99),
+            "shadow_p99_ms": self.shadow_latency.quantile(0.99),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels_compared": self.labels_compared,
+            "labels_agreed": self.labels_agreed,
+            "flips": dict(self.flips),
+            "abs_difference": self.abs_difference.to_dict(),
+            "max_abs_difference": self.max_abs_difference,
+            "cosine": self.cosine.to_dict(),
+            "min_cosine": self.min_cosine,
+            "primary_latency": self.primary_latency.to_dict(),
+            "shadow_latency": self.shadow_latency.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShadowComparison:
+        return cls(
+            labels_compared=int(data["labels_compared"]),
+            labels_agreed=int(data["labels_agreed"]),
+            flips={str(k): int(v) for k, v in data["flips"].items()},
+            abs_difference=Moments.from_dict(data["abs_difference"]),
+            max_abs_difference=float(data["max_abs_difference"]),
+            cosine=Moments.from_dict(data["cosine"]),
+            min_cosine=float(data["min_cosine"]),
+            primary_latency=LatencyHistogram.from_dict(data["primary_latency"]),
+            shadow_latency=LatencyHistogram.from_dict(data["shadow_latency"]),
+        )
+
+
+def _paired(
+    primary: npt.ArrayLike, shadow: npt.ArrayLike, dtype: Any = None
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    left, right = np.asarray(primary, dtype=dtype), np.asarray(shadow, dtype=dtype)
+    if left.shape != right.shape:
+        raise ValidationError(
+            f"primary answers have shape {left.shape} but shadow answers {right.shape}",
+            hint="pass the two answers to the same requests, in the same order",
+        )
+    return left, right

@@ -1,0 +1,292 @@
+"""Where rollouts live between ticks and restarts: the :class:`Store` contract, and a fake.
+
+A :class:`Store` keeps deployments (spec, state, weights, a version number), an append-only audit
+log of rollout events, and each worker's latest accumulator snapshot. Two implementations pass the
+same conformance tests: :class:`lockgate.rollout.sqlstore.SqlStore` (a SQLite file by default,
+Postgres by URL) and :class:`InMemoryStore` here (for tests and ``lockgate.testing``), which keeps
+this module free of database imports.
+
+State writes are compare-and-set on the version number, so two controllers cannot both step one
+rollout: the loser gets :class:`lockgate.errors.Conflict` and re-reads. The events of a state write
+are appended in the same transaction, so the log never disagrees with the state. Time is passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from lockgate.errors import Conflict, NotFound, ValidationError
+from lockgate.rollout.controller import RecordEvent, RolloutState
+from lockgate.rollout.spec import DeploymentSpec, parse_spec
+from lockgate.stats.accumulators import VariantStats
+
+__all__ = [
+    "AuditEvent",
+    "Deployment",
+    "InMemoryStore",
+    "Store",
+    "default_store_url",
+]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A stored deployment; ``version`` is what the next :meth:`Store.save_state` must expect."""
+
+    name: str
+    spec: DeploymentSpec
+    state: RolloutState
+    version: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of the append-only audit log (a stored :class:`RecordEvent` with its id)."""
+
+    id: int
+    deployment: str
+    at: float
+    actor: str
+    action: str
+    reason: str
+    from_phase: str
+    to_phase: str
+    numbers: Mapping[str, float | None] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What the rollout shell needs from storage."""
+
+    def create_deployment(
+        self, spec: DeploymentSpec, state: RolloutState, *, now: float
+    ) -> Deployment:
+        """Store a new deployment at version 1; :class:`Conflict` if the name is taken."""
+        ...
+
+    def get_deployment(self, name: str) -> Deployment:
+        """The deployment, or :class:`NotFound`."""
+        ...
+
+    def list_deployments(self) -> list[Deployment]:
+        """All deployments, by name."""
+        ...
+
+    def save_state(
+        self,
+        name: str,
+        state: RolloutState,
+        *,
+        expected_version: int,
+        now: float,
+        events: Sequence[RecordEvent] = (),
+    ) -> Deployment:
+        """Write the state and append ``events`` at once if the version is still
+        ``expected_version``; otherwise :class:`Conflict` and nothing is written."""
+        ...
+
+    def append_events(self, name: str, events: Sequence[RecordEvent]) -> None:
+        """Append audit events without changing the state."""
+        ...
+
+    def events(self, name: str, *, after_id: int = 0, limit: int | None = None) -> list[AuditEvent]:
+        """The deployment's audit log in order, from the event after ``after_id``."""
+        ...
+
+    def save_snapshot(
+        self, name: str, worker_id: str, stats: Mapping[str, VariantStats], *, now: float
+    ) -> None:
+        """Replace one worker's cumulative per-variant stats."""
+        ...
+
+    def load_snapshot(self, name: str) -> dict[str, VariantStats]:
+        """Every worker's latest stats, merged per variant."""
+        ...
+
+    def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> bool:
+        """Take or renew the right to step this rollout until ``now + ttl_s``; False if another
+        holder's lease has not expired."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def default_store_url(home: Path) -> str:
+    """The SQLite file under lockgate's home directory."""
+    return f"sqlite:///{home / 'rollouts.db'}"
+
+
+def _finite(numbers: Mapping[str, float]) -> dict[str, float | None]:
+    """JSON has no infinity or NaN (Postgres refuses them): store those as null."""
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in numbers.items()}
+
+
+def _merge(pairs: Iterable[tuple[str, VariantStats]]) -> dict[str, VariantStats]:
+    merged: dict[str, VariantStats] = {}
+    for variant, stats in pairs:
+        if variant in merged:
+            merged[variant].merge(stats)
+        else:
+            merged[variant] = stats
+    return merged
+
+
+def _check_ttl(ttl_s: float) -> None:
+    if not ttl_s > 0:
+        raise ValidationError(f"lease ttl {ttl_s} s is not positive", hint="e.g. ttl_s=10")
+
+
+def _missing(name: str) -> NotFound:
+    return NotFound(
+        f"deployment '{name}' does not exist", hint="create it first, or check the name"
+    )
+
+
+def _taken(name: str) -> Conflict:
+    return Conflict(
+        f"deployment '{name}' already exists",
+        hint="pick another name, or update the existing deployment",
+    )
+
+
+def _stale(name: str, expected: int, current: int) -> Conflict:
+    return Conflict(
+        f"deployment '{name}' is at version {current}, not {expected}: another writer stepped it",
+        hint="re-read the deployment and step again from its current state",
+        detail={"expected_version": expected, "current_version": current},
+    )
+
+
+class InMemoryStore:
+    """The same contract as :class:`SqlStore`, in dicts behind a lock (state round-trips through
+    JSON-able dicts, as it would through the database)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._events: list[AuditEvent] = []
+        self._snapshots: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def create_deployment(
+        self, spec: DeploymentSpec, state: RolloutState, *, now: float
+    ) -> Deployment:
+        with self._lock:
+            if spec.name in self._rows:
+                raise _taken(spec.name)
+            self._rows[spec.name] = {
+                "name": spec.name,
+                "spec": spec.to_dict(),
+                "state": state.to_dict(),
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+                "lease_holder": None,
+                "lease_expires_at": None,
+            }
+            return self._deployment(spec.name)
+
+    def get_deployment(self, name: str) -> Deployment:
+        with self._lock:
+            return self._deployment(name)
+
+    def list_deployments(self) -> list[Deployment]:
+        with self._lock:
+            return [self._deployment(name) for name in sorted(self._rows)]
+
+    def save_state(
+        self,
+        name: str,
+        state: RolloutState,
+        *,
+        expected_version: int,
+        now: float,
+        events: Sequence[RecordEvent] = (),
+    ) -> Deployment:
+        with self._lock:
+            row = self._row(name)
+            if row["version"] != expected_version:
+                raise _stale(name, expected_version, row["version"])
+            row.update(state=state.to_dict(), version=row["version"] + 1, updated_at=now)
+            self._append(name, events)
+            return self._deployment(name)
+
+    def append_events(self, name: str, events: Sequence[RecordEvent]) -> None:
+        with self._lock:
+            self._row(name)
+            self._append(name, events)
+
+    def events(self, name: str, *, after_id: int = 0, limit: int | None = None) -> list[AuditEvent]:
+        with self._lock:
+            self._row(name)
+            found = [e for e in self._events if e.deployment == name and e.id > after_id]
+            return found if limit is None else found[:limit]
+
+    def save_snapshot(
+        self, name: str, worker_id: str, stats: Mapping[str, VariantStats], *, now: float
+    ) -> None:
+        with self._lock:
+            self._row(name)
+            self._snapshots[(name, worker_id)] = {k: v.to_dict() for k, v in stats.items()}
+
+    def load_snapshot(self, name: str) -> dict[str, VariantStats]:
+        with self._lock:
+            self._row(name)
+            pairs = [
+                (variant, VariantStats.from_dict(data))
+                for (deployment, _), by_variant in sorted(self._snapshots.items())
+                if deployment == name
+                for variant, data in by_variant.items()
+            ]
+        return _merge(pairs)
+
+    def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> bool:
+        _check_ttl(ttl_s)
+        with self._lock:
+            row = self._row(name)
+            current, expires = row["lease_holder"], row["lease_expires_at"]
+            if current not in (None, holder) and expires is not None and expires > now:
+                return False
+            row.update(lease_holder=holder, lease_expires_at=now + ttl_s)
+            return True
+
+    def _row(self, name: str) -> dict[str, Any]:
+        if name not in self._rows:
+            raise _missing(name)
+        return self._rows[name]
+
+    def _deployment(self, name: str) -> Deployment:
+        row = self._row(name)
+        return Deployment(
+            name=name,
+            spec=parse_spec(row["spec"]),
+            state=RolloutState.from_dict(json.loads(json.dumps(row["state"]))),
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def _append(self, name: str, events: Sequence[RecordEvent]) -> None:
+        for event in events:
+            self._events.append(
+                AuditEvent(
+                    id=len(self._events) + 1,
+                    deployment=name,
+                    at=event.at,
+                    actor=event.actor,
+                    action=event.action,
+                    reason=event.reason,
+                    from_phase=event.from_phase,
+                    to_phase=event.to_phase,
+                    numbers=_finite(event.numbers),
+                )
+            )

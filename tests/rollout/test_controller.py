@@ -1,0 +1,458 @@
+"""The rollout state machine: every strategy through one transition table, time passed in."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lockgate.errors import IllegalTransition, ValidationError
+from lockgate.rollout.controller import (
+    LIVE_PHASES,
+    TERMINAL_PHASES,
+    TRANSITIONS,
+    Action,
+    Pause,
+    Phase,
+    Promote,
+    RecordEvent,
+    Rollback,
+    RolloutState,
+    SetWeights,
+    Snapshot,
+    initial_state,
+    pause,
+    plan,
+    promote,
+    resume,
+    rollback,
+    routing_table,
+    start,
+    stats_since,
+    step,
+)
+from lockgate.rollout.spec import DeploymentSpec, parse_spec
+from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.verdict import Decision, Verdict
+
+
+@dataclass
+class FixedPolicy:
+    """Says whatever the test tells it to, and remembers what it was shown."""
+
+    decision: Decision = Decision.CONTINUE
+    seen: tuple[VariantStats, VariantStats] | None = None
+
+    def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
+        self.seen = (baseline, candidate)
+        return Verdict(self.decision, (f"told to {self.decision.value}",), {"score": 1.0})
+
+
+def make_spec(**strategy: Any) -> DeploymentSpec:
+    return parse_spec(
+        {
+            "name": "fraud",
+            "variants": {"stable": "models:/fraud/3", "canary": "models:/fraud/4"},
+            "baseline": "stable",
+            "candidate": "canary",
+            "strategy": strategy,
+        }
+    )
+
+
+CANARY = make_spec(
+    type="canary",
+    steps=[
+        {"weight_percent": 5, "min_duration_s": 60, "min_requests": 100},
+        {"weight_percent": 50, "min_duration_s": 60},
+    ],
+)
+
+
+def served(requests: int, errors: int = 0, latency_ms: float = 10.0) -> VariantStats:
+    stats = VariantStats(requests=requests, errors=errors)
+    stats.latency.update(np.full(requests, latency_ms))
+    return stats
+
+
+def snap(stable: int, canary: int, canary_errors: int = 0) -> Snapshot:
+    return {"stable": served(stable), "canary": served(canary, canary_errors)}
+
+
+def of_type(actions: tuple[Action, ...], kind: type) -> list[Any]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def test_every_phase_has_a_row_and_finished_phases_go_nowhere() -> None:
+    assert set(TRANSITIONS) == set(Phase)
+    for phase in TERMINAL_PHASES:
+        assert TRANSITIONS[phase] == frozenset()
+    for phase in LIVE_PHASES | {Phase.PAUSED, Phase.HALTED}:
+        assert {Phase.PROMOTED, Phase.ROLLED_BACK} <= TRANSITIONS[phase]
+
+
+def test_canary_walks_its_steps_and_promotes() -> None:
+    policy = FixedPolicy(Decision.PROMOTE)
+    state = initial_state(CANARY)
+    assert state.phase is Phase.PENDING
+    assert state.weights_bp == (("stable", 10_000), ("canary", 0))
+
+    state, actions = start(CANARY, state, snap(1000, 0), now=0.0, actor="alice")
+    assert state.phase is Phase.STEPPING
+    assert state.weights_bp == (("stable", 9500), ("canary", 500))
+    assert of_type(actions, SetWeights)[0].table().weight_of("canary") == 500
+    [event] = of_type(actions, RecordEvent)
+    assert (event.actor, event.action, event.from_phase, event.to_phase) == (
+        "alice",
+        "start",
+        "pending",
+        "stepping",
+    )
+
+    # Long enough, but too few requests: wait.
+    state, actions = step(CANARY, state, snap(2000, 50), 61.0, policy)
+    assert (state.phase, state.stage_index, actions) == (Phase.STEPPING, 0, ())
+    # Enough requests, not long enough: wait.
+    state, actions = step(CANARY, initial_after_start(), snap(2000, 150), 30.0, policy)
+    assert actions == ()
+
+    state, actions = step(CANARY, state, snap(3000, 150), 62.0, policy)
+    assert (state.phase, state.stage_index) == (Phase.STEPPING, 1)
+    assert state.weights_bp == (("stable", 5000), ("canary", 5000))
+    assert state.stage_started_at == 62.0
+    [event] = of_type(actions, RecordEvent)
+    assert event.action == "advance"
+    assert event.actor == "controller"
+    assert event.numbers["candidate_requests"] == 150.0
+    assert event.numbers["candidate_weight_bp"] == 5000.0
+
+    state, actions = step(CANARY, state, snap(4000, 1000), 100.0, policy)
+    assert actions == ()
+    state, actions = step(CANARY, state, snap(4000, 1000), 122.0, policy)
+    assert state.phase is Phase.PROMOTED
+    assert state.weights_bp == (("stable", 0), ("canary", 10_000))
+    assert of_type(actions, Promote) == [Promote("canary", ("stable",), 0.0)]
+    assert of_type(actions, RecordEvent)[0].action == "promote"
+    # A finished rollout ignores further ticks.
+    assert step(CANARY, state, snap(5000, 2000), 200.0, policy) == (state, ())
+
+
+def initial_after_start() -> RolloutState:
+    state, _ = start(CANARY, initial_state(CANARY), snap(1000, 0), now=0.0)
+    return state
+
+
+def test_policy_sees_only_what_happened_since_the_start() -> None:
+    policy = FixedPolicy()
+    state, _ = start(CANARY, initial_state(CANARY), snap(1000, 0), now=0.0)
+    step(CANARY, state, snap(1300, 40), 10.0, policy)
+    assert policy.seen is not None
+    baseline, candidate = policy.seen
+    assert (baseline.requests, candidate.requests) == (300, 40)
+    assert baseline.latency.count == 300
+
+
+def test_a_rollback_verdict_sends_everything_back_at_once() -> None:
+    state = initial_after_start()
+    state, actions = step(CANARY, state, snap(2000, 50, 20), 5.0, FixedPolicy(Decision.ROLLBACK))
+    assert state.phase is Phase.ROLLED_BACK
+    assert state.weights_bp == (("stable", 10_000), ("canary", 0))
+    assert of_type(actions, Rollback) == [Rollback("stable", ("canary",))]
+    [event] = of_type(actions, RecordEvent)
+    assert event.reason == "policy: told to rollback"
+    assert event.numbers["score"] == 1.0
+    assert event.numbers["candidate_errors"] == 20.0
+    assert state.last_verdict is not None
+    assert state.last_verdict.decision is Decision.ROLLBACK
+
+
+def test_a_halt_verdict_parks_traffic_on_the_baseline_for_a_human() -> None:
+    state = initial_after_start()
+    state, actions = step(CANARY, state, snap(2000, 50), 5.0, FixedPolicy(Decision.HALT))
+    assert state.phase is Phase.HALTED
+    assert state.weights_bp == (("stable", 10_000), ("canary", 0))
+    assert of_type(actions, Rollback) == []
+    with pytest.raises(IllegalTransition):
+        resume(CANARY, state, 6.0, actor="bob")
+    state, actions = rollback(CANARY, state, 7.0, actor="bob", reason="SRM: broken bucketing")
+    assert state.phase is Phase.ROLLED_BACK
+    assert of_type(actions, RecordEvent)[0].actor == "bob"
+
+
+def test_pause_freezes_the_stage_clock_and_resume_carries_on() -> None:
+    policy = FixedPolicy(Decision.PROMOTE)
+    state = initial_after_start()
+    state, actions = pause(CANARY, state, 30.0, actor="carol", reason="holiday")
+    assert state.phase is Phase.PAUSED
+    assert of_type(actions, Pause) == [Pause(None)]
+    # Paused: no advance however long it waits.
+    state, actions = step(CANARY, state, snap(9000, 900), 1000.0, policy)
+    assert (state.phase, actions) == (Phase.PAUSED, ())
+    state, actions = resume(CANARY, state, 1000.0, actor="carol")
+    assert state.phase is Phase.STEPPING
+    assert state.stage_started_at == 970.0
+    assert of_type(actions, RecordEvent)[0].action == "resume"
+    # 30 s were used before the pause; 29 more are not enough, 30 are.
+    assert step(CANARY, state, snap(9000, 900), 1029.0, policy)[0].stage_index == 0
+    assert step(CANARY, state, snap(9000, 900), 1030.0, policy)[0].stage_index == 1
+
+
+def test_a_timed_pause_resumes_by_itself() -> None:
+    policy = FixedPolicy(Decision.PROMOTE)
+    state = initial_after_start()
+    state, actions = pause(CANARY, state, 10.0, actor="carol", duration_s=100.0)
+    assert of_type(actions, Pause) == [Pause(110.0)]
+    assert step(CANARY, state, snap(2000, 500), 109.0, policy)[0].phase is Phase.PAUSED
+    state, actions = step(CANARY, state, snap(2000, 500), 200.0, policy)
+    # Resumed at 110 with 10 s already run, so at 200 the 60 s step is done.
+    assert (state.phase, state.stage_index) == (Phase.STEPPING, 1)
+    assert [e.action for e in of_type(actions, RecordEvent)] == ["resume", "advance"]
+    with pytest.raises(ValidationError):
+        pause(CANARY, state, 10.0, actor="carol", duration_s=0.0)
+
+
+def test_a_paused_rollout_still_rolls_back_a_bad_candidate() -> None:
+    state, _ = pause(CANARY, initial_after_start(), 5.0, actor="carol")
+    state, actions = step(CANARY, state, snap(2000, 50, 40), 6.0, FixedPolicy(Decision.ROLLBACK))
+    assert state.phase is Phase.ROLLED_BACK
+    assert state.paused_from is None
+    assert of_type(actions, Rollback)
+
+
+@pytest.mark.parametrize("command", [promote, rollback, pause])
+def test_commands_on_a_finished_rollout_name_both_phases(command: Any) -> None:
+    state, _ = promote(CANARY, initial_after_start(), 1.0, actor="dave")
+    with pytest.raises(IllegalTransition) as info:
+        command(CANARY, state, 2.0, actor="dave")
+    assert "from promoted to" in str(info.value)
+    assert info.value.http_status == 409
+
+
+def test_pausing_twice_is_illegal() -> None:
+    state, _ = pause(CANARY, initial_after_start(), 5.0, actor="carol")
+    with pytest.raises(IllegalTransition, match="from paused to paused"):
+        pause(CANARY, state, 6.0, actor="carol")
+
+
+def test_manual_promote_and_rollback_carry_the_actor_and_reason() -> None:
+    state, actions = promote(CANARY, initial_after_start(), 3.0, actor="erin", reason="hotfix")
+    assert state.phase is Phase.PROMOTED
+    [event] = of_type(actions, RecordEvent)
+    assert (event.actor, event.reason, event.at) == ("erin", "hotfix", 3.0)
+    state, actions = rollback(CANARY, initial_after_start(), 3.0, actor="erin")
+    assert of_type(actions, RecordEvent)[0].reason == "rolled back by hand"
+
+
+def test_direct_promotes_on_start() -> None:
+    spec = make_spec(type="direct")
+    assert plan(spec) == ()
+    state, actions = start(spec, initial_state(spec), {}, 0.0)
+    assert state.phase is Phase.PROMOTED
+    assert of_type(actions, SetWeights) == [SetWeights((("stable", 0), ("canary", 10_000)))]
+
+
+def test_blue_green_warms_on_a_mirror_then_switches_and_keeps_the_old_warm() -> None:
+    spec = make_spec(
+        type="blue_green",
+        warmup={"shadow_fraction": 1.0, "min_requests": 100, "min_duration_s": 10},
+        bake_s=60,
+        keep_previous_warm_s=300,
+    )
+    policy = FixedPolicy(Decision.PROMOTE)
+    state, actions = start(spec, initial_state(spec), snap(1000, 0), 0.0)
+    assert state.phase is Phase.WARMING
+    [weights] = of_type(actions, SetWeights)
+    assert weights.weights_bp == (("stable", 10_000), ("canary", 0))
+    assert (weights.shadow_variant, weights.shadow_fraction) == ("canary", 1.0)
+    assert weights.keep_warm == ("canary",)
+    table = routing_table(state)
+    assert (table.shadow_variant, table.shadow_bp) == ("canary", 10_000)
+
+    state, actions = step(spec, state, snap(1200, 200), 11.0, policy)
+    assert state.phase is Phase.BAKING
+    [weights] = of_type(actions, SetWeights)
+    assert weights.weights_bp == (("stable", 0), ("canary", 10_000))
+    assert weights.keep_warm == ("stable",)
+    assert weights.shadow_fraction == 0.0
+
+    state, actions = step(spec, state, snap(1200, 900), 71.0, policy)
+    assert state.phase is Phase.PROMOTED
+    assert of_type(actions, Promote) == [Promote("canary", ("stable",), 300.0)]
+
+
+def test_blue_green_warmup_checks_reject_a_slow_candidate() -> None:
+    spec = make_spec(
+        type="blue_green",
+        warmup={"min_requests": 10, "min_duration_s": 0, "max_p99_latency_ms": 50},
+    )
+    state, _ = start(spec, initial_state(spec), {}, 0.0)
+    slow = {"stable": served(100), "canary": served(100, latency_ms=200.0)}
+    state, actions = step(spec, state, slow, 1.0, FixedPolicy(Decision.PROMOTE))
+    assert state.phase is Phase.ROLLED_BACK
+    assert "p99" in of_type(actions, RecordEvent)[0].reason
+
+
+def test_rolling_replaces_workers_a_batch_at_a_time() -> None:
+    spec = make_spec(type="rolling", replicas=5, batch_size=2, min_duration_s=10)
+    assert [s.candidate_bp for s in plan(spec)] == [4000, 8000, 10_000]
+    assert plan(spec)[0].replicas == (("stable", 3), ("canary", 2))
+    policy = FixedPolicy(Decision.PROMOTE)
+    state, actions = start(spec, initial_state(spec), {}, 0.0)
+    replicas = [of_type(actions, SetWeights)[0].replicas]
+    for now in (10.0, 20.0, 30.0):
+        state, actions = step(spec, state, snap(100, 100), now, policy)
+        replicas.append(of_type(actions, SetWeights)[0].replicas)
+    assert state.phase is Phase.PROMOTED
+    assert replicas == [
+        (("stable", 3), ("canary", 2)),
+        (("stable", 1), ("canary", 4)),
+        (("stable", 0), ("canary", 5)),
+        (),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("promote_on_pass", "end"), [(False, Phase.COMPLETED), (True, Phase.PROMOTED)]
+)
+def test_shadow_never_routes_to_the_candidate(promote_on_pass: bool, end: Phase) -> None:
+    spec = make_spec(
+        type="shadow",
+        fraction=0.2,
+        min_duration_s=60,
+        min_requests=100,
+        promote_on_pass=promote_on_pass,
+    )
+    state, _ = start(spec, initial_state(spec), {}, 0.0)
+    assert state.phase is Phase.SHADOWING
+    assert state.weight_of("canary") == 0
+    assert routing_table(state).shadow_bp == 2000
+    state, actions = step(spec, state, snap(1000, 200), 60.0, FixedPolicy(Decision.PROMOTE))
+    assert state.phase is end
+    assert state.shadow_fraction == 0.0
+    expected = 10_000 if promote_on_pass else 0
+    assert state.weight_of("canary") == expected
+    assert of_type(actions, RecordEvent)[0].action == ("promote" if promote_on_pass else "complete")
+
+
+def test_ab_waits_for_the_policy_and_gives_up_at_max_duration() -> None:
+    spec = make_spec(type="ab", split_percent=50, min_requests=10, max_duration_s=3600)
+    state, _ = start(spec, initial_state(spec), {}, 0.0)
+    assert state.weights_bp == (("stable", 5000), ("canary", 5000))
+    waiting = FixedPolicy(Decision.CONTINUE)
+    assert step(spec, state, snap(500, 500), 1000.0, waiting)[1] == ()
+    won, _ = step(spec, state, snap(500, 500), 1000.0, FixedPolicy(Decision.PROMOTE))
+    assert won.phase is Phase.PROMOTED
+    state, actions = step(spec, state, snap(500, 500), 3600.0, waiting)
+    assert state.phase is Phase.ROLLED_BACK
+    assert "no decision after 3600 s" in of_type(actions, RecordEvent)[0].reason
+
+
+def test_state_round_trips_through_json() -> None:
+    state = initial_after_start()
+    state, _ = step(CANARY, state, snap(1500, 60, 3), 5.0, FixedPolicy())
+    state, _ = pause(CANARY, state, 6.0, actor="x", duration_s=10)
+    again = RolloutState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert again.to_dict() == state.to_dict()
+    assert again.phase is Phase.PAUSED
+    assert again.paused_from is Phase.STEPPING
+    assert again.last_verdict == state.last_verdict
+    assert again.stats_at_start["stable"].requests == 1000
+
+
+def test_stats_since_treats_a_counter_reset_as_a_fresh_start() -> None:
+    assert stats_since(served(50), served(100)).requests == 50
+    assert stats_since(None, served(100)).requests == 0
+    assert stats_since(served(100), None).requests == 100
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3), min_size=0, max_size=30),
+    st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=30),
+    st.lists(st.floats(0.1, 1e4), min_size=1, max_size=30),
+)
+def test_stats_since_undoes_a_merge(
+    before: list[float], after: list[float], lat: list[float]
+) -> None:
+    first, second = VariantStats(), VariantStats()
+    for value in before:
+        first.record(5.0, is_error=value > 0)
+        first.record_outcome(value)
+    for value, latency in zip(after, lat * len(after), strict=False):
+        second.record(latency, is_error=value > 0)
+        second.record_outcome(value)
+    delta = stats_since(first + second, first)
+    assert (delta.requests, delta.errors) == (second.requests, second.errors)
+    assert np.array_equal(delta.latency.counts, second.latency.counts)
+    assert delta.outcome.count == second.outcome.count
+    assert delta.outcome.mean == pytest.approx(second.outcome.mean, abs=1e-6)
+    assert delta.outcome.m2 == pytest.approx(second.outcome.m2, rel=1e-6, abs=1e-3)
+
+
+COMMANDS = st.sampled_from(["start", "tick", "promote", "rollback", "pause", "resume"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["canary", "blue_green", "rolling", "shadow", "ab", "direct"]),
+    st.lists(st.tuples(COMMANDS, st.sampled_from(list(Decision)), st.floats(0, 100)), max_size=25),
+)
+def test_no_sequence_of_commands_breaks_the_transition_table(
+    kind: str, commands: list[tuple[str, Decision, float]]
+) -> None:
+    options: dict[str, Any] = {
+        "canary": {"steps": [{"weight_percent": 10, "min_duration_s": 20}, {"weight_percent": 60}]},
+        "blue_green": {"warmup": {"min_requests": 0, "min_duration_s": 5}, "bake_s": 10},
+        "rolling": {"replicas": 3, "min_duration_s": 10},
+        "shadow": {"min_requests": 0, "min_duration_s": 30},
+        "ab": {"min_requests": 0, "max_duration_s": 120},
+        "direct": {},
+    }
+    spec = make_spec(type=kind, **options[kind])
+    state, now, count = initial_state(spec), 0.0, 0
+    for command, decision, advance_s in commands:
+        now += advance_s
+        count += 100
+        before = state
+        try:
+            if command == "start":
+                state, actions = start(spec, state, snap(count, count), now)
+            elif command == "tick":
+                state, actions = step(spec, state, snap(count, count), now, FixedPolicy(decision))
+            elif command == "resume":
+                state, actions = resume(spec, state, now, actor="t")
+            else:
+                state, actions = {"promote": promote, "rollback": rollback, "pause": pause}[
+                    command
+                ](spec, state, now, actor="t")
+        except IllegalTransition:
+            assert state is before
+            assert command != "start" or before.phase is not Phase.PENDING
+            continue
+        events = of_type(actions, RecordEvent)
+        hops = [(Phase(e.from_phase), Phase(e.to_phase)) for e in events]
+        for source, target in hops:
+            assert target in TRANSITIONS[source]
+        if state.phase is not before.phase:
+            assert events, "every phase change is recorded"
+        assert sum(w for _, w in state.weights_bp) == 10_000
+        if state.phase in TERMINAL_PHASES | {Phase.HALTED}:
+            assert state.shadow_fraction == 0.0
+        routing_table(state)  # always a valid table
+
+
+def test_a_rollout_starts_only_once() -> None:
+    state = initial_after_start()
+    with pytest.raises(IllegalTransition, match="cannot start a rollout that is stepping"):
+        start(CANARY, state, snap(1, 1), 5.0)
+
+
+def test_a_spec_that_shrank_under_a_running_rollout_is_refused() -> None:
+    state = replace(initial_after_start(), stage_index=5)
+    with pytest.raises(IllegalTransition, match="spec has 2"):
+        step(CANARY, state, snap(1, 1), 5.0, FixedPolicy())

@@ -1,0 +1,121 @@
+"""A whole canary of synthetic requests, with a simulated clock: no server, no sleep."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from lockgate.errors import ValidationError
+from lockgate.rollout.controller import Phase
+from lockgate.rollout.policy import ThresholdPolicy
+from lockgate.rollout.simulate import simulate
+from lockgate.rollout.spec import DeploymentSpec, parse_spec
+from lockgate.testing import SimulatedTraffic, VariantBehaviour
+
+STEPS = [
+    {"weight_percent": 10, "min_duration_s": 10, "min_requests": 200},
+    {"weight_percent": 25, "min_duration_s": 10, "min_requests": 300},
+    {"weight_percent": 50, "min_duration_s": 10, "min_requests": 400},
+]
+POLICY = ThresholdPolicy(min_requests=200, max_error_rate_ratio=2.0)
+
+
+def make_spec(**strategy: Any) -> DeploymentSpec:
+    return parse_spec(
+        {
+            "name": "fraud",
+            "variants": {"stable": "models:/fraud/3", "canary": "models:/fraud/4"},
+            "baseline": "stable",
+            "candidate": "canary",
+            "strategy": strategy or {"type": "canary", "steps": STEPS},
+        }
+    )
+
+
+def traffic(canary_error_rate: float, **kwargs: Any) -> SimulatedTraffic:
+    return SimulatedTraffic(
+        {"stable": VariantBehaviour(0.01), "canary": VariantBehaviour(canary_error_rate)},
+        requests_per_s=100,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_healthy_candidate_is_promoted_step_by_step(seed: int) -> None:
+    result = simulate(make_spec(), POLICY, traffic(0.01), seed=seed)
+    assert result.state.phase is Phase.PROMOTED
+    actions = [entry.action for entry in result.timeline]
+    assert actions == ["start", "advance", "advance", "promote"]
+    weights = [entry.weights_bp["canary"] for entry in result.timeline]
+    assert weights == [1000, 2500, 5000, 10_000]
+    times = [entry.at_s for entry in result.timeline]
+    assert times == sorted(times)
+    # Each step lasted at least its minimum duration.
+    assert all(later - earlier >= 10.0 for earlier, later in pairwise(times))
+    counts = [entry.requests["canary"] for entry in result.timeline]
+    assert counts == sorted(counts)
+    assert counts[1] >= 200
+    assert result.timeline[-1].verdict == "promote"
+    assert result.requests_sent <= 10_000
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_three_times_the_error_rate_is_rolled_back_automatically(seed: int) -> None:
+    result = simulate(make_spec(), POLICY, traffic(0.03), seed=seed)
+    assert result.state.phase is Phase.ROLLED_BACK
+    last = result.timeline[-1]
+    assert last.action == "rollback"
+    assert last.reason.startswith("policy: error rate")
+    assert last.weights_bp == {"stable": 10_000, "canary": 0}
+    assert last.verdict == "rollback"
+    assert last.numbers["candidate_error_rate"] > 2 * last.numbers["baseline_error_rate"]
+    assert "promote" not in [entry.action for entry in result.timeline]
+    # Caught long before the canary reached everyone, from the candidate's own requests.
+    assert last.requests["canary"] < result.requests_sent / 2
+
+
+def test_the_same_seed_gives_the_same_timeline() -> None:
+    first = simulate(make_spec(), POLICY, traffic(0.01, keyless_fraction=0.3), seed=7)
+    again = simulate(make_spec(), POLICY, traffic(0.01, keyless_fraction=0.3), seed=7)
+    assert first.timeline == again.timeline
+    other = simulate(make_spec(), POLICY, traffic(0.01, keyless_fraction=0.3), seed=8)
+    assert other.timeline != first.timeline
+
+
+def test_the_split_follows_the_weights() -> None:
+    spec = make_spec(type="ab", split_percent=20, min_requests=10**9, max_duration_s=60)
+    result = simulate(spec, POLICY, traffic(0.01), seed=3)
+    share = result.stats["canary"].requests / result.requests_sent
+    assert share == pytest.approx(0.2, abs=0.03)
+    assert result.state.phase is Phase.ROLLED_BACK
+    assert "no decision" in result.timeline[-1].reason
+
+
+def test_shadow_mirrors_requests_but_never_serves_the_candidate() -> None:
+    spec = make_spec(type="shadow", fraction=0.5, min_duration_s=20, min_requests=500)
+    result = simulate(spec, POLICY, traffic(0.01), seed=1)
+    assert result.state.phase is Phase.COMPLETED
+    assert result.stats["stable"].requests == result.requests_sent
+    assert result.stats["canary"].requests == pytest.approx(result.requests_sent / 2, rel=0.15)
+
+
+def test_a_bad_blue_green_candidate_never_takes_traffic() -> None:
+    spec = make_spec(type="blue_green", warmup={"min_requests": 300, "min_duration_s": 5})
+    result = simulate(spec, POLICY, traffic(0.2), seed=2)
+    assert result.state.phase is Phase.ROLLED_BACK
+    assert [e.to_phase for e in result.timeline] == ["warming", "rolled_back"]
+    assert all(e.weights_bp["canary"] == 0 for e in result.timeline)
+
+
+def test_the_table_lists_every_event() -> None:
+    result = simulate(make_spec(), POLICY, traffic(0.01), seed=0)
+    lines = result.table().splitlines()
+    assert len(lines) == 1 + len(result.timeline)
+    assert "promote" in lines[-1]
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        simulate(make_spec(), POLICY, traffic(0.01), total_requests=0)

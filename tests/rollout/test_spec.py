@@ -1,0 +1,185 @@
+"""The deployment spec: every valid form parses, every mistake names its key path and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lockgate.errors import NotFound, ValidationError
+from lockgate.rollout.spec import (
+    AbStrategy,
+    BlueGreenStrategy,
+    CanaryStrategy,
+    DirectStrategy,
+    RollingStrategy,
+    RoutingKey,
+    ShadowStrategy,
+    load_spec,
+    parse_spec,
+)
+
+
+def spec_dict(**strategy: Any) -> dict[str, Any]:
+    return {
+        "name": "fraud",
+        "variants": {"stable": "models:/fraud/3", "canary": "models:/fraud/4"},
+        "baseline": "stable",
+        "candidate": "canary",
+        "strategy": strategy
+        or {
+            "type": "canary",
+            "steps": [
+                {"weight_percent": 5, "min_duration_s": 60, "min_requests": 500},
+                {"weight_percent": 25, "min_duration_s": 60},
+                {"weight_percent": 50},
+            ],
+        },
+    }
+
+
+def test_canary_spec_parses_with_defaults() -> None:
+    spec = parse_spec(spec_dict())
+    assert spec.name == "fraud"
+    assert spec.variants == {"stable": "models:/fraud/3", "canary": "models:/fraud/4"}
+    assert isinstance(spec.strategy, CanaryStrategy)
+    assert [s.weight_bp for s in spec.strategy.steps] == [500, 2500, 5000]
+    assert spec.strategy.steps[0].min_requests == 500
+    assert spec.strategy.steps[2].min_duration_s == 0.0
+    assert spec.routing_key == RoutingKey("header", "x-routing-key")
+    assert spec.routing_salt == "fraud"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "kind"),
+    [
+        ({"type": "direct"}, DirectStrategy),
+        (
+            {"type": "blue_green", "warmup": {"min_requests": 10, "max_error_rate": 0.01}},
+            BlueGreenStrategy,
+        ),
+        ({"type": "rolling", "replicas": 4, "batch_size": 2}, RollingStrategy),
+        ({"type": "shadow", "fraction": 0.1, "promote_on_pass": True}, ShadowStrategy),
+        ({"type": "ab", "split_percent": 50, "max_duration_s": 3600}, AbStrategy),
+    ],
+)
+def test_every_strategy_parses_and_round_trips(strategy: dict[str, Any], kind: type) -> None:
+    spec = parse_spec(spec_dict(**strategy))
+    assert isinstance(spec.strategy, kind)
+    assert parse_spec(spec.to_dict()) == spec
+
+
+def test_canary_spec_round_trips_through_to_dict() -> None:
+    spec = parse_spec(
+        {**spec_dict(), "salt": "s1", "routing_key": {"source": "field", "name": "user_id"}}
+    )
+    assert spec.routing_key == RoutingKey("field", "user_id")
+    assert parse_spec(spec.to_dict()) == spec
+
+
+def test_header_names_are_lowercased() -> None:
+    spec = parse_spec({**spec_dict(), "routing_key": {"source": "header", "name": "X-User"}})
+    assert spec.routing_key.name == "x-user"
+
+
+def with_step(index: int, **fields: Any) -> dict[str, Any]:
+    data = spec_dict()
+    data["strategy"]["steps"][index] = {**data["strategy"]["steps"][index], **fields}
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "words"),
+    [
+        (with_step(2, weight_percent=150), "strategy.steps[2].weight_percent", "between 0 and 100"),
+        (with_step(1, weight_percent=0), "strategy.steps[1].weight_percent", "between 0 and 100"),
+        (with_step(1, weight_percent=3), "strategy.steps[1].weight_percent", "larger than"),
+        (with_step(0, weight_percent=1.234), "strategy.steps[0].weight_percent", "two decimals"),
+        (with_step(0, min_requests=-1), "strategy.steps[0].min_requests", "at least 0"),
+        (with_step(0, min_requests=1.5), "strategy.steps[0].min_requests", "whole number"),
+        (with_step(0, weight_percnt=5), "strategy.steps[0].weight_percnt", "weight_percent"),
+        (with_step(0, min_duration_s="1m"), "strategy.steps[0].min_duration_s", "number"),
+        ({**spec_dict(), "name": "Fraud!"}, "name", "lowercase"),
+        ({**spec_dict(), "name": "x" * 64}, "name", "1-63"),
+        ({**spec_dict(), "baseline": "nope"}, "baseline", "stable"),
+        ({**spec_dict(), "candidate": "stable"}, "candidate", "differ"),
+        ({**spec_dict(), "variants": {"stable": "models:/m/1"}}, "variants", "two variants"),
+        ({**spec_dict(), "variants": {"stable": "", "canary": "x"}}, "variants.stable", "URI"),
+        ({**spec_dict(), "variants": {"Big": "a", "canary": "x"}}, "variants.Big", "lowercase"),
+        ({**spec_dict(), "strategy": {"type": "canery"}}, "strategy.type", "canary"),
+        (
+            {**spec_dict(), "strategy": {"type": "canary", "steps": []}},
+            "strategy.steps",
+            "at least one",
+        ),
+        ({**spec_dict(), "strategy": {"type": "canary"}}, "strategy.steps", "required"),
+        ({**spec_dict(), "strategy": "canary"}, "strategy", "mapping"),
+        ({**spec_dict(), "stratgy": {}}, "stratgy", "strategy"),
+        (spec_dict(type="shadow", fraction=1.5), "strategy.fraction", "between 0 and 1"),
+        (spec_dict(type="shadow", fraction=0), "strategy.fraction", "above 0"),
+        (spec_dict(type="rolling", replicas=2, batch_size=3), "strategy.batch_size", "at most"),
+        (spec_dict(type="rolling"), "strategy.replicas", "required"),
+        (spec_dict(type="ab", split_percent=100), "strategy.split_percent", "between 0 and 100"),
+        (
+            spec_dict(type="ab", min_duration_s=10, max_duration_s=5),
+            "strategy.max_duration_s",
+            "at least",
+        ),
+        (
+            spec_dict(type="blue_green", warmup={"shadow_fraction": 0}),
+            "strategy.warmup.shadow_fraction",
+            "never see",
+        ),
+        (
+            spec_dict(type="blue_green", warmup={"max_error_rate": 2}),
+            "strategy.warmup.max_error_rate",
+            "between 0 and 1",
+        ),
+        (spec_dict(type="direct", steps=[]), "strategy.steps", "not a known key"),
+        ({**spec_dict(), "routing_key": {"source": "cookie"}}, "routing_key.source", "header"),
+        ({**spec_dict(), "routing_key": {"source": "field"}}, "routing_key.name", "required"),
+        ({**spec_dict(), "routing_key": {"name": "bad header"}}, "routing_key.name", "header"),
+        ([1, 2], "spec", "mapping"),
+    ],
+)
+def test_errors_name_the_key_path_and_the_fix(data: Any, path: str, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_spec(data)
+    message = str(info.value)
+    assert info.value.message.startswith(f"{path}: ")
+    assert words in message
+    assert info.value.hint is not None
+    assert info.value.hint.startswith("Fix: ")
+    assert info.value.detail == {"path": path}
+
+
+def test_load_spec_reads_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.yaml"
+    path.write_text(
+        """
+name: fraud
+variants: {stable: "models:/fraud/3", canary: "models:/fraud/4"}
+baseline: stable
+candidate: canary
+strategy:
+  type: canary
+  steps:
+    - {weight_percent: 5, min_duration_s: 60, min_requests: 500}
+    - {weight_percent: 100}
+routing_key: {source: field, name: user_id}
+""",
+        encoding="utf-8",
+    )
+    spec = load_spec(path)
+    assert isinstance(spec.strategy, CanaryStrategy)
+    assert spec.strategy.steps[-1].weight_bp == 10_000
+
+
+def test_load_spec_reports_missing_files_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        load_spec(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed", encoding="utf-8")
+    with pytest.raises(ValidationError, match="not valid YAML"):
+        load_spec(bad)

@@ -1,0 +1,313 @@
+"""The store contract, run against every implementation: in memory, SQLite, and Postgres if set."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lockgate.errors import Conflict, NotFound, StoreUnreachable, ValidationError
+from lockgate.rollout.controller import (
+    Phase,
+    RecordEvent,
+    initial_state,
+    pause,
+    start,
+    step,
+)
+from lockgate.rollout.policy import ThresholdPolicy
+from lockgate.rollout.spec import DeploymentSpec, parse_spec
+from lockgate.rollout.sqlstore import SqlStore
+from lockgate.rollout.store import InMemoryStore, Store, default_store_url
+from lockgate.stats.accumulators import VariantStats
+from lockgate.testing import InMemoryStore as ExportedInMemoryStore
+
+POSTGRES_URL = os.environ.get("LOCKGATE_TEST_POSTGRES_URL")
+
+
+def make_spec(name: str = "fraud") -> DeploymentSpec:
+    return parse_spec(
+        {
+            "name": name,
+            "variants": {"stable": "models:/fraud/3", "canary": "models:/fraud/4"},
+            "baseline": "stable",
+            "candidate": "canary",
+            "strategy": {
+                "type": "canary",
+                "steps": [{"weight_percent": 10, "min_duration_s": 10}, {"weight_percent": 50}],
+            },
+        }
+    )
+
+
+def served(requests: int, errors: int = 0) -> VariantStats:
+    stats = VariantStats(requests=requests, errors=errors)
+    stats.latency.update(np.full(requests, 12.0))
+    return stats
+
+
+def event(action: str = "note", actor: str = "alice", **numbers: float) -> RecordEvent:
+    return RecordEvent(1.0, actor, action, "because", "pending", "stepping", numbers)
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param(
+            "postgres",
+            marks=[
+                pytest.mark.integration,
+                pytest.mark.skipif(
+                    POSTGRES_URL is None, reason="set LOCKGATE_TEST_POSTGRES_URL to run on Postgres"
+                ),
+            ],
+        ),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened: Store
+    if request.param == "memory":
+        opened = InMemoryStore()
+    elif request.param == "sqlite":
+        opened = SqlStore(f"sqlite:///{tmp_path / 'state' / 'rollouts.db'}")
+    else:
+        assert POSTGRES_URL is not None
+        opened = SqlStore(POSTGRES_URL)
+        _drop_all(opened)
+    yield opened
+    opened.close()
+
+
+def _drop_all(store: Store) -> None:
+    """A clean slate on a shared Postgres server: the tables are emptied, not dropped."""
+    assert isinstance(store, SqlStore)
+    with store._engine.begin() as connection:
+        for table in ("accumulator_snapshots", "rollout_events", "deployments"):
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+
+
+def test_a_created_deployment_reads_back_equal(store: Store) -> None:
+    spec = make_spec()
+    created = store.create_deployment(spec, initial_state(spec), now=100.0)
+    assert created.version == 1
+    read = store.get_deployment("fraud")
+    assert read.spec == spec
+    assert read.state.to_dict() == initial_state(spec).to_dict()
+    assert (read.version, read.created_at, read.updated_at) == (1, 100.0, 100.0)
+
+
+def test_names_are_unique_and_missing_names_are_not_found(store: Store) -> None:
+    spec = make_spec()
+    store.create_deployment(spec, initial_state(spec), now=1.0)
+    with pytest.raises(Conflict, match="already exists"):
+        store.create_deployment(spec, initial_state(spec), now=2.0)
+    with pytest.raises(NotFound, match="'nope'"):
+        store.get_deployment("nope")
+    with pytest.raises(NotFound):
+        store.save_state("nope", initial_state(spec), expected_version=1, now=3.0)
+    with pytest.raises(NotFound):
+        store.events("nope")
+    with pytest.raises(NotFound):
+        store.save_snapshot("nope", "w1", {}, now=1.0)
+
+
+def test_deployments_are_listed_by_name(store: Store) -> None:
+    for name in ("zeta", "alpha", "mid"):
+        store.create_deployment(make_spec(name), initial_state(make_spec(name)), now=1.0)
+    assert [d.name for d in store.list_deployments()] == ["alpha", "mid", "zeta"]
+
+
+def test_state_writes_are_compare_and_set(store: Store) -> None:
+    spec = make_spec()
+    store.create_deployment(spec, initial_state(spec), now=0.0)
+    first = store.get_deployment("fraud")
+    second = store.get_deployment("fraud")  # a second controller read the same version
+
+    started, actions = start(spec, first.state, {}, now=1.0)
+    events = [a for a in actions if isinstance(a, RecordEvent)]
+    saved = store.save_state(
+        "fraud", started, expected_version=first.version, now=1.0, events=events
+    )
+    assert saved.version == 2
+    assert saved.state.phase is Phase.STEPPING
+    assert saved.updated_at == 1.0
+
+    other, other_actions = pause(spec, start(spec, second.state, {}, 1.5)[0], 2.0, actor="bob")
+    other_events = [a for a in other_actions if isinstance(a, RecordEvent)]
+    with pytest.raises(Conflict, match="version 2, not 1") as info:
+        store.save_state(
+            "fraud", other, expected_version=second.version, now=2.0, events=other_events
+        )
+    assert info.value.detail == {"expected_version": 1, "current_version": 2}
+    # The loser wrote nothing: neither its state nor its events.
+    assert store.get_deployment("fraud").state.phase is Phase.STEPPING
+    assert [e.action for e in store.events("fraud")] == ["start"]
+
+
+def test_the_audit_log_is_ordered_and_keeps_who_and_why(store: Store) -> None:
+    spec = make_spec()
+    store.create_deployment(spec, initial_state(spec), now=0.0)
+    store.append_events("fraud", [event("a", ratio=2.5), event("b", actor="bob")])
+    store.append_events("fraud", [event("c", bad=float("inf"))])
+    log = store.events("fraud")
+    assert [e.action for e in log] == ["a", "b", "c"]
+    assert [e.id for e in log] == sorted(e.id for e in log)
+    assert log[0].numbers == {"ratio": 2.5}
+    assert (log[1].actor, log[1].reason, log[1].from_phase, log[1].to_phase) == (
+        "bob",
+        "because",
+        "pending",
+        "stepping",
+    )
+    assert log[2].numbers == {"bad": None}
+    assert [e.action for e in store.events("fraud", after_id=log[0].id)] == ["b", "c"]
+    assert [e.action for e in store.events("fraud", limit=1)] == ["a"]
+
+
+def test_snapshots_merge_workers_and_replace_a_workers_last(store: Store) -> None:
+    spec = make_spec()
+    store.create_deployment(spec, initial_state(spec), now=0.0)
+    assert store.load_snapshot("fraud") == {}
+    store.save_snapshot("fraud", "w1", {"stable": served(100, 1), "canary": served(10)}, now=1.0)
+    store.save_snapshot("fraud", "w2", {"stable": served(50, 2)}, now=1.0)
+    store.save_snapshot("fraud", "w1", {"stable": served(150, 3), "canary": served(20)}, now=2.0)
+    merged = store.load_snapshot("fraud")
+    assert (merged["stable"].requests, merged["stable"].errors) == (200, 5)
+    assert merged["stable"].latency.count == 200
+    assert merged["canary"].requests == 20
+
+
+def test_one_lease_holder_at_a_time(store: Store) -> None:
+    spec = make_spec()
+    store.create_deployment(spec, initial_state(spec), now=0.0)
+    assert store.acquire_lease("fraud", "gw-1", now=0.0, ttl_s=10)
+    assert not store.acquire_lease("fraud", "gw-2", now=5.0, ttl_s=10)
+    assert store.acquire_lease("fraud", "gw-1", now=9.0, ttl_s=10)  # renewal
+    assert not store.acquire_lease("fraud", "gw-2", now=18.0, ttl_s=10)
+    assert store.acquire_lease("fraud", "gw-2", now=19.0, ttl_s=10)  # expired: taken over
+    with pytest.raises(NotFound):
+        store.acquire_lease("nope", "gw-1", now=0.0, ttl_s=10)
+    with pytest.raises(ValidationError):
+        store.acquire_lease("fraud", "gw-1", now=0.0, ttl_s=0)
+
+
+def test_the_shell_loop_runs_on_the_store(store: Store) -> None:
+    """load spec → create → loop {snapshot; step; persist state + events} until it finishes."""
+    spec = make_spec()
+    policy = ThresholdPolicy(min_requests=50)
+    deployment = store.create_deployment(spec, initial_state(spec), now=0.0)
+    state, actions = start(spec, deployment.state, store.load_snapshot("fraud"), now=0.0)
+    events = [a for a in actions if isinstance(a, RecordEvent)]
+    deployment = store.save_state("fraud", state, expected_version=1, now=0.0, events=events)
+    for tick in range(1, 30):
+        now = float(tick)
+        store.save_snapshot(
+            "fraud", "w1", {"stable": served(100 * tick), "canary": served(20 * tick)}, now=now
+        )
+        state, actions = step(spec, deployment.state, store.load_snapshot("fraud"), now, policy)
+        if actions:
+            events = [a for a in actions if isinstance(a, RecordEvent)]
+            deployment = store.save_state(
+                "fraud", state, expected_version=deployment.version, now=now, events=events
+            )
+        if deployment.state.is_finished:
+            break
+    assert deployment.state.phase is Phase.PROMOTED
+    assert [e.action for e in store.events("fraud")] == ["start", "advance", "promote"]
+
+
+def test_sqlite_state_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "rollouts.db"
+    spec = make_spec()
+    first = SqlStore(path)
+    first.create_deployment(spec, initial_state(spec), now=0.0)
+    started, actions = start(spec, initial_state(spec), {"stable": served(10)}, now=1.0)
+    events = [a for a in actions if isinstance(a, RecordEvent)]
+    first.save_state("fraud", started, expected_version=1, now=1.0, events=events)
+    first.save_snapshot("fraud", "w1", {"stable": served(30)}, now=1.0)
+    first.close()
+
+    again = SqlStore(f"sqlite:///{path}")  # migrations are idempotent on reopen
+    deployment = again.get_deployment("fraud")
+    assert deployment.state.to_dict() == started.to_dict()
+    assert deployment.version == 2
+    assert again.load_snapshot("fraud")["stable"].requests == 30
+    assert [e.action for e in again.events("fraud")] == ["start"]
+    again.close()
+
+
+def test_sqlite_schema_is_versioned_apart_from_mlflow(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    SqlStore(path).close()
+    connection = sqlite3.connect(path)
+    try:
+        tables = {
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        version = connection.execute("SELECT version_num FROM lockgate_rollout_version").fetchall()
+    finally:
+        connection.close()
+    assert {"deployments", "rollout_events", "accumulator_snapshots"} <= tables
+    assert "alembic_version" not in tables
+    assert version == [("0001",)]
+
+
+def test_concurrent_writers_never_lose_an_update(tmp_path: Path) -> None:
+    """Threads on separate SqlStore connections each bump a counter by read → write with retry."""
+    path = tmp_path / "race.db"
+    spec = make_spec()
+    setup = SqlStore(path)
+    setup.create_deployment(spec, initial_state(spec), now=0.0)
+    setup.close()
+    writers, bumps = 4, 5
+    conflicts = []
+
+    def writer(index: int) -> None:
+        store = SqlStore(path)
+        try:
+            for _ in range(bumps):
+                while True:
+                    current = store.get_deployment("fraud")
+                    bumped = replace(current.state, stage_index=current.state.stage_index + 1)
+                    try:
+                        store.save_state(
+                            "fraud", bumped, expected_version=current.version, now=float(index)
+                        )
+                        break
+                    except Conflict:
+                        conflicts.append(index)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    check = SqlStore(path)
+    final = check.get_deployment("fraud")
+    check.close()
+    assert final.state.stage_index == writers * bumps
+    assert final.version == 1 + writers * bumps
+
+
+def test_an_unreachable_store_names_its_url(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(StoreUnreachable, match="cannot open the rollout store"):
+        SqlStore(f"sqlite:///{blocker / 'rollouts.db'}")
+
+
+def test_the_default_url_is_a_file_under_home(tmp_path: Path) -> None:
+    assert default_store_url(tmp_path) == f"sqlite:///{tmp_path / 'rollouts.db'}"
+
+
+def test_lockgate_testing_exports_the_in_memory_store() -> None:
+    assert ExportedInMemoryStore is InMemoryStore
