@@ -89,9 +89,7 @@ class VariantBehaviour:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
-            raise ValidationError(
-                f"error_rate {self.error_rate} is outside [0, 1]", hint="e.g. 0.01 for 1%"
-            )
+            raise ValidationError(f"error_rate {self.error_rate} is outside [0, 1]", hint="e.g. 0.01 for 1%")
         if self.latency_median_ms <= 0 or self.latency_sigma < 0:
             raise ValidationError(
                 "latency_median_ms must be above 0 and latency_sigma at least 0",
@@ -149,8 +147,6 @@ class SimulatedTraffic:
             )
         behaviour = self.behaviours[variant]
         gen = rng or self.rng
-        latencies = behaviour.latency_median_ms * np.exp(
-            behaviour.latency_sigma * gen.standard_normal(count)
-        )
+        latencies = behaviour.latency_median_ms * np.exp(behaviour.latency_sigma * gen.standard_normal(count))
         errors = gen.random(count) < behaviour.error_rate
         return latencies, errors

@@ -16,9 +16,7 @@ from lockgate.testing import (
 
 def test_fake_predictor_is_deterministic_and_fails_on_schedule() -> None:
     slept: list[float] = []
-    predictor = FakePredictor(
-        output=lambda row: sum(row), latency_ms=20, fail_every=3, sleep=slept.append
-    )
+    predictor = FakePredictor(output=lambda row: sum(row), latency_ms=20, fail_every=3, sleep=slept.append)
     assert predictor.predict([[1, 2], [3, 4]]).tolist() == [3, 7]
     assert predictor.predict([[0, 1]]).tolist() == [1]
     with pytest.raises(FakePredictionError, match="failed call 3"):

@@ -82,24 +82,18 @@ class Phase(StrEnum):
     BAKING = "baking"  # blue-green: the candidate has all traffic, the baseline stays warm
     EXPERIMENTING = "experimenting"  # A/B: a fixed split until the policy decides
     PAUSED = "paused"
-    HALTED = (
-        "halted"  # the numbers cannot be trusted; traffic back on the baseline, a human decides
-    )
+    HALTED = "halted"  # the numbers cannot be trusted; traffic back on the baseline, a human decides
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
     COMPLETED = "completed"  # a shadow test passed; traffic stays on the baseline
 
 
-LIVE_PHASES = frozenset(
-    {Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.BAKING, Phase.EXPERIMENTING}
-)
+LIVE_PHASES = frozenset({Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.BAKING, Phase.EXPERIMENTING})
 TERMINAL_PHASES = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.COMPLETED})
 _ENDS = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
 
 TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
-    Phase.PENDING: frozenset(
-        {Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.EXPERIMENTING} | _ENDS
-    ),
+    Phase.PENDING: frozenset({Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.EXPERIMENTING} | _ENDS),
     Phase.WARMING: frozenset({Phase.BAKING, Phase.PAUSED, Phase.HALTED} | _ENDS),
     Phase.SHADOWING: frozenset({Phase.PAUSED, Phase.HALTED, Phase.COMPLETED} | _ENDS),
     Phase.STEPPING: frozenset({Phase.STEPPING, Phase.PAUSED, Phase.HALTED} | _ENDS),
@@ -144,8 +138,7 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
         return ()
     if isinstance(strategy, CanaryStrategy):
         return tuple(
-            Stage(Phase.STEPPING, s.weight_bp, s.min_duration_s, s.min_requests)
-            for s in strategy.steps
+            Stage(Phase.STEPPING, s.weight_bp, s.min_duration_s, s.min_requests) for s in strategy.steps
         )
     if isinstance(strategy, BlueGreenStrategy):
         warmup = strategy.warmup
@@ -361,9 +354,7 @@ class RolloutState:
             paused_from=Phase(data["paused_from"]) if data.get("paused_from") else None,
             pause_until=data.get("pause_until"),
             stage_elapsed_s=float(data.get("stage_elapsed_s", 0.0)),
-            stats_at_start={
-                k: VariantStats.from_dict(v) for k, v in data.get("stats_at_start", {}).items()
-            },
+            stats_at_start={k: VariantStats.from_dict(v) for k, v in data.get("stats_at_start", {}).items()},
             requests_at_stage_start={
                 str(k): int(v) for k, v in data.get("requests_at_stage_start", {}).items()
             },
@@ -556,9 +547,7 @@ def step(
     """One controller tick: analyse, then roll back, halt, wait, advance or finish."""
     actions: tuple[Action, ...] = ()
     if state.phase is Phase.PAUSED and state.pause_until is not None and now >= state.pause_until:
-        state, actions = resume(
-            spec, state, state.pause_until, actor=CONTROLLER, reason="pause elapsed"
-        )
+        state, actions = resume(spec, state, state.pause_until, actor=CONTROLLER, reason="pause elapsed")
     if state.phase not in LIVE_PHASES and state.phase is not Phase.PAUSED:
         return state, actions
     stages = plan(spec)
@@ -665,9 +654,7 @@ def _enter(
         stage_started_at=now,
         requests_at_stage_start={name: stats.requests for name, stats in snapshot.items()},
     )
-    set_weights = SetWeights(
-        weights, shadow, stage.shadow_fraction, stage.replicas, stage.keep_warm
-    )
+    set_weights = SetWeights(weights, shadow, stage.shadow_fraction, stage.replicas, stage.keep_warm)
     event_numbers = {**(numbers or {}), "candidate_weight_bp": float(stage.candidate_bp)}
     return entered, (set_weights, _event(state, entered, now, actor, action, event_numbers))
 
@@ -713,9 +700,7 @@ def _absolute_checks(stage: Stage, candidate: VariantStats) -> str:
     """Why the candidate fails the stage's absolute limits ("" when it passes)."""
     failures = []
     if stage.max_error_rate is not None and candidate.error_rate > stage.max_error_rate:
-        failures.append(
-            f"candidate error rate {candidate.error_rate:.4f} is above {stage.max_error_rate:g}"
-        )
+        failures.append(f"candidate error rate {candidate.error_rate:.4f} is above {stage.max_error_rate:g}")
     if stage.max_p99_latency_ms is not None:
         p99 = candidate.latency.quantile(0.99)
         if p99 > stage.max_p99_latency_ms:

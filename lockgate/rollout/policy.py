@@ -59,9 +59,7 @@ class ThresholdPolicy:
                 hint="give it as a fraction, e.g. 0.05 for 5%",
             )
         if self.min_requests < 1:
-            raise ValidationError(
-                f"min_requests {self.min_requests} is below 1", hint="judge after e.g. 200"
-            )
+            raise ValidationError(f"min_requests {self.min_requests} is below 1", hint="judge after e.g. 200")
 
     def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
         base_rate, cand_rate = baseline.error_rate, candidate.error_rate

@@ -75,9 +75,7 @@ class RoutingTable:
             raise ValidationError("a routing table needs at least one variant", hint="add one")
         names = [name for name, _ in pairs]
         if len(set(names)) != len(names):
-            raise ValidationError(
-                f"variants {names} appear more than once", hint="list each variant once"
-            )
+            raise ValidationError(f"variants {names} appear more than once", hint="list each variant once")
         for name, weight in pairs:
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
                 raise ValidationError(

@@ -44,9 +44,7 @@ class ShadowComparison:
         self.labels_compared += int(left.size)
         self.labels_agreed += int(np.count_nonzero(same))
         if not same.all():
-            pairs = np.char.add(
-                np.char.add(left[~same].astype(str), "->"), right[~same].astype(str)
-            )
+            pairs = np.char.add(np.char.add(left[~same].astype(str), "->"), right[~same].astype(str))
             names, counts = np.unique(pairs, return_counts=True)
             for name, count in zip(names.tolist(), counts.tolist(), strict=True):
                 self.flips[name] = self.flips.get(name, 0) + count

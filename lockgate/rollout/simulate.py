@@ -77,8 +77,7 @@ class SimulationResult:
         for entry in self.timeline:
             weights = " ".join(f"{k}={v}" for k, v in entry.weights_bp.items())
             lines.append(
-                f"{entry.at_s:>8.1f}  {entry.action:<9} {entry.to_phase:<13} {weights:<26} "
-                f"{entry.reason}"
+                f"{entry.at_s:>8.1f}  {entry.action:<9} {entry.to_phase:<13} {weights:<26} {entry.reason}"
             )
         return "\n".join(lines)
 

@@ -125,12 +125,7 @@ class AbStrategy:
 
 
 Strategy: TypeAlias = (
-    DirectStrategy
-    | CanaryStrategy
-    | BlueGreenStrategy
-    | RollingStrategy
-    | ShadowStrategy
-    | AbStrategy
+    DirectStrategy | CanaryStrategy | BlueGreenStrategy | RollingStrategy | ShadowStrategy | AbStrategy
 )
 
 
@@ -189,9 +184,7 @@ def load_spec(path: str | Path) -> DeploymentSpec:
 def parse_spec(data: Any) -> DeploymentSpec:
     """Validate a plain mapping (parsed YAML or JSON) into a :class:`DeploymentSpec`."""
     root = _Node(data, "")
-    root.reject_unknown(
-        {"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt"}
-    )
+    root.reject_unknown({"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt"})
     name = root.required_string("name")
     _check_name(name, root.path_of("name"))
     variants_node = root.mapping("variants", required=True)
@@ -218,9 +211,7 @@ def parse_spec(data: Any) -> DeploymentSpec:
                 f"use one of {', '.join(sorted(variants))}",
             )
     if baseline == candidate:
-        raise _error(
-            root.path_of("candidate"), "must differ from baseline", "name the new variant here"
-        )
+        raise _error(root.path_of("candidate"), "must differ from baseline", "name the new variant here")
     strategy = _parse_strategy(root.mapping("strategy", required=True))
     routing_key = _parse_routing_key(root.mapping("routing_key"))
     salt = root.string("salt") or ""
@@ -350,9 +341,7 @@ def _parse_shadow(node: _Node) -> Strategy:
 
 
 def _parse_ab(node: _Node) -> Strategy:
-    node.reject_unknown(
-        {"type", "split_percent", "min_requests", "min_duration_s", "max_duration_s"}
-    )
+    node.reject_unknown({"type", "split_percent", "min_requests", "min_duration_s", "max_duration_s"})
     split = node.number("split_percent", default=50.0)
     if not 0.0 < split < 100.0:
         raise _error(
@@ -392,9 +381,7 @@ def _parse_routing_key(node: _Node) -> RoutingKey:
             raise _error(node.path_of("name"), "is not a valid header name", "e.g. x-routing-key")
         name = name.lower()
     elif not name.strip():
-        raise _error(
-            node.path_of("name"), "must not be empty", "name the input field, e.g. user_id"
-        )
+        raise _error(node.path_of("name"), "must not be empty", "name the input field, e.g. user_id")
     return RoutingKey("header" if source == "header" else "field", name)
 
 
@@ -572,6 +559,5 @@ class _Node:
                 raise _error(
                     self.path_of(str(key)),
                     "is not a known key",
-                    f"remove it or use one of {', '.join(sorted(allowed))}"
-                    f"{_did_you_mean(str(key), allowed)}",
+                    f"remove it or use one of {', '.join(sorted(allowed))}{_did_you_mean(str(key), allowed)}",
                 )

@@ -97,9 +97,7 @@ class SqlStore:
     def close(self) -> None:
         self._engine.dispose()
 
-    def create_deployment(
-        self, spec: DeploymentSpec, state: RolloutState, *, now: float
-    ) -> Deployment:
+    def create_deployment(self, spec: DeploymentSpec, state: RolloutState, *, now: float) -> Deployment:
         row = {
             "name": spec.name,
             "spec": json.dumps(spec.to_dict()),
@@ -119,9 +117,7 @@ class SqlStore:
 
     def get_deployment(self, name: str) -> Deployment:
         with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(_deployments).where(_deployments.c.name == name)
-            ).first()
+            row = connection.execute(sa.select(_deployments).where(_deployments.c.name == name)).first()
         if row is None:
             raise _missing(name)
         return _deployment_from_row(row._mapping)
@@ -160,9 +156,7 @@ class SqlStore:
                     raise _missing(name)
                 raise _stale(name, expected_version, int(current))
             _insert_events(connection, name, events)
-            row = connection.execute(
-                sa.select(_deployments).where(_deployments.c.name == name)
-            ).one()
+            row = connection.execute(sa.select(_deployments).where(_deployments.c.name == name)).one()
         return _deployment_from_row(row._mapping)
 
     def append_events(self, name: str, events: Sequence[RecordEvent]) -> None:
@@ -228,9 +222,7 @@ class SqlStore:
                 .where(_snapshots.c.deployment == name)
                 .order_by(_snapshots.c.variant, _snapshots.c.worker_id)
             )
-            return _merge(
-                (row.variant, VariantStats.from_dict(json.loads(row.stats))) for row in rows
-            )
+            return _merge((row.variant, VariantStats.from_dict(json.loads(row.stats))) for row in rows)
 
     def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> bool:
         _check_ttl(ttl_s)
@@ -254,9 +246,7 @@ class SqlStore:
 
     @staticmethod
     def _require(connection: Connection, name: str) -> None:
-        found = connection.execute(
-            sa.select(_deployments.c.name).where(_deployments.c.name == name)
-        ).first()
+        found = connection.execute(sa.select(_deployments.c.name).where(_deployments.c.name == name)).first()
         if found is None:
             raise _missing(name)
 

@@ -65,9 +65,7 @@ class AuditEvent:
 class Store(Protocol):
     """What the rollout shell needs from storage."""
 
-    def create_deployment(
-        self, spec: DeploymentSpec, state: RolloutState, *, now: float
-    ) -> Deployment:
+    def create_deployment(self, spec: DeploymentSpec, state: RolloutState, *, now: float) -> Deployment:
         """Store a new deployment at version 1; :class:`Conflict` if the name is taken."""
         ...
 
@@ -144,9 +142,7 @@ def _check_ttl(ttl_s: float) -> None:
 
 
 def _missing(name: str) -> NotFound:
-    return NotFound(
-        f"deployment '{name}' does not exist", hint="create it first, or check the name"
-    )
+    return NotFound(f"deployment '{name}' does not exist", hint="create it first, or check the name")
 
 
 def _taken(name: str) -> Conflict:
@@ -177,9 +173,7 @@ class InMemoryStore:
     def close(self) -> None:
         """Nothing to release."""
 
-    def create_deployment(
-        self, spec: DeploymentSpec, state: RolloutState, *, now: float
-    ) -> Deployment:
+    def create_deployment(self, spec: DeploymentSpec, state: RolloutState, *, now: float) -> Deployment:
         with self._lock:
             if spec.name in self._rows:
                 raise _taken(spec.name)

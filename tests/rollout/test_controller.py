@@ -316,9 +316,7 @@ def test_rolling_replaces_workers_a_batch_at_a_time() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("promote_on_pass", "end"), [(False, Phase.COMPLETED), (True, Phase.PROMOTED)]
-)
+@pytest.mark.parametrize(("promote_on_pass", "end"), [(False, Phase.COMPLETED), (True, Phase.PROMOTED)])
 def test_shadow_never_routes_to_the_candidate(promote_on_pass: bool, end: Phase) -> None:
     spec = make_spec(
         type="shadow",
@@ -376,9 +374,7 @@ def test_stats_since_treats_a_counter_reset_as_a_fresh_start() -> None:
     st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=30),
     st.lists(st.floats(0.1, 1e4), min_size=1, max_size=30),
 )
-def test_stats_since_undoes_a_merge(
-    before: list[float], after: list[float], lat: list[float]
-) -> None:
+def test_stats_since_undoes_a_merge(before: list[float], after: list[float], lat: list[float]) -> None:
     first, second = VariantStats(), VariantStats()
     for value in before:
         first.record(5.0, is_error=value > 0)
@@ -427,9 +423,9 @@ def test_no_sequence_of_commands_breaks_the_transition_table(
             elif command == "resume":
                 state, actions = resume(spec, state, now, actor="t")
             else:
-                state, actions = {"promote": promote, "rollback": rollback, "pause": pause}[
-                    command
-                ](spec, state, now, actor="t")
+                state, actions = {"promote": promote, "rollback": rollback, "pause": pause}[command](
+                    spec, state, now, actor="t"
+                )
         except IllegalTransition:
             assert state is before
             assert command != "start" or before.phase is not Phase.PENDING

@@ -90,9 +90,7 @@ def test_single_sends_everything_to_one_variant() -> None:
 
 @given(st.floats(min_value=0.0, max_value=1.0))
 def test_shadow_mirrors_the_top_buckets_in_proportion(fraction: float) -> None:
-    table = RoutingTable.from_weights(
-        {"stable": BUCKETS}, shadow_variant="canary", shadow_fraction=fraction
-    )
+    table = RoutingTable.from_weights({"stable": BUCKETS}, shadow_variant="canary", shadow_fraction=fraction)
     mirrored = [i for i in range(BUCKETS) if should_shadow(table, i)]
     assert len(mirrored) == round(fraction * BUCKETS)
     assert mirrored == list(range(BUCKETS - len(mirrored), BUCKETS))

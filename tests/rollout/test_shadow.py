@@ -56,9 +56,7 @@ def test_mismatched_pairs_are_refused() -> None:
     st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.floats(-5, 5), st.floats(-5, 5))),
     st.integers(0, 40),
 )
-def test_merging_halves_equals_one_pass(
-    rows: list[tuple[int, int, float, float]], cut: int
-) -> None:
+def test_merging_halves_equals_one_pass(rows: list[tuple[int, int, float, float]], cut: int) -> None:
     def fed(part: list[tuple[int, int, float, float]]) -> ShadowComparison:
         comparison = ShadowComparison()
         if part:

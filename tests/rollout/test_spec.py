@@ -71,9 +71,7 @@ def test_every_strategy_parses_and_round_trips(strategy: dict[str, Any], kind: t
 
 
 def test_canary_spec_round_trips_through_to_dict() -> None:
-    spec = parse_spec(
-        {**spec_dict(), "salt": "s1", "routing_key": {"source": "field", "name": "user_id"}}
-    )
+    spec = parse_spec({**spec_dict(), "salt": "s1", "routing_key": {"source": "field", "name": "user_id"}})
     assert spec.routing_key == RoutingKey("field", "user_id")
     assert parse_spec(spec.to_dict()) == spec
 

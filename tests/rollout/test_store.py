@@ -132,9 +132,7 @@ def test_state_writes_are_compare_and_set(store: Store) -> None:
 
     started, actions = start(spec, first.state, {}, now=1.0)
     events = [a for a in actions if isinstance(a, RecordEvent)]
-    saved = store.save_state(
-        "fraud", started, expected_version=first.version, now=1.0, events=events
-    )
+    saved = store.save_state("fraud", started, expected_version=first.version, now=1.0, events=events)
     assert saved.version == 2
     assert saved.state.phase is Phase.STEPPING
     assert saved.updated_at == 1.0
@@ -142,9 +140,7 @@ def test_state_writes_are_compare_and_set(store: Store) -> None:
     other, other_actions = pause(spec, start(spec, second.state, {}, 1.5)[0], 2.0, actor="bob")
     other_events = [a for a in other_actions if isinstance(a, RecordEvent)]
     with pytest.raises(Conflict, match="version 2, not 1") as info:
-        store.save_state(
-            "fraud", other, expected_version=second.version, now=2.0, events=other_events
-        )
+        store.save_state("fraud", other, expected_version=second.version, now=2.0, events=other_events)
     assert info.value.detail == {"expected_version": 1, "current_version": 2}
     # The loser wrote nothing: neither its state nor its events.
     assert store.get_deployment("fraud").state.phase is Phase.STEPPING
@@ -248,9 +244,7 @@ def test_sqlite_schema_is_versioned_apart_from_mlflow(tmp_path: Path) -> None:
     SqlStore(path).close()
     connection = sqlite3.connect(path)
     try:
-        tables = {
-            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
+        tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = connection.execute("SELECT version_num FROM lockgate_rollout_version").fetchall()
     finally:
         connection.close()
@@ -277,9 +271,7 @@ def test_concurrent_writers_never_lose_an_update(tmp_path: Path) -> None:
                     current = store.get_deployment("fraud")
                     bumped = replace(current.state, stage_index=current.state.stage_index + 1)
                     try:
-                        store.save_state(
-                            "fraud", bumped, expected_version=current.version, now=float(index)
-                        )
+                        store.save_state("fraud", bumped, expected_version=current.version, now=float(index))
                         break
                     except Conflict:
                         conflicts.append(index)
