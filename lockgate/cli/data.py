@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,6 +23,23 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return str(n)
+
+
+_TOP_CHANGES = 12
+
+
+def _ranked_changes(
+    stat_changes: dict[str, dict[str, list[Any]]],
+) -> list[tuple[str, str, Any, Any, float | None]]:
+    """(column, statistic, before, after, relative change) with the largest changes first."""
+    rows: list[tuple[str, str, Any, Any, float | None]] = []
+    for col, stats in stat_changes.items():
+        for stat, (old, new) in stats.items():
+            rel = None
+            if isinstance(old, int | float) and isinstance(new, int | float):
+                rel = (new - old) / abs(old) if old else (float("inf") if new else 0.0)
+            rows.append((col, stat, old, new, rel))
+    return sorted(rows, key=lambda r: -abs(r[4]) if r[4] is not None else 0.0)
 
 
 @app.command("snapshot")
@@ -130,6 +147,9 @@ def diff_command(
     a: Annotated[str, typer.Argument(help="First version, NAME@VERSION.")],
     b: Annotated[str, typer.Argument(help="Second version, NAME@VERSION.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Show every statistic change, not the largest 12.")
+    ] = False,
 ) -> None:
     """Files added, removed and changed; for CSV/Parquet also rows, columns, types and statistics.
 
@@ -165,11 +185,16 @@ def diff_command(
             console.print(f"  columns removed: {', '.join(t['columns_removed'])}")
         for col, (old, new) in t["type_changes"].items():
             console.print(f"  type of {col}: {old} → {new}")
-        if t["stat_changes"]:
-            table = Table(title="summary-statistic changes")
-            for col in ("column", "statistic", "before", "after"):
+        changes = _ranked_changes(t["stat_changes"])
+        if changes:
+            shown = changes if show_all else changes[:_TOP_CHANGES]
+            table = Table(title="summary-statistic changes (largest relative change first)")
+            for col in ("column", "statistic", "before", "after", "change"):
                 table.add_column(col)
-            for col, stats in t["stat_changes"].items():
-                for stat, (old, new) in stats.items():
-                    table.add_row(col, stat, fmt_value(old), fmt_value(new))
+            for col, stat, old, new, rel in shown:
+                table.add_row(
+                    col, stat, fmt_value(old), fmt_value(new), f"{rel:+.1%}" if rel is not None else ""
+                )
             console.print(table)
+            if len(changes) > len(shown):
+                console.print(f"  ... {len(changes) - len(shown)} smaller changes (show them with --all)")

@@ -40,11 +40,12 @@ def list_command(
     if not runs:
         console.print("no runs yet; track one with `with lockgate.track(): ...`")
         return
-    metric_keys = sorted({k for r in runs for k in r.metrics})[:4]
+    room = max(1, (console.width - 96) // 11)  # metric columns that fit beside the fixed ones
+    metric_keys = sorted({k for r in runs for k in r.metrics})[: min(4, room)]
     fmt = "{:.4g}".format
     table = Table(title="runs (newest first)")
     for col in ("run", "name", "started", "duration", *metric_keys, "commit", "data"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, no_wrap=True, min_width=min(len(col), 8))
     for r in runs:
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
         data = ", ".join(f"{d['name']}@{d['version']}" for d in r.datasets) or "-"
@@ -159,7 +160,11 @@ def diff_command(
         for col in ("key", ra.short_id, rb.short_id):
             table.add_column(col)
         for key, (old, new) in changes.items():
-            table.add_row(key, fmt_value(old), fmt_value(new))
+            # Digests and commits are recognisable by their first 12 characters.
+            old_text, new_text = fmt_value(old), fmt_value(new)
+            if len(old_text) > 40 and len(new_text) > 40:
+                old_text, new_text = old_text[:12], new_text[:12]
+            table.add_row(key, old_text, new_text)
         console.print(table)
     if d.packages_added or d.packages_removed:
         console.print(
