@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lockgate import __version__
-from lockgate.cli import data, models, runs
+from lockgate.cli import data, models, runs, stats
 from lockgate.cli.output import console, err_console, short
 from lockgate.errors import LockgateError
 
@@ -42,6 +42,9 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(models.alias_app, name="alias")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
+app.command("plan-test")(stats.plan_test_command)
+app.command("simulate-stats")(stats.simulate_stats_command)
+app.command("simulate")(stats.simulate_command)
 
 
 def _version_callback(value: bool) -> None:
