@@ -74,3 +74,24 @@ def trained_run() -> Callable[..., str]:
         return run.run_id
 
     return make
+
+
+CliResult = tuple[int, str, str]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``lockgate ARGS...`` in-process through the real entry point: (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> CliResult:
+        from lockgate.cli.main import main
+
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -8,17 +8,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from lockgate.cli.main import app, main
+from lockgate.cli.main import app
 
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+Cli = Callable[..., tuple[int, str, str]]
 
 
 def _all_command_paths() -> list[list[str]]:
@@ -32,28 +24,28 @@ def _all_command_paths() -> list[list[str]]:
     return paths
 
 
-def test_root_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "--help")
+def test_root_help_shows_examples(cli: Cli) -> None:
+    code, out, _ = cli("--help")
     assert code == 0
     assert "Examples" in out and "lockgate quickstart" in out
 
 
 @pytest.mark.parametrize("path", _all_command_paths(), ids=lambda p: " ".join(p))
-def test_every_command_help_has_an_example(capsys: pytest.CaptureFixture[str], path: list[str]) -> None:
-    code, out, _ = run_cli(capsys, *path, "--help")
+def test_every_command_help_has_an_example(cli: Cli, path: list[str]) -> None:
+    code, out, _ = cli(*path, "--help")
     assert code == 0
     assert "Example" in out, f"`lockgate {' '.join(path)} --help` shows no example"
 
 
-def test_info_names_sources(capsys: pytest.CaptureFixture[str], lockgate_home: Path) -> None:
-    code, out, _ = run_cli(capsys, "info", "--json")
+def test_info_names_sources(cli: Cli, lockgate_home: Path) -> None:
+    code, out, _ = cli("info", "--json")
     assert code == 0
     assert '"source": "LOCKGATE_HOME"' in out
     assert str(lockgate_home) in out
 
 
-def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "runs", "compare")
+def test_usage_error_is_exit_2(cli: Cli) -> None:
+    code, _, err = cli("runs", "compare")
     assert code == 2
     assert "Traceback" not in err
 
@@ -67,24 +59,22 @@ def _assert_user_error(code: int, err: str, *needles: str) -> None:
 
 
 def test_unreachable_tracking_uri_names_it(
-    capsys: pytest.CaptureFixture[str], lockgate_home: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, lockgate_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
-    code, _, err = run_cli(capsys, "runs", "list")
+    code, _, err = cli("runs", "list")
     _assert_user_error(code, err, "http://127.0.0.1:9", "cannot be reached", "hint:")
 
 
-def test_unknown_scheme(
-    capsys: pytest.CaptureFixture[str], lockgate_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unknown_scheme(cli: Cli, lockgate_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "gopher://x")
-    code, _, err = run_cli(capsys, "models", "list")
+    code, _, err = cli("models", "list")
     _assert_user_error(code, err, "gopher")
 
 
 @pytest.mark.integration
 def test_bad_input_end_to_end(
-    capsys: pytest.CaptureFixture[str],
+    cli: Cli,
     mlflow_home: Path,
     tmp_path: Path,
     unique: str,
@@ -94,55 +84,49 @@ def test_bad_input_end_to_end(
     data.write_text("a,b\n1,2\n")
     model = f"m-{unique}"
 
-    code, out, _ = run_cli(capsys, "data", "snapshot", str(data), "--name", f"d-{unique}")
+    code, out, _ = cli("data", "snapshot", str(data), "--name", f"d-{unique}")
     assert code == 0 and f"d-{unique}@1" in out
-    code, out, _ = run_cli(capsys, "data", "snapshot", str(data), "--name", f"d-{unique}")
+    code, out, _ = cli("data", "snapshot", str(data), "--name", f"d-{unique}")
     assert code == 0 and "unchanged" in out
 
     _assert_user_error(
-        *run_cli(capsys, "data", "snapshot", str(tmp_path / "missing.csv"), "--name", "x")[::2],
+        *cli("data", "snapshot", str(tmp_path / "missing.csv"), "--name", "x")[::2],
         "does not exist",
     )
-    _assert_user_error(
-        *run_cli(capsys, "data", "snapshot", str(data), "--name", "bad name")[::2], "is not valid"
-    )
-    _assert_user_error(*run_cli(capsys, "data", "show", f"d-{unique}@4")[::2], "has no version 4")
+    _assert_user_error(*cli("data", "snapshot", str(data), "--name", "bad name")[::2], "is not valid")
+    _assert_user_error(*cli("data", "show", f"d-{unique}@4")[::2], "has no version 4")
 
     run_id = trained_run(datasets=(f"d-{unique}@1",))
-    code, out, _ = run_cli(capsys, "register", run_id[:10], "--name", model, "--alias", "champion")
+    code, out, _ = cli("register", run_id[:10], "--name", model, "--alias", "champion")
     assert code == 0 and f"{model}@1" in out
 
-    _assert_user_error(*run_cli(capsys, "register", "0" * 32, "--name", model)[::2], "not found")
-    _assert_user_error(*run_cli(capsys, "models", "show", f"nope-{unique}")[::2], "is not registered")
-    _assert_user_error(*run_cli(capsys, "lineage", f"{model}@7")[::2], "has no version 7; versions are 1")
-    _assert_user_error(*run_cli(capsys, "lineage", f"{model}@ghost")[::2], "has no alias 'ghost'")
-    _assert_user_error(
-        *run_cli(capsys, "alias", "set", model, "latest", "1")[::2], "alias 'latest' is not valid"
-    )
-    _assert_user_error(*run_cli(capsys, "reproduce", "0" * 32)[::2], "not found")
+    _assert_user_error(*cli("register", "0" * 32, "--name", model)[::2], "not found")
+    _assert_user_error(*cli("models", "show", f"nope-{unique}")[::2], "is not registered")
+    _assert_user_error(*cli("lineage", f"{model}@7")[::2], "has no version 7; versions are 1")
+    _assert_user_error(*cli("lineage", f"{model}@ghost")[::2], "has no alias 'ghost'")
+    _assert_user_error(*cli("alias", "set", model, "latest", "1")[::2], "alias 'latest' is not valid")
+    _assert_user_error(*cli("reproduce", "0" * 32)[::2], "not found")
 
-    code, out, _ = run_cli(capsys, "lineage", f"{model}@champion")
+    code, out, _ = cli("lineage", f"{model}@champion")
     assert code == 0 and f"d-{unique}@1" in out and "this version" in out
 
-    code, out, _ = run_cli(capsys, "reproduce", run_id)
+    code, out, _ = cli("reproduce", run_id)
     assert code == 0 and "matches the recorded digests" in out
     data.write_text("a,b\n9,9\n")
-    _assert_user_error(*run_cli(capsys, "reproduce", run_id)[::2], "does not match the run", "changed")
+    _assert_user_error(*cli("reproduce", run_id)[::2], "does not match the run", "changed")
 
 
 @pytest.mark.integration
 def test_runs_compare_formats(
-    capsys: pytest.CaptureFixture[str], mlflow_home: Path, tmp_path: Path, trained_run: Callable[..., str]
+    cli: Cli, mlflow_home: Path, tmp_path: Path, trained_run: Callable[..., str]
 ) -> None:
     a, b = trained_run("a", c=1.0), trained_run("b", c=0.01)
-    code, out, _ = run_cli(capsys, "runs", "compare", a, b, "--format", "markdown", "--only-changed")
+    code, out, _ = cli("runs", "compare", a, b, "--format", "markdown", "--only-changed")
     assert code == 0
     assert out.startswith("| kind | key |")
     assert "★" in out and "| param | C (changed) |" in out
-    code, out, _ = run_cli(
-        capsys, "runs", "compare", a, b, "--format", "json", "--plot", str(tmp_path / "p.png")
-    )
+    code, out, _ = cli("runs", "compare", a, b, "--format", "json", "--plot", str(tmp_path / "p.png"))
     assert code == 0 and '"key": "accuracy"' in out
     assert (tmp_path / "p.png").exists()
-    code, out, _ = run_cli(capsys, "runs", "diff", a, b)
+    code, out, _ = cli("runs", "diff", a, b)
     assert code == 0 and "params" in out

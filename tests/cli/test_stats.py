@@ -1,20 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from lockgate.cli.main import main
 from lockgate.cli.stats import _parse_traffic
 from lockgate.errors import UserError
 
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.mark.parametrize(
@@ -30,10 +23,10 @@ def test_parse_traffic_rejects(text: str) -> None:
         _parse_traffic(text)
 
 
-def test_plan_test_matches_the_power_function(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_test_matches_the_power_function(cli: Cli) -> None:
     from lockgate.stats.power import sample_size_two_proportions
 
-    code, out, _ = run_cli(capsys, "plan-test", "--baseline", "0.10", "--mde", "0.01", "--traffic", "200/s")
+    code, out, _ = cli("plan-test", "--baseline", "0.10", "--mde", "0.01", "--traffic", "200/s")
     assert code == 0
     n = sample_size_two_proportions(0.10, 0.01, alpha=0.05, power=0.8)
     assert f"{n:,}" in out
@@ -50,14 +43,14 @@ def test_plan_test_matches_the_power_function(capsys: pytest.CaptureFixture[str]
         ["--baseline", "0.1", "--mde", "0.01", "--traffic", "lots"],
     ],
 )
-def test_plan_test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
-    code, _, err = run_cli(capsys, "plan-test", *args)
+def test_plan_test_bad_input_exits_2(cli: Cli, args: list[str]) -> None:
+    code, _, err = cli("plan-test", *args)
     assert code == 2
     assert err.startswith("error:") and "Traceback" not in err
 
 
-def test_simulate_stats_aa_keeps_lockgate_within_alpha(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "simulate-stats", "--runs", "400", "--looks", "50")
+def test_simulate_stats_aa_keeps_lockgate_within_alpha(cli: Cli) -> None:
+    code, out, _ = cli("simulate-stats", "--runs", "400", "--looks", "50")
     assert code == 0
     rows = {
         line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines() if "│" in line
@@ -66,9 +59,9 @@ def test_simulate_stats_aa_keeps_lockgate_within_alpha(capsys: pytest.CaptureFix
     assert float(rows["naive"]) > 0.1  # peeking inflates false alarms: the comparison can fail
 
 
-def test_simulate_rolls_back_a_bad_canary(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "simulate", "--candidate-error-rate", "0.05")
+def test_simulate_rolls_back_a_bad_canary(cli: Cli) -> None:
+    code, out, _ = cli("simulate", "--candidate-error-rate", "0.05")
     assert code == 0
     assert "rollback" in out and "final phase rolled_back" in out
-    code, out, _ = run_cli(capsys, "simulate")
+    code, out, _ = cli("simulate")
     assert code == 0 and "final phase promoted" in out
