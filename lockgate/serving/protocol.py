@@ -170,16 +170,24 @@ def _has_bool(rows: list[Any]) -> bool:
 
 
 def _numeric_matrix(
-    rows: list[Any], sig: Signature, positions: list[int | None] | None, width: int
+    rows: list[Any],
+    sig: Signature,
+    positions: list[int | None] | None,
+    width: int,
+    may_have_bools: bool,
 ) -> npt.NDArray[Any] | None:
-    """The fast path: one ``np.asarray``; ``None`` when a slower check must explain a problem."""
+    """The fast path: one ``np.asarray``; ``None`` when a slower check must explain a problem.
+
+    numpy turns ``true`` into 1 silently, so rows are scanned for booleans, but only when the body
+    holds the text ``true`` or ``false`` at all. orjson never yields NaN or infinity.
+    """
     try:
         matrix = np.asarray(rows)
     except (ValueError, TypeError):
         return None
     if matrix.ndim != 2 or matrix.shape[1] != width or matrix.dtype.kind not in "iuf":
         return None
-    if _has_bool(rows):
+    if may_have_bools and _has_bool(rows):
         return None
     if positions is not None:
         if any(p is None for p in positions):
@@ -191,8 +199,6 @@ def _numeric_matrix(
                 values = matrix[:, column]
                 if not np.array_equal(values, np.floor(values)):
                     return None
-    if matrix.dtype.kind == "f" and not np.isfinite(matrix).all():
-        return None
     return matrix.astype(sig.numeric_dtype, copy=False)
 
 
@@ -236,7 +242,11 @@ def _checked_matrix(
 
 
 def _columns_from_rows(
-    rows: Any, sig: Signature, columns: Sequence[Any] | None, where: str
+    rows: Any,
+    sig: Signature,
+    columns: Sequence[Any] | None,
+    where: str,
+    may_have_bools: bool = True,
 ) -> npt.NDArray[Any]:
     if not isinstance(rows, list):
         raise ValidationError(
@@ -247,7 +257,7 @@ def _columns_from_rows(
     positions = None if columns is None else _column_positions(columns, sig)
     width = len(sig.inputs) if columns is None else len(columns)
     if sig.is_all_numeric:
-        matrix = _numeric_matrix(rows, sig, positions, width)
+        matrix = _numeric_matrix(rows, sig, positions, width, may_have_bools)
         if matrix is not None:
             return matrix
     return _checked_matrix(rows, sig, positions, width)
@@ -298,7 +308,9 @@ def _columns_from_mapping(mapping: Mapping[str, Any], sig: Signature, where: str
     return _columns_from_rows(rows, sig, None, where)
 
 
-def _decode_columns(fmt: str, payload: Any, sig: Signature) -> npt.NDArray[Any]:
+def _decode_columns(
+    fmt: str, payload: Any, sig: Signature, may_have_bools: bool
+) -> npt.NDArray[Any]:
     if fmt == "dataframe_split":
         if not isinstance(payload, dict):
             raise ValidationError(
@@ -310,7 +322,7 @@ def _decode_columns(fmt: str, payload: Any, sig: Signature) -> npt.NDArray[Any]:
         columns = payload.get("columns")
         if columns is not None and not isinstance(columns, list):
             raise ValidationError("'columns' must be a list of names", detail={"field": "columns"})
-        return _columns_from_rows(payload["data"], sig, columns, "data")
+        return _columns_from_rows(payload["data"], sig, columns, "data", may_have_bools)
     if fmt == "dataframe_records":
         return _columns_from_records(payload, sig, fmt)
     # instances / inputs: records, rows in signature order, or a mapping of columns
@@ -318,7 +330,7 @@ def _decode_columns(fmt: str, payload: Any, sig: Signature) -> npt.NDArray[Any]:
         return _columns_from_mapping(payload, sig, fmt)  # type: ignore[no-any-return]
     if isinstance(payload, list) and payload and isinstance(payload[0], dict):
         return _columns_from_records(payload, sig, fmt)
-    return _columns_from_rows(payload, sig, None, fmt)
+    return _columns_from_rows(payload, sig, None, fmt, may_have_bools)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,9 +441,9 @@ def _decode_any(fmt: str, payload: Any) -> ModelInput:
     return frame
 
 
-def _decode_payload(fmt: str, payload: Any, sig: Signature) -> ModelInput:
+def _decode_payload(fmt: str, payload: Any, sig: Signature, may_have_bools: bool) -> ModelInput:
     if sig.kind == "columns":
-        return _decode_columns(fmt, payload, sig)
+        return _decode_columns(fmt, payload, sig, may_have_bools)
     if sig.kind == "text":
         if fmt == "dataframe_split" and isinstance(payload, dict):
             payload = payload.get("data")
@@ -470,7 +482,8 @@ def decode_invocations(body: bytes, media_type: str, sig: Signature) -> Inferenc
             f"got keys {_short(list(document))}",
             hint='e.g. {"dataframe_split": {"columns": [...], "data": [[...]]}}',
         )
-    inputs = _decode_payload(formats[0], document[formats[0]], sig)
+    may_have_bools = b"true" in body or b"false" in body
+    inputs = _decode_payload(formats[0], document[formats[0]], sig, may_have_bools)
     return InferenceRequest(inputs, _rows(inputs))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -94,7 +93,7 @@ class Variant:
             except Exception:  # noqa: BLE001
                 return
             timings.append((time.perf_counter() - started) * 1000.0)
-        self.warmup_ms = statistics.median(timings[rounds // 2 :])
+        self.warmup_ms = min(timings)  # the least disturbed call: other load only adds to it
 
     def start(self, on_batch: Callable[[int, float], None] | None = None) -> None:
         """Start the batcher (inside the running event loop)."""

@@ -94,6 +94,12 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedMod
         client.create_model_version("cancer", info.model_uri, run_id=run.info.run_id)
     mlflow.set_tracking_uri(previous or "")
     yield LoggedModel(
-        local, tracking_uri, home, "cancer", list(frame.columns), frame.to_numpy(),
-        model.predict(frame), model,
+        local,
+        tracking_uri,
+        home,
+        "cancer",
+        list(frame.columns),
+        frame.to_numpy(),
+        model.predict(frame),
+        model,
     )
