@@ -50,7 +50,7 @@ def _train() -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="session")
-def logged_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedModel]:
+def logged_model(tmp_path_factory: pytest.TempPathFactory) -> LoggedModel:
     """Train, log with a signature, register as ``cancer`` v1 with the lockgate digest tag."""
     import mlflow
     import mlflow.artifacts
@@ -93,7 +93,7 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedMod
         client.set_registered_model_alias("cancer", "champion", "1")
         client.create_model_version("cancer", info.model_uri, run_id=run.info.run_id)
     mlflow.set_tracking_uri(previous or "")
-    yield LoggedModel(
+    return LoggedModel(
         local,
         tracking_uri,
         home,
@@ -103,3 +103,15 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedMod
         model.predict(frame),
         model,
     )
+
+
+@pytest.fixture(scope="module")
+def server(logged_model: LoggedModel) -> Iterator[Any]:
+    """The real server (uvicorn, uvloop, httptools) on a free 127.0.0.1 port, serving ``cancer``."""
+    from lockgate.serving import ServeConfig, build_app, resolve_source, run_server_in_thread
+
+    source = resolve_source(str(logged_model.path), name="cancer")
+    app = build_app(source, config=ServeConfig(str(logged_model.path), max_body_bytes=64 * 1024))
+    handle = run_server_in_thread(app)
+    yield handle
+    handle.stop()
