@@ -150,7 +150,11 @@ def _resolve_registered(
             hint=f"list versions with `mlflow models` or the registry UI ({exc.error_code})",
         ) from None
     resolved_version = str(model_version.version)
-    path = _download(f"models:/{model_name}/{resolved_version}", download_dir)
+    try:
+        artifact_uri = client.get_model_version_download_uri(model_name, resolved_version)
+    except MlflowException as exc:
+        raise NotFound(f"cannot locate the files of '{uri}': {exc.message}") from None
+    path = _download(artifact_uri, download_dir)
     recorded = (model_version.tags or {}).get(DIGEST_TAG) or expected_sha256
     label = name or model_name
     if recorded is None:

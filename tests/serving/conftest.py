@@ -79,7 +79,8 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> LoggedModel:
         # the digest the registry records: over the logged model's own artifact folder
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=info.model_uri, dst_path=str(home / "model")
+                artifact_uri=mlflow.get_logged_model(info.model_id).artifact_location,
+                dst_path=str(home / "model"),
             )
         )
         client = MlflowClient(tracking_uri)
