@@ -238,6 +238,7 @@ def main() -> None:
             str(port),
         ],
         base + "/ping",
+        env={"PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}"},
     )
     sk["mlflow_rps"], sk["mlflow_p99_ms"] = measure(wrk_bin, base + "/invocations", body, 16, args)
     sk["mlflow_rss_mb"] = rss_mb(proc.pid)
