@@ -1,8 +1,10 @@
 """Serving throughput: lockgate, `mlflow models serve` and a bare ASGI app; MiniLM batching.
 
 All servers run on 127.0.0.1 on this machine, one at a time, under wrk (-t1: wrk and the server
-share the cores); each figure is the median of 3 runs of 10 s. Writes
-benchmarks/results/serving.json and prints a table. Usage: python benchmarks/bench_serving.py [--duration-s 10] [--runs 3]
+share the cores); each figure is the median of 3 runs of 10 s. Writes serving.json under
+benchmarks/results/
+and prints a table. Usage:
+    python benchmarks/bench_serving.py [--duration-s 10] [--runs 3]
 """
 
 from __future__ import annotations
