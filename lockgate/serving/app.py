@@ -1,0 +1,464 @@
+"""The ASGI app: both inference protocols, health, metadata, metrics and the OpenAPI document.
+
+The request path is a plain ASGI callable (no middleware stack, no per-request Request object): on
+two cores the server's own overhead decides how close a small model gets to a bare "hello world".
+Every error raised while handling a request becomes a response in exactly one place,
+:meth:`ServingApp._respond_error`: a :class:`~lockgate.errors.LockgateError` gives its status and
+``{"error", "detail"}`` body; anything else is a bug, logged with its traceback, and a 500.
+
+Routing: the app holds :class:`~lockgate.serving.variant.Variant` objects by key, and a ``route``
+function picks the variant that serves a request from the requested model name and the routing
+key (header ``x-routing-key``). The default serves each model by its name; a rollout swaps in its
+own function with :meth:`ServingApp.set_route` (one attribute assignment, so atomic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+import lockgate
+from lockgate.errors import (
+    LockgateError,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    UserError,
+)
+from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from lockgate.serving.metrics import ServingMetrics
+from lockgate.serving.openapi import openapi_document
+from lockgate.serving.protocol import (
+    InferenceRequest,
+    decode_invocations,
+    decode_v2,
+    encode_invocations,
+    encode_v2,
+)
+from lockgate.serving.variant import Variant
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Route", "ServingApp", "default_route"]
+
+_log = logging.getLogger("lockgate.serving")
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+Route = Callable[[str, "str | None"], Variant]
+"""Picks the variant for (requested model name, routing key); raises NotFound for unknown names."""
+
+_JSON = b"application/json"
+_MAX_REQUEST_ID = 128
+
+
+def default_route(variants: MutableMapping[str, Variant]) -> Route:
+    """Serve each model by its key; a name that is not served is a 404 listing what is."""
+
+    def route(name: str, routing_key: str | None) -> Variant:
+        variant = variants.get(name)
+        if variant is None:
+            raise NotFound(
+                f"model '{name}' is not served here",
+                hint=f"models served: {sorted(variants) or 'none yet'}",
+            )
+        return variant
+
+    return route
+
+
+class _DisconnectedError(Exception):
+    """The client went away before its body arrived: nothing to answer."""
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: bytes = _JSON
+    retry_after_s: float | None = None
+
+
+@dataclass
+class _Served:
+    """Which variant a request reached, for its headers and statistics whatever the outcome."""
+
+    variant: Variant | None = None
+
+
+def _media_type(value: bytes | None) -> str:
+    if not value:
+        return "application/json"
+    return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+
+
+class ServingApp:
+    """The model server as an ASGI app.
+
+    ``variants`` are served from startup; ``loader`` (run in a thread at startup, readiness false
+    meanwhile) returns more. ``default_model`` is the model ``/invocations`` serves (the first one
+    when not given). ``max_body_bytes`` caps request bodies (413 beyond it).
+    """
+
+    def __init__(
+        self,
+        variants: Iterable[Variant] = (),
+        *,
+        loader: Callable[[], list[Variant]] | None = None,
+        default_model: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        on_load_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.variants: dict[str, Variant] = {}
+        self.loader = loader
+        self.default_model = default_model
+        self.max_body_bytes = max_body_bytes
+        self.on_load_error = on_load_error
+        self.metrics = ServingMetrics()
+        self.route: Route = default_route(self.variants)
+        self.is_loaded = False
+        self.is_draining = False
+        self.load_error: BaseException | None = None
+        self._pending = list(variants)
+        self._openapi: bytes | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def is_ready(self) -> bool:
+        return self.is_loaded and not self.is_draining and self.load_error is None
+
+    def set_route(self, route: Route) -> None:
+        """Swap the routing function; requests already routed finish on their variant."""
+        self.route = route
+
+    def add_variant(self, variant: Variant) -> None:
+        """Register and start a variant (inside the running event loop)."""
+        variant.start(self.metrics.batch_observer(variant.model_name, variant.model_version))
+        batcher = variant.batcher
+        if batcher is not None:
+            self.metrics.track_queue(
+                variant.model_name, variant.model_version, lambda: batcher.queue_depth
+            )
+        self.variants[variant.key] = variant
+        if self.default_model is None:
+            self.default_model = variant.key
+
+    async def startup(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for variant in self._pending:
+            self.add_variant(variant)
+        self._pending = []
+        if self.loader is None:
+            self.is_loaded = True
+            return
+        asyncio.get_running_loop().create_task(self._load())
+
+    async def _load(self) -> None:
+        assert self.loader is not None
+        try:
+            loaded = await asyncio.to_thread(self.loader)
+        # loading runs user models and files: whatever fails, the server must say so and stop
+        except BaseException as exc:  # noqa: BLE001
+            self.load_error = exc
+            _log.error("could not load the model: %s", exc)
+            if self.on_load_error is not None:
+                self.on_load_error(exc)
+            return
+        for variant in loaded:
+            self.add_variant(variant)
+        self.is_loaded = True
+        _log.info("serving %s", ", ".join(f"{v.key} v{v.model_version}" for v in loaded))
+
+    async def shutdown(self) -> None:
+        """Stop being ready, answer what is queued, stop the workers."""
+        self.is_draining = True
+        await asyncio.gather(*(variant.stop() for variant in self.variants.values()))
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = None
+        content_type = None
+        content_length = None
+        routing_key = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"x-request-id":
+                request_id = value
+            elif name == b"x-routing-key":
+                routing_key = value
+        if (
+            request_id is None
+            or len(request_id) > _MAX_REQUEST_ID
+            or not request_id.isascii()
+            or not request_id.replace(b"-", b"").replace(b"_", b"").replace(b".", b"").isalnum()
+        ):
+            request_id = os.urandom(16).hex().encode()
+        served = _Served()
+        try:
+            response = await self._dispatch(
+                scope, receive, content_type, content_length, routing_key, request_id, served
+            )
+        except _DisconnectedError:
+            return
+        except LockgateError as exc:
+            response = self._respond_error(exc)
+        # the one place a bug becomes a response: logged with its traceback, answered 500
+        except Exception as exc:  # noqa: BLE001
+            response = self._respond_error(exc)
+        headers = [
+            (b"content-type", response.content_type),
+            (b"content-length", str(len(response.body)).encode()),
+            (b"x-request-id", request_id),
+        ]
+        variant = served.variant
+        if variant is not None:
+            headers.append((b"x-model-name", variant.model_name.encode()))
+            headers.append((b"x-model-version", variant.model_version.encode()))
+        if response.retry_after_s is not None:
+            headers.append((b"retry-after", str(max(1, round(response.retry_after_s))).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+        if variant is not None:
+            elapsed = time.perf_counter() - started
+            variant.record(elapsed * 1000.0, is_error=response.status >= 500)
+            self.metrics.observe_request(
+                variant.model_name, variant.model_version, response.status, elapsed
+            )
+
+    def _respond_error(self, exc: Exception) -> _Response:
+        if isinstance(exc, LockgateError):
+            error = exc
+        else:
+            _log.exception("internal error while serving a request")
+            error = LockgateError(
+                f"internal error: {type(exc).__name__}",
+                hint="this is a bug in lockgate or in the model; the server log has the traceback",
+            )
+        retry = error.retry_after_s if isinstance(error, ServiceUnavailable) else None
+        return _Response(error.http_status, orjson.dumps(error.to_dict()), _JSON, retry)
+
+    async def _read_body(self, receive: Receive, content_length: bytes | None) -> bytes:
+        limit = self.max_body_bytes
+        if content_length is not None:
+            try:
+                declared = int(content_length)
+            except ValueError:
+                raise UserError("the Content-Length header is not a number") from None
+            if declared > limit:
+                raise PayloadTooLarge(
+                    f"the body is {declared} bytes; the limit is {limit}",
+                    hint="send fewer rows per request, or raise --max-body-bytes",
+                )
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _DisconnectedError
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False) and len(body) <= limit:
+            return body
+        chunks = [body]
+        total = len(body)
+        while message.get("more_body", False):
+            if total > limit:
+                break
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _DisconnectedError
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(
+                f"the body is over the limit of {limit} bytes",
+                hint="send fewer rows per request, or raise --max-body-bytes",
+            )
+        return b"".join(chunks)
+
+    async def _dispatch(
+        self,
+        scope: Scope,
+        receive: Receive,
+        content_type: bytes | None,
+        content_length: bytes | None,
+        routing_key: bytes | None,
+        request_id: bytes,
+        served: _Served,
+    ) -> _Response:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/invocations":
+            self._require(method, "POST")
+            return await self._invocations(
+                receive, content_type, content_length, routing_key, served
+            )
+        if path.startswith("/v2/models/"):
+            return await self._v2_model(
+                path, method, receive, content_type, content_length, routing_key, request_id, served
+            )
+        if method not in ("GET", "HEAD"):
+            if path in _GET_PATHS:
+                self._require(method, "GET")
+            raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
+        if path == "/v2/health/live":
+            return _Response(200, b'{"live":true}')
+        if path in ("/v2/health/ready", "/ping", "/health"):
+            return self._readiness({})
+        if path == "/v2":
+            return _Response(200, self._server_metadata())
+        if path == "/metrics":
+            return _Response(200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
+        if path == "/openapi.json":
+            if self._openapi is None:
+                self._openapi = orjson.dumps(openapi_document())
+            return _Response(200, self._openapi)
+        if path == "/version":
+            return _Response(200, orjson.dumps({"lockgate": lockgate.__version__}))
+        raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
+
+    def _require(self, method: str, allowed: str) -> None:
+        if method != allowed:
+            raise _MethodNotAllowedError(
+                f"method {method} is not allowed here; use {allowed}", detail={"allow": allowed}
+            )
+
+    def _readiness(self, extra: dict[str, Any]) -> _Response:
+        ready = self.is_ready
+        return _Response(200 if ready else 503, orjson.dumps({**extra, "ready": ready}))
+
+    def _server_metadata(self) -> bytes:
+        return orjson.dumps(
+            {
+                "name": "lockgate",
+                "version": lockgate.__version__,
+                "extensions": ["model_repository_metadata"],
+                "models": sorted(self.variants),
+            }
+        )
+
+    def _serving_variant(self, name: str, routing_key: bytes | None) -> Variant:
+        if not self.is_loaded and name not in self.variants:
+            if self.load_error is not None:
+                raise ServiceUnavailable(
+                    f"model '{name}' failed to load: {self.load_error}", retry_after_s=30.0
+                )
+            raise ServiceUnavailable(f"model '{name}' is still loading", retry_after_s=1.0)
+        key = routing_key.decode("latin-1") if routing_key is not None else None
+        return self.route(name, key)
+
+    async def _invocations(
+        self,
+        receive: Receive,
+        content_type: bytes | None,
+        content_length: bytes | None,
+        routing_key: bytes | None,
+        served: _Served,
+    ) -> _Response:
+        media_type = _media_type(content_type)
+        if media_type not in ("application/json", "text/csv"):
+            raise UnsupportedMediaType(
+                f"/invocations does not read '{media_type}'",
+                hint="send Content-Type: application/json (or text/csv)",
+            )
+        if self.default_model is None:
+            raise ServiceUnavailable("no model is loaded yet", retry_after_s=1.0)
+        variant = served.variant = self._serving_variant(self.default_model, routing_key)
+        body = await self._read_body(receive, content_length)
+        request = decode_invocations(body, media_type, variant.predictor.signature)
+        outputs = await variant.infer(request)
+        predictor = variant.predictor
+        payload = encode_invocations(
+            outputs, predictor.primary_output, as_records=predictor.is_table_output
+        )
+        return _Response(200, payload)
+
+    async def _v2_model(
+        self,
+        path: str,
+        method: str,
+        receive: Receive,
+        content_type: bytes | None,
+        content_length: bytes | None,
+        routing_key: bytes | None,
+        request_id: bytes,
+        served: _Served,
+    ) -> _Response:
+        parts = path[len("/v2/models/") :].split("/")
+        name = parts[0]
+        rest = parts[1:]
+        if len(rest) >= 2 and rest[0] == "versions":
+            rest = rest[2:]  # /v2/models/{name}/versions/{version}/... : the version is informative
+        if rest == ["infer"]:
+            self._require(method, "POST")
+            if _media_type(content_type) != "application/json":
+                raise UnsupportedMediaType(
+                    f"/v2/models/{name}/infer reads JSON, not '{_media_type(content_type)}'",
+                    hint="send Content-Type: application/json",
+                )
+            variant = served.variant = self._serving_variant(name, routing_key)
+            body = await self._read_body(receive, content_length)
+            request: InferenceRequest = decode_v2(body, variant.predictor.signature)
+            outputs = await variant.infer(request)
+            payload = encode_v2(
+                variant.model_name,
+                variant.model_version,
+                request.request_id or request_id.decode(),
+                outputs,
+                request.output_names,
+            )
+            return _Response(200, payload)
+        if method not in ("GET", "HEAD"):
+            self._require(method, "GET")
+        if rest == [] or rest == [""]:
+            return _Response(200, orjson.dumps(self._serving_variant(name, None).metadata()))
+        if rest == ["ready"]:
+            if name not in self.variants and self.is_loaded:
+                self.route(name, None)
+            return self._readiness({"name": name})
+        raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
+
+
+_GET_PATHS = frozenset(
+    ["/v2", "/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/ping", "/health"]
+)
+
+
+class _MethodNotAllowedError(UserError):
+    http_status = 405
+    kind = "method_not_allowed"

@@ -1,0 +1,299 @@
+"""The OpenAPI 3.1 document of the model server, written by hand (no framework generates it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lockgate
+
+__all__ = ["openapi_document"]
+
+
+def _json(schema_ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json("Error")}
+
+
+_ERRORS = {
+    "400": _error("Malformed JSON or a body of the wrong shape."),
+    "404": _error("No such model."),
+    "413": _error("Body over the size limit."),
+    "415": _error("Unsupported content type."),
+    "422": _error("The input does not fit the model signature; the detail names the field."),
+    "503": {
+        "description": "Queue full or model loading; retry after the Retry-After delay.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": _json("Error"),
+    },
+}
+
+_MODEL_HEADERS = {
+    "x-request-id": {"schema": {"type": "string"}, "description": "The client's or a new id."},
+    "x-model-name": {"schema": {"type": "string"}},
+    "x-model-version": {"schema": {"type": "string"}},
+}
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_ROUTING = {
+    "name": "x-routing-key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Sticky key for routing between variants (a user id).",
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {"type": "string", "examples": ["validation_error"]},
+            "detail": {"type": "string"},
+            "context": {},
+        },
+    },
+    "Tensor": {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {
+                "type": "string",
+                "enum": [
+                    "BOOL",
+                    "UINT8",
+                    "UINT16",
+                    "UINT32",
+                    "UINT64",
+                    "INT8",
+                    "INT16",
+                    "INT32",
+                    "INT64",
+                    "FP16",
+                    "FP32",
+                    "FP64",
+                    "BYTES",
+                ],
+            },
+            "parameters": {"type": "object"},
+            "data": {"type": "array"},
+        },
+    },
+    "InferenceRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Tensor"}},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "InferenceResponse": {
+        "type": "object",
+        "required": ["model_name", "outputs"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/Tensor"}},
+        },
+    },
+    "TensorMetadata": {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    "ModelMetadata": {
+        "type": "object",
+        "required": ["name", "platform", "inputs", "outputs"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/TensorMetadata"}},
+            "outputs": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/TensorMetadata"},
+            },
+            "parameters": {"type": "object"},
+        },
+    },
+    "ServerMetadata": {
+        "type": "object",
+        "required": ["name", "version", "extensions"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
+            "models": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}, "name": {"type": "string"}},
+    },
+    "Liveness": {
+        "type": "object",
+        "required": ["live"],
+        "properties": {"live": {"type": "boolean"}},
+    },
+    "InvocationsRequest": {
+        "description": "Exactly one of the four MLflow scoring formats.",
+        "type": "object",
+        "properties": {
+            "dataframe_split": {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "data": {"type": "array", "items": {"type": "array"}},
+                },
+            },
+            "dataframe_records": {"type": "array", "items": {"type": "object"}},
+            "instances": {},
+            "inputs": {},
+            "params": {"type": "object"},
+        },
+    },
+    "InvocationsResponse": {
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {"predictions": {}},
+    },
+}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": _json(schema)}
+
+
+def openapi_document() -> dict[str, Any]:
+    """Every endpoint the server answers, with request and response schemas."""
+    infer_responses = {
+        "200": {**_ok("Model outputs.", "InferenceResponse"), "headers": _MODEL_HEADERS},
+        **_ERRORS,
+    }
+    invocations_responses = {
+        "200": {
+            **_ok("MLflow-style predictions.", "InvocationsResponse"),
+            "headers": _MODEL_HEADERS,
+        },
+        **_ERRORS,
+    }
+    readiness = {
+        "200": _ok("Ready.", "Readiness"),
+        "503": _ok("Not ready: loading or draining.", "Readiness"),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lockgate model server",
+            "version": lockgate.__version__,
+            "description": "Open Inference Protocol (V2) and MLflow-compatible scoring.",
+        },
+        "paths": {
+            "/v2": {
+                "get": {
+                    "summary": "Server metadata",
+                    "operationId": "serverMetadata",
+                    "responses": {"200": _ok("Server metadata.", "ServerMetadata")},
+                }
+            },
+            "/v2/health/live": {
+                "get": {
+                    "summary": "Liveness",
+                    "operationId": "live",
+                    "responses": {"200": _ok("Alive.", "Liveness")},
+                }
+            },
+            "/v2/health/ready": {
+                "get": {"summary": "Readiness", "operationId": "ready", "responses": readiness}
+            },
+            "/v2/models/{name}": {
+                "get": {
+                    "summary": "Model metadata (signature, runtime)",
+                    "operationId": "modelMetadata",
+                    "parameters": [_NAME],
+                    "responses": {
+                        "200": _ok("Model metadata.", "ModelMetadata"),
+                        "404": _ERRORS["404"],
+                        "503": _ERRORS["503"],
+                    },
+                }
+            },
+            "/v2/models/{name}/ready": {
+                "get": {
+                    "summary": "Model readiness",
+                    "operationId": "modelReady",
+                    "parameters": [_NAME],
+                    "responses": {**readiness, "404": _ERRORS["404"]},
+                }
+            },
+            "/v2/models/{name}/infer": {
+                "post": {
+                    "summary": "Inference (Open Inference Protocol)",
+                    "operationId": "infer",
+                    "parameters": [_NAME, _ROUTING],
+                    "requestBody": {"required": True, "content": _json("InferenceRequest")},
+                    "responses": infer_responses,
+                }
+            },
+            "/invocations": {
+                "post": {
+                    "summary": "Inference (MLflow scoring protocol) on the default model",
+                    "operationId": "invocations",
+                    "parameters": [_ROUTING],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            **_json("InvocationsRequest"),
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "responses": invocations_responses,
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _SCHEMAS},
+    }

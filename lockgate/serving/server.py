@@ -1,0 +1,327 @@
+"""Running the app: one process, N worker processes on one port, or a background thread.
+
+- :func:`serve` resolves and verifies the model first (an integrity failure stops here, before any
+  port opens), then runs uvicorn with uvloop and httptools. SIGTERM or SIGINT: readiness turns
+  false, uvicorn stops accepting, in-flight requests finish, the process exits normally (code 0).
+- ``workers > 1`` starts that many processes that each bind the port with ``SO_REUSEPORT`` (the
+  kernel spreads connections) and forwards SIGTERM/SIGINT to them; metrics are summed across them.
+- :func:`run_server_in_thread` serves an app from a background thread and returns a handle with its
+  URL, for the quickstart, notebooks and tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from lockgate.errors import LockgateError, ServiceUnavailable, UserError
+from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
+from lockgate.serving.runtimes import FastPath, load_predictor
+from lockgate.serving.source import ModelSource, resolve_source
+from lockgate.serving.variant import ServingPolicy, Variant
+
+__all__ = [
+    "ServeConfig",
+    "ServerHandle",
+    "build_app",
+    "load_variant",
+    "run_server_in_thread",
+    "serve",
+]
+
+_log = logging.getLogger("lockgate.serving")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``lockgate serve`` needs. Validated on construction."""
+
+    model_uri: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    name: str | None = None
+    sha256: str | None = None
+    allow_unverified: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    policy: ServingPolicy = field(default_factory=ServingPolicy)
+    fast_path: FastPath = "auto"
+    threads: int = 1
+    log_level: str = "warning"
+    graceful_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise UserError(f"port {self.port} is outside 0-65535")
+        if self.workers < 1:
+            raise UserError(f"workers must be >= 1, got {self.workers}")
+        if self.max_body_bytes < 1:
+            raise UserError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
+        if self.threads < 1:
+            raise UserError(f"threads must be >= 1, got {self.threads}")
+
+
+def load_variant(
+    source: ModelSource,
+    *,
+    policy: ServingPolicy | None = None,
+    fast_path: FastPath = "auto",
+    threads: int = 1,
+) -> Variant:
+    """Load the model in ``source`` into a warmed-up :class:`Variant` (blocking, seconds)."""
+    predictor = load_predictor(source.path, fast_path=fast_path, threads=threads)
+    predictor.load()
+    variant = Variant(source.name, source.version, predictor, policy or ServingPolicy())
+    variant.warm_up()
+    _log.info(
+        "loaded %s v%s with %s (warm-up %.3f ms a call)",
+        source.name,
+        source.version,
+        predictor.runtime,
+        variant.warmup_ms or float("nan"),
+    )
+    return variant
+
+
+def build_app(
+    source: ModelSource | None = None,
+    *,
+    config: ServeConfig | None = None,
+    variants: list[Variant] | None = None,
+) -> ServingApp:
+    """An app that serves ``variants`` now, and loads ``source`` in the background at startup."""
+    config = config or ServeConfig(str(source.path) if source else "")
+    loader = None
+    if source is not None:
+
+        def loader() -> list[Variant]:
+            return [
+                load_variant(
+                    source,
+                    policy=config.policy,
+                    fast_path=config.fast_path,
+                    threads=config.threads,
+                )
+            ]
+
+    return ServingApp(variants or [], loader=loader, max_body_bytes=config.max_body_bytes)
+
+
+def _uvicorn_config(app: ServingApp, config: ServeConfig) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=config.log_level,
+        timeout_graceful_shutdown=int(config.graceful_timeout_s),
+        server_header=False,
+    )
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class _DrainingServer(uvicorn.Server):
+        """Turns readiness off at the first signal, and exits normally after draining.
+
+        uvicorn re-raises a captured signal after its graceful shutdown, which would end the
+        process with the signal's status; a drained server has nothing left to do, so it does not.
+        """
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app = self.config.loaded_app if self.config.loaded else self.config.app
+            if isinstance(app, ServingApp):
+                app.is_draining = True
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return _DrainingServer
+
+
+def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="pick another --port, or stop whatever holds this one",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_one(source: ModelSource, config: ServeConfig, sock: socket.socket | None) -> None:
+    server_box: list[Any] = []
+
+    def stop_on_load_error(_: BaseException) -> None:
+        if server_box:
+            server_box[0].should_exit = True
+
+    app = build_app(source, config=config)
+    app.on_load_error = stop_on_load_error
+    server = _server_class()(_uvicorn_config(app, config))
+    server_box.append(server)
+    server.run(sockets=[sock] if sock is not None else None)
+    if app.load_error is not None:
+        if isinstance(app.load_error, LockgateError):
+            raise app.load_error
+        raise ServiceUnavailable(
+            f"could not load model '{source.name}' from {source.path}: {app.load_error}"
+        ) from app.load_error
+
+
+def _worker_main(source: ModelSource, config: ServeConfig) -> None:
+    sock = _bind(config.host, config.port, reuse_port=True)
+    try:
+        _run_one(source, config, sock)
+    except LockgateError as exc:
+        _log.error("%s", exc)
+        raise SystemExit(exc.exit_code) from None
+
+
+def serve(config: ServeConfig) -> None:
+    """Resolve, verify and serve ``config.model_uri`` until SIGTERM/SIGINT (blocking)."""
+    source = resolve_source(
+        config.model_uri,
+        expected_sha256=config.sha256,
+        allow_unverified=config.allow_unverified,
+        name=config.name,
+    )
+    if config.workers == 1:
+        _run_one(source, config, _bind(config.host, config.port, reuse_port=False))
+        return
+    _serve_workers(source, config)
+
+
+def _serve_workers(source: ModelSource, config: ServeConfig) -> None:
+    metrics_dir = tempfile.mkdtemp(prefix="lockgate-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    context = multiprocessing.get_context("spawn")
+    processes = []
+    # bound (not listening) only to fail here, with a clear message, when the port is taken
+    probe = _bind(config.host, config.port, reuse_port=True)
+    for _ in range(config.workers):
+        process = context.Process(target=_worker_main, args=(source, config), daemon=False)
+        process.start()
+        processes.append(process)
+
+    def forward(sig: int, _: FrameType | None) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, sig)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for process in processes:
+            process.join()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        probe.close()
+        _cleanup_dir(metrics_dir)
+    failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
+    if failed:
+        raise ServiceUnavailable(f"{len(failed)} worker(s) exited with codes {failed}")
+
+
+class ServerHandle:
+    """A server running in a background thread; ``stop()`` drains it. A context manager."""
+
+    def __init__(self, app: ServingApp, server: Any, thread: threading.Thread, port: int) -> None:
+        self.app = app
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._server = server
+        self._thread = thread
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.app.is_draining = True
+        self._server.should_exit = True
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def run_server_in_thread(
+    app: ServingApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    wait_ready_s: float = 120.0,
+    log_level: str = "warning",
+) -> ServerHandle:
+    """Serve ``app`` from a daemon thread (port 0: a free one) and wait until it is ready.
+
+    Example::
+
+        handle = run_server_in_thread(build_app(resolve_source("models:/fraud@champion")))
+        httpx.post(handle.url + "/invocations", json={...})
+        handle.stop()
+    """
+    import uvicorn
+
+    sock = _bind(host, port, reuse_port=False)
+    bound_port = int(sock.getsockname()[1])
+    config = ServeConfig("", host=host, port=bound_port, log_level=log_level)
+    server = uvicorn.Server(_uvicorn_config(app, config))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="lockgate-server", daemon=True
+    )
+    thread.start()
+    handle = ServerHandle(app, server, thread, bound_port)
+    deadline = time.monotonic() + wait_ready_s
+    while time.monotonic() < deadline:
+        if app.load_error is not None:
+            handle.stop()
+            error = app.load_error
+            if isinstance(error, LockgateError):
+                raise error
+            raise ServiceUnavailable(f"the model failed to load: {error}") from error
+        if server.started and app.is_ready:
+            return handle
+        if not thread.is_alive():
+            raise ServiceUnavailable("the server thread stopped before it was ready")
+        time.sleep(0.01)
+    handle.stop()
+    raise ServiceUnavailable(f"the server was not ready after {wait_ready_s:.0f} s")
+
+
+def _cleanup_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        for child in Path(path).iterdir():
+            child.unlink()
+        Path(path).rmdir()

@@ -1,0 +1,170 @@
+"""Where a model comes from, and proof that its bytes are the ones that were registered.
+
+``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` resolve through MLflow's registry: the version's
+tag ``lockgate.artifact_sha256`` (written by the registry) must equal
+:func:`lockgate.tracking.digest.sha256_tree` of the downloaded folder, or the model is refused with
+:class:`~lockgate.errors.IntegrityError`. A version without the tag loads only with
+``allow_unverified=True``. ``runs:/`` URIs and local paths are checked against ``expected_sha256``
+when one is given.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lockgate.errors import IntegrityError, NotFound, StoreUnreachable, UserError
+from lockgate.settings import current_settings
+from lockgate.tracking.digest import sha256_tree
+
+__all__ = ["DIGEST_TAG", "ModelSource", "resolve_source", "verify_digest"]
+
+DIGEST_TAG = "lockgate.artifact_sha256"
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model folder on local disk: its name, version, digest and whether that was checked."""
+
+    uri: str
+    path: Path
+    name: str
+    version: str
+    sha256: str
+    is_verified: bool
+
+
+def verify_digest(path: Path, expected: str, *, what: str) -> str:
+    """Digest ``path`` and compare with ``expected``; a mismatch raises IntegrityError."""
+    actual = sha256_tree(path)
+    if actual != expected.strip().lower():
+        raise IntegrityError(
+            f"{what} does not match its recorded digest: expected {expected}, got {actual}",
+            hint="the artifact changed after it was registered; re-register it or investigate",
+            detail={"expected": expected, "actual": actual},
+        )
+    return actual
+
+
+def _sanitize(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return cleaned or "model"
+
+
+def resolve_source(
+    uri: str,
+    *,
+    expected_sha256: str | None = None,
+    allow_unverified: bool = False,
+    download_dir: Path | None = None,
+    name: str | None = None,
+) -> ModelSource:
+    """Resolve ``uri`` to a verified local folder (downloading registry and run artifacts)."""
+    if uri.startswith("models:/"):
+        return _resolve_registered(uri, expected_sha256, allow_unverified, download_dir, name)
+    if uri.startswith("runs:/"):
+        path = _download(uri, download_dir)
+        run_part = uri[len("runs:/") :].split("/", 1)
+        label = name or _sanitize(run_part[-1] if len(run_part) > 1 else run_part[0])
+        return _checked_local(uri, path, label, run_part[0][:12], expected_sha256)
+    path = Path(uri.removeprefix("file://")).expanduser()
+    if not path.exists():
+        raise NotFound(
+            f"model path '{path}' does not exist",
+            hint="pass a local model folder or file, models:/NAME@ALIAS, models:/NAME/VERSION "
+            "or runs:/RUN_ID/PATH",
+        )
+    path = path.resolve()
+    label = name or _sanitize(path.stem if path.is_file() else path.name)
+    return _checked_local(uri, path, label, None, expected_sha256)
+
+
+def _checked_local(
+    uri: str, path: Path, name: str, version: str | None, expected: str | None
+) -> ModelSource:
+    if expected is not None:
+        digest = verify_digest(path, expected, what=f"model '{uri}'")
+    else:
+        digest = sha256_tree(path)
+    return ModelSource(uri, path, name, version or digest[:12], digest, expected is not None)
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    settings = current_settings()
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def _download(uri: str, download_dir: Path | None) -> Path:
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    target = download_dir or Path(tempfile.mkdtemp(prefix="lockgate-model-"))
+    target.mkdir(parents=True, exist_ok=True)
+    settings = current_settings()
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(target), tracking_uri=settings.tracking_uri
+        )
+    except MlflowException as exc:
+        raise NotFound(f"cannot download '{uri}': {exc.message}") from None
+    except OSError as exc:
+        raise StoreUnreachable(
+            f"cannot reach the artifact store for '{uri}': {exc}",
+            hint=f"check the tracking URI {settings.tracking_uri}",
+        ) from None
+    return Path(local)
+
+
+def _resolve_registered(
+    uri: str,
+    expected_sha256: str | None,
+    allow_unverified: bool,
+    download_dir: Path | None,
+    name: str | None,
+) -> ModelSource:
+    from mlflow.exceptions import MlflowException
+
+    match = _MODELS_URI.match(uri)
+    if match is None:
+        raise UserError(
+            f"cannot read the model URI '{uri}'",
+            hint="use models:/NAME@ALIAS or models:/NAME/VERSION",
+        )
+    model_name, alias, version = match["name"], match["alias"], match["version"]
+    client = _client()
+    try:
+        if alias is not None:
+            model_version = client.get_model_version_by_alias(model_name, alias)
+        else:
+            model_version = client.get_model_version(model_name, version)
+    except MlflowException as exc:
+        wanted = f"alias '{alias}'" if alias else f"version {version}"
+        raise NotFound(
+            f"model '{model_name}' has no {wanted}",
+            hint=f"list versions with `mlflow models` or the registry UI ({exc.error_code})",
+        ) from None
+    resolved_version = str(model_version.version)
+    try:
+        artifact_uri = client.get_model_version_download_uri(model_name, resolved_version)
+    except MlflowException as exc:
+        raise NotFound(f"cannot locate the files of '{uri}': {exc.message}") from None
+    path = _download(artifact_uri, download_dir)
+    recorded = (model_version.tags or {}).get(DIGEST_TAG) or expected_sha256
+    label = name or model_name
+    if recorded is None:
+        if not allow_unverified:
+            raise IntegrityError(
+                f"model '{model_name}' version {resolved_version} has no '{DIGEST_TAG}' tag, "
+                "so its bytes cannot be verified",
+                hint="register it through lockgate (which records the digest), or pass "
+                "--allow-unverified to serve it anyway",
+            )
+        return ModelSource(uri, path, label, resolved_version, sha256_tree(path), False)
+    digest = verify_digest(path, recorded, what=f"model '{model_name}' version {resolved_version}")
+    return ModelSource(uri, path, label, resolved_version, digest, True)

@@ -1,0 +1,164 @@
+"""One served model version: its predictor, its batcher and the statistics a rollout decides on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from lockgate.errors import LockgateError, UserError, ValidationError
+from lockgate.serving.batcher import Batcher, BatchPolicy
+from lockgate.serving.predictor import Predictor
+from lockgate.serving.protocol import InferenceRequest, ModelInput, Outputs
+from lockgate.stats.accumulators import VariantStats
+
+__all__ = ["Execution", "ServingPolicy", "Variant"]
+
+Execution = Literal["auto", "thread", "inline"]
+
+# Below this median batch time the model runs on the event loop: a thread hand-off costs more.
+_INLINE_BELOW_MS = 0.25
+_FLUSH_EVERY = 256
+
+
+@dataclass(frozen=True)
+class ServingPolicy:
+    """Per-model batching settings; ``execution="auto"`` picks inline or thread from a warm-up."""
+
+    max_batch_size: int = 32
+    max_wait_ms: float = 0.0
+    max_queue: int = 1024
+    execution: Execution = "auto"
+
+    def batch_policy(self, *, is_inline: bool) -> BatchPolicy:
+        return BatchPolicy(self.max_batch_size, self.max_wait_ms, self.max_queue, is_inline)
+
+
+@dataclass
+class Variant:
+    """A model version ready to serve: ``key`` names it in the app (default: the model name)."""
+
+    model_name: str
+    model_version: str
+    predictor: Predictor
+    policy: ServingPolicy = field(default_factory=ServingPolicy)
+    key: str = ""
+    warmup_ms: float | None = None
+    batcher: Batcher | None = None
+    _stats: VariantStats = field(default_factory=VariantStats)
+    _latencies_ms: list[float] = field(default_factory=list)
+    _errors: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.model_name
+
+    @property
+    def is_inline(self) -> bool:
+        if self.policy.execution == "inline":
+            return True
+        if self.policy.execution == "thread":
+            return False
+        return self.warmup_ms is not None and self.warmup_ms < _INLINE_BELOW_MS
+
+    def _probe(self) -> ModelInput | None:
+        sig = self.predictor.signature
+        if sig.kind == "columns" and sig.is_all_numeric:
+            return np.zeros((1, len(sig.inputs)), dtype=sig.numeric_dtype)
+        if sig.kind == "tensor":
+            shape = tuple(d if d > 0 else 1 for d in sig.tensor.shape)
+            return np.zeros((1, *shape), dtype=sig.tensor.dtype)
+        if sig.kind == "text":
+            return np.array(["a sentence to warm the model up"], dtype=object)
+        return None
+
+    def warm_up(self, rounds: int = 20) -> None:
+        """Call the model on a probe a few times (first calls are slow) and time it.
+
+        Runs in the loading thread, before any request. A model that cannot score the probe (zeros
+        may be out of its domain) is served in a thread: nothing is concluded from the failure.
+        """
+        probe = self._probe()
+        if probe is None:
+            return
+        timings: list[float] = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            try:
+                self.predictor.predict(probe)
+            # any failure here only means "unknown speed": the model is served in a thread
+            except Exception:  # noqa: BLE001
+                return
+            timings.append((time.perf_counter() - started) * 1000.0)
+        self.warmup_ms = min(timings)  # the least disturbed call: other load only adds to it
+
+    def start(self, on_batch: Callable[[int, float], None] | None = None) -> None:
+        """Start the batcher (inside the running event loop)."""
+        if self.batcher is None:
+            self.batcher = Batcher(
+                self.predictor.predict,
+                self.policy.batch_policy(is_inline=self.is_inline),
+                on_batch=on_batch,
+                name=self.key,
+            )
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.stop()
+
+    async def infer(self, request: InferenceRequest) -> Outputs:
+        """Score one decoded request through the batcher.
+
+        A model that raises ``ValueError``/``TypeError``/``KeyError`` on an input that passed the
+        signature check rejected the input: that is the client's 422, not a server fault.
+        """
+        if self.batcher is None:
+            raise UserError(f"model '{self.key}' is not started")
+        try:
+            return await self.batcher.submit(request.inputs, request.n_rows)
+        except LockgateError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValidationError(
+                f"model '{self.model_name}' rejected the input: {exc}",
+                hint="check the values against GET /v2/models/{name} (the signature)",
+            ) from None
+
+    def record(self, latency_ms: float, *, is_error: bool) -> None:
+        """Count one answered request (cheap: folded into the statistics every few hundred)."""
+        self._latencies_ms.append(latency_ms)
+        self._errors += is_error
+        if len(self._latencies_ms) >= _FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._latencies_ms:
+            self._stats.requests += len(self._latencies_ms)
+            self._stats.errors += self._errors
+            self._stats.latency.update(self._latencies_ms)
+            self._latencies_ms = []
+            self._errors = 0
+
+    def snapshot(self) -> VariantStats:
+        """A copy of everything counted so far (requests, errors, latency histogram)."""
+        self._flush()
+        return self._stats.copy()
+
+    def metadata(self) -> dict[str, Any]:
+        """The Open Inference Protocol model metadata document."""
+        sig = self.predictor.signature
+        return {
+            "name": self.model_name,
+            "versions": [self.model_version],
+            "platform": self.predictor.runtime,
+            "inputs": [spec.to_dict() for spec in sig.inputs],
+            "outputs": [spec.to_dict() for spec in sig.outputs],
+            "parameters": {"signature_kind": sig.kind, "variant": self.key},
+        }
+
+    def with_policy(self, policy: ServingPolicy) -> Variant:
+        return replace(self, policy=policy, batcher=None)

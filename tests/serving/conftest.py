@@ -1,0 +1,118 @@
+"""Fixtures for the serving tests: a real scikit-learn model logged to a real MLflow store.
+
+The model is trained once per session (a logistic regression on breast-cancer, 30 features) and
+logged with a column signature to a SQLite MLflow store in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A logged, registered model and what a test needs to check its answers."""
+
+    path: Path
+    tracking_uri: str
+    home: Path
+    name: str
+    columns: list[str]
+    features: np.ndarray
+    labels: np.ndarray
+    model: Any
+
+
+def _train() -> tuple[Any, Any]:
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer()
+    frame = pd.DataFrame(data.data, columns=list(data.feature_names))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(frame, data.target)
+    return model, frame
+
+
+@pytest.fixture(scope="session")
+def logged_model(tmp_path_factory: pytest.TempPathFactory) -> LoggedModel:
+    """Train, log with a signature, register as ``cancer`` v1 with the lockgate digest tag."""
+    import mlflow
+    import mlflow.artifacts
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    from lockgate.tracking.digest import sha256_tree
+
+    home = tmp_path_factory.mktemp("mlflow")
+    tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
+    model, frame = _train()
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        experiment = mlflow.set_experiment("serving-tests")
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(frame, model.predict(frame)),
+                input_example=frame.iloc[:2],
+                pip_requirements=["scikit-learn"],
+            )
+        # the digest the registry records: over the logged model's own artifact folder
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=mlflow.get_logged_model(info.model_id).artifact_location,
+                dst_path=str(home / "model"),
+            )
+        )
+        client = MlflowClient(tracking_uri)
+        client.create_registered_model("cancer")
+        client.create_model_version(
+            "cancer",
+            info.model_uri,
+            run_id=run.info.run_id,
+            tags={"lockgate.artifact_sha256": sha256_tree(local)},
+        )
+        client.set_registered_model_alias("cancer", "champion", "1")
+        client.create_model_version("cancer", info.model_uri, run_id=run.info.run_id)
+    mlflow.set_tracking_uri(previous or "")
+    return LoggedModel(
+        local,
+        tracking_uri,
+        home,
+        "cancer",
+        list(frame.columns),
+        frame.to_numpy(),
+        model.predict(frame),
+        model,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(logged_model: LoggedModel) -> Iterator[Any]:
+    """The real server (uvicorn, uvloop, httptools) on a free 127.0.0.1 port, serving ``cancer``."""
+    from lockgate.serving import ServeConfig, build_app, resolve_source, run_server_in_thread
+
+    source = resolve_source(str(logged_model.path), name="cancer")
+    app = build_app(source, config=ServeConfig(str(logged_model.path), max_body_bytes=64 * 1024))
+    handle = run_server_in_thread(app)
+    yield handle
+    handle.stop()
