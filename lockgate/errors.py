@@ -44,7 +44,7 @@ class LockgateError(Exception):
         self.detail = detail
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        return f"{self.message}; {self.hint}" if self.hint else self.message
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body the API returns: ``{"error": ..., "detail": ...}``."""

@@ -44,7 +44,7 @@ def test_to_dict_is_the_api_error_body() -> None:
     exc = errors.NotFound("model 'fraud' has no version 7", hint="versions are 1-5", detail={"version": 7})
     body = exc.to_dict()
     assert body["error"] == "not_found"
-    assert body["detail"] == "model 'fraud' has no version 7 versions are 1-5"
+    assert body["detail"] == "model 'fraud' has no version 7; versions are 1-5"
     assert body["context"] == {"version": 7}
     assert str(exc) == body["detail"]
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from lockgate import __version__
 from lockgate.cli import data, models, runs, stats
 from lockgate.cli.output import console, err_console, short
+from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
 
 EPILOG = (
@@ -42,6 +43,7 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(models.alias_app, name="alias")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
+app.command("serve")(serve_command)
 app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)
 app.command("simulate")(stats.simulate_command)

@@ -17,9 +17,7 @@ __all__ = ["serve_command"]
 def serve_command(
     model_uri: Annotated[
         str,
-        typer.Argument(
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH or a local path."
-        ),
+        typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH or a local path."),
     ],
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = (
         "127.0.0.1"
@@ -43,12 +41,8 @@ def serve_command(
     max_wait_ms: Annotated[
         float, typer.Option(help="How long a batch waits for more requests (0: never).")
     ] = 0.0,
-    max_queue: Annotated[
-        int, typer.Option(help="Requests waiting per model before answering 503.")
-    ] = 1024,
-    execution: Annotated[
-        str, typer.Option(help="auto, thread or inline: where the model runs.")
-    ] = "auto",
+    max_queue: Annotated[int, typer.Option(help="Requests waiting per model before answering 503.")] = 1024,
+    execution: Annotated[str, typer.Option(help="auto, thread or inline: where the model runs.")] = "auto",
     fast_path: Annotated[
         str,
         typer.Option(help="auto, onnx, native or pyfunc: how scikit-learn models are run."),

@@ -149,9 +149,7 @@ class ServingApp:
         variant.start(self.metrics.batch_observer(variant.model_name, variant.model_version))
         batcher = variant.batcher
         if batcher is not None:
-            self.metrics.track_queue(
-                variant.model_name, variant.model_version, lambda: batcher.queue_depth
-            )
+            self.metrics.track_queue(variant.model_name, variant.model_version, lambda: batcher.queue_depth)
         self.variants[variant.key] = variant
         if self.default_model is None:
             self.default_model = variant.key
@@ -259,9 +257,7 @@ class ServingApp:
         if variant is not None:
             elapsed = time.perf_counter() - started
             variant.record(elapsed * 1000.0, is_error=response.status >= 500)
-            self.metrics.observe_request(
-                variant.model_name, variant.model_version, response.status, elapsed
-            )
+            self.metrics.observe_request(variant.model_name, variant.model_version, response.status, elapsed)
 
     def _respond_error(self, exc: Exception) -> _Response:
         if isinstance(exc, LockgateError):
@@ -325,9 +321,7 @@ class ServingApp:
         method: str = scope["method"]
         if path == "/invocations":
             self._require(method, "POST")
-            return await self._invocations(
-                receive, content_type, content_length, routing_key, served
-            )
+            return await self._invocations(receive, content_type, content_length, routing_key, served)
         if path.startswith("/v2/models/"):
             return await self._v2_model(
                 path, method, receive, content_type, content_length, routing_key, request_id, served
@@ -403,9 +397,7 @@ class ServingApp:
         request = decode_invocations(body, media_type, variant.predictor.signature)
         outputs = await variant.infer(request)
         predictor = variant.predictor
-        payload = encode_invocations(
-            outputs, predictor.primary_output, as_records=predictor.is_table_output
-        )
+        payload = encode_invocations(outputs, predictor.primary_output, as_records=predictor.is_table_output)
         return _Response(200, payload)
 
     async def _v2_model(

@@ -129,9 +129,7 @@ class Batcher:
         self._wakeup = asyncio.Event()
         if not self.policy.is_inline:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"lockgate-{self.name}")
-        self._worker = asyncio.get_running_loop().create_task(
-            self._run(), name=f"batch-{self.name}"
-        )
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batch-{self.name}")
 
     async def stop(self) -> None:
         """Answer everything queued, then stop the worker and its thread."""
@@ -149,9 +147,7 @@ class Batcher:
     async def submit(self, inputs: ModelInput, n_rows: int) -> Outputs:
         """Queue one request's rows and wait for its outputs."""
         if self._worker is None or self._wakeup is None:
-            raise ServiceUnavailable(
-                f"model '{self.name}' is not accepting requests", retry_after_s=1.0
-            )
+            raise ServiceUnavailable(f"model '{self.name}' is not accepting requests", retry_after_s=1.0)
         if len(self._queue) >= self.policy.max_queue:
             raise ServiceUnavailable(
                 f"model '{self.name}' has {len(self._queue)} requests waiting (the limit)",

@@ -231,9 +231,7 @@ def _checked_matrix(
             values.append(_check_value(value, spec, row_index))
         out.append(values)
     if sig.is_all_numeric:
-        matrix = np.array(
-            [[np.nan if v is None else v for v in row] for row in out], dtype=np.float64
-        )
+        matrix = np.array([[np.nan if v is None else v for v in row] for row in out], dtype=np.float64)
         return matrix.astype(sig.numeric_dtype, copy=False)
     matrix = np.empty((len(out), len(sig.inputs)), dtype=object)
     for row_index, values in enumerate(out):
@@ -308,9 +306,7 @@ def _columns_from_mapping(mapping: Mapping[str, Any], sig: Signature, where: str
     return _columns_from_rows(rows, sig, None, where)
 
 
-def _decode_columns(
-    fmt: str, payload: Any, sig: Signature, may_have_bools: bool
-) -> npt.NDArray[Any]:
+def _decode_columns(fmt: str, payload: Any, sig: Signature, may_have_bools: bool) -> npt.NDArray[Any]:
     if fmt == "dataframe_split":
         if not isinstance(payload, dict):
             raise ValidationError(
@@ -392,9 +388,7 @@ def _texts(values: Any, where: str) -> npt.NDArray[Any]:
         if isinstance(values, str):
             values = [values]
     if not isinstance(values, list) or not values:
-        raise ValidationError(
-            f"'{where}' must be a non-empty list of strings", detail={"field": where}
-        )
+        raise ValidationError(f"'{where}' must be a non-empty list of strings", detail={"field": where})
     out = np.empty(len(values), dtype=object)
     for index, value in enumerate(values):
         if isinstance(value, list) and len(value) == 1:
@@ -600,9 +594,7 @@ def _v2_tensor(item: Any, index: int) -> tuple[str, npt.NDArray[Any]]:
         or not shape
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
-        raise ValidationError(
-            f"input '{name}' needs 'shape', a list of sizes >= 0", detail={"field": name}
-        )
+        raise ValidationError(f"input '{name}' needs 'shape', a list of sizes >= 0", detail={"field": name})
     datatype = item.get("datatype")
     if datatype not in _V2_KINDS:
         raise ValidationError(
@@ -626,8 +618,7 @@ def _v2_tensor(item: Any, index: int) -> tuple[str, npt.NDArray[Any]]:
     kinds = _V2_KINDS[datatype]
     if array.size and array.dtype.kind not in kinds:
         raise ValidationError(
-            f"input '{name}' is {datatype} but its data holds "
-            f"{_json_type(array.ravel()[0].item())} values",
+            f"input '{name}' is {datatype} but its data holds {_json_type(array.ravel()[0].item())} values",
             detail={"field": name, "datatype": datatype},
         )
     if array.size and datatype != "BOOL" and any(v is True or v is False for v in _flat(data)):
@@ -692,14 +683,11 @@ def decode_v2(body: bytes, sig: Signature) -> InferenceRequest:
     if not isinstance(document, dict):
         raise UserError(
             f"the body must be a JSON object with 'inputs', got {_json_type(document)}",
-            hint='e.g. {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", '
-            '"data": [1, 2]}]}',
+            hint='e.g. {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}',
         )
     items = document.get("inputs")
     if not isinstance(items, list) or not items:
-        raise ValidationError(
-            "'inputs' must be a non-empty list of tensors", detail={"field": "inputs"}
-        )
+        raise ValidationError("'inputs' must be a non-empty list of tensors", detail={"field": "inputs"})
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ValidationError("'id' must be a string", detail={"field": "id"})

@@ -2,7 +2,7 @@
 
 ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` resolve through MLflow's registry: the version's
 tag ``lockgate.artifact_sha256`` (written by the registry) must equal
-:func:`lockgate.tracking.digest.sha256_tree` of the downloaded folder, or the model is refused with
+:func:`lockgate.tracking.digest.model_sha256` of the downloaded folder, or the model is refused with
 :class:`~lockgate.errors.IntegrityError`. A version without the tag loads only with
 ``allow_unverified=True``. ``runs:/`` URIs and local paths are checked against ``expected_sha256``
 when one is given.
@@ -18,11 +18,12 @@ from typing import Any
 
 from lockgate.errors import IntegrityError, NotFound, StoreUnreachable, UserError
 from lockgate.settings import current_settings
-from lockgate.tracking.digest import sha256_tree
+from lockgate.tracking.digest import model_sha256
+from lockgate.tracking.registry import TAG_ARTIFACT_SHA256
 
 __all__ = ["DIGEST_TAG", "ModelSource", "resolve_source", "verify_digest"]
 
-DIGEST_TAG = "lockgate.artifact_sha256"
+DIGEST_TAG = TAG_ARTIFACT_SHA256
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
 
 
@@ -40,7 +41,7 @@ class ModelSource:
 
 def verify_digest(path: Path, expected: str, *, what: str) -> str:
     """Digest ``path`` and compare with ``expected``; a mismatch raises IntegrityError."""
-    actual = sha256_tree(path)
+    actual = model_sha256(path)
     if actual != expected.strip().lower():
         raise IntegrityError(
             f"{what} does not match its recorded digest: expected {expected}, got {actual}",
@@ -83,21 +84,18 @@ def resolve_source(
     return _checked_local(uri, path, label, None, expected_sha256)
 
 
-def _checked_local(
-    uri: str, path: Path, name: str, version: str | None, expected: str | None
-) -> ModelSource:
+def _checked_local(uri: str, path: Path, name: str, version: str | None, expected: str | None) -> ModelSource:
     if expected is not None:
         digest = verify_digest(path, expected, what=f"model '{uri}'")
     else:
-        digest = sha256_tree(path)
+        digest = model_sha256(path)
     return ModelSource(uri, path, name, version or digest[:12], digest, expected is not None)
 
 
 def _client() -> Any:
-    from mlflow import MlflowClient
+    from lockgate.tracking.connection import connect
 
-    settings = current_settings()
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    return connect(current_settings()).client
 
 
 def _download(uri: str, download_dir: Path | None) -> Path:
@@ -143,11 +141,11 @@ def _resolve_registered(
             model_version = client.get_model_version_by_alias(model_name, alias)
         else:
             model_version = client.get_model_version(model_name, version)
-    except MlflowException as exc:
+    except MlflowException:
         wanted = f"alias '{alias}'" if alias else f"version {version}"
         raise NotFound(
             f"model '{model_name}' has no {wanted}",
-            hint=f"list versions with `mlflow models` or the registry UI ({exc.error_code})",
+            hint=f"list its versions and aliases with `lockgate models show {model_name}`",
         ) from None
     resolved_version = str(model_version.version)
     try:
@@ -165,6 +163,6 @@ def _resolve_registered(
                 hint="register it through lockgate (which records the digest), or pass "
                 "--allow-unverified to serve it anyway",
             )
-        return ModelSource(uri, path, label, resolved_version, sha256_tree(path), False)
+        return ModelSource(uri, path, label, resolved_version, model_sha256(path), False)
     digest = verify_digest(path, recorded, what=f"model '{model_name}' version {resolved_version}")
     return ModelSource(uri, path, label, resolved_version, digest, True)

@@ -64,9 +64,7 @@ def test_a_failing_request_fails_alone() -> None:
         batcher = Batcher(model, BatchPolicy(max_batch_size=8))
         batcher.start()
         inputs = [np.array([[1.0]]), np.array([[-1.0]]), np.array([[3.0]])]
-        results = await asyncio.gather(
-            *(batcher.submit(x, 1) for x in inputs), return_exceptions=True
-        )
+        results = await asyncio.gather(*(batcher.submit(x, 1) for x in inputs), return_exceptions=True)
         await batcher.stop()
         return results
 

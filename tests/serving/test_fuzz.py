@@ -27,9 +27,7 @@ keys = st.sampled_from(["dataframe_split", "dataframe_records", "instances", "in
 shaped = st.fixed_dictionaries(
     {},
     optional={
-        "dataframe_split": st.fixed_dictionaries(
-            {}, optional={"columns": json_values, "data": json_values}
-        ),
+        "dataframe_split": st.fixed_dictionaries({}, optional={"columns": json_values, "data": json_values}),
         "dataframe_records": json_values,
         "instances": json_values,
         "inputs": st.lists(
@@ -70,9 +68,7 @@ def client(server: Any) -> Any:
     database=None,
 )
 @given(body=bodies, path=paths, content_type=content_types)
-def test_malformed_bodies_never_cause_a_5xx(
-    client: Any, body: bytes, path: str, content_type: str
-) -> None:
+def test_malformed_bodies_never_cause_a_5xx(client: Any, body: bytes, path: str, content_type: str) -> None:
     response = client.post(path, content=body, headers={"content-type": content_type})
     assert response.status_code < 500, (body, response.text)
     if response.status_code >= 400:

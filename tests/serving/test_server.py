@@ -39,9 +39,7 @@ def test_every_mlflow_format_and_csv(server: Any, logged_model: Any) -> None:
     ):
         assert httpx.post(f"{server.url}/invocations", json=body).json() == expected
     csv = ",".join(logged_model.columns) + "\n" + ",".join(map(repr, row.values())) + "\n"
-    response = httpx.post(
-        f"{server.url}/invocations", content=csv, headers={"content-type": "text/csv"}
-    )
+    response = httpx.post(f"{server.url}/invocations", content=csv, headers={"content-type": "text/csv"})
     assert response.json() == expected
 
 
