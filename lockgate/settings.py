@@ -43,8 +43,18 @@ class Settings:
 
     @property
     def is_default_store(self) -> bool:
-        """True when MLflow state lives in the SQLite file under ``home``."""
-        return self.sources["tracking_uri"].source == "default"
+        """True when MLflow state lives in the SQLite file under ``home``.
+
+        Decided by value, not by where the value came from: ``mlflow.set_tracking_uri`` exports
+        ``MLFLOW_TRACKING_URI`` into this process's environment, so after the first connection the
+        default URI is also "from the environment".
+        """
+        return self.tracking_uri == default_tracking_uri(self.home)
+
+
+def default_tracking_uri(home: Path) -> str:
+    """The MLflow store lockgate uses when nothing else is configured: a SQLite file in ``home``."""
+    return f"sqlite:///{home / 'mlflow.db'}"
 
 
 def resolve_settings(env: Mapping[str, str], cwd: Path) -> Settings:
@@ -64,7 +74,7 @@ def resolve_settings(env: Mapping[str, str], cwd: Path) -> Settings:
         tracking_uri = raw_tracking
         sources["tracking_uri"] = Setting(tracking_uri, "MLFLOW_TRACKING_URI")
     else:
-        tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
+        tracking_uri = default_tracking_uri(home)
         sources["tracking_uri"] = Setting(tracking_uri, "default")
 
     raw_registry = env.get("MLFLOW_REGISTRY_URI")

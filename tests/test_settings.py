@@ -41,3 +41,10 @@ def test_registry_and_experiment_overrides(tmp_path: Path) -> None:
     assert s.registry_uri == "sqlite:///r.db"
     assert s.experiment == "churn"
     assert s.sources["experiment"].source == "LOCKGATE_EXPERIMENT"
+
+
+def test_default_store_is_decided_by_value(tmp_path: Path) -> None:
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; the default store must stay the default.
+    first = resolve_settings({}, tmp_path)
+    again = resolve_settings({"MLFLOW_TRACKING_URI": first.tracking_uri}, tmp_path)
+    assert again.is_default_store
