@@ -1,0 +1,44 @@
+"""The validation gate: stop a worse, slower, bigger or incompatible model before it ships."""
+
+from __future__ import annotations
+
+from lockgate.gates.comparison import BootstrapResult, McNemarResult, mcnemar_exact, paired_bootstrap
+from lockgate.gates.drift import DriftResult, ks_statistic, population_stability_index, prediction_drift
+from lockgate.gates.kinds import (
+    CHECK_KINDS,
+    Check,
+    CheckKind,
+    GateInputs,
+    Predictions,
+    register_check_kind,
+    run_check,
+)
+from lockgate.gates.metrics import METRICS, Metric, get_metric
+from lockgate.gates.policy import Policy, load_policy, parse_policy
+from lockgate.gates.result import CheckResult, GateReport
+
+__all__ = [
+    "CHECK_KINDS",
+    "METRICS",
+    "BootstrapResult",
+    "Check",
+    "CheckKind",
+    "CheckResult",
+    "DriftResult",
+    "GateInputs",
+    "GateReport",
+    "McNemarResult",
+    "Metric",
+    "Policy",
+    "Predictions",
+    "get_metric",
+    "ks_statistic",
+    "load_policy",
+    "mcnemar_exact",
+    "paired_bootstrap",
+    "parse_policy",
+    "population_stability_index",
+    "prediction_drift",
+    "register_check_kind",
+    "run_check",
+]
