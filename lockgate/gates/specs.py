@@ -120,9 +120,9 @@ class BudgetsSpec(Spec):
 
     latency_p95_ms: float | None = Field(default=None, gt=0)
     size_bytes: int | None = Field(default=None, gt=0)
-    requests: int = Field(default=50, ge=20, le=10_000)
-    repeats: int = Field(default=5, ge=1, le=100)
-    warmup: int = Field(default=5, ge=0, le=1000)
+    requests: int = Field(default=30, ge=20, le=10_000)
+    repeats: int = Field(default=3, ge=1, le=100)
+    warmup: int = Field(default=3, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _one_budget(self) -> Self:
