@@ -1,0 +1,99 @@
+"""``lockgate validate``: the CI/CD gate on the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lockgate.cli.output import console
+
+__all__ = ["validate_command"]
+
+_STYLE = {"passed": "[green]✓ pass[/]", "failed": "[bold red]✗ FAIL[/]", "skipped": "[yellow]- skip[/]"}
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def validate_command(
+    model: Annotated[str, typer.Argument(help="NAME@VERSION, NAME@ALIAS or models:/NAME/VERSION.")],
+    policy: Annotated[
+        Path, typer.Option("--policy", "-p", help="The gate's policy file.", dir_okay=False)
+    ] = Path("lockgate.yaml"),
+    against: Annotated[
+        str | None,
+        typer.Option(
+            help="Baseline: an alias of the same model (champion), NAME@VERSION, or 'none'. "
+            "Default: the policy's `against:` (champion)."
+        ),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here (one testcase per check).")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Write a pull-request comment in Markdown here.")
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record/--no-record",
+            help="Tag the model version with the verdict and log the report to its run.",
+        ),
+    ] = True,
+) -> None:
+    """Check a model version against a policy before it ships; exit 0 pass, 1 a check failed, 2 bad input.
+
+    Checks (as the policy asks): metric thresholds on a holdout, non-inferiority to the champion
+    (McNemar, paired bootstrap), slices, signature compatibility, latency and size budgets, data
+    against the training profile, prediction drift and provenance.
+
+    Example:  lockgate validate breast-cancer-classifier@2 --policy lockgate.yaml --junit gate.xml
+    """
+    from lockgate.gates.gate import record_report, validate
+    from lockgate.gates.policy import load_policy
+    from lockgate.gates.report import format_numbers, to_json, to_junit_xml, to_markdown
+    from lockgate.tracking.connection import connect
+
+    parsed = load_policy(policy)
+    conn = connect()
+    with console.status(f"validating {model}..."):
+        report = validate(conn, model, parsed, against=against)
+    table = Table(
+        title=f"lockgate validate {report.model} against {report.baseline or 'no baseline'}",
+        show_lines=False,
+    )
+    for column in ("", "check", "result", "numbers"):
+        table.add_column(column)
+    for result in report.results:
+        table.add_row(
+            _STYLE[result.status],
+            escape(result.name),
+            escape(result.message),
+            escape(format_numbers(result.numbers)),
+        )
+    console.print(table)
+    if junit is not None:
+        _write(junit, to_junit_xml(report))
+    if markdown is not None:
+        _write(markdown, to_markdown(report))
+    if json_path is not None:
+        _write(json_path, to_json(report))
+    artifact = record_report(conn, report) if record else None
+    counts = report.to_dict()["counts"]
+    summary = (
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped "
+        f"in {report.duration_s:.1f} s (policy {parsed.sha256[:12]})"
+    )
+    if artifact:
+        summary += f"; report logged to the run as {artifact}"
+    if report.passed:
+        console.print(f"[bold green]PASS[/] {report.model}: {summary}")
+        return
+    names = ", ".join(r.name for r in report.failures)
+    console.print(f"[bold red]FAIL[/] {report.model}: {summary}; failed: {escape(names)}")
+    raise typer.Exit(1)

@@ -1,0 +1,162 @@
+"""The gate end to end on a real MLflow store: the CLI's exit codes, outputs and what it records."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lockgate.errors import IntegrityError
+from lockgate.gates.gate import TAG_POLICY_SHA256, TAG_VERDICT, validate
+from lockgate.gates.policy import parse_policy
+from lockgate.gates.report import MARKDOWN_MARKER
+from lockgate.tracking.connection import connect
+from lockgate.tracking.registry import get_model_version
+
+from .conftest import GateWorld
+
+pytestmark = pytest.mark.integration
+
+Cli = Callable[..., tuple[int, str]]
+
+
+def _write_policy(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lockgate.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_equal_model_passes_and_the_verdict_is_recorded(
+    gate_home: GateWorld, run_cli: Cli, tmp_path: Path
+) -> None:
+    policy = _write_policy(tmp_path, gate_home.policy())
+    junit, markdown = tmp_path / "out" / "gate.xml", tmp_path / "out" / "gate.md"
+    code, out = run_cli(
+        "validate",
+        gate_home.equal,
+        "--policy",
+        str(policy),
+        "--junit",
+        str(junit),
+        "--markdown",
+        str(markdown),
+    )
+    assert code == 0, out
+    assert "PASS" in out and "0 failed" in out
+
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    names = [case.get("name") for case in suite.iter("testcase")]
+    assert "champion accuracy (mcnemar)" in names and "provenance" in names and "data skew" in names
+    assert markdown.read_text().splitlines()[0] == MARKDOWN_MARKER
+
+    conn = connect()
+    version = get_model_version(conn, gate_home.equal)
+    assert version.tags[TAG_VERDICT] == "pass"
+    assert version.tags[TAG_POLICY_SHA256] == parse_policy(policy.read_text()).sha256
+    artifacts = [a.path for a in conn.client.list_artifacts(version.run_id, "gates")]
+    assert len(artifacts) == 1 and artifacts[0].endswith(".json")
+
+
+def test_a_worse_model_fails_with_exit_1_naming_the_checks(
+    gate_home: GateWorld, run_cli: Cli, tmp_path: Path
+) -> None:
+    policy = _write_policy(tmp_path, gate_home.policy())
+    junit = tmp_path / "gate.xml"
+    code, out = run_cli("validate", gate_home.worse, "--policy", str(policy), "--junit", str(junit))
+    assert code == 1, out
+    assert "FAIL" in out and "champion accuracy (mcnemar)" in out.split("failed:")[-1]
+    failures = {
+        case.get("name"): case.find("failure")
+        for case in ET.parse(junit).getroot().iter("testcase")
+        if case.find("failure") is not None
+    }
+    assert {"metric accuracy", "champion accuracy (mcnemar)", "champion roc_auc (bootstrap)"} <= set(failures)
+    mcnemar = failures["champion accuracy (mcnemar)"]
+    assert mcnemar is not None and "baseline_only=" in (mcnemar.text or "")
+    assert get_model_version(connect(), gate_home.worse).tags[TAG_VERDICT] == "fail"
+
+
+def test_a_changed_signature_fails(gate_home: GateWorld, run_cli: Cli, tmp_path: Path) -> None:
+    policy = _write_policy(tmp_path, gate_home.policy())
+    json_path = tmp_path / "report.json"
+    code, out = run_cli(
+        "validate", gate_home.renamed, "--policy", str(policy), "--no-record", "--json", str(json_path)
+    )
+    assert code == 1, out
+    assert "signature" in out.split("failed:")[-1]
+    checks = {c["name"]: c for c in json.loads(json_path.read_text())["checks"]}
+    assert "requires new column(s) radius_mean" in checks["signature"]["message"]
+    assert "could not be scored on the holdout" in checks["metric accuracy"]["message"]
+    assert checks["provenance"]["status"] == "passed"
+
+
+def test_the_same_seed_gives_the_same_verdict_and_numbers(gate_home: GateWorld) -> None:
+    policy = parse_policy(gate_home.policy(**{"seed: 42 ": "seed: 7 "}))
+    conn = connect()
+    first = validate(conn, gate_home.worse, policy)
+    second = validate(conn, gate_home.worse, policy)
+
+    def stable(report_checks: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [c for c in report_checks if c["kind"] != "budgets"]
+
+    assert first.verdict == second.verdict == "fail"
+    assert stable(first.to_dict()["checks"]) == stable(second.to_dict()["checks"])
+    boot = next(r for r in first.results if r.name == "champion roc_auc (bootstrap)")
+    assert boot.numbers["seed"] == 7
+
+
+def test_without_a_champion_the_comparisons_are_skipped(
+    gate_home: GateWorld, run_cli: Cli, tmp_path: Path
+) -> None:
+    policy = _write_policy(tmp_path, gate_home.policy(**{"against: champion": "against: first-release"}))
+    json_path = tmp_path / "report.json"
+    code, out = run_cli(
+        "validate", gate_home.champion, "--policy", str(policy), "--json", str(json_path), "--no-record"
+    )
+    assert code == 0, out
+    report = json.loads(json_path.read_text())
+    skipped = {c["name"] for c in report["checks"] if c["status"] == "skipped"}
+    assert {"champion accuracy (mcnemar)", "prediction drift", "signature"} <= skipped
+    assert report["baseline"].endswith("@first-release is not set")
+
+
+def test_a_bad_policy_exits_2_naming_the_key_and_line(
+    gate_home: GateWorld, run_cli: Cli, tmp_path: Path
+) -> None:
+    policy = _write_policy(tmp_path, gate_home.policy(**{"margin: 0.02": "margin: two-percent"}))
+    code, out = run_cli("validate", gate_home.equal, "--policy", str(policy))
+    assert code == 2
+    assert "lockgate.yaml line 22: checks.champion[0].margin: must be a number" in out
+
+
+def test_a_tampered_artifact_is_refused(gate_home: GateWorld, run_cli: Cli, tmp_path: Path) -> None:
+    conn = connect()
+    version = get_model_version(conn, gate_home.renamed)
+    policy = parse_policy(gate_home.policy())
+    conn.client.set_model_version_tag(
+        version.name, str(version.version), "lockgate.artifact_sha256", "0" * 64
+    )
+    try:
+        with pytest.raises(IntegrityError, match="does not match its checksum"):
+            validate(conn, gate_home.renamed, policy)
+        code, out = run_cli(
+            "validate", gate_home.renamed, "--policy", str(_write_policy(tmp_path, gate_home.policy()))
+        )
+        assert code == 2 and "does not match its checksum" in out
+    finally:
+        conn.client.set_model_version_tag(
+            version.name, str(version.version), "lockgate.artifact_sha256", str(version.artifact_sha256)
+        )
+
+
+def test_unknown_models_and_datasets_exit_2(gate_home: GateWorld, run_cli: Cli, tmp_path: Path) -> None:
+    policy = _write_policy(tmp_path, gate_home.policy())
+    code, out = run_cli("validate", f"{gate_home.name}@99", "--policy", str(policy))
+    assert code == 2 and "has no version 99" in out
+    policy = _write_policy(tmp_path, gate_home.policy(**{gate_home.holdout_ref: gate_home.holdout_ref + "9"}))
+    code, out = run_cli("validate", gate_home.equal, "--policy", str(policy))
+    assert code == 2 and "has no version" in out
