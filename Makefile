@@ -37,13 +37,13 @@ demo: install
 	$(BIN)/lockgate quickstart --fresh
 
 lint: install
-	$(BIN)/ruff check lockgate tests benchmarks scripts
-	$(BIN)/ruff format --check lockgate tests benchmarks scripts
+	$(BIN)/ruff check lockgate tests benchmarks scripts examples
+	$(BIN)/ruff format --check lockgate tests benchmarks scripts examples
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix lockgate tests benchmarks scripts
-	$(BIN)/ruff format lockgate tests benchmarks scripts
+	$(BIN)/ruff check --fix lockgate tests benchmarks scripts examples
+	$(BIN)/ruff format lockgate tests benchmarks scripts examples
 
 test: lint
 	bash scripts/test

@@ -45,6 +45,7 @@ def test_quickstart_runs_the_lifecycle(
     assert "breast-cancer@1" in out
     assert "quickstart summary" in out
     assert "champion: breast-cancer-classifier@1" in out
+    assert not (tmp_path / "mlruns").exists(), "artifacts must stay under LOCKGATE_HOME"
 
     from lockgate.tracking.connection import connect
     from lockgate.tracking.registry import get_model_version

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lockgate import __version__
-from lockgate.cli import data, models, runs, stats
+from lockgate.cli import data, models, runs, stats, validate
 from lockgate.cli.output import console, err_console, short
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
@@ -24,7 +24,8 @@ EPILOG = (
     "  lockgate quickstart --fresh              # the whole lifecycle on embedded defaults\n\n"
     "  lockgate data snapshot data.csv --name churn\n\n"
     "  lockgate runs compare 3f2a9c 81d0be --only-changed\n\n"
-    "  lockgate register 3f2a9c --name churn --alias champion"
+    "  lockgate register 3f2a9c --name churn --alias champion\n\n"
+    "  lockgate validate churn@2 --policy lockgate.yaml --junit gate.xml"
 )
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ app.add_typer(models.alias_app, name="alias")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
 app.command("serve")(serve_command)
+app.command("validate")(validate.validate_command)
 app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)
 app.command("simulate")(stats.simulate_command)
