@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lockgate import __version__
-from lockgate.cli import data, models, runs, stats, validate
+from lockgate.cli import data, models, monitor, runs, stats, validate
 from lockgate.cli.output import console, err_console, short
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
@@ -42,6 +42,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.alias_app, name="alias")
+app.add_typer(monitor.app, name="monitor")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
 app.command("serve")(serve_command)

@@ -1,0 +1,95 @@
+"""``lockgate monitor``: drift between a dataset version and newer data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lockgate.cli.output import console
+from lockgate.errors import NotFound, UserError
+
+app = typer.Typer(help="Watch models and data: drift against the training data.", no_args_is_help=True)
+
+
+def _read_table(path: Path) -> object:
+    import pandas as pd
+
+    if not path.exists():
+        raise NotFound(f"file '{path}' does not exist", hint="pass a CSV or Parquet file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise UserError(f"'{path}' is not a CSV or Parquet file", hint="convert it, or pass a .csv/.parquet file")
+
+
+@app.command("drift")
+def drift_command(
+    reference: Annotated[str, typer.Option(help="Training data: a dataset version NAME@VERSION.")],
+    current: Annotated[Path, typer.Option(help="Newer data to compare: a CSV or Parquet file.")],
+    exclude: Annotated[list[str] | None, typer.Option(help="Columns to leave out (e.g. the target).")] = None,
+    psi: Annotated[float, typer.Option(help="PSI above this is drift.")] = 0.2,
+    js: Annotated[float, typer.Option(help="Jensen-Shannon distance above this is drift.")] = 0.1,
+    ks_p_value: Annotated[float, typer.Option(help="KS p-value below this is drift.")] = 0.001,
+    min_count: Annotated[int, typer.Option(help="Rows needed before a feature is judged.")] = 200,
+) -> None:
+    """Per-feature drift (PSI, KS, Jensen-Shannon) of newer data against a dataset version.
+
+    Exits 1 when any feature drifted, so a scheduled job can alert or retrain.
+
+    Example:  lockgate monitor drift --reference breast-cancer@1 --current new.csv --exclude target
+    """
+    import pandas as pd
+
+    from lockgate.monitor.drift import DriftThresholds, drift_report
+    from lockgate.monitor.reference import reference_from_frame
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.datasets import get_version, verify_path
+
+    version = get_version(connect(), reference)
+    source = Path(version.source)
+    if source.is_dir():
+        raise UserError(
+            f"{version.ref} is a folder; drift needs one table",
+            hint="snapshot the table file itself as a dataset version",
+        )
+    verify_path(version)
+    ref_frame = _read_table(source)
+    cur_frame = _read_table(current)
+    assert isinstance(ref_frame, pd.DataFrame) and isinstance(cur_frame, pd.DataFrame)
+    skip = tuple(exclude or ())
+    ref = reference_from_frame(ref_frame, dataset=version.ref, digest=version.digest, exclude=skip)
+    missing = [name for name in ref.sketches if name not in cur_frame.columns]
+    if missing:
+        raise UserError(
+            f"'{current}' lacks column(s) {', '.join(missing)} of {version.ref}",
+            hint="pass --exclude for columns that are not model inputs",
+        )
+    live = ref.empty_live()
+    for name, sketch in live.items():
+        column = cur_frame[name]
+        sketch.update(column.tolist() if sketch.kind == "categorical" else column.to_numpy(dtype="float64"))
+    limits = DriftThresholds(psi=psi, js=js, ks_p_value=ks_p_value, min_count=min_count)
+    report = drift_report(ref.sketches, live, limits)
+    table = Table(title=f"drift of {current.name} against {version.ref} ({len(cur_frame)} rows)")
+    for col in ("feature", "kind", "PSI", "JS", "KS", "KS p", "status"):
+        table.add_column(col, justify="right" if col in ("PSI", "JS", "KS", "KS p") else "left")
+    order = sorted(report.features, key=lambda f: (not f.is_drifted, -f.numbers.get("psi", 0.0)))
+    for feature in order:
+        n = feature.numbers
+        status = "[bold red]drift[/]" if feature.is_drifted else feature.status
+        table.add_row(
+            feature.name,
+            feature.kind,
+            *(f"{n[k]:.3g}" if k in n else "-" for k in ("psi", "js", "ks", "ks_p_value")),
+            status,
+        )
+    console.print(table)
+    if report.has_drift:
+        console.print(f"[bold red]{len(report.drifted)} feature(s) drifted:[/] {', '.join(report.drifted)}")
+        raise typer.Exit(1)
+    console.print("[green]no drift[/]")

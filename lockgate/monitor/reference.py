@@ -1,0 +1,63 @@
+"""The reference a deployment's live traffic is compared with: sketches of the training data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lockgate.monitor.sketch import CategoricalSketch, NumericSketch, Sketch, sketch_from_dict
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Reference", "reference_from_frame"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Per-feature sketches of a dataset version, named by its ref and digest."""
+
+    dataset: str
+    digest: str
+    sketches: Mapping[str, Sketch] = field(default_factory=dict)
+
+    def empty_live(self) -> dict[str, Sketch]:
+        """Fresh live sketches cut like the reference's, ready to take traffic."""
+        return {name: sketch.empty_like() for name, sketch in self.sketches.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "digest": self.digest,
+            "sketches": {name: s.to_dict() for name, s in self.sketches.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reference:
+        sketches = {name: sketch_from_dict(s) for name, s in data["sketches"].items()}
+        return cls(str(data["dataset"]), str(data["digest"]), sketches)
+
+
+def reference_from_frame(
+    frame: pd.DataFrame,
+    *,
+    dataset: str = "",
+    digest: str = "",
+    bins: int = 20,
+    max_categories: int = 50,
+    exclude: tuple[str, ...] = (),
+) -> Reference:
+    """Numeric columns get quantile-binned sketches; every other column a categorical one."""
+    import pandas as pd
+
+    sketches: dict[str, Sketch] = {}
+    for name in frame.columns:
+        if name in exclude:
+            continue
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            sketches[str(name)] = NumericSketch.from_reference(column.to_numpy(dtype="float64"), bins)
+        else:
+            sketches[str(name)] = CategoricalSketch.from_reference(column.tolist(), max_categories)
+    return Reference(dataset, digest, sketches)
