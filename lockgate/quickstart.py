@@ -184,12 +184,46 @@ def stage_register(ctx: Context) -> None:
     )
 
 
+def stage_serve(ctx: Context, requests: int = 300) -> None:
+    """Serve the champion over HTTP on 127.0.0.1 (checksum verified), send requests, print latencies."""
+    import httpx
+    import numpy as np
+    import pandas as pd
+
+    from lockgate.serving import build_app, resolve_source, run_server_in_thread
+
+    assert ctx.data_path is not None
+    frame = pd.read_csv(ctx.data_path).drop(columns=["target"])
+    rows = frame.sample(n=min(requests, len(frame)), replace=requests > len(frame), random_state=ctx.seed)
+    source = resolve_source(f"models:/{MODEL_NAME}@champion")
+    latencies_ms: list[float] = []
+    with run_server_in_thread(build_app(source)) as handle, httpx.Client(base_url=handle.url) as client:
+        columns = list(rows.columns)
+        started = time.perf_counter()
+        for values in rows.itertuples(index=False):
+            body = {"dataframe_split": {"columns": columns, "data": [list(values)]}}
+            sent = time.perf_counter()
+            response = client.post("/invocations", json=body)
+            latencies_ms.append((time.perf_counter() - sent) * 1000)
+            response.raise_for_status()
+        elapsed = time.perf_counter() - started
+        version = response.headers.get("x-model-version")
+    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
+    ctx.extras["serve_latency_ms"] = {"p50": p50, "p95": p95, "p99": p99}
+    ctx.console.print(
+        f"  served {MODEL_NAME} v{version} (sha256 verified) at {handle.url}: "
+        f"{len(latencies_ms)} requests one at a time, p50 {p50:.2f} ms, p95 {p95:.2f} ms, "
+        f"p99 {p99:.2f} ms, {len(latencies_ms) / elapsed:.0f} req/s"
+    )
+
+
 Stage = Callable[[Context], None]
 STAGES: list[tuple[str, Stage]] = [
     ("snapshot the dataset", stage_data),
     ("train two models with tracking", stage_train),
     ("compare the runs", stage_compare),
     ("register the better one as champion", stage_register),
+    ("serve the champion over HTTP", stage_serve),
 ]
 
 

@@ -44,6 +44,7 @@ def test_quickstart_runs_the_lifecycle(
     assert info.value.code == 0, out
     assert "breast-cancer@1" in out
     assert "quickstart summary" in out
+    assert "(sha256 verified)" in out and "p99" in out
     assert "champion: breast-cancer-classifier@1" in out
     assert not (tmp_path / "mlruns").exists(), "artifacts must stay under LOCKGATE_HOME"
 
