@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -345,16 +347,24 @@ class TorchPredictor:
 
         if self.threads is not None:
             torch.set_num_threads(self.threads)
-        if self.path.is_file():
-            self._module = torch.jit.load(  # type: ignore[no-untyped-call]
-                str(self.path), map_location="cpu"
-            )
+        if self.path.is_file() and self.path.suffix == ".pt2":
+            self._module = torch.export.load(str(self.path)).module()
+        elif self.path.is_file():
+            with warnings.catch_warnings():
+                # torch 2.13 deprecates TorchScript for new work; existing files must still serve.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._module = torch.jit.load(  # type: ignore[no-untyped-call]
+                    str(self.path), map_location="cpu"
+                )
         else:
             import mlflow.pytorch
 
             self.signature = signature_from_mlflow(_mlflow_model(self.path).signature)
             self._module = mlflow.pytorch.load_model(str(self.path), map_location="cpu")
-        self._module.eval()
+        # An exported program (.pt2, MLflow's default format) is already in inference form and
+        # refuses eval().
+        with contextlib.suppress(NotImplementedError):
+            self._module.eval()
         if self.signature.kind in ("tensor", "columns") and self.signature.is_all_numeric:
             self._dtype = self.signature.numeric_dtype
         if self.signature.kind == "tensor":
@@ -437,11 +447,11 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
     if path.is_file():
         if path.suffix == ".onnx":
             return OnnxPredictor(path, threads=threads)
-        if path.suffix in (".pt", ".pth", ".ts"):
+        if path.suffix in (".pt", ".pth", ".ts", ".pt2"):
             return TorchPredictor(path)
         raise UserError(
             f"cannot serve the file '{path}'",
-            hint="pass a .onnx or TorchScript .pt file, or an MLflow model folder",
+            hint="pass a .onnx file, a torch.export .pt2 or TorchScript .pt file, or an MLflow model folder",
         )
     if (path / "MLmodel").is_file():
         flavors = _mlflow_model(path).flavors

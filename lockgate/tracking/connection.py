@@ -125,7 +125,10 @@ def connect(settings: Settings | None = None) -> Connection:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
+    if settings.registry_uri != settings.tracking_uri:
+        # Only when it differs: MLflow's registry follows the tracking URI by default, and a
+        # process-wide registry URI would outlive this connection and mislead later clients.
+        mlflow.set_registry_uri(settings.registry_uri)
     try:
         client = MlflowClient(settings.tracking_uri, settings.registry_uri)
     except Exception as exc:

@@ -83,7 +83,7 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> LoggedModel:
                 dst_path=str(home / "model"),
             )
         )
-        client = MlflowClient(tracking_uri)
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         client.create_registered_model("cancer")
         client.create_model_version(
             "cancer",

@@ -63,7 +63,7 @@ def test_one_flipped_byte_is_refused(registry: Any, tmp_path: Path) -> None:
 def test_a_tampered_registry_artifact_is_refused(registry: Any, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(registry.tracking_uri)
+    client = MlflowClient(registry.tracking_uri, registry_uri=registry.tracking_uri)
     version = client.get_model_version("cancer", "1")
     client.set_model_version_tag("cancer", "1", "lockgate.artifact_sha256", "0" * 64)
     try:
