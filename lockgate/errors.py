@@ -15,6 +15,7 @@ __all__ = [
     "IllegalTransition",
     "IntegrityError",
     "LockgateError",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
@@ -108,6 +109,13 @@ class Forbidden(UserError):
 
     http_status = 403
     kind = "forbidden"
+
+
+class MethodNotAllowed(UserError):
+    """An endpoint called with a method it does not take (``detail["allow"]`` lists those it does)."""
+
+    http_status = 405
+    kind = "method_not_allowed"
 
 
 class PayloadTooLarge(UserError):

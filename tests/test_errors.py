@@ -16,6 +16,7 @@ from lockgate import errors
         (errors.IntegrityError, 409, 2),
         (errors.Unauthorized, 401, 2),
         (errors.Forbidden, 403, 2),
+        (errors.MethodNotAllowed, 405, 2),
         (errors.PayloadTooLarge, 413, 2),
         (errors.UnsupportedMediaType, 415, 2),
         (errors.StoreUnreachable, 503, 2),

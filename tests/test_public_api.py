@@ -47,6 +47,7 @@ def test_errors_all() -> None:
         [
             "Conflict",
             "Forbidden",
+            "MethodNotAllowed",
             "IllegalTransition",
             "IntegrityError",
             "LockgateError",

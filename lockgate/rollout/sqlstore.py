@@ -136,17 +136,42 @@ class SqlStore:
         now: float,
         events: Sequence[RecordEvent] = (),
     ) -> Deployment:
+        return self._write(name, state, None, expected_version, now, events)
+
+    def replace_spec(
+        self,
+        spec: DeploymentSpec,
+        state: RolloutState,
+        *,
+        expected_version: int,
+        now: float,
+        events: Sequence[RecordEvent] = (),
+    ) -> Deployment:
+        return self._write(spec.name, state, spec, expected_version, now, events)
+
+    def _write(
+        self,
+        name: str,
+        state: RolloutState,
+        spec: DeploymentSpec | None,
+        expected_version: int,
+        now: float,
+        events: Sequence[RecordEvent],
+    ) -> Deployment:
+        values: dict[str, Any] = {
+            "state": json.dumps(state.to_dict()),
+            "phase": state.phase.value,
+            "weights": json.dumps(dict(state.weights_bp)),
+            "version": _deployments.c.version + 1,
+            "updated_at": now,
+        }
+        if spec is not None:
+            values["spec"] = json.dumps(spec.to_dict())
         with self._engine.begin() as connection:
             result = connection.execute(
                 _deployments.update()
                 .where(_deployments.c.name == name, _deployments.c.version == expected_version)
-                .values(
-                    state=json.dumps(state.to_dict()),
-                    phase=state.phase.value,
-                    weights=json.dumps(dict(state.weights_bp)),
-                    version=_deployments.c.version + 1,
-                    updated_at=now,
-                )
+                .values(**values)
             )
             if result.rowcount != 1:
                 current = connection.execute(

@@ -90,6 +90,19 @@ class Store(Protocol):
         ``expected_version``; otherwise :class:`Conflict` and nothing is written."""
         ...
 
+    def replace_spec(
+        self,
+        spec: DeploymentSpec,
+        state: RolloutState,
+        *,
+        expected_version: int,
+        now: float,
+        events: Sequence[RecordEvent] = (),
+    ) -> Deployment:
+        """Give an existing deployment a new spec and state (a new rollout), compare-and-set on
+        the version like :meth:`save_state`; the old accumulator snapshots are kept."""
+        ...
+
     def append_events(self, name: str, events: Sequence[RecordEvent]) -> None:
         """Append audit events without changing the state."""
         ...
@@ -213,6 +226,23 @@ class InMemoryStore:
             row.update(state=state.to_dict(), version=row["version"] + 1, updated_at=now)
             self._append(name, events)
             return self._deployment(name)
+
+    def replace_spec(
+        self,
+        spec: DeploymentSpec,
+        state: RolloutState,
+        *,
+        expected_version: int,
+        now: float,
+        events: Sequence[RecordEvent] = (),
+    ) -> Deployment:
+        with self._lock:
+            row = self._row(spec.name)
+            if row["version"] != expected_version:
+                raise _stale(spec.name, expected_version, row["version"])
+            row.update(spec=spec.to_dict(), state=state.to_dict(), version=row["version"] + 1, updated_at=now)
+            self._append(spec.name, events)
+            return self._deployment(spec.name)
 
     def append_events(self, name: str, events: Sequence[RecordEvent]) -> None:
         with self._lock:

@@ -20,30 +20,36 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 import lockgate
 from lockgate.errors import (
     LockgateError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
     UnsupportedMediaType,
     UserError,
 )
+from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lockgate.serving.metrics import ServingMetrics
 from lockgate.serving.openapi import openapi_document
 from lockgate.serving.protocol import (
     InferenceRequest,
+    Outputs,
     decode_invocations,
     decode_v2,
     encode_invocations,
     encode_v2,
 )
 from lockgate.serving.variant import Variant
+
+if TYPE_CHECKING:
+    from lockgate.serving.deployment import DeploymentManager, LiveDeployment
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Route", "ServingApp", "default_route"]
 
@@ -95,6 +101,10 @@ class _Served:
     """Which variant a request reached, for its headers and statistics whatever the outcome."""
 
     variant: Variant | None = None
+    deployment: LiveDeployment | None = None
+    shadow: Variant | None = None
+    request: InferenceRequest | None = None
+    outputs: Outputs | None = None
 
 
 def _media_type(value: bytes | None) -> str:
@@ -108,7 +118,9 @@ class ServingApp:
 
     ``variants`` are served from startup; ``loader`` (run in a thread at startup, readiness false
     meanwhile) returns more. ``default_model`` is the model ``/invocations`` serves (the first one
-    when not given). ``max_body_bytes`` caps request bodies (413 beyond it).
+    when not given). ``max_body_bytes`` caps request bodies (413 beyond it). ``deployments``
+    serves rollouts (a name routed between variants); ``admin_token`` turns the admin API on
+    (``/admin/...``, bearer token; off when None).
     """
 
     def __init__(
@@ -119,8 +131,12 @@ class ServingApp:
         default_model: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         on_load_error: Callable[[BaseException], None] | None = None,
+        deployments: DeploymentManager | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.variants: dict[str, Variant] = {}
+        self.deployments = deployments
+        self.admin_token = admin_token
         self.loader = loader
         self.default_model = default_model
         self.max_body_bytes = max_body_bytes
@@ -133,6 +149,7 @@ class ServingApp:
         self._pending = list(variants)
         self._openapi: bytes | None = None
         self._started = False
+        self._load_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -144,12 +161,16 @@ class ServingApp:
         """Swap the routing function; requests already routed finish on their variant."""
         self.route = route
 
-    def add_variant(self, variant: Variant) -> None:
-        """Register and start a variant (inside the running event loop)."""
+    def start_variant(self, variant: Variant) -> None:
+        """Start a variant's batcher with its metrics (inside the running event loop)."""
         variant.start(self.metrics.batch_observer(variant.model_name, variant.model_version))
         batcher = variant.batcher
         if batcher is not None:
             self.metrics.track_queue(variant.model_name, variant.model_version, lambda: batcher.queue_depth)
+
+    def add_variant(self, variant: Variant) -> None:
+        """Register and start a variant, served by its key (inside the running event loop)."""
+        self.start_variant(variant)
         self.variants[variant.key] = variant
         if self.default_model is None:
             self.default_model = variant.key
@@ -161,15 +182,16 @@ class ServingApp:
         for variant in self._pending:
             self.add_variant(variant)
         self._pending = []
-        if self.loader is None:
+        if self.loader is None and self.deployments is None:
             self.is_loaded = True
             return
-        asyncio.get_running_loop().create_task(self._load())
+        self._load_task = asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
-        assert self.loader is not None
         try:
-            loaded = await asyncio.to_thread(self.loader)
+            if self.deployments is not None:
+                await self.deployments.start(self)
+            loaded = await asyncio.to_thread(self.loader) if self.loader is not None else []
         # loading runs user models and files: whatever fails, the server must say so and stop
         except BaseException as exc:  # noqa: BLE001
             self.load_error = exc
@@ -179,12 +201,16 @@ class ServingApp:
             return
         for variant in loaded:
             self.add_variant(variant)
+        if self.default_model is None and self.deployments is not None and self.deployments.live:
+            self.default_model = next(iter(self.deployments.live))
         self.is_loaded = True
-        _log.info("serving %s", ", ".join(f"{v.key} v{v.model_version}" for v in loaded))
+        _log.info("serving %s", ", ".join(f"{v.key} v{v.model_version}" for v in loaded) or "deployments")
 
     async def shutdown(self) -> None:
         """Stop being ready, answer what is queued, stop the workers."""
         self.is_draining = True
+        if self.deployments is not None:
+            await self.deployments.stop()
         await asyncio.gather(*(variant.stop() for variant in self.variants.values()))
 
     # ------------------------------------------------------------------ ASGI
@@ -213,6 +239,7 @@ class ServingApp:
         content_type = None
         content_length = None
         routing_key = None
+        authorization = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -222,6 +249,8 @@ class ServingApp:
                 request_id = value
             elif name == b"x-routing-key":
                 routing_key = value
+            elif name == b"authorization":
+                authorization = value
         if (
             request_id is None
             or len(request_id) > _MAX_REQUEST_ID
@@ -231,9 +260,12 @@ class ServingApp:
             request_id = os.urandom(16).hex().encode()
         served = _Served()
         try:
-            response = await self._dispatch(
-                scope, receive, content_type, content_length, routing_key, request_id, served
-            )
+            if scope["path"].startswith("/admin/"):
+                response = await self._admin(scope, receive, content_type, content_length, authorization)
+            else:
+                response = await self._dispatch(
+                    scope, receive, content_type, content_length, routing_key, request_id, served
+                )
         except _DisconnectedError:
             return
         except LockgateError as exc:
@@ -258,6 +290,42 @@ class ServingApp:
             elapsed = time.perf_counter() - started
             variant.record(elapsed * 1000.0, is_error=response.status >= 500)
             self.metrics.observe_request(variant.model_name, variant.model_version, response.status, elapsed)
+            if served.shadow is not None:
+                self._mirror(served, elapsed * 1000.0)
+
+    def _mirror(self, served: _Served, primary_ms: float) -> None:
+        """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""
+        live, shadow, request, outputs = served.deployment, served.shadow, served.request, served.outputs
+        if live is not None and shadow is not None and request is not None and outputs is not None:
+            live.mirror.offer(shadow, request, outputs, primary_ms)
+
+    async def _admin(
+        self,
+        scope: Scope,
+        receive: Receive,
+        content_type: bytes | None,
+        content_length: bytes | None,
+        authorization: bytes | None,
+    ) -> _Response:
+        check_admin_token(self.admin_token, authorization)
+        if self.deployments is None:
+            raise NotFound(
+                "this server runs no deployments",
+                hint="start it with `lockgate serve --store URL` or `lockgate serve --deployment SPEC`",
+            )
+        method: str = scope["method"]
+        body = b""
+        if method in ("POST", "PUT"):
+            if _media_type(content_type) != "application/json":
+                raise UnsupportedMediaType(
+                    f"the admin API reads JSON, not '{_media_type(content_type)}'",
+                    hint="send Content-Type: application/json",
+                )
+            body = await self._read_body(receive, content_length)
+        status, payload = await handle_admin(
+            self.deployments, method, scope["path"], scope.get("query_string", b""), body
+        )
+        return _Response(status, payload)
 
     def _respond_error(self, exc: Exception) -> _Response:
         if isinstance(exc, LockgateError):
@@ -321,10 +389,10 @@ class ServingApp:
         method: str = scope["method"]
         if path == "/invocations":
             self._require(method, "POST")
-            return await self._invocations(receive, content_type, content_length, routing_key, served)
+            return await self._invocations(scope, receive, content_type, content_length, routing_key, served)
         if path.startswith("/v2/models/"):
             return await self._v2_model(
-                path, method, receive, content_type, content_length, routing_key, request_id, served
+                scope, receive, content_type, content_length, routing_key, request_id, served
             )
         if method not in ("GET", "HEAD"):
             if path in _GET_PATHS:
@@ -348,7 +416,7 @@ class ServingApp:
 
     def _require(self, method: str, allowed: str) -> None:
         if method != allowed:
-            raise _MethodNotAllowedError(
+            raise MethodNotAllowed(
                 f"method {method} is not allowed here; use {allowed}", detail={"allow": allowed}
             )
 
@@ -366,6 +434,18 @@ class ServingApp:
             }
         )
 
+    def _route(self, name: str, scope: Scope, routing_key: bytes | None, served: _Served) -> Variant:
+        """The variant that answers: a deployment's choice by routing key, or a model by name."""
+        if self.deployments is not None:
+            live = self.deployments.live.get(name)
+            if live is not None:
+                variant, served.shadow = live.choose(live.routing_key(scope["headers"], routing_key))
+                served.deployment = live
+                served.variant = variant
+                return variant
+        served.variant = self._serving_variant(name, routing_key)
+        return served.variant
+
     def _serving_variant(self, name: str, routing_key: bytes | None) -> Variant:
         if not self.is_loaded and name not in self.variants:
             if self.load_error is not None:
@@ -378,6 +458,7 @@ class ServingApp:
 
     async def _invocations(
         self,
+        scope: Scope,
         receive: Receive,
         content_type: bytes | None,
         content_length: bytes | None,
@@ -392,18 +473,17 @@ class ServingApp:
             )
         if self.default_model is None:
             raise ServiceUnavailable("no model is loaded yet", retry_after_s=1.0)
-        variant = served.variant = self._serving_variant(self.default_model, routing_key)
+        variant = self._route(self.default_model, scope, routing_key, served)
         body = await self._read_body(receive, content_length)
-        request = decode_invocations(body, media_type, variant.predictor.signature)
-        outputs = await variant.infer(request)
+        request = served.request = decode_invocations(body, media_type, variant.predictor.signature)
+        outputs = served.outputs = await variant.infer(request)
         predictor = variant.predictor
         payload = encode_invocations(outputs, predictor.primary_output, as_records=predictor.is_table_output)
         return _Response(200, payload)
 
     async def _v2_model(
         self,
-        path: str,
-        method: str,
+        scope: Scope,
         receive: Receive,
         content_type: bytes | None,
         content_length: bytes | None,
@@ -411,6 +491,8 @@ class ServingApp:
         request_id: bytes,
         served: _Served,
     ) -> _Response:
+        path: str = scope["path"]
+        method: str = scope["method"]
         parts = path[len("/v2/models/") :].split("/")
         name = parts[0]
         rest = parts[1:]
@@ -423,10 +505,11 @@ class ServingApp:
                     f"/v2/models/{name}/infer reads JSON, not '{_media_type(content_type)}'",
                     hint="send Content-Type: application/json",
                 )
-            variant = served.variant = self._serving_variant(name, routing_key)
+            variant = self._route(name, scope, routing_key, served)
             body = await self._read_body(receive, content_length)
             request: InferenceRequest = decode_v2(body, variant.predictor.signature)
-            outputs = await variant.infer(request)
+            served.request = request
+            outputs = served.outputs = await variant.infer(request)
             payload = encode_v2(
                 variant.model_name,
                 variant.model_version,
@@ -438,10 +521,10 @@ class ServingApp:
         if method not in ("GET", "HEAD"):
             self._require(method, "GET")
         if rest == [] or rest == [""]:
-            return _Response(200, orjson.dumps(self._serving_variant(name, None).metadata()))
+            return _Response(200, orjson.dumps(self._route(name, scope, None, _Served()).metadata()))
         if rest == ["ready"]:
             if name not in self.variants and self.is_loaded:
-                self.route(name, None)
+                self._route(name, scope, None, _Served())
             return self._readiness({"name": name})
         raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
 
@@ -449,8 +532,3 @@ class ServingApp:
 _GET_PATHS = frozenset(
     ["/v2", "/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/ping", "/health"]
 )
-
-
-class _MethodNotAllowedError(UserError):
-    http_status = 405
-    kind = "method_not_allowed"

@@ -26,7 +26,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from lockgate.errors import LockgateError, ServiceUnavailable, UserError
+from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
+from lockgate.serving.deployment import DeploymentManager
 from lockgate.serving.runtimes import FastPath, load_predictor
 from lockgate.serving.source import ModelSource, resolve_source
 from lockgate.serving.variant import ServingPolicy, Variant
@@ -60,6 +62,15 @@ class ServeConfig:
     threads: int = 1
     log_level: str = "warning"
     graceful_timeout_s: float = 30.0
+    deployments: tuple[DeploymentSpec, ...] = ()
+    store_url: str | None = None
+    admin_token: str | None = None
+    follow_registry: bool = True
+    tick_s: float = 0.25
+
+    @property
+    def has_deployments(self) -> bool:
+        return bool(self.deployments) or self.store_url is not None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -70,6 +81,11 @@ class ServeConfig:
             raise UserError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
         if self.threads < 1:
             raise UserError(f"threads must be >= 1, got {self.threads}")
+        if not self.tick_s > 0:
+            raise UserError(f"tick_s must be > 0, got {self.tick_s}")
+        names = [spec.name for spec in self.deployments]
+        if len(set(names)) != len(names):
+            raise UserError(f"deployments {names} name one deployment twice", hint="give each its own name")
 
 
 def load_variant(
@@ -94,14 +110,60 @@ def load_variant(
     return variant
 
 
+class _MlflowChampion:
+    """The registry side of a rollout: MLflow's ``champion`` alias follows promote and rollback."""
+
+    def move_champion(self, model_uri: str) -> tuple[str | None, str] | None:
+        from lockgate.tracking.connection import connect
+        from lockgate.tracking.registry import move_alias
+
+        if not model_uri.startswith("models:/"):
+            return None
+        return move_alias(connect(), model_uri, "champion")
+
+
+def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManager:
+    """The deployment manager ``config`` asks for: its store (SQLite under home by default),
+    a loader that verifies each variant's model, and the policy that judges it."""
+    from lockgate.rollout.policy import ThresholdPolicy
+    from lockgate.rollout.sqlstore import SqlStore
+    from lockgate.rollout.store import default_store_url
+    from lockgate.settings import current_settings
+
+    if store is None:
+        store = SqlStore(config.store_url or default_store_url(current_settings().home))
+
+    def load(deployment: str, variant: str, uri: str) -> Variant:
+        # a registered model keeps its registry name; a folder or run is named by its variant
+        named = None if uri.startswith("models:/") else variant
+        source = resolve_source(uri, allow_unverified=config.allow_unverified, name=named)
+        loaded = load_variant(
+            source, policy=config.policy, fast_path=config.fast_path, threads=config.threads
+        )
+        loaded.key = f"{deployment}/{variant}"
+        return loaded
+
+    return DeploymentManager(
+        store,
+        load=load,
+        policy_for=lambda spec: ThresholdPolicy(),
+        registry=_MlflowChampion() if config.follow_registry else None,
+        tick_s=config.tick_s,
+        initial=config.deployments,
+    )
+
+
 def build_app(
     source: ModelSource | None = None,
     *,
     config: ServeConfig | None = None,
     variants: list[Variant] | None = None,
+    deployments: DeploymentManager | None = None,
 ) -> ServingApp:
     """An app that serves ``variants`` now, and loads ``source`` in the background at startup."""
     config = config or ServeConfig(str(source.path) if source else "")
+    if deployments is None and config.has_deployments:
+        deployments = build_deployments(config)
     loader = None
     if source is not None:
 
@@ -115,7 +177,13 @@ def build_app(
                 )
             ]
 
-    return ServingApp(variants or [], loader=loader, max_body_bytes=config.max_body_bytes)
+    return ServingApp(
+        variants or [],
+        loader=loader,
+        max_body_bytes=config.max_body_bytes,
+        deployments=deployments,
+        admin_token=config.admin_token,
+    )
 
 
 def _uvicorn_config(app: ServingApp, config: ServeConfig) -> Any:
@@ -175,7 +243,7 @@ def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def _run_one(source: ModelSource, config: ServeConfig, sock: socket.socket | None) -> None:
+def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socket | None) -> None:
     server_box: list[Any] = []
 
     def stop_on_load_error(_: BaseException) -> None:
@@ -190,12 +258,11 @@ def _run_one(source: ModelSource, config: ServeConfig, sock: socket.socket | Non
     if app.load_error is not None:
         if isinstance(app.load_error, LockgateError):
             raise app.load_error
-        raise ServiceUnavailable(
-            f"could not load model '{source.name}' from {source.path}: {app.load_error}"
-        ) from app.load_error
+        what = f"model '{source.name}' from {source.path}" if source else "the deployments"
+        raise ServiceUnavailable(f"could not load {what}: {app.load_error}") from app.load_error
 
 
-def _worker_main(source: ModelSource, config: ServeConfig) -> None:
+def _worker_main(source: ModelSource | None, config: ServeConfig) -> None:
     sock = _bind(config.host, config.port, reuse_port=True)
     try:
         _run_one(source, config, sock)
@@ -205,20 +272,28 @@ def _worker_main(source: ModelSource, config: ServeConfig) -> None:
 
 
 def serve(config: ServeConfig) -> None:
-    """Resolve, verify and serve ``config.model_uri`` until SIGTERM/SIGINT (blocking)."""
-    source = resolve_source(
-        config.model_uri,
-        expected_sha256=config.sha256,
-        allow_unverified=config.allow_unverified,
-        name=config.name,
-    )
+    """Resolve, verify and serve ``config.model_uri`` (and the deployments) until SIGTERM/SIGINT."""
+    if not config.model_uri and not config.has_deployments:
+        raise UserError(
+            "nothing to serve",
+            hint="pass a MODEL_URI, --deployment SPEC.yaml, or --store URL (deployments come over the "
+            "admin API)",
+        )
+    source = None
+    if config.model_uri:
+        source = resolve_source(
+            config.model_uri,
+            expected_sha256=config.sha256,
+            allow_unverified=config.allow_unverified,
+            name=config.name,
+        )
     if config.workers == 1:
         _run_one(source, config, _bind(config.host, config.port, reuse_port=False))
         return
     _serve_workers(source, config)
 
 
-def _serve_workers(source: ModelSource, config: ServeConfig) -> None:
+def _serve_workers(source: ModelSource | None, config: ServeConfig) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="lockgate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("spawn")

@@ -33,6 +33,7 @@ __all__ = [
     "lineage",
     "list_models",
     "list_versions",
+    "move_alias",
     "register",
     "set_alias",
 ]
@@ -263,6 +264,37 @@ def set_alias(conn: Connection, name: str, alias: str, version: int) -> Register
     target = get_model_version(conn, Ref(name, version=version))
     conn.client.set_registered_model_alias(name, alias, str(target.version))
     return get_model_version(conn, Ref(name, version=version))
+
+
+def move_alias(conn: Connection, model_uri: str, alias: str) -> tuple[str | None, str] | None:
+    """Point ``alias`` at the version ``model_uri`` names (``models:/NAME/VERSION``, or
+    ``models:/NAME@OTHER`` resolved now): returns (previous version or None, new version), or None
+    for a URI that is not a registered model (a path, a run)."""
+    import re
+
+    from mlflow.exceptions import MlflowException
+
+    match = re.fullmatch(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))", model_uri)
+    if match is None:
+        return None
+    name = match["name"]
+    validate_alias(alias)
+    client = conn.client
+    try:
+        target = (
+            str(client.get_model_version_by_alias(name, match["alias"]).version)
+            if match["alias"]
+            else str(client.get_model_version(name, match["version"]).version)
+        )
+    except MlflowException as exc:
+        raise NotFound(f"model URI '{model_uri}' names no registered version: {exc.message}") from None
+    try:
+        previous: str | None = str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        previous = None
+    if previous != target:
+        client.set_registered_model_alias(name, alias, target)
+    return previous, target
 
 
 def delete_alias(conn: Connection, name: str, alias: str) -> None:

@@ -147,6 +147,25 @@ def test_state_writes_are_compare_and_set(store: Store) -> None:
     assert [e.action for e in store.events("fraud")] == ["start"]
 
 
+def test_a_new_spec_replaces_the_old_one_compare_and_set(store: Store) -> None:
+    spec = make_spec()
+    created = store.create_deployment(spec, initial_state(spec), now=0.0)
+    store.save_snapshot("fraud", "w1", {"stable": served(40)}, now=0.5)
+    changed = replace(spec, variants={"stable": "models:/fraud/4", "canary": "models:/fraud/5"})
+    saved = store.replace_spec(
+        changed, initial_state(changed), expected_version=created.version, now=1.0, events=[event("deploy")]
+    )
+    assert saved.version == 2
+    assert store.get_deployment("fraud").spec == changed
+    assert [e.action for e in store.events("fraud")] == ["deploy"]
+    assert store.load_snapshot("fraud")["stable"].requests == 40  # counters are cumulative
+    with pytest.raises(Conflict, match="version 2, not 1"):
+        store.replace_spec(spec, initial_state(spec), expected_version=1, now=2.0)
+    assert store.get_deployment("fraud").spec == changed
+    with pytest.raises(NotFound):
+        store.replace_spec(make_spec("other"), initial_state(spec), expected_version=1, now=2.0)
+
+
 def test_the_audit_log_is_ordered_and_keeps_who_and_why(store: Store) -> None:
     spec = make_spec()
     store.create_deployment(spec, initial_state(spec), now=0.0)

@@ -1,0 +1,441 @@
+"""Deployments inside the server: variants behind one name, routed, mirrored and stepped.
+
+- :class:`LiveDeployment` is one deployment as the request path sees it: its loaded variants, the
+  routing table in force (one attribute, swapped whole), and the shadow mirror. ``choose`` is a
+  hash and a bisect; nothing on the request path touches the store.
+- :class:`ShadowMirror` copies requests to the shadow variant through a bounded queue: when it is
+  full the copy is dropped and counted, so a slow candidate never slows the primary. Answers are
+  compared with the primary's in a :class:`~lockgate.rollout.shadow.ShadowComparison`.
+- :class:`DeploymentManager` is the :class:`~lockgate.rollout.runner.RolloutTarget`: it loads
+  variants (in a thread), runs the controller loop a few times a second, and carries out the admin
+  commands. Counters are read on the event loop and handed to the runner's thread, so the store's
+  I/O never runs on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lockgate.errors import Conflict, NotFound, UserError
+from lockgate.rollout.controller import routing_table
+from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
+from lockgate.rollout.runner import ChampionRegistry, RolloutRunner, check_replaceable
+from lockgate.rollout.shadow import ShadowComparison
+from lockgate.rollout.spec import DeploymentSpec
+from lockgate.rollout.store import Deployment, Store
+from lockgate.serving.protocol import InferenceRequest, Outputs
+from lockgate.serving.variant import Variant
+from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.verdict import Policy
+
+if TYPE_CHECKING:
+    from lockgate.serving.app import ServingApp
+
+__all__ = ["DeploymentManager", "LiveDeployment", "ShadowMirror", "VariantLoader"]
+
+_log = logging.getLogger("lockgate.serving")
+
+VariantLoader = Callable[[str, str, str], Variant]
+"""Loads (deployment name, variant name, model URI) into a warmed-up variant (blocking)."""
+
+
+def _primary(outputs: Outputs, name: str | None) -> np.ndarray[Any, Any]:
+    if name is not None and name in outputs:
+        return outputs[name]
+    return next(iter(outputs.values()))
+
+
+def compare_outputs(
+    comparison: ShadowComparison, primary: Outputs, shadow: Outputs, name: str | None
+) -> None:
+    """Fold one pair of answers into ``comparison``: labels, numbers or embeddings by their form."""
+    left, right = _primary(primary, name), _primary(shadow, name)
+    if left.shape != right.shape:
+        comparison.update_labels(np.zeros(1), np.ones(1))  # a shape change is a disagreement
+        return
+    if left.dtype.kind in "iubOUS":
+        comparison.update_labels(left.ravel(), right.ravel())
+    elif left.ndim == 2 and left.shape[1] > 1 and (name or "").startswith("embedding"):
+        comparison.update_embeddings(left, right)
+    else:
+        comparison.update_numbers(left, right)
+
+
+@dataclass
+class ShadowMirror:
+    """The bounded queue of shadow copies and the comparison of their answers."""
+
+    max_queue: int = 256
+    comparison: ShadowComparison = field(default_factory=ShadowComparison)
+    mirrored: int = 0
+    dropped: int = 0
+    failed: int = 0
+    _queue: asyncio.Queue[tuple[Variant, InferenceRequest, Outputs, float]] | None = None
+    _worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._queue = asyncio.Queue(self.max_queue)
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="lockgate-shadow")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    def offer(self, shadow: Variant, request: InferenceRequest, primary: Outputs, primary_ms: float) -> None:
+        """Queue a copy, or drop it when the queue is full (never waits)."""
+        if self._queue is None:
+            return
+        try:
+            self._queue.put_nowait((shadow, request, primary, primary_ms))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            shadow, request, primary, primary_ms = await self._queue.get()
+            started = time.perf_counter()
+            is_error = False
+            try:
+                answer = await shadow.infer(request)
+            # the shadow's failure is a number in its statistics, never a failed primary request
+            except Exception:  # noqa: BLE001
+                is_error = True
+                self.failed += 1
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            shadow.record(elapsed_ms, is_error=is_error)
+            self.mirrored += 1
+            if not is_error:
+                compare_outputs(self.comparison, primary, answer, shadow.predictor.primary_output)
+                self.comparison.record_latency([primary_ms], [elapsed_ms])
+
+    def summary(self) -> dict[str, float]:
+        return {
+            **self.comparison.summary(),
+            "mirrored": float(self.mirrored),
+            "dropped": float(self.dropped),
+            "failed": float(self.failed),
+        }
+
+
+@dataclass
+class LiveDeployment:
+    """A deployment on the request path: its variants and the routing table in force."""
+
+    spec: DeploymentSpec
+    variants: dict[str, Variant]
+    table: RoutingTable
+    phase: str = "pending"
+    version: int = 0
+    mirror: ShadowMirror = field(default_factory=ShadowMirror)
+
+    def choose(self, routing_key: str | None) -> tuple[Variant, Variant | None]:
+        """The variant that answers, and the one that gets a shadow copy (or None).
+
+        The table is read once, so a request is routed wholly by the old table or the new one.
+        """
+        table = self.table
+        # no key: any uniform draw will do (traffic splitting, not security)
+        draw = random.random()  # noqa: S311
+        index = bucket(self.spec.routing_salt, routing_key) if routing_key else random_bucket(draw)
+        chosen = assign(table, index)
+        shadow = None
+        if (
+            table.shadow_variant is not None
+            and table.shadow_variant != chosen
+            and should_shadow(table, index)
+        ):
+            shadow = self.variants[table.shadow_variant]
+        return self.variants[chosen], shadow
+
+    def routing_key(self, headers: list[tuple[bytes, bytes]], default: bytes | None) -> str | None:
+        """The request's key from the header the spec names (``x-routing-key`` by default)."""
+        key = self.spec.routing_key
+        if key.source != "header" or key.name.lower() == "x-routing-key":
+            return default.decode("latin-1") if default is not None else None
+        wanted = key.name.lower().encode("latin-1")
+        for name, value in headers:
+            if name == wanted:
+                return value.decode("latin-1")
+        return None
+
+    def snapshot(self) -> dict[str, VariantStats]:
+        return {name: variant.snapshot() for name, variant in self.variants.items()}
+
+
+class DeploymentManager:
+    """Deployments of one serving process, their controller loop and their commands.
+
+    ``store`` holds the state; ``load`` loads a variant; ``policy_for`` gives the policy that
+    judges a deployment; ``registry`` (optional) moves the champion alias on promote and rollback.
+    ``tick_s`` is the controller's period.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        load: VariantLoader,
+        policy_for: Callable[[DeploymentSpec], Policy],
+        registry: ChampionRegistry | None = None,
+        tick_s: float = 0.25,
+        worker_id: str | None = None,
+        initial: Sequence[DeploymentSpec] = (),
+    ) -> None:
+        self.store = store
+        self.initial = tuple(initial)
+        self.load = load
+        self.tick_s = tick_s
+        self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.live: dict[str, LiveDeployment] = {}
+        self.runner = RolloutRunner(
+            store, self, worker_id=self.worker_id, policy_for=policy_for, registry=registry
+        )
+        self._collected: dict[str, dict[str, VariantStats]] = {}
+        self._app: ServingApp | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._lock: asyncio.Lock | None = None
+        self.tick_errors = 0
+
+    # ------------------------------------------------------------------ RolloutTarget
+
+    def snapshot(self, name: str) -> dict[str, VariantStats]:
+        collected = self._collected.get(name)
+        if collected is not None:
+            return collected
+        live = self.live.get(name)
+        return live.snapshot() if live is not None else {}
+
+    def apply(self, deployment: Deployment) -> None:
+        live = self.live.get(deployment.name)
+        if live is None or deployment.version == live.version:
+            return
+        live.table = routing_table(deployment.state)  # one assignment: atomic for the request path
+        live.phase = deployment.state.phase.value
+        live.version = deployment.version
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, app: ServingApp) -> None:
+        """Serve every deployment the store holds, then run the controller loop."""
+        self._app = app
+        self._lock = asyncio.Lock()
+        stored = await asyncio.to_thread(self.store.list_deployments)
+        for deployment in stored:
+            await self._load(deployment.spec)
+            self.apply(deployment)
+            _log.info("serving deployment %s (%s)", deployment.name, deployment.state.phase.value)
+        for spec in self.initial:
+            live = self.live.get(spec.name)
+            if live is not None and live.spec == spec:
+                continue  # a restart: the stored rollout carries on where it was
+            try:
+                await self.deploy(spec, actor="serve")
+            except Conflict as exc:
+                # a live rollout outranks a changed file: finish or roll it back, then redeploy
+                _log.warning("kept the stored spec of '%s': %s", spec.name, exc)
+        self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="lockgate-controller")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        for live in self.live.values():
+            await live.mirror.stop()
+        for live in self.live.values():
+            await asyncio.gather(*(variant.stop() for variant in live.variants.values()))
+        # the last counters reach the store, so a clean restart loses nothing
+        await self._tick()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self._tick()
+            # the loop must outlive a failing store (a database restart): log, count, try again
+            except Exception:  # noqa: BLE001
+                self.tick_errors += 1
+                _log.exception("controller tick failed; retrying")
+
+    async def _tick(self) -> None:
+        assert self._lock is not None
+        async with self._lock:
+            names = list(self.live)
+            self._collected = {name: self.live[name].snapshot() for name in names}
+            try:
+                await asyncio.to_thread(self.runner.tick, names)
+            finally:
+                self._collected = {}
+
+    # ------------------------------------------------------------------ admin
+
+    async def deploy(self, spec: DeploymentSpec, *, actor: str) -> Deployment:
+        """Load the spec's variants, then store it (new, or a new rollout of a finished one)."""
+        assert self._lock is not None
+        try:
+            existing = await asyncio.to_thread(self.store.get_deployment, spec.name)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            check_replaceable(existing)  # before loading anything: a live rollout keeps its variants
+        await self._load(spec)
+        async with self._lock:
+            deployment = await asyncio.to_thread(self.runner.deploy, spec, actor=actor)
+        live = self.live[spec.name]
+        live.version = -1
+        self.apply(deployment)
+        return deployment
+
+    async def command(
+        self,
+        name: str,
+        verb: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        duration_s: float | None = None,
+    ) -> Deployment:
+        assert self._lock is not None
+        live = self._require(name)
+        async with self._lock:
+            self._collected = {name: live.snapshot()}
+            try:
+                return await asyncio.to_thread(
+                    self.runner.command, name, verb, actor=actor, reason=reason, duration_s=duration_s
+                )
+            finally:
+                self._collected = {}
+
+    def _require(self, name: str) -> LiveDeployment:
+        live = self.live.get(name)
+        if live is None:
+            raise NotFound(
+                f"deployment '{name}' is not served here",
+                hint=f"deployments: {sorted(self.live) or 'none yet'}; create one with lockgate deploy SPEC",
+            )
+        return live
+
+    async def status(self, name: str) -> dict[str, Any]:
+        """The deployment's state with live per-variant numbers and the shadow comparison."""
+        live = self._require(name)
+        deployment = await asyncio.to_thread(self.store.get_deployment, name)
+        merged = await asyncio.to_thread(self.store.load_snapshot, name)
+        own = live.snapshot()
+        state = deployment.state
+        variants = {}
+        for variant_name, uri in deployment.spec.variants.items():
+            stats = merged.get(variant_name, VariantStats())
+            here = own.get(variant_name)
+            # this worker's counters are fresher than its last flush; the others' come from the store
+            if here is not None and here.requests > stats.requests:
+                stats = here
+            served = live.variants[variant_name]
+            variants[variant_name] = {
+                "model_uri": uri,
+                "model_name": served.model_name,
+                "model_version": served.model_version,
+                "weight_percent": state.weight_of(variant_name) / 100.0,
+                "requests": stats.requests,
+                "errors": stats.errors,
+                "error_rate": stats.error_rate,
+                "p50_ms": stats.latency.quantile(0.5) if stats.requests else None,
+                "p99_ms": stats.latency.quantile(0.99) if stats.requests else None,
+            }
+        verdict = state.last_verdict
+        return {
+            "name": name,
+            "phase": state.phase.value,
+            "strategy": deployment.spec.strategy.kind,
+            "baseline": deployment.spec.baseline,
+            "candidate": deployment.spec.candidate,
+            "stage": state.stage_index + 1,
+            "reason": state.reason,
+            "version": deployment.version,
+            "updated_at": deployment.updated_at,
+            "variants": variants,
+            "shadow": {
+                "variant": state.shadow_variant,
+                "fraction": state.shadow_fraction,
+                **live.mirror.summary(),
+            },
+            "verdict": None
+            if verdict is None
+            else {
+                "decision": verdict.decision.value,
+                "reasons": list(verdict.reasons),
+                "numbers": {k: v for k, v in verdict.numbers.items() if np.isfinite(v)},
+            },
+        }
+
+    async def history(self, name: str, *, after_id: int = 0) -> list[dict[str, Any]]:
+        self._require(name)
+        events = await asyncio.to_thread(self.store.events, name, after_id=after_id)
+        return [
+            {
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "reason": e.reason,
+                "from_phase": e.from_phase,
+                "to_phase": e.to_phase,
+                "numbers": dict(e.numbers),
+            }
+            for e in events
+        ]
+
+    # ------------------------------------------------------------------ loading
+
+    async def _load(self, spec: DeploymentSpec) -> None:
+        """Load the variants the spec needs (reusing any already loaded from the same URI)."""
+        current = self.live.get(spec.name)
+        reuse = {}
+        if current is not None:
+            by_uri = {current.spec.variants[n]: v for n, v in current.variants.items()}
+            reuse = {n: by_uri[uri] for n, uri in spec.variants.items() if uri in by_uri}
+        loaded: dict[str, Variant] = {}
+        for variant_name, uri in spec.variants.items():
+            if variant_name in reuse:
+                loaded[variant_name] = reuse[variant_name]
+                continue
+            try:
+                variant = await asyncio.to_thread(self.load, spec.name, variant_name, uri)
+            except UserError as exc:
+                raise type(exc)(
+                    f"deployment '{spec.name}', variant '{variant_name}': {exc.message}",
+                    hint=exc.hint,
+                    detail=exc.detail,
+                ) from None
+            assert self._app is not None
+            self._app.start_variant(variant)
+            loaded[variant_name] = variant
+        table = current.table if current is not None else RoutingTable.single(spec.baseline)
+        if any(v not in loaded for v in table.variants):
+            table = RoutingTable.single(spec.baseline)
+        live = LiveDeployment(spec, loaded, table)
+        if current is not None:
+            retired = [v for v in current.variants.values() if v not in loaded.values()]
+            await current.mirror.stop()
+            for variant in retired:
+                await variant.stop()
+        live.mirror.start()
+        self.live[spec.name] = live
+        if self._app is not None and self._app.default_model is None:
+            self._app.default_model = spec.name  # /invocations serves the first deployment
