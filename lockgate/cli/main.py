@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lockgate import __version__
-from lockgate.cli import data, models, monitor, runs, stats, validate
+from lockgate.cli import data, models, monitor, rollout, runs, stats, validate
 from lockgate.cli.output import console, err_console, short
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
@@ -43,9 +43,11 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.alias_app, name="alias")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(rollout.app, name="rollout")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
 app.command("serve")(serve_command)
+app.command("deploy")(rollout.deploy_command)
 app.command("validate")(validate.validate_command)
 app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,9 +18,12 @@ __all__ = ["serve_command"]
 
 def serve_command(
     model_uri: Annotated[
-        str,
-        typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH or a local path."),
-    ],
+        str | None,
+        typer.Argument(
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH or a local path "
+            "(optional with --deployment or --store)."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = (
         "127.0.0.1"
     ),
@@ -52,18 +57,41 @@ def serve_command(
         int, typer.Option(help="Largest request body accepted (413 beyond).")
     ] = DEFAULT_MAX_BODY_BYTES,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    deployment: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--deployment",
+            help="A deployment spec (YAML) to serve and roll out; repeatable. A stored rollout of the "
+            "same name carries on where it was.",
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Rollout store URL (default with --deployment: sqlite under LOCKGATE_HOME); every "
+            "deployment in it is served.",
+        ),
+    ] = None,
+    follow_registry: Annotated[
+        bool,
+        typer.Option(help="Move the registry's champion alias on promote and rollback."),
+    ] = True,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
     The model's bytes are checked against the digest recorded at registration before it is served.
-    SIGTERM drains in-flight requests and exits 0.
+    SIGTERM drains in-flight requests and exits 0. With --deployment (or --store) it also runs
+    rollouts: requests to the deployment's name are routed between its variants, and the admin API
+    (on when LOCKGATE_ADMIN_TOKEN is set) drives them; see `lockgate rollout --help`.
 
-    Example:
+    Examples:
 
         lockgate serve models:/churn@champion --port 8080
 
         curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
           -d '{"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]]}}'
+
+        LOCKGATE_ADMIN_TOKEN=$(openssl rand -hex 16) lockgate serve --deployment canary.yaml
     """
     from lockgate.errors import UserError
 
@@ -79,8 +107,11 @@ def serve_command(
         )
     exec_mode: Execution = execution  # type: ignore[assignment]
     path_mode: FastPath = fast_path  # type: ignore[assignment]
+    from lockgate.rollout.spec import load_spec
+
+    specs = tuple(load_spec(path) for path in deployment or ())
     config = ServeConfig(
-        model_uri,
+        model_uri or "",
         host=host,
         port=port,
         workers=workers,
@@ -92,5 +123,9 @@ def serve_command(
         fast_path=path_mode,
         threads=threads,
         log_level=log_level,
+        deployments=specs,
+        store_url=store,
+        admin_token=os.environ.get("LOCKGATE_ADMIN_TOKEN") or None,
+        follow_registry=follow_registry,
     )
     serve(config)

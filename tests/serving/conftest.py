@@ -116,3 +116,37 @@ def server(logged_model: LoggedModel) -> Iterator[Any]:
     handle = run_server_in_thread(app)
     yield handle
     handle.stop()
+
+
+def _save_models(root: Path, logged_model: LoggedModel) -> dict[str, Path]:
+    """Two more real models beside the logistic regression: a weakly fitted one, and a broken
+    pyfunc that raises on half its calls."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.DataFrame(logged_model.features, columns=logged_model.columns)
+    weak = make_pipeline(StandardScaler(), LogisticRegression(C=1e-4)).fit(frame, logged_model.labels)
+    signature = infer_signature(frame, logged_model.labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+        class Flaky(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+            def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+                if np.random.default_rng().random() < 0.5:
+                    raise RuntimeError("the broken candidate failed")
+                return np.zeros(len(model_input), dtype=np.int64)
+
+        mlflow.sklearn.save_model(weak, str(root / "weak"), signature=signature)
+        mlflow.pyfunc.save_model(str(root / "flaky"), python_model=Flaky(), signature=signature)
+    return {"good": logged_model.path, "weak": root / "weak", "flaky": root / "flaky"}
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory, logged_model: LoggedModel) -> dict[str, Path]:
+    """Model folders by role: ``good`` (the logistic regression), ``weak``, ``flaky``."""
+    return _save_models(tmp_path_factory.mktemp("rollout-models"), logged_model)

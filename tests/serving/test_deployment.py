@@ -9,7 +9,6 @@ traffic with routing keys; the controller ticks every 50 ms.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,43 +24,11 @@ from lockgate.serving.server import ServeConfig, build_app, build_deployments, r
 pytestmark = [
     pytest.mark.integration,
     # MLflow asks the broken pyfunc for type hints when it first predicts; it needs none
-    pytest.mark.filterwarnings("ignore:Add type hints to the `predict` method:UserWarning"),
+    pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method:UserWarning"),
 ]
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
-
-
-def _save_models(root: Path, logged_model: Any) -> dict[str, Path]:
-    import mlflow.pyfunc
-    import mlflow.sklearn
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    frame = pd.DataFrame(logged_model.features, columns=logged_model.columns)
-    weak = make_pipeline(StandardScaler(), LogisticRegression(C=1e-4)).fit(frame, logged_model.labels)
-
-    signature = infer_signature(frame, logged_model.labels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-
-        class Flaky(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-            def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-                if np.random.default_rng().random() < 0.5:
-                    raise RuntimeError("the broken candidate failed")
-                return np.zeros(len(model_input), dtype=np.int64)
-
-        mlflow.sklearn.save_model(weak, str(root / "weak"), signature=signature)
-        mlflow.pyfunc.save_model(str(root / "flaky"), python_model=Flaky(), signature=signature)
-    return {"good": logged_model.path, "weak": root / "weak", "flaky": root / "flaky"}
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, logged_model: Any) -> dict[str, Path]:
-    return _save_models(tmp_path_factory.mktemp("rollout-models"), logged_model)
 
 
 @pytest.fixture

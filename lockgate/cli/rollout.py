@@ -1,0 +1,317 @@
+"""``lockgate deploy`` and ``lockgate rollout ...``: drive a running server's rollouts.
+
+Both talk to the admin API of ``lockgate serve`` (``--url``, default ``$LOCKGATE_URL`` or
+http://127.0.0.1:8080) with the bearer token in ``$LOCKGATE_ADMIN_TOKEN`` (or ``--token``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from lockgate.cli.output import console
+from lockgate.errors import UserError
+
+app = typer.Typer(
+    help="Drive a rollout on a running server: start, status, promote, pause, resume, rollback, history.",
+    no_args_is_help=True,
+)
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="The server (default $LOCKGATE_URL or http://127.0.0.1:8080).")
+]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", help="Admin token (default $LOCKGATE_ADMIN_TOKEN).")
+]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why: kept in the audit log.")]
+ActorOption = Annotated[
+    str | None, typer.Option("--actor", help="Who: kept in the audit log (default: $USER).")
+]
+NameArgument = Annotated[str, typer.Argument(help="The deployment's name.")]
+
+_PHASE_STYLE = {
+    "promoted": "bold green",
+    "completed": "bold green",
+    "rolled_back": "bold red",
+    "halted": "bold red",
+    "paused": "yellow",
+}
+_DONE = {"promoted", "completed", "rolled_back", "halted"}
+
+
+def _client(url: str | None, token: str | None) -> Any:
+    from lockgate.serving.client import AdminClient
+
+    return AdminClient(url, token=token)
+
+
+def _actor(actor: str | None) -> str:
+    import getpass
+
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def render_status(status: dict[str, Any]) -> Group:
+    """The status of a deployment as Rich renderables: a headline, the variants, the verdict."""
+    phase = status["phase"]
+    style = _PHASE_STYLE.get(phase, "bold cyan")
+    headline = Text.assemble(
+        (f"{status['name']}", "bold"),
+        f"  {status['strategy']}  ",
+        (phase, style),
+        f"  stage {status['stage']}  ",
+        (status.get("reason") or "", "dim"),
+    )
+    table = Table(show_edge=False)
+    for column in ("variant", "model", "weight %", "requests", "errors", "error rate", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column in ("variant", "model") else "right")
+    for name, variant in status["variants"].items():
+        role = " (baseline)" if name == status["baseline"] else " (candidate)"
+        table.add_row(
+            name + role,
+            f"{variant['model_name']} v{variant['model_version']}",
+            f"{variant['weight_percent']:g}",
+            str(variant["requests"]),
+            str(variant["errors"]),
+            f"{variant['error_rate']:.2%}",
+            _ms(variant["p50_ms"]),
+            _ms(variant["p99_ms"]),
+        )
+    parts: list[Any] = [headline, table]
+    verdict = status.get("verdict")
+    if verdict:
+        reasons = "; ".join(verdict["reasons"]) or "-"
+        parts.append(Text.assemble(("verdict: ", "bold"), verdict["decision"], f"  ({reasons})"))
+    shadow = status.get("shadow") or {}
+    if shadow.get("mirrored"):
+        parts.append(
+            Text(
+                f"shadow: {shadow['mirrored']:.0f} mirrored, {shadow['dropped']:.0f} dropped, "
+                f"agreement {shadow['agreement']:.2%} over {shadow['labels_compared']:.0f} labels, "
+                f"p99 {shadow['primary_p99_ms']:.1f} ms primary vs {shadow['shadow_p99_ms']:.1f} ms shadow"
+            )
+        )
+    return Group(*parts)
+
+
+def deploy_command(
+    spec_file: Annotated[Path, typer.Argument(help="The deployment spec (YAML).")],
+    start: Annotated[bool, typer.Option("--start", help="Start the rollout right away.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Create or update a deployment on a running server from a spec file.
+
+    The spec is checked here first (errors name the key), then the server loads and verifies every
+    variant's model. A deployment whose rollout is still live refuses a new spec (409).
+
+    Example:
+
+        lockgate deploy canary.yaml --start
+
+    with canary.yaml:
+
+        name: churn
+        variants: {stable: "models:/churn/3", canary: "models:/churn/4"}
+        baseline: stable
+        candidate: canary
+        strategy:
+          type: canary
+          steps: [{weight_percent: 5, min_requests: 500}, {weight_percent: 50, min_duration_s: 600}]
+    """
+    from lockgate.rollout.spec import load_spec
+
+    spec = load_spec(spec_file)
+    with _client(url, token) as client:
+        client.deploy(spec.to_dict(), actor=_actor(actor))
+        status = (
+            client.command(spec.name, "start", actor=_actor(actor)) if start else client.status(spec.name)
+        )
+    console.print(render_status(status))
+
+
+@app.command("start")
+def start_command(
+    name: NameArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Start a deployment's rollout (its first stage).  Example:  lockgate rollout start churn"""
+    _run(name, "start", url, token, reason, actor)
+
+
+@app.command("promote")
+def promote_command(
+    name: NameArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Give the candidate all traffic now, skipping the remaining stages; moves the champion alias.
+
+    Example:  lockgate rollout promote churn --reason "metrics look good"
+    """
+    _run(name, "promote", url, token, reason, actor)
+
+
+@app.command("rollback")
+def rollback_command(
+    name: NameArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Send all traffic back to the baseline now (effective at the next request).
+
+    Example:  lockgate rollout rollback churn --reason "p99 doubled"
+    """
+    _run(name, "rollback", url, token, reason, actor)
+
+
+@app.command("pause")
+def pause_command(
+    name: NameArgument,
+    duration_s: Annotated[
+        float | None, typer.Option("--for", help="Resume by itself after this many seconds.")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Stop advancing (weights stay; a bad candidate is still rolled back).
+
+    Example:  lockgate rollout pause churn --for 600 --reason "weekend"
+    """
+    _run(name, "pause", url, token, reason, actor, duration_s)
+
+
+@app.command("resume")
+def resume_command(
+    name: NameArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Carry on a paused rollout where it stopped.  Example:  lockgate rollout resume churn"""
+    _run(name, "resume", url, token, reason, actor)
+
+
+def _run(
+    name: str,
+    verb: str,
+    url: str | None,
+    token: str | None,
+    reason: str | None,
+    actor: str | None,
+    duration_s: float | None = None,
+) -> None:
+    with _client(url, token) as client:
+        status = client.command(name, verb, actor=_actor(actor), reason=reason, duration_s=duration_s)
+    console.print(render_status(status))
+
+
+@app.command("status")
+def status_command(
+    name: NameArgument,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="A live view, refreshed until the rollout finishes (Ctrl-C stops)."),
+    ] = False,
+    interval_s: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Phase, weights, per-variant requests, errors and latency, the verdict and the shadow diff.
+
+    Example:  lockgate rollout status churn --watch
+    """
+    if interval_s <= 0:
+        raise UserError(f"--interval must be above 0, got {interval_s}", hint="e.g. --interval 0.5")
+    with _client(url, token) as client:
+        status = client.status(name)
+        if as_json:
+            print(json.dumps(status, indent=2))
+            return
+        if not watch:
+            console.print(render_status(status))
+            return
+        from rich.live import Live
+
+        with Live(render_status(status), console=console, refresh_per_second=4) as live:
+            try:
+                while status["phase"] not in _DONE:
+                    time.sleep(interval_s)
+                    status = client.status(name)
+                    live.update(render_status(status))
+            except KeyboardInterrupt:
+                pass
+
+
+@app.command("history")
+def history_command(
+    name: NameArgument,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """The audit log: when, who, what, why, and the numbers behind each decision.
+
+    Example:  lockgate rollout history churn
+    """
+    with _client(url, token) as client:
+        events = client.history(name)
+    if as_json:
+        print(json.dumps(events, indent=2))
+        return
+    table = Table(title=f"{name}: audit log")
+    for column in ("#", "when", "who", "action", "phase", "why", "numbers"):
+        table.add_column(column)
+    for event in events:
+        numbers = event["numbers"]
+        shown = {k: numbers[k] for k in _KEY_NUMBERS if numbers.get(k) is not None}
+        table.add_row(
+            str(event["id"]),
+            dt.datetime.fromtimestamp(event["at"]).strftime("%H:%M:%S"),
+            event["actor"],
+            event["action"],
+            f"{event['from_phase']} → {event['to_phase']}",
+            event["reason"],
+            ", ".join(f"{k}={v:g}" for k, v in shown.items()),
+        )
+    console.print(table)
+
+
+_KEY_NUMBERS = (
+    "candidate_weight_bp",
+    "baseline_requests",
+    "candidate_requests",
+    "baseline_errors",
+    "candidate_errors",
+    "from_version",
+    "to_version",
+)
