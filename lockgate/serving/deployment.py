@@ -406,10 +406,16 @@ class DeploymentManager:
     async def _load(self, spec: DeploymentSpec) -> None:
         """Load the variants the spec needs (reusing any already loaded from the same URI)."""
         current = self.live.get(spec.name)
-        reuse = {}
+        reuse: dict[str, Variant] = {}
         if current is not None:
-            by_uri = {current.spec.variants[n]: v for n, v in current.variants.items()}
-            reuse = {n: by_uri[uri] for n, uri in spec.variants.items() if uri in by_uri}
+            # each loaded variant is reused once, for a variant of the new spec with the same URI
+            pool = [(current.spec.variants[n], v) for n, v in current.variants.items()]
+            for variant_name, uri in spec.variants.items():
+                for index, (loaded_uri, variant) in enumerate(pool):
+                    if loaded_uri == uri:
+                        reuse[variant_name] = variant
+                        del pool[index]
+                        break
         loaded: dict[str, Variant] = {}
         for variant_name, uri in spec.variants.items():
             if variant_name in reuse:

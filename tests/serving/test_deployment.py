@@ -344,3 +344,43 @@ def test_the_manager_is_a_rollout_target() -> None:
         policy_for=lambda _: None,  # type: ignore[arg-type,return-value]
     )
     assert manager.snapshot("none") == {}
+
+
+def test_promotion_and_rollback_move_the_champion_alias(
+    tmp_path: Path, logged_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged_model.tracking_uri)
+    client = MlflowClient(logged_model.tracking_uri, registry_uri=logged_model.tracking_uri)
+    client.set_registered_model_alias("cancer", "champion", "1")
+    config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, allow_unverified=True)
+    store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    spec = {
+        "name": "registry",
+        "variants": {"stable": "models:/cancer/1", "next": "models:/cancer/2"},
+        "baseline": "stable",
+        "candidate": "next",
+        "strategy": {"type": "canary", "steps": [{"weight_percent": 10, "min_requests": 1_000_000}]},
+    }
+    with run_server_in_thread(
+        build_app(config=config, deployments=build_deployments(config, store))
+    ) as handle:
+        url = handle.url
+        _deploy(url, spec)
+        assert _status(url, "registry")["variants"]["next"]["model_version"] == "2"
+        _command(url, "registry", "start")
+        assert _command(url, "registry", "promote").json()["phase"] == "promoted"
+        assert str(client.get_model_version_by_alias("cancer", "champion").version) == "2"
+        moved = _history(url, "registry")[-1]
+        assert moved["action"] == "champion"
+        assert moved["numbers"] == {"from_version": 1.0, "to_version": 2.0}
+        # a new rollout of the old version, rolled back: the champion goes back to where it was
+        back = {**spec, "variants": {"stable": "models:/cancer/2", "next": "models:/cancer/1"}}
+        httpx.put(f"{url}/admin/deployments/registry", json=back, headers=AUTH, timeout=60)
+        _command(url, "registry", "start")
+        _command(url, "registry", "rollback", reason="not better")
+        assert str(client.get_model_version_by_alias("cancer", "champion").version) == "2"
+        assert "rollback" in _history(url, "registry")[-1]["reason"]
+    client.set_registered_model_alias("cancer", "champion", "1")
+    store.close()
