@@ -17,11 +17,13 @@ __all__ = [
     "ChampionSpec",
     "DataSpec",
     "DriftSpec",
+    "EmbeddingRetrievalSpec",
     "MetricSpec",
     "ProvenanceSpec",
     "SignatureSpec",
     "SliceSpec",
     "Spec",
+    "TextClassificationSpec",
 ]
 
 
@@ -155,3 +157,30 @@ class ProvenanceSpec(Spec):
     require_commit: bool = True
     require_clean: bool = True
     require_datasets: bool = True
+
+
+class TextClassificationSpec(Spec):
+    """Accuracy of a text classifier on a small evaluation set: the bundled one or a CSV file.
+
+    ``threshold``: the candidate's accuracy must be at least this. ``margin``: it may be below the
+    baseline's by at most this much (checked when there is a baseline).
+    """
+
+    evalset: str = "sentiment"
+    file: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    margin: float = Field(default=0.0, ge=0, le=1)
+
+
+class EmbeddingRetrievalSpec(Spec):
+    """recall@k of a sentence encoder on generated query/document pairs (seeded by the policy's seed).
+
+    The model is called on a list of texts and must return one embedding row per text.
+    """
+
+    k: int = Field(default=5, ge=1, le=80)
+    pairs: int = Field(default=60, ge=10, le=80)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    margin: float = Field(default=0.0, ge=0, le=1)
