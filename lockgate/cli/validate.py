@@ -22,7 +22,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def validate_command(
-    model: Annotated[str, typer.Argument(help="NAME@VERSION, NAME@ALIAS or models:/NAME/VERSION.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="NAME@VERSION, NAME@ALIAS, models:/NAME/VERSION, or a prompt: prompts:/NAME/VERSION."
+        ),
+    ],
     policy: Annotated[
         Path, typer.Option("--policy", "-p", help="The gate's policy file.", dir_okay=False)
     ] = Path("lockgate.yaml"),
@@ -50,9 +55,13 @@ def validate_command(
 
     Checks (as the policy asks): metric thresholds on a holdout, non-inferiority to the champion
     (McNemar, paired bootstrap), slices, signature compatibility, latency and size budgets, data
-    against the training profile, prediction drift and provenance.
+    against the training profile, prediction drift, provenance, text accuracy and embedding recall@k
+    on bundled evaluation sets; for a prompt version (prompts:/NAME/VERSION), the `prompt:` check on
+    an evaluation set against the champion prompt.
 
     Example:  lockgate validate breast-cancer-classifier@2 --policy lockgate.yaml --junit gate.xml
+
+    Example:  lockgate validate prompts:/support-answer/2 --policy prompt-gate.yaml
     """
     from lockgate.gates.gate import record_report, validate
     from lockgate.gates.policy import load_policy
@@ -61,8 +70,14 @@ def validate_command(
 
     parsed = load_policy(policy)
     conn = connect()
+    is_prompt = model.startswith("prompts:/")
     with console.status(f"validating {model}..."):
-        report = validate(conn, model, parsed, against=against)
+        if is_prompt:
+            from lockgate.prompts.gate import validate_prompt
+
+            report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)
+        else:
+            report = validate(conn, model, parsed, against=against)
     table = Table(
         title=f"lockgate validate {report.model} against {report.baseline or 'no baseline'}",
         show_lines=False,
@@ -83,7 +98,13 @@ def validate_command(
         _write(markdown, to_markdown(report))
     if json_path is not None:
         _write(json_path, to_json(report))
-    artifact = record_report(conn, report) if record else None
+    artifact = None
+    if record and is_prompt:
+        from lockgate.prompts.gate import record_prompt_report
+
+        record_prompt_report(conn, report)
+    elif record:
+        artifact = record_report(conn, report)
     counts = report.to_dict()["counts"]
     summary = (
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped "

@@ -22,6 +22,7 @@ from lockgate.gates import checks
 from lockgate.gates.comparison import mcnemar_exact, paired_bootstrap
 from lockgate.gates.drift import prediction_drift
 from lockgate.gates.metrics import Metric, get_metric
+from lockgate.gates.prompt import Embedder, PromptExample, Responder, score_prompt
 from lockgate.gates.result import CheckResult, check_failed, check_skipped
 from lockgate.gates.specs import (
     BudgetsSpec,
@@ -30,6 +31,7 @@ from lockgate.gates.specs import (
     DriftSpec,
     EmbeddingRetrievalSpec,
     MetricSpec,
+    PromptSpec,
     ProvenanceSpec,
     SignatureSpec,
     SliceSpec,
@@ -56,7 +58,9 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-Need = Literal["holdout", "baseline", "signature", "latency", "size", "profiles", "run_tags", "model"]
+Need = Literal[
+    "holdout", "baseline", "signature", "latency", "size", "profiles", "run_tags", "model", "prompt"
+]
 # A loaded model called on raw texts: labels for a classifier, one embedding row per text for an encoder.
 TextModel = Callable[[Sequence[str]], npt.NDArray[Any]]
 
@@ -99,6 +103,11 @@ class GateInputs:
     run_tags: Mapping[str, str] = field(default_factory=dict)
     candidate_model: TextModel | None = None
     baseline_model: TextModel | None = None
+    prompt_template: str | None = None
+    baseline_prompt_template: str | None = None
+    prompt_examples: Sequence[PromptExample] = ()
+    respond: Responder | None = None
+    embed: Embedder | None = None
 
 
 @runtime_checkable
@@ -445,6 +454,39 @@ def _run_embedding_retrieval(spec: EmbeddingRetrievalSpec, inputs: GateInputs) -
     ]
 
 
+def _run_prompt(spec: PromptSpec, inputs: GateInputs) -> list[CheckResult]:
+    name = f"prompt {spec.scoring} match"
+    if inputs.prompt_template is None or inputs.respond is None:
+        return [check_failed(name, "no prompt version to evaluate (validate prompts:/NAME/VERSION)")]
+    if spec.scoring == "similarity" and inputs.embed is None:
+        return [check_failed(name, "similarity scoring needs an embedder (pip install 'lockgate[text]')")]
+    embed = inputs.embed if spec.scoring == "similarity" else None
+    respond = inputs.respond
+
+    def scored(template: str) -> tuple[float, float | None]:
+        result = score_prompt(
+            template, inputs.prompt_examples, respond, embed=embed, min_similarity=spec.min_similarity
+        )
+        return result.accuracy, result.mean_similarity
+
+    candidate, similarity = scored(inputs.prompt_template)
+    baseline = None
+    if inputs.baseline_prompt_template is not None:
+        baseline, _ = scored(inputs.baseline_prompt_template)
+    result = checks.task_metric(
+        name,
+        "hit rate",
+        candidate,
+        baseline,
+        threshold=spec.threshold,
+        margin=spec.margin,
+        n=len(inputs.prompt_examples),
+    )
+    if similarity is None:
+        return [result]
+    return [dataclasses.replace(result, numbers={**result.numbers, "mean_similarity": similarity})]
+
+
 for _kind in (
     CheckKind("metrics", MetricSpec, frozenset({"holdout", "baseline"}), _run_metrics, is_list=True),
     CheckKind("champion", ChampionSpec, frozenset({"holdout", "baseline"}), _run_champion, is_list=True),
@@ -456,5 +498,6 @@ for _kind in (
     CheckKind("provenance", ProvenanceSpec, frozenset({"run_tags"}), _run_provenance),
     CheckKind("text_classification", TextClassificationSpec, frozenset({"model"}), _run_text_classification),
     CheckKind("embedding_retrieval", EmbeddingRetrievalSpec, frozenset({"model"}), _run_embedding_retrieval),
+    CheckKind("prompt", PromptSpec, frozenset({"prompt"}), _run_prompt),
 ):
     register_check_kind(_kind)

@@ -19,6 +19,7 @@ __all__ = [
     "DriftSpec",
     "EmbeddingRetrievalSpec",
     "MetricSpec",
+    "PromptSpec",
     "ProvenanceSpec",
     "SignatureSpec",
     "SliceSpec",
@@ -184,3 +185,28 @@ class EmbeddingRetrievalSpec(Spec):
     pairs: int = Field(default=60, ge=10, le=80)
     threshold: float | None = Field(default=None, ge=0, le=1)
     margin: float = Field(default=0.0, ge=0, le=1)
+
+
+class PromptSpec(Spec):
+    """A prompt version on an evaluation set against the champion prompt.
+
+    ``examples``: a JSON-lines file (relative to the policy file). ``responder``: the model call, a
+    Python entry ``module:function`` taking the filled prompt and returning the answer; the default
+    echoes the filled prompt (offline, deterministic). ``scoring``: ``exact`` or ``similarity``
+    (cosine of the bundled MiniLM's embeddings, a hit at ``min_similarity`` or above).
+    """
+
+    examples: str
+    responder: str = "lockgate.prompts.responders:echo"
+    scoring: Literal["exact", "similarity"] = "exact"
+    min_similarity: float = Field(default=0.8, gt=0, le=1)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    margin: float = Field(default=0.0, ge=0, le=1)
+
+    @field_validator("responder")
+    @classmethod
+    def _entry(cls, value: str) -> str:
+        module, colon, function = value.partition(":")
+        if not colon or not module or not function.isidentifier():
+            raise ValueError(f"'{value}' is not a Python entry; write module.path:function")
+        return value
