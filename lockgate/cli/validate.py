@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,7 +11,10 @@ from rich.table import Table
 
 from lockgate.cli.output import console
 
-__all__ = ["validate_command"]
+if TYPE_CHECKING:
+    from lockgate.gates.result import GateReport
+
+__all__ = ["report_table", "validate_command"]
 
 _STYLE = {"passed": "[green]✓ pass[/]", "failed": "[bold red]✗ FAIL[/]", "skipped": "[yellow]- skip[/]"}
 
@@ -19,6 +22,23 @@ _STYLE = {"passed": "[green]✓ pass[/]", "failed": "[bold red]✗ FAIL[/]", "sk
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def report_table(report: GateReport) -> Table:
+    """The gate's table: each check, its result and its numbers."""
+    from lockgate.gates.report import format_numbers
+
+    table = Table(title=f"lockgate validate {report.model} against {report.baseline or 'no baseline'}")
+    for column in ("", "check", "result", "numbers"):
+        table.add_column(column)
+    for result in report.results:
+        table.add_row(
+            _STYLE[result.status],
+            escape(result.name),
+            escape(result.message),
+            escape(format_numbers(result.numbers)),
+        )
+    return table
 
 
 def validate_command(
@@ -65,7 +85,7 @@ def validate_command(
     """
     from lockgate.gates.gate import record_report, validate
     from lockgate.gates.policy import load_policy
-    from lockgate.gates.report import format_numbers, to_json, to_junit_xml, to_markdown
+    from lockgate.gates.report import to_json, to_junit_xml, to_markdown
     from lockgate.tracking.connection import connect
 
     parsed = load_policy(policy)
@@ -78,20 +98,7 @@ def validate_command(
             report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)
         else:
             report = validate(conn, model, parsed, against=against)
-    table = Table(
-        title=f"lockgate validate {report.model} against {report.baseline or 'no baseline'}",
-        show_lines=False,
-    )
-    for column in ("", "check", "result", "numbers"):
-        table.add_column(column)
-    for result in report.results:
-        table.add_row(
-            _STYLE[result.status],
-            escape(result.name),
-            escape(result.message),
-            escape(format_numbers(result.numbers)),
-        )
-    console.print(table)
+    console.print(report_table(report))
     if junit is not None:
         _write(junit, to_junit_xml(report))
     if markdown is not None:
