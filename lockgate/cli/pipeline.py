@@ -14,7 +14,8 @@ from lockgate.cli.output import console
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Run a pipeline of stages, each skipped when its inputs and code are unchanged.", no_args_is_help=True
+    help="Run a pipeline of stages, each skipped when its inputs and code are unchanged.",
+    no_args_is_help=True,
 )
 
 _MARK = {"ran": "[green]✓ ran[/]", "skipped": "[dim]- skipped[/]", "failed": "[bold red]✗ FAILED[/]"}
