@@ -217,12 +217,64 @@ def stage_serve(ctx: Context, requests: int = 300) -> None:
     )
 
 
+GATE_POLICY = """
+holdout: {dataset: %s, target: target}
+against: champion
+seed: %d
+checks:
+  metrics: [{metric: accuracy, threshold: 0.9}]
+  champion:
+    - {metric: accuracy, test: mcnemar, margin: 0.02}
+    - {metric: roc_auc, test: bootstrap, margin: 0.01, resamples: 500}
+  signature: {}
+  drift: {max_psi: 0.25, max_ks: 0.2}
+"""
+
+
+def stage_gate(ctx: Context) -> None:
+    """Register the other model as ``challenger`` and gate it against the champion on the held-out rows."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    from lockgate.cli.validate import report_table
+    from lockgate.gates.gate import record_report, validate
+    from lockgate.gates.policy import parse_policy
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.datasets import snapshot
+    from lockgate.tracking.registry import register
+
+    assert ctx.data_path is not None and ctx.champion is not None
+    conn = connect(ctx.settings)
+    frame = pd.read_csv(ctx.data_path)
+    # The same split as the training stage: the rows neither model was fitted on.
+    _, holdout = train_test_split(frame, test_size=0.3, random_state=ctx.seed, stratify=frame["target"])
+    path = ctx.data_path.with_name("holdout.csv")
+    holdout.to_csv(path, index=False)
+    holdout_ref = snapshot(conn, path, f"{DATASET_NAME}-holdout", description="quickstart holdout").ref
+    other = next(label for label in ctx.runs if label != ctx.champion)
+    challenger = register(
+        conn, ctx.runs[other], MODEL_NAME, alias="challenger", description=f"quickstart: {other}"
+    )
+    policy = parse_policy(GATE_POLICY % (holdout_ref, ctx.seed), source="quickstart policy")
+    report = validate(conn, challenger.ref, policy)
+    record_report(conn, report)
+    ctx.extras["gate_report"] = report
+    ctx.console.print(report_table(report))
+    word = "[bold green]passes[/]" if report.passed else "[bold red]fails[/]"
+    failed = f"; failed: {', '.join(r.name for r in report.failures)}" if not report.passed else ""
+    ctx.console.print(
+        f"  challenger [bold]{challenger.ref}[/] ({other}) {word} the gate against the champion "
+        f"in {report.duration_s:.1f} s{failed}"
+    )
+
+
 Stage = Callable[[Context], None]
 STAGES: list[tuple[str, Stage]] = [
     ("snapshot the dataset", stage_data),
     ("train two models with tracking", stage_train),
     ("compare the runs", stage_compare),
     ("register the better one as champion", stage_register),
+    ("gate the challenger against the champion", stage_gate),
     ("serve the champion over HTTP", stage_serve),
 ]
 

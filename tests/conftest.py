@@ -95,3 +95,15 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Callable[..., object]:
+    """The bundled MiniLM encoder, loaded once for the whole session (a few seconds)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from lockgate.gates.encoder import minilm_encoder
+
+    minilm_encoder(["warm up"])
+    return minilm_encoder

@@ -45,6 +45,8 @@ def test_quickstart_runs_the_lifecycle(
     assert "breast-cancer@1" in out
     assert "quickstart summary" in out
     assert "(sha256 verified)" in out and "p99" in out
+    assert "lockgate validate breast-cancer-classifier@2 against breast-cancer-classifier@1" in out
+    assert "the gate against the champion" in out and "champion accuracy (mcnemar)" in out
     assert "champion: breast-cancer-classifier@1" in out
     assert not (tmp_path / "mlruns").exists(), "artifacts must stay under LOCKGATE_HOME"
 

@@ -4,6 +4,9 @@
     python examples/breast_cancer/train.py --model two-features # a deliberately worse model
     lockgate validate "$(cat model-ref.txt)" --policy examples/breast_cancer/lockgate.yaml
 
+``--step data|train|register`` runs one step at a time, each writing a small file the next reads;
+``pipeline.yaml`` chains them (``lockgate pipeline run examples/breast_cancer/pipeline.yaml``).
+
 The data is scikit-learn's bundled copy (no download). It is split once, with a fixed seed, into
 ``train.csv`` and ``holdout.csv``; each is snapshotted as a dataset version (unchanged data gives the
 same version again), the run links the training version, and the holdout is what the gate scores.
@@ -100,6 +103,47 @@ def train_and_register(
     return version.ref
 
 
+def train_run(train_ref: str, train_path: Path, *, kind: str = "logistic", seed: int = 42) -> str:
+    """Train and log the model inside ``lockgate.track``; return the run id (not registered yet)."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    import lockgate
+
+    frame = pd.read_csv(train_path)
+    x, y = frame.drop(columns=[TARGET]), frame[TARGET]
+    with lockgate.track(run_name=kind, params={"model": kind, "seed": seed}, datasets=[train_ref]) as run:
+        model = build_model(kind, seed).fit(x, y)
+        run.log_metric("train_accuracy", float(model.score(x, y)))
+        run.log_model(model, signature=infer_signature(x, model.predict(x)))
+    return run.run_id
+
+
+def run_step(args: argparse.Namespace) -> None:
+    """One pipeline step: data (split + snapshot), train (a tracked run) or register (a model version)."""
+    import json
+
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.registry import register
+
+    if args.step == "data":
+        train_ref, holdout_ref = snapshot_data(args.data_dir, seed=args.seed)
+        args.datasets_file.write_text(json.dumps({"train": train_ref, "holdout": holdout_ref}) + "\n")
+        print(f"datasets: {train_ref} (train), {holdout_ref} (holdout)")
+    elif args.step == "train":
+        refs = json.loads(args.datasets_file.read_text())
+        run_id = train_run(refs["train"], args.data_dir / "train.csv", kind=args.model, seed=args.seed)
+        args.run_file.write_text(run_id + "\n")
+        print(f"trained {args.model}: run {run_id}")
+    else:
+        run_id = args.run_file.read_text().strip()
+        version = register(
+            connect(), run_id, args.name, alias=args.alias, description=f"example: {args.model}"
+        )
+        args.output_ref.write_text(version.ref + "\n")
+        print(f"registered {version.ref}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="logistic", choices=["logistic", "two-features", "boosting"])
@@ -108,7 +152,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--alias", default=None, help="also point this alias (e.g. champion) at it")
     parser.add_argument("--output-ref", type=Path, default=Path("model-ref.txt"), help="write NAME@V here")
+    parser.add_argument("--step", choices=["all", "data", "train", "register"], default="all")
+    parser.add_argument("--datasets-file", type=Path, default=Path("datasets.json"), help="data → train")
+    parser.add_argument("--run-file", type=Path, default=Path("run-id.txt"), help="train → register")
     args = parser.parse_args()
+    if args.step != "all":
+        for path in (args.output_ref, args.datasets_file, args.run_file):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        run_step(args)
+        return
     train_ref, holdout_ref = snapshot_data(args.data_dir, seed=args.seed)
     ref = train_and_register(
         train_ref,

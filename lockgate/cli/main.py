@@ -15,6 +15,8 @@ from rich.table import Table
 
 from lockgate import __version__
 from lockgate.cli import data, models, monitor, rollout, runs, stats, validate
+from lockgate.cli import pipeline as pipeline_cli
+from lockgate.cli import prompts as prompts_cli
 from lockgate.cli.output import console, err_console, short
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
@@ -44,6 +46,8 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(models.alias_app, name="alias")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(rollout.app, name="rollout")
+app.add_typer(pipeline_cli.app, name="pipeline")
+app.add_typer(prompts_cli.app, name="prompts")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
 app.command("serve")(serve_command)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,7 +11,10 @@ from rich.table import Table
 
 from lockgate.cli.output import console
 
-__all__ = ["validate_command"]
+if TYPE_CHECKING:
+    from lockgate.gates.result import GateReport
+
+__all__ = ["report_table", "validate_command"]
 
 _STYLE = {"passed": "[green]✓ pass[/]", "failed": "[bold red]✗ FAIL[/]", "skipped": "[yellow]- skip[/]"}
 
@@ -21,8 +24,30 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def report_table(report: GateReport) -> Table:
+    """The gate's table: each check, its result and its numbers."""
+    from lockgate.gates.report import format_numbers
+
+    table = Table(title=f"lockgate validate {report.model} against {report.baseline or 'no baseline'}")
+    for column in ("", "check", "result", "numbers"):
+        table.add_column(column)
+    for result in report.results:
+        table.add_row(
+            _STYLE[result.status],
+            escape(result.name),
+            escape(result.message),
+            escape(format_numbers(result.numbers)),
+        )
+    return table
+
+
 def validate_command(
-    model: Annotated[str, typer.Argument(help="NAME@VERSION, NAME@ALIAS or models:/NAME/VERSION.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="NAME@VERSION, NAME@ALIAS, models:/NAME/VERSION, or a prompt: prompts:/NAME/VERSION."
+        ),
+    ],
     policy: Annotated[
         Path, typer.Option("--policy", "-p", help="The gate's policy file.", dir_okay=False)
     ] = Path("lockgate.yaml"),
@@ -50,40 +75,43 @@ def validate_command(
 
     Checks (as the policy asks): metric thresholds on a holdout, non-inferiority to the champion
     (McNemar, paired bootstrap), slices, signature compatibility, latency and size budgets, data
-    against the training profile, prediction drift and provenance.
+    against the training profile, prediction drift, provenance, text accuracy and embedding recall@k
+    on bundled evaluation sets; for a prompt version (prompts:/NAME/VERSION), the `prompt:` check on
+    an evaluation set against the champion prompt.
 
     Example:  lockgate validate breast-cancer-classifier@2 --policy lockgate.yaml --junit gate.xml
+
+    Example:  lockgate validate prompts:/support-answer/2 --policy prompt-gate.yaml
     """
     from lockgate.gates.gate import record_report, validate
     from lockgate.gates.policy import load_policy
-    from lockgate.gates.report import format_numbers, to_json, to_junit_xml, to_markdown
+    from lockgate.gates.report import to_json, to_junit_xml, to_markdown
     from lockgate.tracking.connection import connect
 
     parsed = load_policy(policy)
     conn = connect()
+    is_prompt = model.startswith("prompts:/")
     with console.status(f"validating {model}..."):
-        report = validate(conn, model, parsed, against=against)
-    table = Table(
-        title=f"lockgate validate {report.model} against {report.baseline or 'no baseline'}",
-        show_lines=False,
-    )
-    for column in ("", "check", "result", "numbers"):
-        table.add_column(column)
-    for result in report.results:
-        table.add_row(
-            _STYLE[result.status],
-            escape(result.name),
-            escape(result.message),
-            escape(format_numbers(result.numbers)),
-        )
-    console.print(table)
+        if is_prompt:
+            from lockgate.prompts.gate import validate_prompt
+
+            report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)
+        else:
+            report = validate(conn, model, parsed, against=against)
+    console.print(report_table(report))
     if junit is not None:
         _write(junit, to_junit_xml(report))
     if markdown is not None:
         _write(markdown, to_markdown(report))
     if json_path is not None:
         _write(json_path, to_json(report))
-    artifact = record_report(conn, report) if record else None
+    artifact = None
+    if record and is_prompt:
+        from lockgate.prompts.gate import record_prompt_report
+
+        record_prompt_report(conn, report)
+    elif record:
+        artifact = record_report(conn, report)
     counts = report.to_dict()["counts"]
     summary = (
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped "

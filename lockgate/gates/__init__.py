@@ -11,6 +11,7 @@ from lockgate.gates.kinds import (
     CheckKind,
     GateInputs,
     Predictions,
+    TextModel,
     register_check_kind,
     run_check,
 )
@@ -18,6 +19,7 @@ from lockgate.gates.metrics import METRICS, Metric, get_metric
 from lockgate.gates.policy import Policy, load_policy, parse_policy
 from lockgate.gates.report import MARKDOWN_MARKER, to_json, to_junit_xml, to_markdown
 from lockgate.gates.result import CheckResult, GateReport
+from lockgate.gates.text import load_text_evalset, recall_at_k, retrieval_pairs
 
 __all__ = [
     "CHECK_KINDS",
@@ -36,17 +38,21 @@ __all__ = [
     "Metric",
     "Policy",
     "Predictions",
+    "TextModel",
     "get_metric",
     "ks_statistic",
     "load_policy",
+    "load_text_evalset",
     "mcnemar_exact",
     "paired_bootstrap",
     "parse_model_uri",
     "parse_policy",
     "population_stability_index",
     "prediction_drift",
+    "recall_at_k",
     "record_report",
     "register_check_kind",
+    "retrieval_pairs",
     "run_check",
     "to_json",
     "to_junit_xml",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.errors import IntegrityError, NotFound, UserError, ValidationError
-from lockgate.gates.kinds import GateInputs, Predictions, run_check
+from lockgate.gates.kinds import GateInputs, PredictionFailed, Predictions, TextModel, run_check
 from lockgate.gates.policy import HoldoutSpec, Policy
 from lockgate.gates.result import CheckResult, GateReport
 from lockgate.tracking.connection import Connection
@@ -35,6 +35,7 @@ __all__ = [
     "measure_latency",
     "parse_model_uri",
     "record_report",
+    "text_model",
     "validate",
 ]
 
@@ -148,10 +149,6 @@ def _pick_profile(profiles: Mapping[str, Any], file_name: str) -> Mapping[str, A
 
 
 # -- predictions ----------------------------------------------------------------------------------
-class PredictionFailed(Exception):
-    """The model raised on the holdout; the gate reports it as a failed check, not as bad input."""
-
-
 def _features(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     columns = model.input_columns
     if columns is None:
@@ -198,6 +195,29 @@ def _raw_scores(model: LoadedModel, features: pd.DataFrame) -> np.ndarray[Any, n
         return None
     proba = np.asarray(raw.predict_proba(features), dtype=np.float64)
     return proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else None
+
+
+def text_model(model: LoadedModel) -> TextModel:
+    """``model`` as a function of raw texts, for the text and embedding kinds.
+
+    A signature with one named column gets a one-column frame (a scikit-learn pipeline reading
+    ``text``); anything else gets the plain list of strings (a sentence-transformers encoder).
+    """
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    columns = model.input_columns
+
+    def call(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[Any]]:
+        data: Any = pd.DataFrame({columns[0]: list(texts)}) if columns and len(columns) == 1 else list(texts)
+        try:
+            output = model.model.predict(data)
+        except (MlflowException, ValueError, TypeError, KeyError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PredictionFailed(first[:300]) from exc
+        return np.asarray(getattr(output, "values", output))
+
+    return call
 
 
 def measure_latency(
@@ -286,10 +306,10 @@ def validate(
     )
     fields: dict[str, Any] = {"task": settings.task, "seed": settings.seed, "baseline_ref": baseline_ref}
     with tempfile.TemporaryDirectory(prefix="lockgate-gate-") as tmp:
-        loads_model = needs & {"holdout", "signature", "latency", "size"}
+        loads_model = needs & {"holdout", "signature", "latency", "size", "model"}
         candidate = load_verified(candidate_version, Path(tmp)) if loads_model else None
         baseline = None
-        if baseline_version is not None and needs & {"baseline", "signature"}:
+        if baseline_version is not None and needs & {"baseline", "signature", "model"}:
             baseline = (
                 candidate
                 if candidate is not None and baseline_version.ref == candidate_version.ref
@@ -299,6 +319,9 @@ def validate(
             fields.update(candidate_schema=candidate.input_schema, size_bytes=candidate.size_bytes)
         if baseline is not None:
             fields["baseline_schema"] = baseline.input_schema
+        if "model" in needs:
+            fields["candidate_model"] = text_model(candidate) if candidate is not None else None
+            fields["baseline_model"] = text_model(baseline) if baseline is not None else None
         if "run_tags" in needs:
             fields["run_tags"] = _run_tags(conn, candidate_version.run_id)
         holdout = settings.holdout

@@ -2,8 +2,9 @@
 
 A kind names its settings model, the inputs it needs (so the shell only loads and measures what the
 policy asks for) and a ``run`` that turns settings plus :class:`GateInputs` into results by calling the
-pure checks. New kinds (text and embedding models, prompt versions) plug in with
-:func:`register_check_kind` without touching the gate.
+pure checks. New kinds plug in with :func:`register_check_kind` without touching the gate; the text
+and embedding kinds here are two (they call the model on a bundled evaluation set through the
+``TextModel`` callable the shell passes in).
 """
 
 from __future__ import annotations
@@ -21,18 +22,23 @@ from lockgate.gates import checks
 from lockgate.gates.comparison import mcnemar_exact, paired_bootstrap
 from lockgate.gates.drift import prediction_drift
 from lockgate.gates.metrics import Metric, get_metric
+from lockgate.gates.prompt import Embedder, PromptExample, Responder, score_prompt
 from lockgate.gates.result import CheckResult, check_failed, check_skipped
 from lockgate.gates.specs import (
     BudgetsSpec,
     ChampionSpec,
     DataSpec,
     DriftSpec,
+    EmbeddingRetrievalSpec,
     MetricSpec,
+    PromptSpec,
     ProvenanceSpec,
     SignatureSpec,
     SliceSpec,
     Spec,
+    TextClassificationSpec,
 )
+from lockgate.gates.text import label_accuracy, load_text_evalset, recall_at_k, retrieval_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,14 +49,24 @@ __all__ = [
     "CheckKind",
     "GateInputs",
     "Need",
+    "PredictionFailed",
     "Predictions",
+    "TextModel",
     "register_check_kind",
     "run_check",
     "slice_masks",
 ]
 
 FloatArray = npt.NDArray[np.float64]
-Need = Literal["holdout", "baseline", "signature", "latency", "size", "profiles", "run_tags"]
+Need = Literal[
+    "holdout", "baseline", "signature", "latency", "size", "profiles", "run_tags", "model", "prompt"
+]
+# A loaded model called on raw texts: labels for a classifier, one embedding row per text for an encoder.
+TextModel = Callable[[Sequence[str]], npt.NDArray[Any]]
+
+
+class PredictionFailed(Exception):
+    """The model raised on the evaluation data; the gate reports it as a failed check, not as bad input."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,13 @@ class GateInputs:
     reference_ref: str | None = None
     target: str | None = None
     run_tags: Mapping[str, str] = field(default_factory=dict)
+    candidate_model: TextModel | None = None
+    baseline_model: TextModel | None = None
+    prompt_template: str | None = None
+    baseline_prompt_template: str | None = None
+    prompt_examples: Sequence[PromptExample] = ()
+    respond: Responder | None = None
+    embed: Embedder | None = None
 
 
 @runtime_checkable
@@ -353,6 +376,117 @@ def _run_provenance(spec: ProvenanceSpec, inputs: GateInputs) -> list[CheckResul
     ]
 
 
+def _call(model: TextModel, texts: Sequence[str]) -> tuple[npt.NDArray[Any] | None, str | None]:
+    try:
+        return np.asarray(model(list(texts))), None
+    except PredictionFailed as exc:
+        return None, str(exc)
+
+
+def _run_text_classification(spec: TextClassificationSpec, inputs: GateInputs) -> list[CheckResult]:
+    from pathlib import Path
+
+    evalset = load_text_evalset(
+        spec.evalset,
+        path=Path(spec.file) if spec.file else None,
+        text_column=spec.text_column,
+        label_column=spec.label_column,
+    )
+    name = f"text accuracy ({Path(evalset.name).name})"
+    if inputs.candidate_model is None:
+        return [check_failed(name, "the candidate model could not be loaded")]
+    got, error = _call(inputs.candidate_model, evalset.texts)
+    if got is None:
+        return [check_failed(name, f"the candidate could not classify the texts: {error}")]
+    try:
+        candidate = label_accuracy(evalset.labels, got)
+    except ValueError as exc:
+        return [check_failed(name, f"the candidate's output does not fit: {exc}")]
+    baseline = None
+    if inputs.baseline_model is not None:
+        base, _ = _call(inputs.baseline_model, evalset.texts)
+        baseline = label_accuracy(evalset.labels, base) if base is not None else None
+    return [
+        checks.task_metric(
+            name,
+            "accuracy",
+            candidate,
+            baseline,
+            threshold=spec.threshold,
+            margin=spec.margin,
+            n=len(evalset.texts),
+        )
+    ]
+
+
+def _recall(model: TextModel, spec: EmbeddingRetrievalSpec, seed: int) -> tuple[float | None, str | None]:
+    pairs = retrieval_pairs(spec.pairs, seed=seed)
+    queries, error = _call(model, pairs.queries)
+    documents, error = (None, error) if queries is None else _call(model, pairs.documents)
+    if queries is None or documents is None:
+        return None, error
+    try:
+        return recall_at_k(queries, documents, pairs.relevant, spec.k), None
+    except ValueError as exc:
+        return None, f"the output is not one embedding per text: {exc}"
+
+
+def _run_embedding_retrieval(spec: EmbeddingRetrievalSpec, inputs: GateInputs) -> list[CheckResult]:
+    name = f"embedding recall@{spec.k}"
+    if inputs.candidate_model is None:
+        return [check_failed(name, "the candidate model could not be loaded")]
+    candidate, error = _recall(inputs.candidate_model, spec, inputs.seed)
+    if candidate is None:
+        return [check_failed(name, f"the candidate could not embed the texts: {error}")]
+    baseline = None
+    if inputs.baseline_model is not None:
+        baseline, _ = _recall(inputs.baseline_model, spec, inputs.seed)
+    return [
+        checks.task_metric(
+            name,
+            f"recall@{spec.k}",
+            candidate,
+            baseline,
+            threshold=spec.threshold,
+            margin=spec.margin,
+            n=spec.pairs,
+        )
+    ]
+
+
+def _run_prompt(spec: PromptSpec, inputs: GateInputs) -> list[CheckResult]:
+    name = f"prompt {spec.scoring} match"
+    if inputs.prompt_template is None or inputs.respond is None:
+        return [check_failed(name, "no prompt version to evaluate (validate prompts:/NAME/VERSION)")]
+    if spec.scoring == "similarity" and inputs.embed is None:
+        return [check_failed(name, "similarity scoring needs an embedder (pip install 'lockgate[text]')")]
+    embed = inputs.embed if spec.scoring == "similarity" else None
+    respond = inputs.respond
+
+    def scored(template: str) -> tuple[float, float | None]:
+        result = score_prompt(
+            template, inputs.prompt_examples, respond, embed=embed, min_similarity=spec.min_similarity
+        )
+        return result.accuracy, result.mean_similarity
+
+    candidate, similarity = scored(inputs.prompt_template)
+    baseline = None
+    if inputs.baseline_prompt_template is not None:
+        baseline, _ = scored(inputs.baseline_prompt_template)
+    result = checks.task_metric(
+        name,
+        "hit rate",
+        candidate,
+        baseline,
+        threshold=spec.threshold,
+        margin=spec.margin,
+        n=len(inputs.prompt_examples),
+    )
+    if similarity is None:
+        return [result]
+    return [dataclasses.replace(result, numbers={**result.numbers, "mean_similarity": similarity})]
+
+
 for _kind in (
     CheckKind("metrics", MetricSpec, frozenset({"holdout", "baseline"}), _run_metrics, is_list=True),
     CheckKind("champion", ChampionSpec, frozenset({"holdout", "baseline"}), _run_champion, is_list=True),
@@ -362,5 +496,8 @@ for _kind in (
     CheckKind("data", DataSpec, frozenset({"profiles"}), _run_data),
     CheckKind("drift", DriftSpec, frozenset({"holdout", "baseline"}), _run_drift),
     CheckKind("provenance", ProvenanceSpec, frozenset({"run_tags"}), _run_provenance),
+    CheckKind("text_classification", TextClassificationSpec, frozenset({"model"}), _run_text_classification),
+    CheckKind("embedding_retrieval", EmbeddingRetrievalSpec, frozenset({"model"}), _run_embedding_retrieval),
+    CheckKind("prompt", PromptSpec, frozenset({"prompt"}), _run_prompt),
 ):
     register_check_kind(_kind)

@@ -17,11 +17,14 @@ __all__ = [
     "ChampionSpec",
     "DataSpec",
     "DriftSpec",
+    "EmbeddingRetrievalSpec",
     "MetricSpec",
+    "PromptSpec",
     "ProvenanceSpec",
     "SignatureSpec",
     "SliceSpec",
     "Spec",
+    "TextClassificationSpec",
 ]
 
 
@@ -155,3 +158,55 @@ class ProvenanceSpec(Spec):
     require_commit: bool = True
     require_clean: bool = True
     require_datasets: bool = True
+
+
+class TextClassificationSpec(Spec):
+    """Accuracy of a text classifier on a small evaluation set: the bundled one or a CSV file.
+
+    ``threshold``: the candidate's accuracy must be at least this. ``margin``: it may be below the
+    baseline's by at most this much (checked when there is a baseline).
+    """
+
+    evalset: str = "sentiment"
+    file: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    margin: float = Field(default=0.0, ge=0, le=1)
+
+
+class EmbeddingRetrievalSpec(Spec):
+    """recall@k of a sentence encoder on generated query/document pairs (seeded by the policy's seed).
+
+    The model is called on a list of texts and must return one embedding row per text.
+    """
+
+    k: int = Field(default=5, ge=1, le=80)
+    pairs: int = Field(default=60, ge=10, le=80)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    margin: float = Field(default=0.0, ge=0, le=1)
+
+
+class PromptSpec(Spec):
+    """A prompt version on an evaluation set against the champion prompt.
+
+    ``examples``: a JSON-lines file (relative to the policy file). ``responder``: the model call, a
+    Python entry ``module:function`` taking the filled prompt and returning the answer; the default
+    echoes the filled prompt (offline, deterministic). ``scoring``: ``exact`` or ``similarity``
+    (cosine of the bundled MiniLM's embeddings, a hit at ``min_similarity`` or above).
+    """
+
+    examples: str
+    responder: str = "lockgate.prompts.responders:echo"
+    scoring: Literal["exact", "similarity"] = "exact"
+    min_similarity: float = Field(default=0.8, gt=0, le=1)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    margin: float = Field(default=0.0, ge=0, le=1)
+
+    @field_validator("responder")
+    @classmethod
+    def _entry(cls, value: str) -> str:
+        module, colon, function = value.partition(":")
+        if not colon or not module or not function.isidentifier():
+            raise ValueError(f"'{value}' is not a Python entry; write module.path:function")
+        return value

@@ -21,17 +21,21 @@ EXPECTED = [
     "Metric",
     "Policy",
     "Predictions",
+    "TextModel",
     "get_metric",
     "ks_statistic",
     "load_policy",
+    "load_text_evalset",
     "mcnemar_exact",
     "paired_bootstrap",
     "parse_model_uri",
     "parse_policy",
     "population_stability_index",
     "prediction_drift",
+    "recall_at_k",
     "record_report",
     "register_check_kind",
+    "retrieval_pairs",
     "run_check",
     "to_json",
     "to_junit_xml",
@@ -51,5 +55,6 @@ def test_every_public_name_exists() -> None:
 
 def test_the_built_in_check_kinds() -> None:
     assert sorted(lockgate.gates.CHECK_KINDS) == [
-        "budgets", "champion", "data", "drift", "metrics", "provenance", "signature", "slices",
+        "budgets", "champion", "data", "drift", "embedding_retrieval", "metrics", "prompt", "provenance",
+        "signature", "slices", "text_classification",
     ]  # fmt: skip
