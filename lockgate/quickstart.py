@@ -268,6 +268,107 @@ def stage_gate(ctx: Context) -> None:
     )
 
 
+def _canary_candidate(ctx: Context) -> Any:
+    """The version to canary: the challenger if it passed the gate, else a rebuild of the champion."""
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.registry import get_model_version, register
+
+    conn = connect(ctx.settings)
+    report = ctx.extras.get("gate_report")
+    if report is not None and report.passed:
+        return get_model_version(conn, f"{MODEL_NAME}@challenger")
+    assert ctx.champion is not None
+    return register(
+        conn,
+        ctx.runs[ctx.champion],
+        MODEL_NAME,
+        description=f"quickstart: a rebuild of the champion ({ctx.champion}) to canary",
+    )
+
+
+def stage_canary(ctx: Context, max_requests: int = 3000) -> None:
+    """Canary a new version behind the champion on a real server: 10% then 50%, judged live."""
+    import secrets
+
+    import httpx
+    import pandas as pd
+    from rich.markup import escape
+
+    from lockgate.rollout.sqlstore import SqlStore
+    from lockgate.rollout.store import default_store_url
+    from lockgate.serving.client import AdminClient
+    from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread
+
+    assert ctx.data_path is not None
+    candidate = _canary_candidate(ctx)
+    champion = ctx.extras["champion_version"]
+    token = secrets.token_hex(16)
+    spec = {
+        "name": "quickstart-canary",
+        "variants": {"champion": champion.uri, "candidate": candidate.uri},
+        "baseline": "champion",
+        "candidate": "candidate",
+        "strategy": {
+            "type": "canary",
+            "steps": [
+                {"weight_percent": 10, "min_requests": 60},
+                {"weight_percent": 50, "min_requests": 200},
+            ],
+        },
+    }
+    frame = pd.read_csv(ctx.data_path).drop(columns=["target"])
+    columns = list(frame.columns)
+    rows = frame.to_numpy().tolist()
+    store = SqlStore(default_store_url(ctx.settings.home))
+    config = ServeConfig("", admin_token=token, tick_s=0.1)
+    app = build_app(config=config, deployments=build_deployments(config, store))
+    with run_server_in_thread(app) as handle, AdminClient(handle.url, token=token) as admin:
+        admin.deploy(spec, actor="quickstart")
+        status = admin.command("quickstart-canary", "start", actor="quickstart", reason="quickstart canary")
+        ctx.console.print(
+            f"  canary of {MODEL_NAME} v{candidate.version} behind the champion v{champion.version} "
+            f"at {handle.url}: steps 10% → 50% → 100%, guardrails on errors and p99 latency"
+        )
+        sent = 0
+        with httpx.Client(base_url=handle.url) as client:
+            while status["phase"] == "stepping" and sent < max_requests:
+                for _ in range(50):
+                    row = rows[sent % len(rows)]
+                    body = {"dataframe_split": {"columns": columns, "data": [row]}}
+                    client.post("/invocations", json=body, headers={"x-routing-key": f"user-{sent}"})
+                    sent += 1
+                status = admin.status("quickstart-canary")
+                if sent % 250 == 0 or status["phase"] != "stepping":
+                    ctx.console.print("  " + escape(_status_line(status, sent)))
+        if status["phase"] == "stepping":
+            status = admin.command(
+                "quickstart-canary", "rollback", actor="quickstart", reason="no decision in time"
+            )
+        events = admin.history("quickstart-canary")
+    store.close()
+    ctx.extras["canary_status"] = status
+    if status["phase"] == "promoted":
+        ctx.extras["champion_version"] = candidate  # the registry's champion alias moved with it
+        outcome = "[bold green]promoted[/]"
+    else:
+        outcome = f"[bold red]{status['phase']}[/]"
+    ctx.console.print(f"  {outcome}: {escape(status['reason'])}")
+    for event in events[-3:]:
+        ctx.console.print(f"    audit: {event['actor']} {event['action']} - {escape(event['reason'])}")
+
+
+def _status_line(status: dict[str, Any], sent: int) -> str:
+    parts = []
+    for name, variant in status["variants"].items():
+        p99 = "-" if variant["p99_ms"] is None else f"{variant['p99_ms']:.1f}"
+        parts.append(
+            f"{name} {variant['weight_percent']:g}%: {variant['requests']} req, "
+            f"{variant['errors']} err, p99 {p99} ms"
+        )
+    verdict = (status.get("verdict") or {}).get("decision", "-")
+    return f"after {sent} requests [{status['phase']}] " + " | ".join(parts) + f" | verdict {verdict}"
+
+
 Stage = Callable[[Context], None]
 STAGES: list[tuple[str, Stage]] = [
     ("snapshot the dataset", stage_data),
@@ -276,6 +377,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("register the better one as champion", stage_register),
     ("gate the challenger against the champion", stage_gate),
     ("serve the champion over HTTP", stage_serve),
+    ("canary a new version behind the champion", stage_canary),
 ]
 
 
