@@ -15,6 +15,7 @@ from rich.table import Table
 
 from lockgate import __version__
 from lockgate.cli import data, models, monitor, runs, stats, validate
+from lockgate.cli.optimize import optimize_command
 from lockgate.cli.output import console, err_console, short
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
@@ -47,6 +48,7 @@ app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
 app.command("serve")(serve_command)
 app.command("validate")(validate.validate_command)
+app.command("optimize")(optimize_command)
 app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)
 app.command("simulate")(stats.simulate_command)

@@ -60,7 +60,8 @@ class MethodSpec:
     def label(self) -> str:
         """A short name for tables: ``quantize(dynamic, per_channel)``."""
         shown = []
-        for key, value in sorted(self.params.items()):
+        first = ("mode", "kind", "student", "exporter")
+        for key, value in sorted(self.params.items(), key=lambda kv: (kv[0] not in first, kv[0])):
             if value is True:
                 shown.append(key)
             elif value is False or value is None:

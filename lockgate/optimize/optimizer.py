@@ -14,6 +14,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,12 @@ class Candidate:
 
     def log(self, signature: Any) -> None:
         """Log the model as ``model`` in the active MLflow run, in a flavour ``lockgate serve`` loads."""
+        with warnings.catch_warnings():
+            # The signature is given; MLflow's advice to add an input example is noise here.
+            warnings.filterwarnings("ignore", message=r".*input example was not provided")
+            self._log(signature)
+
+    def _log(self, signature: Any) -> None:
         if self.kind in ("sklearn", "torch"):
             from lockgate.tracking.models import log_model
 
@@ -205,6 +212,9 @@ def load_candidate(folder: Path, threads: int) -> tuple[Candidate, Any]:
         import mlflow.sentence_transformers
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         model = mlflow.sentence_transformers.load_model(str(folder))
         return Candidate("encoder", model, threads), meta.signature
     encoders = list(folder.rglob(ENCODER_FILE))
@@ -485,10 +495,7 @@ class Optimizer:
         threads = self.parent.threads
         if spec.params["kind"] == "unstructured":
             pruned = prune_unstructured(self.parent.obj, amount)
-            note = (
-                f"sparsity {sparsity(pruned):.0%}: the zeros are still stored and multiplied, so dense "
-                "CPU kernels run no faster and the file is no smaller"
-            )
+            note = f"sparsity {sparsity(pruned):.0%}; dense CPU kernels gain no speed from zeros"
             return Candidate(self.kind, pruned, threads, notes=(note,), extra={"sparsity": sparsity(pruned)})
         if self.kind == "torch":
             pruned = prune_mlp_neurons(self.parent.obj, amount)

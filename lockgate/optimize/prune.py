@@ -51,8 +51,8 @@ def sparsity(module: Any) -> float:
 def prune_unstructured(module: Any, amount: float) -> Any:
     """A copy of ``module`` with the ``amount`` smallest-magnitude Linear weights set to zero.
 
-    One global threshold across layers (``global_unstructured``), made permanent, so the copy is an
-    ordinary module with the same shapes.
+    Each layer loses the same fraction (a global threshold would empty layers whose weights are small
+    by design, such as a fixed input scaling); made permanent, so the copy is an ordinary module.
     """
     import torch
     from torch.nn.utils import prune
@@ -62,8 +62,8 @@ def prune_unstructured(module: Any, amount: float) -> Any:
     targets = [(m, "weight") for m in pruned.modules() if isinstance(m, torch.nn.Linear)]
     if not targets:
         raise UserError("the model has no Linear layers to prune", hint="prune MLPs or transformers")
-    prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=amount)
     for layer, name in targets:
+        prune.l1_unstructured(layer, name, amount=amount)  # type: ignore[no-untyped-call]
         prune.remove(layer, name)  # type: ignore[no-untyped-call]
     return pruned
 
