@@ -217,6 +217,39 @@ def stage_serve(ctx: Context, requests: int = 300) -> None:
     )
 
 
+def stage_optimize(ctx: Context) -> None:
+    """Export the champion to ONNX and quantize it to int8; print the measured trade-off table.
+
+    A tree or linear scikit-learn graph has no matrix products for int8 to act on: that candidate is
+    reported as not applicable rather than registered as a copy.
+    """
+    from lockgate.cli.optimize import tradeoff_table
+    from lockgate.optimize.measure import MeasureConfig
+    from lockgate.optimize.methods import make_spec
+    from lockgate.optimize.optimizer import open_optimizer
+    from lockgate.tracking.connection import connect
+
+    optimizer = open_optimizer(
+        connect(ctx.settings),
+        f"{MODEL_NAME}@champion",
+        measure=MeasureConfig(calls_b1=30, calls_b32=5, warmup=2),
+        threads=1,
+        seed=ctx.seed,
+        workdir=ctx.settings.home / "optimize",
+    )
+    results = [optimizer.run(make_spec("onnx"))]
+    try:
+        results.append(optimizer.run(make_spec("quantize")))
+    except UserError as exc:
+        ctx.console.print(f"  int8 quantization: not applicable ({exc.message})")
+    ctx.console.print(tradeoff_table(optimizer.version.ref, optimizer.parent_record(), results))
+    registered = [r.version.ref for r in results if r.version is not None]
+    ctx.extras["optimized_versions"] = registered
+    ctx.console.print(
+        f"  registered {', '.join(registered) or 'nothing'} with lineage to {optimizer.version.ref}"
+    )
+
+
 Stage = Callable[[Context], None]
 STAGES: list[tuple[str, Stage]] = [
     ("snapshot the dataset", stage_data),
@@ -224,6 +257,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("compare the runs", stage_compare),
     ("register the better one as champion", stage_register),
     ("serve the champion over HTTP", stage_serve),
+    ("export and quantize the champion", stage_optimize),
 ]
 
 

@@ -127,10 +127,12 @@ def distill_encoder(
         )
     optimizer = torch.optim.AdamW(student.parameters(), lr=learning_rate)
     rng = np.random.default_rng(seed)
+    # sentence-transformers 6 renamed tokenize to preprocess (and deprecated the old name).
+    preprocess = getattr(student, "preprocess", None) or student.tokenize
     student.train()
     for _ in range(steps):
         pick = rng.choice(len(sentences), size=min(batch_size, len(sentences)), replace=False)
-        features = student.tokenize([sentences[i] for i in pick])
+        features = preprocess([sentences[i] for i in pick])
         output = student(dict(features))["sentence_embedding"]
         target = targets[pick]
         loss = torch.nn.functional.mse_loss(output, target) * 100.0 + (
