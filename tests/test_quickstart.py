@@ -46,6 +46,8 @@ def test_quickstart_runs_the_lifecycle(
     assert "quickstart summary" in out
     assert "(sha256 verified)" in out and "p99" in out
     assert "champion: breast-cancer-classifier@1" in out
+    assert "optimization trade-offs for breast-cancer-classifier@1" in out
+    assert "registered breast-cancer-classifier@2 with lineage to breast-cancer-classifier@1" in out
     assert not (tmp_path / "mlruns").exists(), "artifacts must stay under LOCKGATE_HOME"
 
     from lockgate.tracking.connection import connect
