@@ -150,8 +150,8 @@ class OnnxSentenceEncoder:
 class EncoderPythonModel(PythonModel):
     """The MLflow pyfunc form of an exported encoder: a column of text in, embeddings out."""
 
-    # MLflow reads predict's type hints as an input schema and warns about Any; the signature given
-    # at logging time describes the input instead.
+    # MLflow reads predict's type hints as an input schema (and warns about missing or Any ones); the
+    # signature given at logging time describes the input instead, so predict has no hints for it.
     _skip_type_hint_validation = True
 
     def __init__(self) -> None:
@@ -160,7 +160,7 @@ class EncoderPythonModel(PythonModel):
     def load_context(self, context: Any) -> None:
         self._encoder = OnnxSentenceEncoder(Path(context.artifacts["encoder"])).load()
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import pandas as pd
 
         if self._encoder is None:

@@ -124,7 +124,6 @@ class Candidate:
         with warnings.catch_warnings():
             # The signature is given; MLflow's advice to add an input example is noise here.
             warnings.filterwarnings("ignore", message=r".*input example was not provided")
-            warnings.filterwarnings("ignore", message=r".*Failed to infer signature from type hint")
             self._log(signature)
 
     def _log(self, signature: Any) -> None:
