@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,10 @@ def test_quickstart_runs_the_lifecycle(
     assert "(sha256 verified)" in out and "p99" in out
     assert "champion: breast-cancer-classifier@1" in out
     assert "optimization trade-offs for breast-cancer-classifier@1" in out
-    assert "registered breast-cancer-classifier@2 with lineage to breast-cancer-classifier@1" in out
+    # the version number depends on how many stages registered before this one
+    assert re.search(
+        r"registered breast-cancer-classifier@\d+ with lineage to breast-cancer-classifier@1", out
+    )
     assert not (tmp_path / "mlruns").exists(), "artifacts must stay under LOCKGATE_HOME"
 
     from lockgate.tracking.connection import connect
