@@ -268,12 +268,49 @@ def stage_gate(ctx: Context) -> None:
     )
 
 
+def stage_optimize(ctx: Context) -> None:
+    """Export the champion to ONNX and quantize it to int8; print the measured trade-off table.
+
+    A tree or linear scikit-learn graph has no matrix products for int8 to act on: that candidate is
+    reported as not applicable rather than registered as a copy.
+    """
+    from lockgate.cli.optimize import tradeoff_table
+    from lockgate.optimize.measure import MeasureConfig
+    from lockgate.optimize.methods import make_spec
+    from lockgate.optimize.optimizer import open_optimizer
+    from lockgate.tracking.connection import connect
+
+    optimizer = open_optimizer(
+        connect(ctx.settings),
+        f"{MODEL_NAME}@champion",
+        measure=MeasureConfig(calls_b1=30, calls_b32=5, warmup=2),
+        threads=1,
+        seed=ctx.seed,
+        workdir=ctx.settings.home / "optimize",
+    )
+    results = [optimizer.run(make_spec("onnx"))]
+    try:
+        results.append(optimizer.run(make_spec("quantize")))
+    except UserError as exc:
+        ctx.console.print(f"  int8 quantization: not applicable ({exc.message})")
+    ctx.console.print(tradeoff_table(optimizer.version.ref, optimizer.parent_record(), results))
+    registered = [r.version.ref for r in results if r.version is not None]
+    ctx.extras["optimized_versions"] = registered
+    ctx.console.print(
+        f"  registered {', '.join(registered) or 'nothing'} with lineage to {optimizer.version.ref}"
+    )
+
+
 def _canary_candidate(ctx: Context) -> Any:
-    """The version to canary: the challenger if it passed the gate, else a rebuild of the champion."""
+    """The version to canary: the champion's optimized (ONNX) version, else the challenger if it
+    passed the gate, else a rebuild of the champion."""
     from lockgate.tracking.connection import connect
     from lockgate.tracking.registry import get_model_version, register
 
     conn = connect(ctx.settings)
+    optimized = ctx.extras.get("optimized_versions") or []
+    if optimized:
+        return get_model_version(conn, optimized[0])
     report = ctx.extras.get("gate_report")
     if report is not None and report.passed:
         return get_model_version(conn, f"{MODEL_NAME}@challenger")
@@ -377,7 +414,8 @@ STAGES: list[tuple[str, Stage]] = [
     ("register the better one as champion", stage_register),
     ("gate the challenger against the champion", stage_gate),
     ("serve the champion over HTTP", stage_serve),
-    ("canary a new version behind the champion", stage_canary),
+    ("export and quantize the champion", stage_optimize),
+    ("canary the optimized version behind the champion", stage_canary),
 ]
 
 

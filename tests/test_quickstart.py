@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,14 @@ def test_quickstart_runs_the_lifecycle(
     assert "(sha256 verified)" in out and "p99" in out
     assert "lockgate validate breast-cancer-classifier@2 against breast-cancer-classifier@1" in out
     assert "the gate against the champion" in out and "champion accuracy (mcnemar)" in out
-    # the challenger failed the gate, so the canary is of a rebuild of the champion (v3)
-    assert "canary of breast-cancer-classifier v3 behind the champion v1" in out
+    assert "optimization trade-offs for breast-cancer-classifier@1" in out
+    found = re.search(
+        r"registered breast-cancer-classifier@(\d+) with lineage to breast-cancer-classifier@1", out
+    )
+    assert found, out
+    onnx_version = int(found.group(1))
+    # the canary is of the champion's ONNX version
+    assert f"canary of breast-cancer-classifier v{onnx_version} behind the champion v1" in out
     assert "after 250 requests [stepping]" in out
     assert "promoted: stage 2 of 2 passed" in out or "rolled_back: policy:" in out
     assert not (tmp_path / "mlruns").exists(), "artifacts must stay under LOCKGATE_HOME"
@@ -58,7 +65,7 @@ def test_quickstart_runs_the_lifecycle(
 
     version = get_model_version(connect(), "breast-cancer-classifier@champion")
     # the registry's champion is whatever the canary decided, and the summary says so
-    assert version.version == (3 if "promoted: stage 2 of 2" in out else 1)
+    assert version.version == (onnx_version if "promoted: stage 2 of 2" in out else 1)
     assert f"champion: breast-cancer-classifier@{version.version}" in out
     assert version.artifact_sha256
     assert version.datasets[0]["name"] == "breast-cancer"

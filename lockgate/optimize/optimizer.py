@@ -1,0 +1,634 @@
+"""The optimize shell: load a registered version (checksum verified), make a candidate with one method,
+compare it with its parent on held-out inputs, measure both, log the trade-off to MLflow and register
+the candidate as a new version with lineage — only when it stayed within tolerance.
+
+Nothing here decides how to optimize; it calls the export, quantize, prune and distill modules and the
+pure trade-off record.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lockgate.errors import UserError
+from lockgate.optimize.distill import distill_encoder, distill_tabular
+from lockgate.optimize.encoder import ENCODER_FILE, GRAPH_FILE, EncoderPythonModel, OnnxSentenceEncoder
+from lockgate.optimize.export import sklearn_to_onnx, torch_to_onnx
+from lockgate.optimize.measure import MeasureConfig, folder_bytes, measure_latency
+from lockgate.optimize.methods import MethodSpec, ModelKind, check_applicable, make_spec, spec_for
+from lockgate.optimize.prune import prune_encoder_ffn, prune_mlp_neurons, prune_unstructured, sparsity
+from lockgate.optimize.quantize import quantize_dynamic_int8, quantize_static_int8, sensitive_nodes
+from lockgate.optimize.sentences import generate_sentences
+from lockgate.optimize.tradeoff import TradeOff, cosine_rows, max_abs_diff
+from lockgate.tracking.connection import Connection
+from lockgate.tracking.registry import RegisteredVersion, get_model_version, register
+
+__all__ = ["Candidate", "OptimizationResult", "Optimizer", "open_optimizer"]
+
+_TABLES = (".csv", ".parquet", ".pq")
+
+
+# -- models of each kind --------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """A model in hand of one kind: a parent as loaded, or a candidate as made.
+
+    ``obj`` is a scikit-learn estimator, a torch module, the path of an ONNX graph, a
+    sentence-transformers model, or the folder of an exported encoder.
+    """
+
+    kind: ModelKind
+    obj: Any
+    threads: int = 2
+    notes: tuple[str, ...] = ()
+    extra: dict[str, float] = field(default_factory=dict)
+    _session: Any = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.kind in ("encoder", "onnx-encoder")
+
+    def _ort(self) -> Any:
+        if self._session is None:
+            if self.kind == "onnx-encoder":
+                self._session = OnnxSentenceEncoder(Path(self.obj), threads=self.threads).load()
+            else:
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                self._session = ort.InferenceSession(
+                    str(self.obj), options, providers=["CPUExecutionProvider"]
+                )
+        return self._session
+
+    def predict(self, batch: Any) -> npt.NDArray[Any]:
+        """Class probabilities (or the raw output) for rows; embeddings for sentences."""
+        if self.kind == "sklearn":
+            batch = _framed(self.obj, batch)
+            if hasattr(self.obj, "predict_proba"):
+                return np.asarray(self.obj.predict_proba(batch))
+            return np.asarray(self.obj.predict(batch)).reshape(len(batch), -1)
+        if self.kind == "torch":
+            import torch
+
+            with torch.inference_mode():
+                out = self.obj(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+            return np.asarray(out.detach().numpy())
+        if self.kind == "onnx":
+            session = self._ort()
+            graph_input = session.get_inputs()[0]
+            dtype = np.float64 if graph_input.type == "tensor(double)" else np.float32
+            outputs = session.run(None, {graph_input.name: np.asarray(batch, dtype=dtype)})
+            return _primary_output(outputs)
+        if self.kind == "encoder":
+            return np.asarray(
+                self.obj.encode(list(batch), batch_size=max(1, len(batch)), convert_to_numpy=True)
+            )
+        return np.asarray(self._ort().encode(list(batch), batch_size=max(1, len(batch))))
+
+    def size_bytes(self) -> int:
+        """Bytes of the model's own files (weights or graph; the tokenizer for text models)."""
+        if self.kind == "sklearn":
+            return len(pickle.dumps(self.obj))
+        if self.kind == "torch":
+            import torch
+
+            buffer = io.BytesIO()
+            torch.save(self.obj.state_dict(), buffer)
+            return buffer.tell()
+        if self.kind == "onnx":
+            return Path(self.obj).stat().st_size
+        if self.kind == "onnx-encoder":
+            return folder_bytes(Path(self.obj))
+        with tempfile.TemporaryDirectory(prefix="lockgate-size-") as tmp:
+            self.obj.save(tmp)
+            return folder_bytes(Path(tmp), skip=("README.md",))
+
+    def log(self, signature: Any) -> None:
+        """Log the model as ``model`` in the active MLflow run, in a flavour ``lockgate serve`` loads."""
+        with warnings.catch_warnings():
+            # The signature is given; MLflow's advice to add an input example is noise here.
+            warnings.filterwarnings("ignore", message=r".*input example was not provided")
+            self._log(signature)
+
+    def _log(self, signature: Any) -> None:
+        if self.kind in ("sklearn", "torch"):
+            from lockgate.tracking.models import log_model
+
+            extra = {"serialization_format": "pickle"} if self.kind == "torch" else {}
+            log_model(self.obj, "model", signature=signature, **extra)
+        elif self.kind == "onnx":
+            import mlflow.onnx
+            import onnx
+
+            mlflow.onnx.log_model(
+                onnx.load(str(self.obj)),
+                name="model",
+                signature=signature,
+                pip_requirements=["onnx", "onnxruntime"],
+                save_as_external_data=False,
+            )
+        elif self.kind == "onnx-encoder":
+            import mlflow.pyfunc
+
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=EncoderPythonModel(),
+                artifacts={"encoder": str(self.obj)},
+                signature=_text_signature(int(self.predict(["x"]).shape[1])),
+                pip_requirements=["lockgate[onnx,text]", "onnxruntime", "transformers"],
+            )
+        else:
+            import mlflow.sentence_transformers
+
+            mlflow.sentence_transformers.log_model(
+                self.obj, name="model", pip_requirements=["sentence-transformers", "torch"]
+            )
+
+
+def _framed(estimator: Any, rows: Any) -> Any:
+    """Rows as a DataFrame with the feature names an estimator fitted on a DataFrame expects."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return rows
+    import pandas as pd
+
+    return pd.DataFrame(np.asarray(rows), columns=list(names))
+
+
+def _primary_output(outputs: Sequence[Any]) -> npt.NDArray[Any]:
+    """The probability matrix of a classifier graph (label, probabilities), else the first output."""
+    arrays = [np.asarray(o) for o in outputs]
+    for array in arrays:
+        if array.ndim == 2 and array.dtype.kind == "f":
+            return array
+    return arrays[0]
+
+
+def _text_signature(dim: int) -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "text")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dim), "embeddings")]),
+    )
+
+
+def load_candidate(folder: Path, threads: int) -> tuple[Candidate, Any]:
+    """The model in an MLflow model folder, and its MLflow signature."""
+    from mlflow.models import Model
+
+    meta = Model.load(str(folder / "MLmodel"))
+    flavors = meta.flavors
+    if "onnx" in flavors:
+        data = flavors["onnx"].get("data", "model.onnx")
+        return Candidate("onnx", folder / data, threads), meta.signature
+    if "sklearn" in flavors:
+        import mlflow.sklearn
+
+        return Candidate("sklearn", mlflow.sklearn.load_model(str(folder)), threads), meta.signature
+    if "pytorch" in flavors:
+        import mlflow.pytorch
+
+        module = mlflow.pytorch.load_model(str(folder), map_location="cpu")
+        return Candidate("torch", module, threads), meta.signature
+    if "sentence_transformers" in flavors:
+        import mlflow.sentence_transformers
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        model = mlflow.sentence_transformers.load_model(str(folder))
+        return Candidate("encoder", model, threads), meta.signature
+    encoders = list(folder.rglob(ENCODER_FILE))
+    if encoders:
+        return Candidate("onnx-encoder", encoders[0].parent, threads), meta.signature
+    raise UserError(
+        f"lockgate cannot optimize a model with flavours {', '.join(sorted(flavors))}",
+        hint="optimize scikit-learn, PyTorch, ONNX or sentence-transformers models",
+    )
+
+
+class _Framing:
+    """A classifier that takes plain arrays for one fitted on a DataFrame (so it gets its column names)."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self.classes_ = estimator.classes_
+
+    def predict_proba(self, rows: Any) -> Any:
+        return self.estimator.predict_proba(_framed(self.estimator, rows))
+
+
+# -- data -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs:
+    """What candidates are made from and judged on: rows (and labels), or sentences."""
+
+    train: Any
+    held_out: Any
+    labels: npt.NDArray[Any] | None = None
+    source: str = ""
+
+
+def _read_rows(path: Path, target: str, columns: list[str] | None) -> tuple[Any, Any]:
+    import pandas as pd
+
+    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    labels = frame[target].to_numpy() if target in frame.columns else None
+    features = frame.drop(columns=[target]) if target in frame.columns else frame
+    if columns:
+        missing = [c for c in columns if c not in features.columns]
+        if missing:
+            raise UserError(
+                f"the data file '{path}' lacks the model's input columns {', '.join(missing[:5])}",
+                hint="pass --data with the columns the model was trained on",
+            )
+        features = features[columns]
+    return features.to_numpy(dtype=np.float64), labels
+
+
+def _data_file(version: RegisteredVersion, data: Path | None) -> Path:
+    if data is not None:
+        if not data.is_file():
+            raise UserError(f"data file '{data}' does not exist", hint="pass a CSV or Parquet file")
+        return data
+    for dataset in version.datasets:
+        path = Path(str(dataset.get("path") or ""))
+        if path.is_file() and path.suffix.lower() in _TABLES:
+            return path
+    raise UserError(
+        f"{version.ref} records no data file on this machine to judge the optimized model on",
+        hint="pass --data FILE.csv (with the label column named by --target)",
+    )
+
+
+def _columns(signature: Any) -> list[str] | None:
+    if signature is None or signature.inputs is None:
+        return None
+    names = signature.inputs.input_names()
+    return [str(n) for n in names] if names and all(isinstance(n, str) for n in names) else None
+
+
+# -- results ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptimizationResult:
+    """One candidate's outcome: its record, its parent's, the MLflow run and the registered version."""
+
+    spec: MethodSpec
+    parent: TradeOff
+    candidate: TradeOff
+    run_id: str | None
+    version: RegisteredVersion | None
+
+    @property
+    def is_registered(self) -> bool:
+        return self.version is not None
+
+
+@dataclass
+class Optimizer:
+    """A loaded parent version and its judging data; :meth:`run` makes and records one candidate."""
+
+    conn: Connection
+    version: RegisteredVersion
+    parent: Candidate
+    signature: Any
+    inputs: Inputs
+    measure: MeasureConfig
+    workdir: Path
+    seed: int = 0
+    _parent_record: TradeOff | None = None
+    _parent_outputs: npt.NDArray[Any] | None = None
+
+    @property
+    def kind(self) -> ModelKind:
+        return self.parent.kind
+
+    # -- measuring ----------------------------------------------------------------------------
+    def _batches(self) -> tuple[Any, Any]:
+        held = self.inputs.held_out
+        if self.parent.is_text:
+            batch32 = [held[i % len(held)] for i in range(32)]
+            return [held[0]], batch32
+        rows = np.asarray(held)
+        return rows[:1], rows[np.arange(32) % len(rows)]
+
+    def _quality(self, outputs: npt.NDArray[Any]) -> tuple[str, float, dict[str, float]]:
+        if self.parent.is_text:
+            reference = self.parent_outputs()
+            cosines = cosine_rows(reference, outputs)
+            return "cosine_mean", float(cosines.mean()), {"cosine_min": float(cosines.min())}
+        labels = self.inputs.labels
+        classes = getattr(self._parent_object_for_classes(), "classes_", None)
+        picked = np.argmax(outputs, axis=1) if outputs.ndim == 2 and outputs.shape[1] > 1 else None
+        if picked is None:
+            picked = (np.asarray(outputs).reshape(-1) >= 0.5).astype(int)
+        predicted = np.asarray(classes)[picked] if classes is not None else picked
+        if labels is None:
+            parent_outputs = self.parent_outputs()
+            parent_picked = np.argmax(parent_outputs, axis=1) if parent_outputs.ndim == 2 else parent_outputs
+            reference = np.asarray(classes)[parent_picked] if classes is not None else parent_picked
+            return "agreement", float(np.mean(predicted == reference)), {}
+        return "accuracy", float(np.mean(predicted == labels)), {}
+
+    def _parent_object_for_classes(self) -> Any:
+        return self.parent.obj if self.parent.kind == "sklearn" else None
+
+    def parent_outputs(self) -> npt.NDArray[Any]:
+        if self._parent_outputs is None:
+            self._parent_outputs = self._predict_all(self.parent)
+        return self._parent_outputs
+
+    def _predict_all(self, model: Candidate) -> npt.NDArray[Any]:
+        held = self.inputs.held_out
+        chunks = [model.predict(held[i : i + 32]) for i in range(0, len(held), 32)]
+        return np.concatenate(chunks, axis=0)
+
+    def _record(self, model: Candidate, spec: MethodSpec | None, outputs: npt.NDArray[Any]) -> TradeOff:
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(model.threads)
+        try:
+            batch1, batch32 = self._batches()
+            cfg = self.measure
+            b1 = measure_latency(model.predict, batch1, cfg.calls_b1, warmup=cfg.warmup)
+            b32 = measure_latency(model.predict, batch32, cfg.calls_b32, warmup=cfg.warmup)
+        finally:
+            torch.set_num_threads(previous)
+        metric, quality, extra = self._quality(outputs)
+        if spec is None:
+            return TradeOff(
+                "parent",
+                "parent",
+                {},
+                model.size_bytes(),
+                b1,
+                b32,
+                metric,
+                quality,
+                extra={**extra, **model.extra},
+                notes=model.notes,
+            )
+        parent = self.parent_record()
+        diff = max_abs_diff(self.parent_outputs(), outputs)
+        loss = diff if spec.method == "onnx" else parent.quality - quality
+        return TradeOff(
+            spec.label,
+            spec.method,
+            dict(spec.params),
+            model.size_bytes(),
+            b1,
+            b32,
+            metric,
+            quality,
+            max_abs_diff=diff,
+            is_verified=bool(loss <= spec.tolerance),
+            tolerance=spec.tolerance,
+            extra={**extra, **model.extra},
+            notes=model.notes,
+        )
+
+    def parent_record(self) -> TradeOff:
+        """The parent's own trade-off record (measured once)."""
+        if self._parent_record is None:
+            self._parent_record = self._record(self.parent, None, self.parent_outputs())
+        return self._parent_record
+
+    # -- making candidates --------------------------------------------------------------------
+    def make(self, spec: MethodSpec) -> Candidate:
+        """Build the candidate ``spec`` describes (no measuring, no logging)."""
+        check_applicable(spec, self.kind)
+        work = Path(tempfile.mkdtemp(prefix=f"{spec.method}-", dir=self.workdir))
+        makers: dict[str, Callable[[MethodSpec, Path], Candidate]] = {
+            "onnx": self._onnx,
+            "quantize": self._quantize,
+            "prune": self._prune,
+            "distill": self._distill,
+        }
+        return makers[spec.method](spec, work)
+
+    def _onnx(self, spec: MethodSpec, work: Path) -> Candidate:
+        threads = self.parent.threads
+        exporter = spec.params.get("exporter", "dynamo")
+        if self.kind == "sklearn":
+            path = work / GRAPH_FILE
+            path.write_bytes(sklearn_to_onnx(self.parent.obj, np.asarray(self.inputs.train)[:1]))
+            return Candidate("onnx", path, threads)
+        if self.kind == "torch":
+            width = np.asarray(self.inputs.train).shape[1]
+            import torch
+
+            example = (torch.zeros((2, width), dtype=torch.float32),)
+            path = torch_to_onnx(
+                self.parent.obj,
+                example,
+                work / GRAPH_FILE,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}},
+                exporter=exporter,
+            )
+            return Candidate("onnx", path, threads)
+        from lockgate.optimize.encoder import export_encoder
+
+        return Candidate(
+            "onnx-encoder", export_encoder(self.parent.obj, work / "encoder", exporter=exporter), threads
+        )
+
+    def _quantize(self, spec: MethodSpec, work: Path) -> Candidate:
+        base = self.parent if self.kind in ("onnx", "onnx-encoder") else self._onnx(make_spec("onnx"), work)
+        is_text = base.kind == "onnx-encoder"
+        src = Path(base.obj) / GRAPH_FILE if is_text else Path(base.obj)
+        dst = work / "int8" / GRAPH_FILE
+        exclude = sensitive_nodes(src) if spec.params.get("exclude_sensitive") else []
+        is_per_channel = bool(spec.params.get("per_channel", True))
+        if spec.params.get("mode") == "static":
+            quantize_static_int8(
+                src, dst, self._calibration(base), is_per_channel=is_per_channel, exclude=exclude
+            )
+        else:
+            quantize_dynamic_int8(src, dst, is_per_channel=is_per_channel, exclude=exclude)
+        notes = (f"kept in float: {', '.join(exclude)}",) if exclude else ()
+        if not is_text:
+            return Candidate("onnx", dst, base.threads, notes=notes)
+        folder = work / "encoder-int8"
+        shutil.copytree(Path(base.obj), folder, ignore=shutil.ignore_patterns(GRAPH_FILE))
+        shutil.move(str(dst), folder / GRAPH_FILE)
+        config = json.loads((folder / ENCODER_FILE).read_text())
+        (folder / ENCODER_FILE).write_text(json.dumps({**config, "graph": GRAPH_FILE}, indent=2) + "\n")
+        return Candidate("onnx-encoder", folder, base.threads, notes=notes)
+
+    def _calibration(self, base: Candidate) -> list[dict[str, npt.NDArray[Any]]]:
+        train = self.inputs.train
+        if base.kind == "onnx-encoder":
+            encoder = OnnxSentenceEncoder(Path(base.obj)).load()
+            return [
+                {"input_ids": encoder.token_ids(train[i : i + 16])}
+                for i in range(0, min(len(train), 128), 16)
+            ]
+        rows = np.asarray(train, dtype=np.float32)
+        session = base._ort()
+        name = session.get_inputs()[0].name
+        return [{name: rows[i : i + 32]} for i in range(0, min(len(rows), 512), 32)]
+
+    def _prune(self, spec: MethodSpec, work: Path) -> Candidate:
+        amount = float(spec.params["amount"])
+        threads = self.parent.threads
+        if spec.params["kind"] == "unstructured":
+            pruned = prune_unstructured(self.parent.obj, amount)
+            note = f"sparsity {sparsity(pruned):.0%}; dense CPU kernels gain no speed from zeros"
+            return Candidate(self.kind, pruned, threads, notes=(note,), extra={"sparsity": sparsity(pruned)})
+        if self.kind == "torch":
+            pruned = prune_mlp_neurons(self.parent.obj, amount)
+            widths = [m.out_features for m in pruned if hasattr(m, "out_features")][:-1]
+            return Candidate("torch", pruned, threads, notes=(f"hidden widths now {widths}",))
+        pruned = prune_encoder_ffn(self.parent.obj, amount)
+        width = pruned[0].auto_model.config.intermediate_size
+        return Candidate("encoder", pruned, threads, notes=(f"feed-forward width now {width}",))
+
+    def _distill(self, spec: MethodSpec, work: Path) -> Candidate:
+        threads = self.parent.threads
+        if self.kind == "sklearn":
+            teacher = self.parent.obj
+            student = distill_tabular(
+                _Framing(teacher) if hasattr(teacher, "feature_names_in_") else teacher,
+                np.asarray(self.inputs.train),
+                student=spec.params["student"],
+                seed=self.seed,
+            )
+            return Candidate("sklearn", student, threads, notes=(f"student {type(student).__name__}",))
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            student = distill_encoder(
+                self.parent.obj,
+                self.inputs.train,
+                layers=int(spec.params["layers"]),
+                steps=int(spec.params["steps"]),
+                seed=self.seed,
+            )
+        finally:
+            torch.set_num_threads(previous)
+        return Candidate("encoder", student, threads, notes=(f"{spec.params['layers']} transformer layers",))
+
+    # -- the whole step -----------------------------------------------------------------------
+    def run(
+        self,
+        spec: MethodSpec,
+        *,
+        name: str | None = None,
+        alias: str | None = None,
+        is_registering: bool = True,
+    ) -> OptimizationResult:
+        """Make, verify, measure, log and (when within tolerance) register one candidate."""
+        from lockgate.tracking.tracker import track
+
+        spec = spec_for(spec, self.kind)
+        candidate = self.make(spec)
+        outputs = self._predict_all(candidate)
+        record = self._record(candidate, spec, outputs)
+        parent = self.parent_record()
+        if not is_registering:
+            return OptimizationResult(spec, parent, record, None, None)
+        params = {f"optimize.{k}": v for k, v in spec.params.items()}
+        tags = {
+            "lockgate.optimize.parent": self.version.ref,
+            "lockgate.optimize.method": spec.method,
+            "lockgate.optimize.verified": str(record.is_verified).lower(),
+        }
+        datasets = [
+            str(d["path"]) for d in self.version.datasets if d.get("path") and Path(str(d["path"])).exists()
+        ]
+        with track(
+            run_name=f"optimize {self.version.ref} {spec.label}",
+            params={"optimize.method": spec.method, "optimize.tolerance": spec.tolerance, **params},
+            tags=tags,
+            datasets=datasets[:1],
+        ) as run:
+            run.log_metrics(record.metrics())
+            run.log_metrics({f"parent_{k}": v for k, v in parent.metrics().items()})
+            run.log_dict(
+                {"parent": parent.to_dict(), "candidate": record.to_dict()}, "optimize/tradeoff.json"
+            )
+            if record.is_verified:
+                signature = self.signature
+                if candidate.kind == "onnx-encoder":
+                    signature = None
+                candidate.log(signature)
+        version = None
+        if record.is_verified:
+            version = register(
+                self.conn,
+                run.run_id,
+                name or self.version.name,
+                parent=self.version.ref,
+                method=spec.method,
+                method_params={**spec.params, "tolerance": spec.tolerance},
+                description=f"{spec.label} of {self.version.ref}",
+                alias=alias,
+            )
+        return OptimizationResult(spec, parent, record, run.run_id, version)
+
+
+def open_optimizer(
+    conn: Connection,
+    ref: str,
+    *,
+    data: Path | None = None,
+    target: str = "target",
+    measure: MeasureConfig | None = None,
+    threads: int = 2,
+    sentences: int = 256,
+    train_sentences: int = 1024,
+    seed: int = 0,
+    workdir: Path | None = None,
+) -> Optimizer:
+    """Download and verify ``ref`` (``NAME@VERSION``, ``NAME@ALIAS``), load it and its judging data.
+
+    Tabular models are judged on ``data`` (or the data file their run recorded): 30% held out, 70% for
+    distillation and calibration. Sentence encoders are judged on ``sentences`` generated sentences and
+    distilled on ``train_sentences`` others.
+    """
+    from lockgate.serving.source import resolve_source
+
+    version = get_model_version(conn, ref)
+    work = workdir or Path(tempfile.mkdtemp(prefix="lockgate-optimize-"))
+    work.mkdir(parents=True, exist_ok=True)
+    source = resolve_source(f"models:/{version.name}/{version.version}", download_dir=work / "parent")
+    parent, signature = load_candidate(source.path, threads)
+    if parent.is_text:
+        inputs = Inputs(
+            generate_sentences(train_sentences, seed=seed + 1),
+            generate_sentences(sentences, seed=seed + 2),
+            source="generated sentences",
+        )
+    else:
+        path = _data_file(version, data)
+        rows, labels = _read_rows(path, target, _columns(signature))
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(rows))
+        cut = int(len(rows) * 0.7)
+        train, held = order[:cut], order[cut:]
+        inputs = Inputs(rows[train], rows[held], labels[held] if labels is not None else None, str(path))
+    return Optimizer(conn, version, parent, signature, inputs, measure or MeasureConfig(), work, seed)
