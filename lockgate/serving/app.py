@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -66,6 +66,7 @@ Route = Callable[[str, "str | None"], Variant]
 """Picks the variant for (requested model name, routing key); raises NotFound for unknown names."""
 
 _JSON = b"application/json"
+_ids = random.Random()  # noqa: S311 - request ids are unique, not secret
 _MAX_REQUEST_ID = 128
 
 
@@ -257,7 +258,9 @@ class ServingApp:
             or not request_id.isascii()
             or not request_id.replace(b"-", b"").replace(b"_", b"").replace(b".", b"").isalnum()
         ):
-            request_id = os.urandom(16).hex().encode()
+            # not os.urandom: a system call per request is measurable here; ids must be unique,
+            # not secret (the generator is seeded from the OS at import)
+            request_id = b"%032x" % _ids.getrandbits(128)
         served = _Served()
         try:
             if scope["path"].startswith("/admin/"):
