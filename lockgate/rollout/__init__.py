@@ -23,6 +23,8 @@ from lockgate.rollout.controller import (
     SetWeights,
     Snapshot,
     Stage,
+    StagePolicy,
+    candidate_share,
     initial_state,
     pause,
     plan,
@@ -34,7 +36,7 @@ from lockgate.rollout.controller import (
     stats_since,
     step,
 )
-from lockgate.rollout.policy import ThresholdPolicy
+from lockgate.rollout.policy import SequentialRolloutPolicy, ThresholdPolicy, policy_for
 from lockgate.rollout.router import (
     BUCKETS,
     RoutingTable,
@@ -47,6 +49,7 @@ from lockgate.rollout.shadow import ShadowComparison
 from lockgate.rollout.simulate import SimulationResult, TimelineEntry, TrafficSource, simulate
 from lockgate.rollout.spec import (
     AbStrategy,
+    Analysis,
     BlueGreenStrategy,
     CanaryStep,
     CanaryStrategy,
@@ -78,6 +81,7 @@ __all__ = [
     "TRANSITIONS",
     "AbStrategy",
     "Action",
+    "Analysis",
     "AuditEvent",
     "BlueGreenStrategy",
     "CanaryStep",
@@ -95,6 +99,7 @@ __all__ = [
     "RolloutState",
     "RoutingKey",
     "RoutingTable",
+    "SequentialRolloutPolicy",
     "SetWeights",
     "ShadowComparison",
     "ShadowStrategy",
@@ -102,6 +107,7 @@ __all__ = [
     "Snapshot",
     "SqlStore",
     "Stage",
+    "StagePolicy",
     "Store",
     "Strategy",
     "ThresholdPolicy",
@@ -110,12 +116,14 @@ __all__ = [
     "WarmupChecks",
     "assign",
     "bucket",
+    "candidate_share",
     "default_store_url",
     "initial_state",
     "load_spec",
     "parse_spec",
     "pause",
     "plan",
+    "policy_for",
     "promote",
     "random_bucket",
     "resume",

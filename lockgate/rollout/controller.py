@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
@@ -54,6 +54,8 @@ __all__ = [
     "SetWeights",
     "Snapshot",
     "Stage",
+    "StagePolicy",
+    "candidate_share",
     "initial_state",
     "pause",
     "plan",
@@ -129,6 +131,30 @@ class Stage:
     needs_promote_verdict: bool = False
     max_error_rate: float | None = None
     max_p99_latency_ms: float | None = None
+
+
+@runtime_checkable
+class StagePolicy(Protocol):
+    """A policy that judges each stage on the traffic of that stage alone.
+
+    The controller asks it for the stage's own :class:`Policy`, given the candidate's expected
+    share of the two arms' requests and the number of stages (to split its error budget), and
+    judges the counts since the stage began: a sequential test with a sample-ratio check needs one
+    expected split, and the split changes from stage to stage.
+    """
+
+    def for_stage(self, share: float, stages: int, *, is_mirrored: bool) -> Policy: ...
+
+
+def candidate_share(stage: Stage) -> float:
+    """The candidate's expected share of the requests the two arms see during ``stage``.
+
+    Routed traffic splits by weight; mirrored copies (shadow, blue-green warm-up) add ``f`` of the
+    baseline's requests to the candidate: a share of f / (1 + f).
+    """
+    if stage.candidate_bp == 0 and stage.shadow_fraction > 0:
+        return stage.shadow_fraction / (1.0 + stage.shadow_fraction)
+    return stage.candidate_bp / BUCKETS
 
 
 def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
@@ -299,6 +325,7 @@ class RolloutState:
     stage_elapsed_s: float = 0.0
     stats_at_start: Mapping[str, VariantStats] = field(default_factory=dict)
     requests_at_stage_start: Mapping[str, int] = field(default_factory=dict)
+    stats_at_stage_start: Mapping[str, VariantStats] = field(default_factory=dict)
     last_verdict: Verdict | None = None
     reason: str = ""
     updated_at: float | None = None
@@ -327,6 +354,7 @@ class RolloutState:
             "stage_elapsed_s": self.stage_elapsed_s,
             "stats_at_start": {k: v.to_dict() for k, v in self.stats_at_start.items()},
             "requests_at_stage_start": dict(self.requests_at_stage_start),
+            "stats_at_stage_start": {k: v.to_dict() for k, v in self.stats_at_stage_start.items()},
             "last_verdict": None
             if verdict is None
             else {
@@ -357,6 +385,9 @@ class RolloutState:
             stats_at_start={k: VariantStats.from_dict(v) for k, v in data.get("stats_at_start", {}).items()},
             requests_at_stage_start={
                 str(k): int(v) for k, v in data.get("requests_at_stage_start", {}).items()
+            },
+            stats_at_stage_start={
+                k: VariantStats.from_dict(v) for k, v in data.get("stats_at_stage_start", {}).items()
             },
             last_verdict=None
             if verdict is None
@@ -558,9 +589,15 @@ def step(
             detail={"from": state.phase.value, "to": "step"},
         )
     stage = stages[state.stage_index]
-    baseline = stats_since(snapshot.get(spec.baseline), state.stats_at_start.get(spec.baseline))
-    candidate = stats_since(snapshot.get(spec.candidate), state.stats_at_start.get(spec.candidate))
-    verdict = policy.decide(baseline, candidate)
+    window = state.stats_at_start
+    judge = policy
+    if isinstance(policy, StagePolicy):
+        window = state.stats_at_stage_start or state.stats_at_start
+        is_mirrored = stage.candidate_bp == 0 and stage.shadow_fraction > 0
+        judge = policy.for_stage(candidate_share(stage), len(stages), is_mirrored=is_mirrored)
+    baseline = stats_since(snapshot.get(spec.baseline), window.get(spec.baseline))
+    candidate = stats_since(snapshot.get(spec.candidate), window.get(spec.candidate))
+    verdict = judge.decide(baseline, candidate)
     state = replace(state, last_verdict=verdict)
     numbers = _numbers(spec, state, verdict, baseline, candidate, snapshot, now)
     why = "; ".join(verdict.reasons) or verdict.decision.value
@@ -653,6 +690,7 @@ def _enter(
         replicas=stage.replicas,
         stage_started_at=now,
         requests_at_stage_start={name: stats.requests for name, stats in snapshot.items()},
+        stats_at_stage_start={name: stats.copy() for name, stats in snapshot.items()},
     )
     set_weights = SetWeights(weights, shadow, stage.shadow_fraction, stage.replicas, stage.keep_warm)
     event_numbers = {**(numbers or {}), "candidate_weight_bp": float(stage.candidate_bp)}

@@ -1,10 +1,14 @@
-"""A guardrail policy with fixed thresholds: the simple, explainable default.
+"""The policies that judge a rollout, and the one a deployment's spec asks for.
 
-:class:`ThresholdPolicy` implements the :class:`lockgate.stats.verdict.Policy` protocol: it waits
-for enough requests on both sides, then rolls back when the candidate's error rate or p99 latency is
-worse than the baseline's by more than the thresholds, and says promote otherwise. It judges point
-estimates, so checking it often raises its false-rollback rate; ``lockgate.stats`` has the
-anytime-valid sequential policy for when that matters.
+- :class:`SequentialRolloutPolicy` (the default): lockgate's anytime-valid
+  :class:`~lockgate.stats.decision.SequentialPolicy`, built per stage with that stage's split and a
+  share of the error budget, so the false-rollback rate stays at ``alpha`` however often the
+  controller looks.
+- :class:`ThresholdPolicy`: fixed limits on point estimates: simple and explainable, but checking it
+  often raises its false-rollback rate (the statistics docs show by how much).
+
+Both implement the :class:`lockgate.stats.verdict.Policy` protocol; :func:`policy_for` reads a
+spec's ``analysis`` section.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lockgate.errors import ValidationError
+from lockgate.rollout.spec import Analysis, DeploymentSpec
 from lockgate.stats.accumulators import VariantStats
-from lockgate.stats.verdict import Decision, Verdict
+from lockgate.stats.verdict import Decision, Policy, Verdict
 
-__all__ = ["ThresholdPolicy"]
+__all__ = ["SequentialRolloutPolicy", "ThresholdPolicy", "policy_for", "policy_for_analysis"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +112,71 @@ class ThresholdPolicy:
         if breaches:
             return Verdict(Decision.ROLLBACK, tuple(breaches), numbers)
         return Verdict(Decision.PROMOTE, ("within all thresholds",), numbers)
+
+
+@dataclass(frozen=True)
+class _Continue:
+    """The stage's numbers cannot be compared (one arm has all the traffic): decide nothing."""
+
+    reason: str
+
+    def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
+        return Verdict(
+            Decision.CONTINUE,
+            (self.reason,),
+            {"n_baseline": float(baseline.requests), "n_candidate": float(candidate.requests)},
+        )
+
+
+@dataclass(frozen=True)
+class SequentialRolloutPolicy:
+    """The anytime-valid :class:`~lockgate.stats.decision.SequentialPolicy`, one per stage.
+
+    Each stage is judged on its own requests with the split its weights imply (so the sample-ratio
+    check knows what to expect), at ``alpha / stages``: the chance of a false rollback over the
+    whole rollout, however often the controller looks, stays at or below ``alpha`` (Bonferroni
+    over stages). Mirrored stages (shadow, blue-green warm-up) skip the sample-ratio check in
+    effect, since copies dropped under load are not a routing fault. A stage where one arm has all
+    the traffic (blue-green's bake) has nothing to compare: it continues until its own limits.
+    """
+
+    alpha: float = 0.05
+    min_samples: int = 200
+    max_samples: int | None = 10_000
+    error_rate_mde: float = 0.5
+    latency_tolerance: float = 0.2
+    srm_alpha: float = 0.001
+
+    def __post_init__(self) -> None:
+        self.for_stage(0.5, 1, is_mirrored=False)  # validates every parameter at construction
+
+    def for_stage(self, share: float, stages: int, *, is_mirrored: bool) -> Policy:
+        from lockgate.stats.decision import SequentialPolicy
+
+        if not 0.0 < share < 1.0:
+            return _Continue(f"one arm has all the traffic (candidate share {share:g}): nothing to compare")
+        return SequentialPolicy(
+            alpha=self.alpha / max(stages, 1),
+            expected_split=share,
+            min_samples=self.min_samples,
+            max_samples=self.max_samples,
+            error_rate_mde=self.error_rate_mde,
+            latency_tolerance=self.latency_tolerance,
+            srm_alpha=1e-12 if is_mirrored else self.srm_alpha,
+        )
+
+    def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
+        """Judge as one stage at a 50/50 split (for callers that do not step stages)."""
+        return self.for_stage(0.5, 1, is_mirrored=False).decide(baseline, candidate)
+
+
+def policy_for(spec: DeploymentSpec) -> Policy:
+    """The policy a deployment's ``analysis`` section asks for (sequential by default)."""
+    return policy_for_analysis(spec.analysis)
+
+
+def policy_for_analysis(analysis: Analysis) -> Policy:
+    options = dict(analysis.options)
+    if analysis.policy == "threshold":
+        return ThresholdPolicy(**options)  # type: ignore[arg-type]
+    return SequentialRolloutPolicy(**options)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from lockgate.errors import NotFound, ValidationError
 
 __all__ = [
     "AbStrategy",
+    "Analysis",
     "BlueGreenStrategy",
     "CanaryStep",
     "CanaryStrategy",
@@ -137,6 +138,34 @@ class RoutingKey:
     name: str = "x-routing-key"
 
 
+_ANALYSIS_OPTIONS: Mapping[str, Mapping[str, type]] = {
+    "sequential": {
+        "alpha": float,
+        "min_samples": int,
+        "max_samples": int,
+        "error_rate_mde": float,
+        "latency_tolerance": float,
+        "srm_alpha": float,
+    },
+    "threshold": {
+        "max_error_rate_ratio": float,
+        "max_error_rate_increase": float,
+        "max_error_rate": float,
+        "max_p99_latency_ratio": float,
+        "min_requests": int,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """How the numbers decide: ``sequential`` (anytime-valid tests per stage, the default) or
+    ``threshold`` (fixed limits on point estimates), with that policy's options."""
+
+    policy: Literal["sequential", "threshold"] = "sequential"
+    options: Mapping[str, float | int | None] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
     """A deployment: named variants (model URIs), the baseline and candidate, and the strategy."""
@@ -148,6 +177,7 @@ class DeploymentSpec:
     strategy: Strategy
     routing_key: RoutingKey = field(default_factory=RoutingKey)
     salt: str = ""
+    analysis: Analysis = field(default_factory=Analysis)
 
     @property
     def routing_salt(self) -> str:
@@ -164,6 +194,7 @@ class DeploymentSpec:
             "strategy": _strategy_to_dict(self.strategy),
             "routing_key": {"source": self.routing_key.source, "name": self.routing_key.name},
             "salt": self.salt,
+            "analysis": {"policy": self.analysis.policy, **self.analysis.options},
         }
 
 
@@ -184,7 +215,9 @@ def load_spec(path: str | Path) -> DeploymentSpec:
 def parse_spec(data: Any) -> DeploymentSpec:
     """Validate a plain mapping (parsed YAML or JSON) into a :class:`DeploymentSpec`."""
     root = _Node(data, "")
-    root.reject_unknown({"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt"})
+    root.reject_unknown(
+        {"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt", "analysis"}
+    )
     name = root.required_string("name")
     _check_name(name, root.path_of("name"))
     variants_node = root.mapping("variants", required=True)
@@ -215,7 +248,38 @@ def parse_spec(data: Any) -> DeploymentSpec:
     strategy = _parse_strategy(root.mapping("strategy", required=True))
     routing_key = _parse_routing_key(root.mapping("routing_key"))
     salt = root.string("salt") or ""
-    return DeploymentSpec(name, variants, baseline, candidate, strategy, routing_key, salt)
+    analysis = _parse_analysis(root.mapping("analysis"))
+    return DeploymentSpec(name, variants, baseline, candidate, strategy, routing_key, salt, analysis)
+
+
+def _parse_analysis(node: _Node) -> Analysis:
+    policy = node.string("policy") or "sequential"
+    if policy not in _ANALYSIS_OPTIONS:
+        raise _error(
+            node.path_of("policy"),
+            f"unknown policy '{policy}'{_did_you_mean(policy, _ANALYSIS_OPTIONS)}",
+            "use sequential (anytime-valid, the default) or threshold",
+        )
+    kinds = _ANALYSIS_OPTIONS[policy]
+    node.reject_unknown({"policy", *kinds})
+    options: dict[str, float | int | None] = {}
+    for key, kind in kinds.items():
+        if key not in node.data:
+            continue
+        if node.data[key] is None:
+            options[key] = None
+        elif kind is int:
+            options[key] = node.integer(key)
+        else:
+            options[key] = node.number(key)
+    analysis = Analysis("sequential" if policy == "sequential" else "threshold", options)
+    from lockgate.rollout.policy import policy_for_analysis  # the policies validate their values
+
+    try:
+        policy_for_analysis(analysis)
+    except ValidationError as exc:
+        raise _error(node.path or "analysis", exc.message, exc.hint or "check the values") from None
+    return analysis
 
 
 def _parse_strategy(node: _Node) -> Strategy:

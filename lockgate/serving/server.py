@@ -124,8 +124,8 @@ class _MlflowChampion:
 
 def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManager:
     """The deployment manager ``config`` asks for: its store (SQLite under home by default),
-    a loader that verifies each variant's model, and the policy that judges it."""
-    from lockgate.rollout.policy import ThresholdPolicy
+    a loader that verifies each variant's model, and each spec's policy (its ``analysis``)."""
+    from lockgate.rollout.policy import policy_for
     from lockgate.rollout.sqlstore import SqlStore
     from lockgate.rollout.store import default_store_url
     from lockgate.settings import current_settings
@@ -146,7 +146,7 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
     return DeploymentManager(
         store,
         load=load,
-        policy_for=lambda spec: ThresholdPolicy(),
+        policy_for=policy_for,
         registry=_MlflowChampion() if config.follow_registry else None,
         tick_s=config.tick_s,
         initial=config.deployments,

@@ -452,3 +452,38 @@ def test_a_spec_that_shrank_under_a_running_rollout_is_refused() -> None:
     state = replace(initial_after_start(), stage_index=5)
     with pytest.raises(IllegalTransition, match="spec has 2"):
         step(CANARY, state, snap(1, 1), 5.0, FixedPolicy())
+
+
+@dataclass
+class PerStagePolicy:
+    """A StagePolicy that records what each stage asked for."""
+
+    asked: list[tuple[float, int, bool]]
+    inner: FixedPolicy
+
+    def for_stage(self, share: float, stages: int, *, is_mirrored: bool) -> FixedPolicy:
+        self.asked.append((share, stages, is_mirrored))
+        return self.inner
+
+    def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
+        return self.inner.decide(baseline, candidate)
+
+
+def test_a_stage_policy_judges_each_stage_on_its_own_traffic() -> None:
+    from lockgate.rollout.controller import candidate_share
+
+    policy = PerStagePolicy([], FixedPolicy())
+    state, _ = start(CANARY, initial_state(CANARY), {"stable": served(50), "canary": served(0)}, 0.0)
+    at_stage_one = {"stable": served(1950), "canary": served(150)}
+    state, _ = step(CANARY, state, at_stage_one, 61.0, policy)
+    assert state.stage_index == 1
+    assert policy.asked == [(0.05, 2, False)]
+    later = {"stable": served(2950), "canary": served(1150)}
+    step(CANARY, state, later, 70.0, policy)
+    assert policy.asked[-1] == (0.5, 2, False)
+    baseline, candidate = policy.inner.seen or (VariantStats(), VariantStats())
+    assert (baseline.requests, candidate.requests) == (1000, 1000)  # since stage 2 began
+    mirrored = plan(make_spec(type="shadow", fraction=0.25))[0]
+    assert candidate_share(mirrored) == pytest.approx(0.2)
+    # the state, with the counters at the stage's start, survives a round trip through JSON
+    assert RolloutState.from_dict(state.to_dict()).to_dict() == state.to_dict()

@@ -90,3 +90,72 @@ def test_a_candidate_identical_to_the_baseline_is_never_rolled_back(
 def test_bad_thresholds_are_refused_at_construction(kwargs: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         ThresholdPolicy(**kwargs)
+
+
+# --- the sequential policy, per stage, and the spec's analysis section ------------------------
+
+
+def _stats(requests: int, errors: int) -> VariantStats:
+    stats = VariantStats(requests=requests, errors=errors)
+    stats.latency.update(np.full(requests, 5.0))
+    return stats
+
+
+def test_the_sequential_policy_is_built_per_stage() -> None:
+    from lockgate.rollout.controller import StagePolicy
+    from lockgate.rollout.policy import SequentialRolloutPolicy
+    from lockgate.stats.decision import SequentialPolicy
+
+    policy = SequentialRolloutPolicy(alpha=0.06)
+    assert isinstance(policy, StagePolicy)
+    stage = policy.for_stage(0.1, 3, is_mirrored=False)
+    assert isinstance(stage, SequentialPolicy)
+    assert stage.expected_split == 0.1 and stage.alpha == pytest.approx(0.02)  # Bonferroni
+    assert policy.for_stage(0.5, 1, is_mirrored=True).srm_alpha < 1e-9  # dropped copies are no SRM
+    idle = policy.for_stage(1.0, 2, is_mirrored=False)
+    assert idle.decide(_stats(500, 0), _stats(500, 400)).decision is Decision.CONTINUE
+
+
+def test_twice_the_error_rate_rolls_back_and_an_equal_one_does_not() -> None:
+    from lockgate.rollout.policy import SequentialRolloutPolicy
+
+    stage = SequentialRolloutPolicy().for_stage(0.5, 1, is_mirrored=False)
+    bad = stage.decide(_stats(4000, 200), _stats(4000, 400))
+    assert bad.decision is Decision.ROLLBACK
+    assert bad.numbers["error_rate_candidate"] == pytest.approx(0.1)
+    same = stage.decide(_stats(4000, 200), _stats(4000, 200))
+    assert same.decision is not Decision.ROLLBACK
+
+
+def test_a_sample_ratio_mismatch_halts() -> None:
+    from lockgate.rollout.policy import SequentialRolloutPolicy
+
+    stage = SequentialRolloutPolicy().for_stage(0.1, 1, is_mirrored=False)
+    assert stage.decide(_stats(5000, 0), _stats(5000, 0)).decision is Decision.HALT
+
+
+def test_the_spec_chooses_the_policy_and_names_bad_keys() -> None:
+    from lockgate.rollout.policy import SequentialRolloutPolicy, policy_for
+    from lockgate.rollout.spec import parse_spec
+
+    base = {
+        "name": "fraud",
+        "variants": {"a": "models:/f/1", "b": "models:/f/2"},
+        "baseline": "a",
+        "candidate": "b",
+        "strategy": {"type": "direct"},
+    }
+    assert isinstance(policy_for(parse_spec(base)), SequentialRolloutPolicy)  # the default
+    threshold = parse_spec({**base, "analysis": {"policy": "threshold", "min_requests": 50}})
+    assert policy_for(threshold) == ThresholdPolicy(min_requests=50)
+    assert parse_spec(threshold.to_dict()) == threshold
+    sequential = parse_spec({**base, "analysis": {"alpha": 0.01, "max_samples": None}})
+    assert policy_for(sequential) == SequentialRolloutPolicy(alpha=0.01, max_samples=None)
+    for analysis, words in (
+        ({"policy": "bayes"}, "analysis.policy: unknown policy 'bayes'"),
+        ({"policy": "threshold", "alpha": 0.1}, "analysis.alpha: is not a known key"),
+        ({"alpha": 2.0}, "analysis: alpha"),
+        ({"min_samples": 1.5}, "analysis.min_samples: must be a whole number"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            parse_spec({**base, "analysis": analysis})

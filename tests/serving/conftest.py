@@ -119,8 +119,8 @@ def server(logged_model: LoggedModel) -> Iterator[Any]:
 
 
 def _save_models(root: Path, logged_model: LoggedModel) -> dict[str, Path]:
-    """Two more real models beside the logistic regression: a weakly fitted one, and a broken
-    pyfunc that raises on half its calls."""
+    """More real models beside the logistic regression: a weakly fitted one, and pyfuncs that
+    raise on 50%, 5% and 10% of their calls."""
     import mlflow.pyfunc
     import mlflow.sklearn
     import pandas as pd
@@ -136,17 +136,26 @@ def _save_models(root: Path, logged_model: LoggedModel) -> dict[str, Path]:
         warnings.simplefilter("ignore")
 
         class Flaky(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+            def __init__(self, rate):  # type: ignore[no-untyped-def]
+                self.rate = rate
+
             def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-                if np.random.default_rng().random() < 0.5:
+                if np.random.default_rng().random() < self.rate:
                     raise RuntimeError("the broken candidate failed")
                 return np.zeros(len(model_input), dtype=np.int64)
 
         mlflow.sklearn.save_model(weak, str(root / "weak"), signature=signature)
-        mlflow.pyfunc.save_model(str(root / "flaky"), python_model=Flaky(), signature=signature)
-    return {"good": logged_model.path, "weak": root / "weak", "flaky": root / "flaky"}
+        for name, rate in (("flaky", 0.5), ("flaky5", 0.05), ("flaky10", 0.10)):
+            mlflow.pyfunc.save_model(str(root / name), python_model=Flaky(rate), signature=signature)
+    return {
+        "good": logged_model.path,
+        "weak": root / "weak",
+        **{name: root / name for name in ("flaky", "flaky5", "flaky10")},
+    }
 
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory, logged_model: LoggedModel) -> dict[str, Path]:
-    """Model folders by role: ``good`` (the logistic regression), ``weak``, ``flaky``."""
+    """Model folders by role: ``good`` (the logistic regression), ``weak``, ``flaky`` (50% errors),
+    ``flaky5`` and ``flaky10``."""
     return _save_models(tmp_path_factory.mktemp("rollout-models"), logged_model)

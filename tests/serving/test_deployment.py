@@ -384,3 +384,35 @@ def test_promotion_and_rollback_move_the_champion_alias(
         assert "rollback" in _history(url, "registry")[-1]["reason"]
     client.set_registered_model_alias("cancer", "champion", "1")
     store.close()
+
+
+def test_twice_the_baselines_error_rate_is_rolled_back_by_the_sequential_policy(
+    gateway: Any, models: dict[str, Path], logged_model: Any
+) -> None:
+    """Baseline fails 5% of calls, candidate 10%: the anytime-valid test rolls it back by itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = gateway.url
+    spec = {
+        "name": "twice",
+        "variants": {"stable": str(models["flaky5"]), "next": str(models["flaky10"])},
+        "baseline": "stable",
+        "candidate": "next",
+        "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 10**9}]},
+        "analysis": {"policy": "sequential", "alpha": 0.05, "max_samples": None},
+    }
+    _deploy(url, spec)
+    _command(url, "twice", "start")
+    deadline = time.monotonic() + 90
+    with ThreadPoolExecutor(4) as pool:
+        while _status(url, "twice")["phase"] == "stepping" and time.monotonic() < deadline:
+            list(pool.map(lambda _: _traffic(url, "twice", logged_model, 100), range(4)))
+    status = _status(url, "twice")
+    assert status["phase"] == "rolled_back", status
+    event = _history(url, "twice")[-1]
+    assert event["action"] == "rollback" and event["actor"] == "controller"
+    assert "error" in event["reason"]
+    numbers = event["numbers"]
+    assert numbers["error_p"] < numbers["alpha_per_guardrail"]
+    assert numbers["error_rate_candidate"] > numbers["error_rate_baseline"]
+    assert numbers["n_candidate"] > 0 and numbers["expected_split"] == 0.5
