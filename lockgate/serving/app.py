@@ -35,6 +35,7 @@ from lockgate.errors import (
     UserError,
 )
 from lockgate.serving.admin import check_admin_token, handle_admin
+from lockgate.serving.deployment import field_routing_key
 from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lockgate.serving.metrics import ServingMetrics
 from lockgate.serving.openapi import openapi_document
@@ -449,6 +450,16 @@ class ServingApp:
         served.variant = self._serving_variant(name, routing_key)
         return served.variant
 
+    def _route_by_field(self, served: _Served, request: InferenceRequest) -> Variant:
+        """Route again by the input field the deployment keys on (decoded with the first pick's
+        signature: a deployment's variants take the same inputs)."""
+        live = served.deployment
+        assert live is not None and live.field_name is not None and served.variant is not None
+        key = field_routing_key(request.inputs, served.variant.predictor.signature, live.field_name)
+        variant, served.shadow = live.choose(key)
+        served.variant = variant
+        return variant
+
     def _serving_variant(self, name: str, routing_key: bytes | None) -> Variant:
         if not self.is_loaded and name not in self.variants:
             if self.load_error is not None:
@@ -479,6 +490,8 @@ class ServingApp:
         variant = self._route(self.default_model, scope, routing_key, served)
         body = await self._read_body(receive, content_length)
         request = served.request = decode_invocations(body, media_type, variant.predictor.signature)
+        if served.deployment is not None and served.deployment.field_name is not None:
+            variant = self._route_by_field(served, request)
         outputs = served.outputs = await variant.infer(request)
         predictor = variant.predictor
         payload = encode_invocations(outputs, predictor.primary_output, as_records=predictor.is_table_output)
@@ -512,6 +525,8 @@ class ServingApp:
             body = await self._read_body(receive, content_length)
             request: InferenceRequest = decode_v2(body, variant.predictor.signature)
             served.request = request
+            if served.deployment is not None and served.deployment.field_name is not None:
+                variant = self._route_by_field(served, request)
             outputs = served.outputs = await variant.infer(request)
             payload = encode_v2(
                 variant.model_name,

@@ -35,6 +35,7 @@ from lockgate.rollout.shadow import ShadowComparison
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.rollout.store import Deployment, Store
 from lockgate.serving.protocol import InferenceRequest, Outputs
+from lockgate.serving.signature import Signature
 from lockgate.serving.variant import Variant
 from lockgate.stats.accumulators import VariantStats
 from lockgate.stats.verdict import Policy
@@ -42,7 +43,7 @@ from lockgate.stats.verdict import Policy
 if TYPE_CHECKING:
     from lockgate.serving.app import ServingApp
 
-__all__ = ["DeploymentManager", "LiveDeployment", "ShadowMirror", "VariantLoader"]
+__all__ = ["DeploymentManager", "LiveDeployment", "ShadowMirror", "VariantLoader", "field_routing_key"]
 
 _log = logging.getLogger("lockgate.serving")
 
@@ -143,6 +144,18 @@ class LiveDeployment:
     phase: str = "pending"
     version: int = 0
     mirror: ShadowMirror = field(default_factory=ShadowMirror)
+    _salt: str = ""
+    _header: bytes | None = None  # a routing-key header other than x-routing-key, lowercased
+    field_name: str | None = None  # the input field whose value is the routing key, if any
+
+    def __post_init__(self) -> None:
+        # worked out once: the request path reads attributes instead of the spec's properties
+        self._salt = self.spec.routing_salt
+        key = self.spec.routing_key
+        if key.source == "field":
+            self.field_name = key.name
+        elif key.name.lower() != "x-routing-key":
+            self._header = key.name.lower().encode("latin-1")
 
     def choose(self, routing_key: str | None) -> tuple[Variant, Variant | None]:
         """The variant that answers, and the one that gets a shadow copy (or None).
@@ -152,7 +165,7 @@ class LiveDeployment:
         table = self.table
         # no key: any uniform draw will do (traffic splitting, not security)
         draw = random.random()  # noqa: S311
-        index = bucket(self.spec.routing_salt, routing_key) if routing_key else random_bucket(draw)
+        index = bucket(self._salt, routing_key) if routing_key else random_bucket(draw)
         chosen = assign(table, index)
         shadow = None
         if (
@@ -165,10 +178,9 @@ class LiveDeployment:
 
     def routing_key(self, headers: list[tuple[bytes, bytes]], default: bytes | None) -> str | None:
         """The request's key from the header the spec names (``x-routing-key`` by default)."""
-        key = self.spec.routing_key
-        if key.source != "header" or key.name.lower() == "x-routing-key":
+        wanted = self._header
+        if wanted is None:
             return default.decode("latin-1") if default is not None else None
-        wanted = key.name.lower().encode("latin-1")
         for name, value in headers:
             if name == wanted:
                 return value.decode("latin-1")
@@ -176,6 +188,24 @@ class LiveDeployment:
 
     def snapshot(self) -> dict[str, VariantStats]:
         return {name: variant.snapshot() for name, variant in self.variants.items()}
+
+
+def field_routing_key(inputs: Any, signature: Signature, name: str) -> str | None:
+    """The routing key in a decoded request's input field ``name`` (its first row), or None.
+
+    Whole numbers give the same key as integers and floats (``42`` and ``42.0`` are one user).
+    """
+    value: Any = None
+    if isinstance(inputs, np.ndarray):
+        if inputs.ndim == 2 and len(inputs) and name in signature.column_names:
+            value = inputs[0, signature.column_names.index(name)]
+    elif hasattr(inputs, "columns") and name in inputs.columns and len(inputs):
+        value = inputs[name].iloc[0]
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item() if isinstance(value, np.generic) else value)
 
 
 class DeploymentManager:

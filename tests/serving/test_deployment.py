@@ -416,3 +416,63 @@ def test_twice_the_baselines_error_rate_is_rolled_back_by_the_sequential_policy(
     assert numbers["error_p"] < numbers["alpha_per_guardrail"]
     assert numbers["error_rate_candidate"] > numbers["error_rate_baseline"]
     assert numbers["n_candidate"] > 0 and numbers["expected_split"] == 0.5
+
+
+def test_routing_by_an_input_field_or_another_header_is_sticky(
+    gateway: Any, models: dict[str, Path], logged_model: Any
+) -> None:
+    url = gateway.url
+    strategy = {"type": "ab", "split_percent": 50, "min_requests": 10**9}
+    field = logged_model.columns[0]
+    by_field = {
+        **_spec("byfield", models, "weak", strategy),
+        "routing_key": {"source": "field", "name": field},
+    }
+    _deploy(url, by_field)
+    _command(url, "byfield", "start")
+
+    def answer(row: int, as_v2: bool = False) -> str:
+        values = logged_model.features[row].tolist()
+        if as_v2:
+            body = {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": values}]}
+            response = httpx.post(f"{url}/v2/models/byfield/infer", json=body)
+        else:
+            split = {"dataframe_split": {"columns": logged_model.columns, "data": [values]}}
+            response = httpx.post(f"{url}/invocations", json=split)
+        assert response.status_code == 200, response.text
+        return str(response.headers["x-model-name"])
+
+    # the same field value always meets the same variant, whatever the protocol
+    first = [answer(row) for row in range(40)]
+    assert [answer(row, as_v2=True) for row in range(40)] == first
+    assert set(first) == {"stable", "next"}
+
+    by_header = {**_spec("byheader", models, "weak", strategy), "routing_key": {"name": "x-user"}}
+    _deploy(url, by_header)
+    _command(url, "byheader", "start")
+    body = {
+        "inputs": [
+            {"name": "x", "shape": [1, 30], "datatype": "FP64", "data": logged_model.features[0].tolist()}
+        ]
+    }
+
+    def by_user(user: str) -> str:
+        response = httpx.post(f"{url}/v2/models/byheader/infer", json=body, headers={"x-user": user})
+        return str(response.headers["x-model-name"])
+
+    users = [f"u{i}" for i in range(40)]
+    seen = [by_user(u) for u in users]
+    assert [by_user(u) for u in users] == seen and set(seen) == {"stable", "next"}
+
+
+def test_field_routing_keys_are_the_same_for_equal_numbers() -> None:
+    import pandas as pd
+
+    from lockgate.serving.deployment import field_routing_key
+    from lockgate.serving.signature import FieldSpec, Signature
+
+    sig = Signature("columns", (FieldSpec("user", "float64"), FieldSpec("x", "float64")))
+    assert field_routing_key(np.array([[42.0, 1.5]]), sig, "user") == "42"
+    assert field_routing_key(np.array([[42.5, 1.5]]), sig, "user") == "42.5"
+    assert field_routing_key(pd.DataFrame({"user": ["ann"], "x": [1.0]}), sig, "user") == "ann"
+    assert field_routing_key(np.array([[1.0, 2.0]]), sig, "missing") is None
