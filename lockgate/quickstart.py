@@ -364,7 +364,8 @@ def stage_canary(ctx: Context, max_requests: int = 3000) -> None:
         status = admin.command("quickstart-canary", "start", actor="quickstart", reason="quickstart canary")
         ctx.console.print(
             f"  canary of {MODEL_NAME} v{candidate.version} behind the champion v{champion.version} "
-            f"at {handle.url}: steps 10% → 50% → 100%, guardrails on errors and p99 latency"
+            f"at {handle.url}: steps 10% → 50% → 100%, judged by the anytime-valid sequential policy "
+            "(error-rate and p99 guardrails, sample-ratio check, alpha 0.05)"
         )
         sent = 0
         with httpx.Client(base_url=handle.url) as client:
