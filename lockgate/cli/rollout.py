@@ -148,46 +148,34 @@ def deploy_command(
     console.print(render_status(status))
 
 
-@app.command("start")
-def start_command(
-    name: NameArgument,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    reason: ReasonOption = None,
-    actor: ActorOption = None,
-) -> None:
-    """Start a deployment's rollout (its first stage).  Example:  lockgate rollout start churn"""
-    _run(name, "start", url, token, reason, actor)
+def _command(verb: str, summary: str, example: str) -> None:
+    """Register ``lockgate rollout VERB NAME``: the commands differ only in the verb they send."""
+
+    def command(
+        name: NameArgument,
+        url: UrlOption = None,
+        token: TokenOption = None,
+        reason: ReasonOption = None,
+        actor: ActorOption = None,
+    ) -> None:
+        _run(name, verb, url, token, reason, actor)
+
+    command.__doc__ = f"{summary}\n\nExample:  {example}"
+    app.command(verb)(command)
 
 
-@app.command("promote")
-def promote_command(
-    name: NameArgument,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    reason: ReasonOption = None,
-    actor: ActorOption = None,
-) -> None:
-    """Give the candidate all traffic now, skipping the remaining stages; moves the champion alias.
-
-    Example:  lockgate rollout promote churn --reason "metrics look good"
-    """
-    _run(name, "promote", url, token, reason, actor)
-
-
-@app.command("rollback")
-def rollback_command(
-    name: NameArgument,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    reason: ReasonOption = None,
-    actor: ActorOption = None,
-) -> None:
-    """Send all traffic back to the baseline now (effective at the next request).
-
-    Example:  lockgate rollout rollback churn --reason "p99 doubled"
-    """
-    _run(name, "rollback", url, token, reason, actor)
+_command("start", "Start a deployment's rollout (its first stage).", "lockgate rollout start churn")
+_command(
+    "promote",
+    "Give the candidate all traffic now, skipping the remaining stages; moves the champion alias.",
+    'lockgate rollout promote churn --reason "metrics look good"',
+)
+_command(
+    "rollback",
+    "Send all traffic back to the baseline now (effective at the next request).",
+    'lockgate rollout rollback churn --reason "p99 doubled"',
+)
+_command("resume", "Carry on a paused rollout where it stopped.", "lockgate rollout resume churn")
 
 
 @app.command("pause")
@@ -206,18 +194,6 @@ def pause_command(
     Example:  lockgate rollout pause churn --for 600 --reason "weekend"
     """
     _run(name, "pause", url, token, reason, actor, duration_s)
-
-
-@app.command("resume")
-def resume_command(
-    name: NameArgument,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    reason: ReasonOption = None,
-    actor: ActorOption = None,
-) -> None:
-    """Carry on a paused rollout where it stopped.  Example:  lockgate rollout resume churn"""
-    _run(name, "resume", url, token, reason, actor)
 
 
 def _run(
