@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lockgate.errors import Conflict, NotFound, UserError
+from lockgate.errors import Conflict, LockgateError, NotFound, UserError
 from lockgate.rollout.controller import routing_table
 from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
 from lockgate.rollout.runner import ChampionRegistry, RolloutRunner, check_replaceable
@@ -213,7 +213,9 @@ class DeploymentManager:
 
     ``store`` holds the state; ``load`` loads a variant; ``policy_for`` gives the policy that
     judges a deployment; ``registry`` (optional) moves the champion alias on promote and rollback.
-    ``tick_s`` is the controller's period.
+    ``tick_s`` is the controller's period; every ``discover_s`` the store is checked for
+    deployments that other gateways created. Several gateways on one store (Postgres) add up
+    their counters there, and one of them at a time (the lease holder) steps each rollout.
     """
 
     def __init__(
@@ -226,9 +228,11 @@ class DeploymentManager:
         tick_s: float = 0.25,
         worker_id: str | None = None,
         initial: Sequence[DeploymentSpec] = (),
+        discover_s: float = 1.0,
     ) -> None:
         self.store = store
         self.initial = tuple(initial)
+        self.discover_s = discover_s
         self.load = load
         self.tick_s = tick_s
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -241,6 +245,7 @@ class DeploymentManager:
         self._loop_task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self.tick_errors = 0
+        self._deploying: set[str] = set()  # being deployed here: discovery leaves them alone
 
     # ------------------------------------------------------------------ RolloutTarget
 
@@ -295,14 +300,37 @@ class DeploymentManager:
         await self._tick()
 
     async def _loop(self) -> None:
+        last_discovery = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(self.tick_s)
             try:
                 await self._tick()
+                now = asyncio.get_running_loop().time()
+                if now - last_discovery >= self.discover_s:
+                    last_discovery = now
+                    await self._discover()
             # the loop must outlive a failing store (a database restart): log, count, try again
             except Exception:  # noqa: BLE001
                 self.tick_errors += 1
                 _log.exception("controller tick failed; retrying")
+
+    async def _discover(self) -> None:
+        """Serve what other gateways on the same store created or redeployed.
+
+        A deployment made through another gateway's admin API appears here within
+        ``discover_s``; weight changes already arrive with every tick (each re-reads the state).
+        """
+        for deployment in await asyncio.to_thread(self.store.list_deployments):
+            live = self.live.get(deployment.name)
+            if deployment.name in self._deploying or (live is not None and live.spec == deployment.spec):
+                continue
+            try:
+                await self._load(deployment.spec)
+            except LockgateError as exc:
+                _log.error("cannot serve deployment '%s' from the store: %s", deployment.name, exc)
+                continue
+            self.apply(deployment)
+            _log.info("serving deployment %s, created by another gateway", deployment.name)
 
     async def _tick(self) -> None:
         assert self._lock is not None
@@ -325,9 +353,13 @@ class DeploymentManager:
             existing = None
         if existing is not None:
             check_replaceable(existing)  # before loading anything: a live rollout keeps its variants
-        await self._load(spec)
-        async with self._lock:
-            deployment = await asyncio.to_thread(self.runner.deploy, spec, actor=actor)
+        self._deploying.add(spec.name)
+        try:
+            await self._load(spec)
+            async with self._lock:
+                deployment = await asyncio.to_thread(self.runner.deploy, spec, actor=actor)
+        finally:
+            self._deploying.discard(spec.name)
         live = self.live[spec.name]
         live.version = -1
         self.apply(deployment)
