@@ -126,3 +126,110 @@ def test_two_gateways_share_one_rollout(store_url: str, models: dict[str, Path],
         b.stop()
         a_store.close()
         b_store.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _process(store: str, home: Path) -> tuple[Any, str]:
+    import subprocess
+    import sys
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LOCKGATE_ADMIN_TOKEN": TOKEN, "LOCKGATE_HOME": str(home)}
+    args = ["--store", store, "--port", str(port), "--log-level", "warning", "--no-follow-registry"]
+    proc = subprocess.Popen([sys.executable, "-m", "lockgate.serving", *args], env=env)
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
+        except httpx.TransportError:
+            assert proc.poll() is None, f"the gateway exited with {proc.returncode}"
+            return False
+
+    _until(ready, timeout_s=120)
+    return proc, url
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="set LOCKGATE_TEST_POSTGRES_URL (make test does)")
+def test_sigkill_of_the_lease_holder_hands_the_rollout_to_the_other_gateway(
+    tmp_path: Path, models: dict[str, Path], logged_model: Any
+) -> None:
+    import signal
+
+    assert POSTGRES_URL is not None
+    store = SqlStore(POSTGRES_URL)
+    with store._engine.begin() as connection:
+        for table in ("accumulator_snapshots", "rollout_events", "deployments"):
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+    (proc_a, url_a), (proc_b, url_b) = (
+        _process(POSTGRES_URL, tmp_path / "a"),
+        _process(POSTGRES_URL, tmp_path / "b"),
+    )
+    procs = {proc_a.pid: (proc_a, url_a), proc_b.pid: (proc_b, url_b)}
+    try:
+        spec = {
+            "name": "failover",
+            "variants": {"stable": str(models["good"]), "next": str(models["weak"])},
+            "baseline": "stable",
+            "candidate": "next",
+            "strategy": {
+                "type": "canary",
+                "steps": [
+                    {"weight_percent": 30, "min_requests": 100},
+                    {"weight_percent": 60, "min_requests": 100},
+                ],
+            },
+            "analysis": {"policy": "threshold", "min_requests": 10**6},
+        }
+        assert (
+            httpx.put(f"{url_a}/admin/deployments/failover", json=spec, headers=AUTH, timeout=60).status_code
+            == 201
+        )
+        _until(lambda: httpx.get(f"{url_b}/admin/deployments/failover", headers=AUTH).status_code == 200, 15)
+        assert (
+            httpx.post(f"{url_a}/admin/deployments/failover/start", json={}, headers=AUTH).status_code == 200
+        )
+        _send(url_a, logged_model, 50)
+        _send(url_b, logged_model, 70)
+        _until(lambda: sum(s.requests for s in store.load_snapshot("failover").values()) == 120, 10)
+
+        def holder() -> int:
+            with store._engine.connect() as connection:
+                value = connection.exec_driver_sql(
+                    "SELECT lease_holder FROM deployments WHERE name = 'failover'"
+                ).scalar()
+            return int(str(value).split(":")[1])
+
+        _until(lambda: holder() in procs, 5)
+        dead = holder()
+        survivor_proc, survivor_url = next(v for pid, v in procs.items() if pid != dead)
+        procs[dead][0].send_signal(signal.SIGKILL)
+        procs[dead][0].wait(30)
+        killed_at = time.monotonic()
+        _until(lambda: holder() == survivor_proc.pid, timeout_s=15)
+        assert time.monotonic() - killed_at <= 5.0 + 1.0  # the lease (5 s) and a tick
+        _send(survivor_url, logged_model, 600)
+        _until(
+            lambda: (
+                httpx.get(f"{survivor_url}/admin/deployments/failover", headers=AUTH).json()["phase"]
+                == "promoted"
+            ),
+            timeout_s=30,
+        )
+        events = httpx.get(f"{survivor_url}/admin/deployments/failover/history", headers=AUTH).json()[
+            "events"
+        ]
+        assert [e["action"] for e in events] == ["deploy", "start", "advance", "promote"]
+    finally:
+        for proc, _ in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+        store.close()
