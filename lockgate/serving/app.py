@@ -37,7 +37,7 @@ from lockgate.errors import (
 from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.deployment import field_routing_key
 from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from lockgate.serving.metrics import ServingMetrics
+from lockgate.serving.metrics import DeploymentCollector, ServingMetrics
 from lockgate.serving.openapi import openapi_document
 from lockgate.serving.protocol import (
     InferenceRequest,
@@ -144,6 +144,8 @@ class ServingApp:
         self.max_body_bytes = max_body_bytes
         self.on_load_error = on_load_error
         self.metrics = ServingMetrics()
+        if deployments is not None:
+            self.metrics.registry.register(DeploymentCollector(deployments))
         self.route: Route = default_route(self.variants)
         self.is_loaded = False
         self.is_draining = False

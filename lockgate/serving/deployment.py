@@ -143,6 +143,7 @@ class LiveDeployment:
     table: RoutingTable
     phase: str = "pending"
     version: int = 0
+    decision: str | None = None  # the policy's latest verdict
     mirror: ShadowMirror = field(default_factory=ShadowMirror)
     _salt: str = ""
     _header: bytes | None = None  # a routing-key header other than x-routing-key, lowercased
@@ -263,6 +264,8 @@ class DeploymentManager:
         live.table = routing_table(deployment.state)  # one assignment: atomic for the request path
         live.phase = deployment.state.phase.value
         live.version = deployment.version
+        verdict = deployment.state.last_verdict
+        live.decision = verdict.decision.value if verdict is not None else None
 
     # ------------------------------------------------------------------ lifecycle
 

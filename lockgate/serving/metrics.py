@@ -14,13 +14,17 @@ import math
 import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["CONTENT_TYPE", "ServingMetrics"]
+if TYPE_CHECKING:
+    from lockgate.serving.deployment import DeploymentManager
+
+__all__ = ["CONTENT_TYPE", "DeploymentCollector", "ServingMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -158,3 +162,60 @@ class ServingMetrics:
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class DeploymentCollector:
+    """Rollout gauges for Prometheus, read from the live deployments on each scrape.
+
+    ``lockgate_rollout_weight_ratio{deployment,variant}`` (0-1), ``lockgate_rollout_phase{deployment,
+    phase}`` (1 for the current phase), ``lockgate_rollout_verdict{deployment,decision}`` (1 for the
+    latest verdict), and the shadow comparison: ``lockgate_shadow_agreement_ratio``,
+    ``lockgate_shadow_mirrored``, ``lockgate_shadow_dropped`` by deployment.
+    """
+
+    def __init__(self, manager: DeploymentManager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from lockgate.rollout.controller import Phase
+        from lockgate.stats.verdict import Decision
+
+        weight = GaugeMetricFamily(
+            "lockgate_rollout_weight_ratio",
+            "Share of traffic routed to each variant.",
+            labels=["deployment", "variant"],
+        )
+        phase = GaugeMetricFamily(
+            "lockgate_rollout_phase", "1 for the rollout's current phase.", labels=["deployment", "phase"]
+        )
+        verdict = GaugeMetricFamily(
+            "lockgate_rollout_verdict",
+            "1 for the policy's latest decision.",
+            labels=["deployment", "decision"],
+        )
+        agreement = GaugeMetricFamily(
+            "lockgate_shadow_agreement_ratio", "Shadow answers equal to the primary's.", labels=["deployment"]
+        )
+        mirrored = GaugeMetricFamily(
+            "lockgate_shadow_mirrored", "Shadow copies answered.", labels=["deployment"]
+        )
+        dropped = GaugeMetricFamily(
+            "lockgate_shadow_dropped", "Shadow copies dropped (queue full).", labels=["deployment"]
+        )
+        for name, live in sorted(self.manager.live.items()):
+            table = live.table
+            for variant in live.variants:
+                weight.add_metric([name, variant], table.weight_of(variant) / 10_000)
+            for value in Phase:
+                phase.add_metric([name, value.value], 1.0 if live.phase == value.value else 0.0)
+            decided = live.decision
+            for decision in Decision:
+                verdict.add_metric([name, decision.value], 1.0 if decided == decision.value else 0.0)
+            summary = live.mirror.summary()
+            if summary["labels_compared"] > 0:
+                agreement.add_metric([name], summary["agreement"])
+            mirrored.add_metric([name], summary["mirrored"])
+            dropped.add_metric([name], summary["dropped"])
+        yield from (weight, phase, verdict, agreement, mirrored, dropped)

@@ -476,3 +476,23 @@ def test_field_routing_keys_are_the_same_for_equal_numbers() -> None:
     assert field_routing_key(np.array([[42.5, 1.5]]), sig, "user") == "42.5"
     assert field_routing_key(pd.DataFrame({"user": ["ann"], "x": [1.0]}), sig, "user") == "ann"
     assert field_routing_key(np.array([[1.0, 2.0]]), sig, "missing") is None
+
+
+def test_metrics_show_the_rollout_and_the_shadow(
+    gateway: Any, models: dict[str, Path], logged_model: Any
+) -> None:
+    url = gateway.url
+    strategy = {"type": "shadow", "fraction": 1.0, "min_requests": 10**9, "min_duration_s": 0}
+    _deploy(url, _spec("watched", models, "weak", strategy))
+    _command(url, "watched", "start")
+    _traffic(url, "watched", logged_model, 40)
+    _until_metrics = time.monotonic() + 10
+    text = httpx.get(f"{url}/metrics").text
+    while 'lockgate_shadow_mirrored{deployment="watched"} 0.0' in text and time.monotonic() < _until_metrics:
+        time.sleep(0.05)
+        text = httpx.get(f"{url}/metrics").text
+    assert 'lockgate_rollout_weight_ratio{deployment="watched",variant="stable"} 1.0' in text
+    assert 'lockgate_rollout_phase{deployment="watched",phase="shadowing"} 1.0' in text
+    assert 'lockgate_rollout_phase{deployment="watched",phase="pending"} 0.0' in text
+    assert 'lockgate_shadow_agreement_ratio{deployment="watched"}' in text
+    assert 'lockgate_shadow_dropped{deployment="watched"} 0.0' in text
