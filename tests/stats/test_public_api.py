@@ -6,6 +6,7 @@ import lockgate.stats
 
 EXPECTED = [
     "DECISION_CODES",
+    "Analysis",
     "ArmBatch",
     "BernoulliSPRT",
     "DeciderOutcome",
@@ -30,7 +31,9 @@ EXPECTED = [
     "StreamDecider",
     "StreamSpec",
     "VariantStats",
+    "VariantAnalysis",
     "Verdict",
+    "analyze_variants",
     "bonferroni",
     "holm",
     "mann_whitney_binary",
