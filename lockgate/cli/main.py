@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lockgate import __version__
-from lockgate.cli import data, models, monitor, rollout, runs, stats, validate
+from lockgate.cli import analyze, data, models, monitor, rollout, runs, stats, validate
 from lockgate.cli import pipeline as pipeline_cli
 from lockgate.cli import prompts as prompts_cli
 from lockgate.cli.optimize import optimize_command
@@ -58,6 +58,7 @@ app.command("optimize")(optimize_command)
 app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)
 app.command("simulate")(stats.simulate_command)
+app.command("analyze")(analyze.analyze_command)
 
 
 def _version_callback(value: bool) -> None:

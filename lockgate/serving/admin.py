@@ -15,6 +15,8 @@ GET      /admin/deployments/{name}                   status: phase, weights, per
 POST     /admin/deployments/{name}/{command}         start, promote, pause, resume, rollback; body
                                                      ``{"reason", "actor", "duration_s"}``, optional
 GET      /admin/deployments/{name}/history           the audit log (``?after=ID`` for newer ones)
+GET      /admin/deployments/{name}/stats             each variant's raw counters
+                                                     (``VariantStats.to_dict()``), for analysis
 =======  ==========================================  =============================================
 """
 
@@ -120,6 +122,10 @@ async def handle_admin(
             raise _not_allowed(method, "GET")
         after = _after(query)
         return 200, orjson.dumps({"name": name, "events": await manager.history(name, after_id=after)})
+    if len(parts) == 2 and parts[1] == "stats":
+        if method != "GET":
+            raise _not_allowed(method, "GET")
+        return 200, orjson.dumps(await _stats(manager, name))
     if len(parts) == 2 and parts[1] in COMMANDS:
         if method != "POST":
             raise _not_allowed(method, "POST")
@@ -129,8 +135,20 @@ async def handle_admin(
         return 200, orjson.dumps(await manager.status(name))
     raise NotFound(
         f"no admin endpoint {path}",
-        hint=f"commands are {', '.join(COMMANDS)} and history, under {ADMIN_PREFIX}/{{name}}/",
+        hint=f"commands are {', '.join(COMMANDS)}, history and stats, under {ADMIN_PREFIX}/{{name}}/",
     )
+
+
+async def _stats(manager: DeploymentManager, name: str) -> dict[str, Any]:
+    deployment, stats = await manager.variant_stats(name)
+    spec = deployment.spec
+    return {
+        "name": name,
+        "phase": deployment.state.phase.value,
+        "baseline": spec.baseline,
+        "candidate": spec.candidate,
+        "variants": {variant_name: counters.to_dict() for variant_name, counters in stats.items()},
+    }
 
 
 async def _deploy(manager: DeploymentManager, data: dict[str, Any], name: str | None) -> tuple[int, bytes]:

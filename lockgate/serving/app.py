@@ -36,6 +36,7 @@ from lockgate.errors import (
 )
 from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.deployment import field_routing_key
+from lockgate.serving.feedback import DEFAULT_MAX_IDS, FeedbackJoins, parse_feedback
 from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lockgate.serving.metrics import DeploymentCollector, ServingMetrics
 from lockgate.serving.openapi import openapi_document
@@ -104,6 +105,7 @@ class _Served:
 
     variant: Variant | None = None
     deployment: LiveDeployment | None = None
+    name: str | None = None
     shadow: Variant | None = None
     request: InferenceRequest | None = None
     outputs: Outputs | None = None
@@ -122,7 +124,8 @@ class ServingApp:
     meanwhile) returns more. ``default_model`` is the model ``/invocations`` serves (the first one
     when not given). ``max_body_bytes`` caps request bodies (413 beyond it). ``deployments``
     serves rollouts (a name routed between variants); ``admin_token`` turns the admin API on
-    (``/admin/...``, bearer token; off when None).
+    (``/admin/...``, bearer token; off when None). ``feedback_max_ids`` is how many recent request
+    ids per model the feedback endpoint can join an outcome to.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class ServingApp:
         on_load_error: Callable[[BaseException], None] | None = None,
         deployments: DeploymentManager | None = None,
         admin_token: str | None = None,
+        feedback_max_ids: int = DEFAULT_MAX_IDS,
     ) -> None:
         self.variants: dict[str, Variant] = {}
         self.deployments = deployments
@@ -146,6 +150,7 @@ class ServingApp:
         self.metrics = ServingMetrics()
         if deployments is not None:
             self.metrics.registry.register(DeploymentCollector(deployments))
+        self.feedback = FeedbackJoins(feedback_max_ids)
         self.route: Route = default_route(self.variants)
         self.is_loaded = False
         self.is_draining = False
@@ -296,8 +301,19 @@ class ServingApp:
             elapsed = time.perf_counter() - started
             variant.record(elapsed * 1000.0, is_error=response.status >= 500)
             self.metrics.observe_request(variant.model_name, variant.model_version, response.status, elapsed)
+            if response.status == 200 and served.name is not None:
+                self._remember(served, request_id, variant)
             if served.shadow is not None:
                 self._mirror(served, elapsed * 1000.0)
+
+    def _remember(self, served: _Served, request_id: bytes, variant: Variant) -> None:
+        """Keep which variant answered, under the header's id and the V2 body's own id."""
+        name = served.name
+        assert name is not None
+        self.feedback.remember(name, request_id, variant)
+        body_id = served.request.request_id if served.request is not None else None
+        if body_id:
+            self.feedback.remember(name, body_id.encode(), variant)
 
     def _mirror(self, served: _Served, primary_ms: float) -> None:
         """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""
@@ -448,8 +464,10 @@ class ServingApp:
                 variant, served.shadow = live.choose(live.routing_key(scope["headers"], routing_key))
                 served.deployment = live
                 served.variant = variant
+                served.name = name
                 return variant
         served.variant = self._serving_variant(name, routing_key)
+        served.name = name
         return served.variant
 
     def _route_by_field(self, served: _Served, request: InferenceRequest) -> Variant:
@@ -538,6 +556,14 @@ class ServingApp:
                 request.output_names,
             )
             return _Response(200, payload)
+        if rest == ["feedback"]:
+            self._require(method, "POST")
+            if _media_type(content_type) != "application/json":
+                raise UnsupportedMediaType(
+                    f"/v2/models/{name}/feedback reads JSON, not '{_media_type(content_type)}'",
+                    hint="send Content-Type: application/json",
+                )
+            return self._feedback(name, await self._read_body(receive, content_length))
         if method not in ("GET", "HEAD"):
             self._require(method, "GET")
         if rest == [] or rest == [""]:
@@ -547,6 +573,46 @@ class ServingApp:
                 self._route(name, scope, None, _Served())
             return self._readiness({"name": name})
         raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
+
+    def _feedback(self, name: str, body: bytes) -> _Response:
+        """Join an outcome to the variant that answered its request, and count it once."""
+        feedback = parse_feedback(body)
+        if name not in self.variants and (self.deployments is None or name not in self.deployments.live):
+            served = sorted({*self.variants, *(self.deployments.live if self.deployments else ())})
+            raise NotFound(
+                f"model '{name}' is not served here", hint=f"models served: {served or 'none yet'}"
+            )
+        variant = self.feedback.variant_of(name, feedback.request_id)
+        served_as = self._served_as(name, variant)
+        _, is_counted = self.feedback.record(name, feedback)
+        return _Response(
+            200,
+            orjson.dumps(
+                {
+                    "model": name,
+                    "request_id": feedback.request_id,
+                    "variant": served_as,
+                    "model_version": variant.model_version,
+                    "outcome": feedback.to_dict(),
+                    "counted": is_counted,
+                    "duplicate": not is_counted,
+                }
+            ),
+        )
+
+    def _served_as(self, name: str, variant: Variant) -> str:
+        """The name ``variant`` has under ``name`` now; NotFound once it is no longer served."""
+        live = self.deployments.live.get(name) if self.deployments is not None else None
+        if live is not None:
+            for variant_name, candidate in live.variants.items():
+                if candidate is variant:
+                    return variant_name
+        elif any(served is variant for served in self.variants.values()):
+            return variant.key
+        raise NotFound(
+            f"the variant that answered this request of '{name}' is no longer served",
+            hint="feedback counts for the variants a deployment serves now; it was redeployed since",
+        )
 
 
 _GET_PATHS = frozenset(

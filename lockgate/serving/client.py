@@ -33,7 +33,7 @@ from lockgate.errors import (
     ValidationError,
 )
 
-__all__ = ["DEFAULT_URL", "AdminClient"]
+__all__ = ["DEFAULT_URL", "AdminClient", "send_feedback"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -82,20 +82,8 @@ class AdminClient:
         try:
             response = self._client.request(method, path, json=body)
         except httpx.TransportError as exc:
-            raise StoreUnreachable(
-                f"cannot reach lockgate at {self.url}: {exc}",
-                hint="start it with `lockgate serve --store ...` (with LOCKGATE_ADMIN_TOKEN set), "
-                "or point --url / LOCKGATE_URL at it",
-            ) from None
-        if response.status_code < 400:
-            return response.json()
-        try:
-            payload = response.json()
-            message = str(payload.get("detail") or payload)
-        except ValueError:
-            message = response.text[:500] or response.reason_phrase
-        cls = _BY_STATUS.get(response.status_code, LockgateError)
-        raise cls(f"{message} (HTTP {response.status_code} from {self.url})")
+            raise _unreachable(self.url, exc) from None
+        return _answer(response, self.url)
 
     def deployments(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/admin/deployments")["deployments"])
@@ -132,3 +120,62 @@ class AdminClient:
 
     def history(self, name: str, *, after_id: int = 0) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/admin/deployments/{name}/history?after={after_id}")["events"])
+
+    def stats(self, name: str) -> dict[str, Any]:
+        """Each variant's raw counters (``VariantStats.to_dict()``) under ``"variants"``."""
+        return dict(self._call("GET", f"/admin/deployments/{name}/stats"))
+
+
+def send_feedback(
+    url: str | None,
+    model: str,
+    request_id: str,
+    *,
+    value: float | None = None,
+    label: bool | int | None = None,
+    timeout_s: float = 10.0,
+) -> dict[str, Any]:
+    """Send one outcome for an answered request to ``POST /v2/models/{model}/feedback``.
+
+    ``request_id`` is the answer's ``x-request-id`` header; give a numeric ``value`` (a score,
+    revenue) or a 0/1 ``label`` (a conversion). Returns the server's answer (``"counted"`` is
+    False for a repeat); an unknown id raises NotFound, a different outcome for a counted id
+    Conflict. No token needed: feedback is not an admin call.
+
+    Example::
+
+        answer = httpx.post(f"{url}/v2/models/churn/infer", json=request)
+        send_feedback(url, "churn", answer.headers["x-request-id"], label=True)
+    """
+    base = (url or os.environ.get("LOCKGATE_URL") or DEFAULT_URL).rstrip("/")
+    body: dict[str, Any] = {"request_id": request_id}
+    if value is not None:
+        body["value"] = value
+    if label is not None:
+        body["label"] = label if isinstance(label, bool) else int(label)
+    try:
+        response = httpx.post(f"{base}/v2/models/{model}/feedback", json=body, timeout=timeout_s)
+    except httpx.TransportError as exc:
+        raise _unreachable(base, exc) from None
+    return dict(_answer(response, base))
+
+
+def _unreachable(url: str, exc: Exception) -> StoreUnreachable:
+    return StoreUnreachable(
+        f"cannot reach lockgate at {url}: {exc}",
+        hint="start it with `lockgate serve --store ...` (with LOCKGATE_ADMIN_TOKEN set), "
+        "or point --url / LOCKGATE_URL at it",
+    )
+
+
+def _answer(response: httpx.Response, url: str) -> Any:
+    """The JSON of a success, or the matching lockgate error with the server's message."""
+    if response.status_code < 400:
+        return response.json()
+    try:
+        payload = response.json()
+        message = str(payload.get("detail") or payload)
+    except ValueError:
+        message = response.text[:500] or response.reason_phrase
+    cls = _BY_STATUS.get(response.status_code, LockgateError)
+    raise cls(f"{message} (HTTP {response.status_code} from {url})")

@@ -209,6 +209,11 @@ def field_routing_key(inputs: Any, signature: Signature, name: str) -> str | Non
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
+def _counted(stats: VariantStats) -> tuple[int, int]:
+    """How much a snapshot has seen: requests, then outcomes (feedback arrives after requests)."""
+    return stats.requests, stats.outcome.count + stats.conversions.trials
+
+
 class DeploymentManager:
     """Deployments of one serving process, their controller loop and their commands.
 
@@ -397,20 +402,28 @@ class DeploymentManager:
             )
         return live
 
-    async def status(self, name: str) -> dict[str, Any]:
-        """The deployment's state with live per-variant numbers and the shadow comparison."""
+    async def variant_stats(self, name: str) -> tuple[Deployment, dict[str, VariantStats]]:
+        """The deployment and each variant's counters: the store's merge of every worker, or this
+        worker's own when they are fresher than its last flush (requests or outcomes)."""
         live = self._require(name)
         deployment = await asyncio.to_thread(self.store.get_deployment, name)
         merged = await asyncio.to_thread(self.store.load_snapshot, name)
         own = live.snapshot()
+        stats: dict[str, VariantStats] = {}
+        for variant_name in deployment.spec.variants:
+            stored = merged.get(variant_name, VariantStats())
+            here = own.get(variant_name)
+            stats[variant_name] = stored if here is None or _counted(here) <= _counted(stored) else here
+        return deployment, stats
+
+    async def status(self, name: str) -> dict[str, Any]:
+        """The deployment's state with live per-variant numbers and the shadow comparison."""
+        live = self._require(name)
+        deployment, all_stats = await self.variant_stats(name)
         state = deployment.state
         variants = {}
         for variant_name, uri in deployment.spec.variants.items():
-            stats = merged.get(variant_name, VariantStats())
-            here = own.get(variant_name)
-            # this worker's counters are fresher than its last flush; the others' come from the store
-            if here is not None and here.requests > stats.requests:
-                stats = here
+            stats = all_stats[variant_name]
             served = live.variants[variant_name]
             variants[variant_name] = {
                 "model_uri": uri,
@@ -422,6 +435,16 @@ class DeploymentManager:
                 "error_rate": stats.error_rate,
                 "p50_ms": stats.latency.quantile(0.5) if stats.requests else None,
                 "p99_ms": stats.latency.quantile(0.99) if stats.requests else None,
+                "outcomes": {
+                    "n": stats.outcome.count,
+                    "mean": stats.outcome.mean if stats.outcome.count else None,
+                    "std": stats.outcome.std if stats.outcome.count > 1 else None,
+                },
+                "conversions": {
+                    "n": stats.conversions.trials,
+                    "successes": stats.conversions.successes,
+                    "rate": stats.conversions.rate if stats.conversions.trials else None,
+                },
             }
         verdict = state.last_verdict
         return {

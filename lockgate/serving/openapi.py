@@ -177,6 +177,39 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["predictions"],
         "properties": {"predictions": {}},
     },
+    "Feedback": {
+        "type": "object",
+        "description": "One outcome of an answered request: a number (value) or a conversion (label).",
+        "required": ["request_id"],
+        "additionalProperties": False,
+        "properties": {
+            "request_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "description": "The x-request-id header of the answer (or the V2 body's id).",
+            },
+            "value": {"type": "number", "description": "A numeric outcome: a score, revenue."},
+            "label": {
+                "oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}],
+                "description": "A 0/1 outcome: did the user convert.",
+            },
+        },
+        "oneOf": [{"required": ["value"]}, {"required": ["label"]}],
+    },
+    "FeedbackAnswer": {
+        "type": "object",
+        "required": ["model", "request_id", "variant", "model_version", "outcome", "counted", "duplicate"],
+        "properties": {
+            "model": {"type": "string"},
+            "request_id": {"type": "string"},
+            "variant": {"type": "string", "description": "The variant that answered the request."},
+            "model_version": {"type": "string"},
+            "outcome": {"type": "object"},
+            "counted": {"type": "boolean", "description": "False when this outcome was already counted."},
+            "duplicate": {"type": "boolean"},
+        },
+    },
 }
 
 
@@ -253,6 +286,28 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [_NAME, _ROUTING],
                     "requestBody": {"required": True, "content": _json("InferenceRequest")},
                     "responses": infer_responses,
+                }
+            },
+            "/v2/models/{name}/feedback": {
+                "post": {
+                    "summary": "The outcome of an answered request, joined to the variant that answered it",
+                    "description": (
+                        "Counted once per request id: the same outcome again is a 200 with "
+                        "duplicate true, a different one a 409. Ids are kept for the last 100,000 "
+                        "answers per model, in the serving process."
+                    ),
+                    "operationId": "feedback",
+                    "parameters": [_NAME],
+                    "requestBody": {"required": True, "content": _json("Feedback")},
+                    "responses": {
+                        "200": _ok("The outcome was joined (and counted unless a repeat).", "FeedbackAnswer"),
+                        "400": _ERRORS["400"],
+                        "404": _error("No such model, or the request id is not known here."),
+                        "409": _error("This request already has a different outcome."),
+                        "413": _ERRORS["413"],
+                        "415": _ERRORS["415"],
+                        "422": _error("A field of the body is wrong; the context names it."),
+                    },
                 }
             },
             "/invocations": {

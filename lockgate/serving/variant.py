@@ -143,8 +143,18 @@ class Variant:
             self._latencies_ms = []
             self._errors = 0
 
+    def record_outcome(self, *, value: float | None = None, label: bool | None = None) -> None:
+        """Count one outcome of a request this variant answered (feedback, joined by request id).
+
+        A ``value`` goes to the outcome moments (a score, revenue), a ``label`` to the conversions.
+        """
+        if value is not None:
+            self._stats.outcome.add(value)
+        if label is not None:
+            self._stats.conversions.add(label)
+
     def snapshot(self) -> VariantStats:
-        """A copy of everything counted so far (requests, errors, latency histogram)."""
+        """A copy of everything counted so far (requests, errors, latency, outcomes)."""
         self._flush()
         return self._stats.copy()
 

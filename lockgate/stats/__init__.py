@@ -8,6 +8,7 @@ from lockgate.stats.accumulators import (
     Proportion,
     VariantStats,
 )
+from lockgate.stats.analysis import Analysis, VariantAnalysis, analyze_variants
 from lockgate.stats.decision import DECISION_CODES, ArmBatch, PrimaryMetric, SequentialPolicy
 from lockgate.stats.fixed import (
     FixedResult,
@@ -46,6 +47,7 @@ from lockgate.stats.verdict import Decision, Policy, Verdict
 
 __all__ = [
     "DECISION_CODES",
+    "Analysis",
     "ArmBatch",
     "BernoulliSPRT",
     "DeciderOutcome",
@@ -69,8 +71,10 @@ __all__ = [
     "StaticThreshold",
     "StreamDecider",
     "StreamSpec",
+    "VariantAnalysis",
     "VariantStats",
     "Verdict",
+    "analyze_variants",
     "bonferroni",
     "holm",
     "mann_whitney_binary",

@@ -6,6 +6,7 @@ import lockgate.stats
 
 EXPECTED = [
     "DECISION_CODES",
+    "Analysis",
     "ArmBatch",
     "BernoulliSPRT",
     "DeciderOutcome",
@@ -29,8 +30,10 @@ EXPECTED = [
     "StaticThreshold",
     "StreamDecider",
     "StreamSpec",
+    "VariantAnalysis",
     "VariantStats",
     "Verdict",
+    "analyze_variants",
     "bonferroni",
     "holm",
     "mann_whitney_binary",

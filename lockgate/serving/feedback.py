@@ -1,0 +1,165 @@
+"""Outcomes joined to the variant that answered: ``POST /v2/models/{name}/feedback``.
+
+A client learns later whether a prediction was good (the user converted, the order was worth 42.50)
+and sends that outcome with the request's id. :class:`FeedbackJoins` remembers, per served name (a
+deployment or a plain model), which variant answered each of the last ``max_ids`` requests with a
+200: one ``OrderedDict`` insert per request, the oldest id evicted, no I/O. Feedback looks the id
+up and folds the outcome into that variant's :class:`~lockgate.stats.accumulators.VariantStats`,
+so it reaches the controller and the status through the same snapshots as the request counts.
+
+The body (:func:`parse_feedback`) is ``{"request_id": ID, "value": NUMBER}`` for a numeric outcome
+(folded into the outcome moments) or ``{"request_id": ID, "label": 0 | 1 | true | false}`` for a
+conversion (folded into the conversions). Each id counts once: the same outcome again is answered
+200 with ``"duplicate": true`` and not counted; a different outcome for it is a 409.
+
+The joins live in the serving process only: feedback sent to another gateway, after a restart, or
+for an id older than the last ``max_ids`` is a 404 that says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from lockgate.errors import Conflict, NotFound, UserError, ValidationError
+from lockgate.serving.variant import Variant
+
+__all__ = ["DEFAULT_MAX_IDS", "Feedback", "FeedbackJoins", "parse_feedback"]
+
+DEFAULT_MAX_IDS = 100_000
+_MAX_REQUEST_ID = 128
+_FIELDS = frozenset(["request_id", "value", "label"])
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One outcome for one request: a number (``value``) or a 0/1 conversion (``label``)."""
+
+    request_id: str
+    value: float | None = None
+    label: bool | None = None
+
+    def __post_init__(self) -> None:
+        if (self.value is None) == (self.label is None):
+            raise ValidationError(
+                "feedback needs exactly one of 'value' and 'label'",
+                hint='send {"request_id": ID, "value": 12.5} or {"request_id": ID, "label": 1}',
+                detail={"field": "value"},
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value} if self.value is not None else {"label": self.label}
+
+
+def _field_error(field: str, message: str, hint: str) -> ValidationError:
+    return ValidationError(f"feedback field '{field}' {message}", hint=hint, detail={"field": field})
+
+
+def parse_feedback(body: bytes) -> Feedback:
+    """The feedback in a JSON body; a 400 for bad JSON, a 422 naming the field that is wrong."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UserError(f"the feedback body is not valid JSON: {exc}", hint="send a JSON object") from None
+    if not isinstance(data, dict):
+        raise UserError(
+            "the feedback body must be a JSON object", hint='e.g. {"request_id": "abc", "label": 1}'
+        )
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise _field_error(unknown[0], "is not known", "feedback takes request_id and one of value, label")
+    request_id = data.get("request_id")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= _MAX_REQUEST_ID:
+        raise _field_error(
+            "request_id",
+            "must be a string of 1-128 characters",
+            "send the x-request-id header of the answer (or the V2 body's id)",
+        )
+    value = data.get("value")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
+        raise _field_error("value", f"must be a finite number, got {value!r}", 'e.g. "value": 42.5')
+    label = data.get("label")
+    if label is not None and (label not in (0, 1) or isinstance(label, float)):
+        raise _field_error("label", f"must be 0, 1, true or false, got {label!r}", 'e.g. "label": 1')
+    return Feedback(
+        request_id,
+        None if value is None else float(value),
+        None if label is None else bool(label),
+    )
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A joined request whose outcome has been counted (kept to make repeats idempotent)."""
+
+    variant: Variant
+    feedback: Feedback
+
+
+class FeedbackJoins:
+    """Request id → the variant that answered it, the last ``max_ids`` per served name."""
+
+    def __init__(self, max_ids: int = DEFAULT_MAX_IDS) -> None:
+        if max_ids < 1:
+            raise UserError(f"max_ids={max_ids} must be 1 or more", hint="e.g. 100000")
+        self.max_ids = max_ids
+        self._joins: dict[str, OrderedDict[bytes, Variant | _Recorded]] = {}
+
+    def remember(self, name: str, request_id: bytes, variant: Variant) -> None:
+        """Note that ``variant`` answered ``request_id`` for ``name`` (the request path: O(1)).
+
+        A repeated id keeps its first variant (and any outcome already counted for it).
+        """
+        joins = self._joins.get(name)
+        if joins is None:
+            joins = self._joins[name] = OrderedDict()
+        if request_id not in joins:
+            joins[request_id] = variant
+            if len(joins) > self.max_ids:
+                joins.popitem(last=False)
+
+    def __len__(self) -> int:
+        return sum(len(joins) for joins in self._joins.values())
+
+    def variant_of(self, name: str, request_id: str) -> Variant:
+        """The variant that answered ``request_id``; NotFound when it is not remembered."""
+        entry = self._entry(name, request_id)
+        return entry.variant if isinstance(entry, _Recorded) else entry
+
+    def _entry(self, name: str, request_id: str) -> Variant | _Recorded:
+        joins = self._joins.get(name)
+        entry = joins.get(request_id.encode()) if joins is not None else None
+        if entry is None:
+            raise NotFound(
+                f"no request '{request_id}' of '{name}' is known here",
+                hint=f"send the x-request-id of a 200 answer from this server; it keeps the last "
+                f"{self.max_ids:,} per model, in memory (not across restarts or other gateways)",
+                detail={"field": "request_id"},
+            )
+        return entry
+
+    def record(self, name: str, feedback: Feedback) -> tuple[Variant, bool]:
+        """Fold the outcome into the answering variant's statistics, once per request id.
+
+        Returns the variant and whether this call counted it (False for a repeat of the same
+        outcome); a different outcome for an id already counted raises Conflict.
+        """
+        entry = self._entry(name, feedback.request_id)
+        if isinstance(entry, _Recorded):
+            if entry.feedback != feedback:
+                raise Conflict(
+                    f"request '{feedback.request_id}' already has the outcome "
+                    f"{entry.feedback.to_dict()}; {feedback.to_dict()} was not counted",
+                    hint="each request counts once; send feedback for another request id",
+                    detail={"field": "request_id", "recorded": entry.feedback.to_dict()},
+                )
+            return entry.variant, False
+        entry.record_outcome(value=feedback.value, label=feedback.label)
+        self._joins[name][feedback.request_id.encode()] = _Recorded(entry, feedback)
+        return entry, True
