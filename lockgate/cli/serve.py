@@ -76,6 +76,14 @@ def serve_command(
         bool,
         typer.Option(help="Move the registry's champion alias on promote and rollback."),
     ] = True,
+    persist_feedback: Annotated[
+        bool,
+        typer.Option(
+            "--persist-feedback",
+            help="Keep which variant answered each request in the store, so feedback counts once "
+            "on any gateway and after a restart (a batched write a few times a second).",
+        ),
+    ] = False,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -127,5 +135,6 @@ def serve_command(
         store_url=store,
         admin_token=os.environ.get("LOCKGATE_ADMIN_TOKEN") or None,
         follow_registry=follow_registry,
+        persist_joins=persist_feedback,
     )
     serve(config)

@@ -74,6 +74,15 @@ _snapshots = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("stats", sa.Text, nullable=False),
 )
+_joins = sa.Table(
+    "feedback_joins",
+    _metadata,
+    sa.Column("deployment", sa.String(63), primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("variant", sa.String(63), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("outcome", sa.Text),
+)
 
 
 class SqlStore:
@@ -268,6 +277,59 @@ class SqlStore:
                 return True
             self._require(connection, name)
             return False
+
+    def save_joins(self, name: str, joins: Sequence[tuple[str, str]], *, now: float) -> None:
+        if not joins:
+            return
+        rows = [{"deployment": name, "request_id": r, "variant": v, "at": now} for r, v in joins]
+        with self._engine.begin() as connection:
+            self._require(connection, name)
+            connection.execute(self._insert_new(_joins), rows)
+
+    def claim_outcome(
+        self,
+        name: str,
+        request_id: str,
+        variant: str | None,
+        outcome: Mapping[str, Any],
+        *,
+        now: float,
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        where = (_joins.c.deployment == name, _joins.c.request_id == request_id)
+        with self._engine.begin() as connection:
+            self._require(connection, name)
+            if variant is not None:
+                row = {"deployment": name, "request_id": request_id, "variant": variant, "at": now}
+                connection.execute(self._insert_new(_joins), [row])
+            claimed = connection.execute(
+                _joins.update().where(*where, _joins.c.outcome.is_(None)).values(outcome=json.dumps(outcome))
+            ).rowcount
+            found = connection.execute(sa.select(_joins.c.variant, _joins.c.outcome).where(*where)).first()
+        if found is None:
+            return None, None
+        return str(found.variant), None if claimed == 1 else json.loads(found.outcome)
+
+    def prune_joins(self, name: str, *, keep: int) -> None:
+        with self._engine.begin() as connection:
+            cutoff = connection.execute(
+                sa.select(_joins.c.at)
+                .where(_joins.c.deployment == name)
+                .order_by(_joins.c.at.desc())
+                .offset(keep)
+                .limit(1)
+            ).scalar()
+            if cutoff is not None:
+                connection.execute(_joins.delete().where(_joins.c.deployment == name, _joins.c.at <= cutoff))
+
+    def _insert_new(self, table: sa.Table) -> Any:
+        """INSERT that leaves rows already there alone (SQLite and Postgres alike)."""
+        if self._engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
 
     @staticmethod
     def _require(connection: Connection, name: str) -> None:

@@ -126,6 +126,31 @@ class Store(Protocol):
         holder's lease has not expired."""
         ...
 
+    def save_joins(self, name: str, joins: Sequence[tuple[str, str]], *, now: float) -> None:
+        """Remember which variant answered each request id; an id already stored keeps its first."""
+        ...
+
+    def claim_outcome(
+        self,
+        name: str,
+        request_id: str,
+        variant: str | None,
+        outcome: Mapping[str, Any],
+        *,
+        now: float,
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """Record a request's outcome once, whichever gateway receives it.
+
+        ``variant`` (if this gateway knows it) is stored first when the join is not stored yet.
+        Returns the variant that answered (None: the id is unknown) and the outcome stored before
+        this call (None: this call stored it, so the caller counts it).
+        """
+        ...
+
+    def prune_joins(self, name: str, *, keep: int) -> None:
+        """Keep only the ``keep`` newest joins of the deployment."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -182,6 +207,7 @@ class InMemoryStore:
         self._rows: dict[str, dict[str, Any]] = {}
         self._events: list[AuditEvent] = []
         self._snapshots: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._joins: dict[str, dict[str, list[Any]]] = {}  # request id -> [variant, at, outcome]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -272,6 +298,42 @@ class InMemoryStore:
                 for variant, data in by_variant.items()
             ]
         return _merge(pairs)
+
+    def save_joins(self, name: str, joins: Sequence[tuple[str, str]], *, now: float) -> None:
+        with self._lock:
+            self._row(name)
+            stored = self._joins.setdefault(name, {})
+            for request_id, variant in joins:
+                stored.setdefault(request_id, [variant, now, None])
+
+    def claim_outcome(
+        self,
+        name: str,
+        request_id: str,
+        variant: str | None,
+        outcome: Mapping[str, Any],
+        *,
+        now: float,
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        with self._lock:
+            self._row(name)
+            stored = self._joins.setdefault(name, {})
+            if request_id not in stored:
+                if variant is None:
+                    return None, None
+                stored[request_id] = [variant, now, None]
+            row = stored[request_id]
+            if row[2] is not None:
+                return row[0], dict(row[2])
+            row[2] = dict(outcome)
+            return row[0], None
+
+    def prune_joins(self, name: str, *, keep: int) -> None:
+        with self._lock:
+            stored = self._joins.get(name, {})
+            if len(stored) > keep:
+                newest = sorted(stored.items(), key=lambda item: item[1][1])[-keep:] if keep else []
+                self._joins[name] = dict(newest)
 
     def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> bool:
         _check_ttl(ttl_s)

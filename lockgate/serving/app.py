@@ -26,6 +26,7 @@ import orjson
 
 import lockgate
 from lockgate.errors import (
+    Conflict,
     LockgateError,
     MethodNotAllowed,
     NotFound,
@@ -36,7 +37,7 @@ from lockgate.errors import (
 )
 from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.deployment import field_routing_key
-from lockgate.serving.feedback import DEFAULT_MAX_IDS, FeedbackJoins, parse_feedback
+from lockgate.serving.feedback import DEFAULT_MAX_IDS, Feedback, FeedbackJoins, parse_feedback
 from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lockgate.serving.metrics import DeploymentCollector, ServingMetrics
 from lockgate.serving.openapi import openapi_document
@@ -314,6 +315,10 @@ class ServingApp:
         body_id = served.request.request_id if served.request is not None else None
         if body_id:
             self.feedback.remember(name, body_id.encode(), variant)
+        if served.deployment is not None and self.deployments is not None and self.deployments.persist_joins:
+            self.deployments.note_join(name, request_id, variant)
+            if body_id:
+                self.deployments.note_join(name, body_id.encode(), variant)
 
     def _mirror(self, served: _Served, primary_ms: float) -> None:
         """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""
@@ -563,7 +568,7 @@ class ServingApp:
                     f"/v2/models/{name}/feedback reads JSON, not '{_media_type(content_type)}'",
                     hint="send Content-Type: application/json",
                 )
-            return self._feedback(name, await self._read_body(receive, content_length))
+            return await self._feedback(name, await self._read_body(receive, content_length))
         if method not in ("GET", "HEAD"):
             self._require(method, "GET")
         if rest == [] or rest == [""]:
@@ -574,7 +579,7 @@ class ServingApp:
             return self._readiness({"name": name})
         raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
 
-    def _feedback(self, name: str, body: bytes) -> _Response:
+    async def _feedback(self, name: str, body: bytes) -> _Response:
         """Join an outcome to the variant that answered its request, and count it once."""
         feedback = parse_feedback(body)
         if name not in self.variants and (self.deployments is None or name not in self.deployments.live):
@@ -582,9 +587,12 @@ class ServingApp:
             raise NotFound(
                 f"model '{name}' is not served here", hint=f"models served: {served or 'none yet'}"
             )
-        variant = self.feedback.variant_of(name, feedback.request_id)
+        if self.deployments is not None and self.deployments.persist_joins and name in self.deployments.live:
+            variant, is_counted = await self._claim(name, feedback)
+        else:
+            variant = self.feedback.variant_of(name, feedback.request_id)
+            _, is_counted = self.feedback.record(name, feedback)
         served_as = self._served_as(name, variant)
-        _, is_counted = self.feedback.record(name, feedback)
         return _Response(
             200,
             orjson.dumps(
@@ -599,6 +607,35 @@ class ServingApp:
                 }
             ),
         )
+
+    async def _claim(self, name: str, feedback: Feedback) -> tuple[Variant, bool]:
+        """The store decides, so an outcome counts once whichever gateway it reaches and however
+        long after its request (joins are flushed to the store a few times a second)."""
+        assert self.deployments is not None
+        try:
+            known: Variant | None = self.feedback.variant_of(name, feedback.request_id)
+        except NotFound:
+            known = None
+        outcome = feedback.to_dict()
+        variant, previous = await self.deployments.claim_outcome(name, feedback.request_id, known, outcome)
+        if variant is None:
+            raise NotFound(
+                f"no request '{feedback.request_id}' of '{name}' is known",
+                hint="send the x-request-id of a 200 answer of this deployment (from any gateway "
+                "on this store); a redeployed variant's requests no longer count",
+                detail={"field": "request_id"},
+            )
+        if previous is not None:
+            if previous != outcome:
+                raise Conflict(
+                    f"request '{feedback.request_id}' already has the outcome {previous}; "
+                    f"{outcome} was not counted",
+                    hint="each request counts once; send feedback for another request id",
+                    detail={"field": "request_id", "recorded": previous},
+                )
+            return variant, False
+        variant.record_outcome(value=feedback.value, label=feedback.label)
+        return variant, True
 
     def _served_as(self, name: str, variant: Variant) -> str:
         """The name ``variant`` has under ``name`` now; NotFound once it is no longer served."""

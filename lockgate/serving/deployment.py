@@ -148,9 +148,11 @@ class LiveDeployment:
     _salt: str = ""
     _header: bytes | None = None  # a routing-key header other than x-routing-key, lowercased
     field_name: str | None = None  # the input field whose value is the routing key, if any
+    names: dict[int, str] = field(default_factory=dict)  # id(variant) -> its name here
 
     def __post_init__(self) -> None:
         # worked out once: the request path reads attributes instead of the spec's properties
+        self.names = {id(variant): name for name, variant in self.variants.items()}
         self._salt = self.spec.routing_salt
         key = self.spec.routing_key
         if key.source == "field":
@@ -235,10 +237,16 @@ class DeploymentManager:
         worker_id: str | None = None,
         initial: Sequence[DeploymentSpec] = (),
         discover_s: float = 1.0,
+        persist_joins: bool = False,
+        max_joins: int = 1_000_000,
     ) -> None:
         self.store = store
         self.initial = tuple(initial)
         self.discover_s = discover_s
+        self.persist_joins = persist_joins
+        self.max_joins = max_joins
+        self._pending_joins: dict[str, list[tuple[str, str]]] = {}
+        self._flushes = 0
         self.load = load
         self.tick_s = tick_s
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -345,10 +353,44 @@ class DeploymentManager:
         async with self._lock:
             names = list(self.live)
             self._collected = {name: self.live[name].snapshot() for name in names}
+            joins, self._pending_joins = self._pending_joins, {}
             try:
                 await asyncio.to_thread(self.runner.tick, names)
+                if joins:
+                    await asyncio.to_thread(self._save_joins, joins)
             finally:
                 self._collected = {}
+
+    # ------------------------------------------------------------------ feedback joins
+
+    def note_join(self, name: str, request_id: bytes, variant: Variant) -> None:
+        """Queue "``variant`` answered ``request_id``" for the store (request path: one append)."""
+        live = self.live.get(name)
+        variant_name = live.names.get(id(variant)) if live is not None else None
+        if variant_name is not None:
+            self._pending_joins.setdefault(name, []).append((request_id.decode("latin-1"), variant_name))
+
+    def _save_joins(self, joins: dict[str, list[tuple[str, str]]]) -> None:
+        now = time.time()
+        self._flushes += 1
+        for name, rows in joins.items():
+            self.store.save_joins(name, rows, now=now)
+            if self._flushes % 120 == 0:  # every half a minute or so: keep the newest max_joins
+                self.store.prune_joins(name, keep=self.max_joins)
+
+    async def claim_outcome(
+        self, name: str, request_id: str, variant: Variant | None, outcome: dict[str, Any]
+    ) -> tuple[Variant | None, dict[str, Any] | None]:
+        """Count an outcome once across gateways: (the variant that answered or None, the outcome
+        stored before, or None when this call is the first)."""
+        live = self._require(name)
+        known = live.names.get(id(variant)) if variant is not None else None
+        stored, previous = await asyncio.to_thread(
+            self.store.claim_outcome, name, request_id, known, outcome, now=time.time()
+        )
+        if stored is None:
+            return None, None
+        return live.variants.get(stored), previous
 
     # ------------------------------------------------------------------ admin
 

@@ -67,6 +67,7 @@ class ServeConfig:
     admin_token: str | None = None
     follow_registry: bool = True
     tick_s: float = 0.25
+    persist_joins: bool = False
 
     @property
     def has_deployments(self) -> bool:
@@ -150,6 +151,7 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
         registry=_MlflowChampion() if config.follow_registry else None,
         tick_s=config.tick_s,
         initial=config.deployments,
+        persist_joins=config.persist_joins,
     )
 
 

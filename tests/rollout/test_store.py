@@ -89,7 +89,7 @@ def _drop_all(store: Store) -> None:
     """A clean slate on a shared Postgres server: the tables are emptied, not dropped."""
     assert isinstance(store, SqlStore)
     with store._engine.begin() as connection:
-        for table in ("accumulator_snapshots", "rollout_events", "deployments"):
+        for table in ("feedback_joins", "accumulator_snapshots", "rollout_events", "deployments"):
             connection.exec_driver_sql(f"DELETE FROM {table}")
 
 
@@ -164,6 +164,28 @@ def test_a_new_spec_replaces_the_old_one_compare_and_set(store: Store) -> None:
     assert store.get_deployment("fraud").spec == changed
     with pytest.raises(NotFound):
         store.replace_spec(make_spec("other"), initial_state(spec), expected_version=1, now=2.0)
+
+
+def test_feedback_joins_count_an_outcome_once_across_writers(store: Store) -> None:
+    spec = make_spec()
+    store.create_deployment(spec, initial_state(spec), now=0.0)
+    store.save_joins("fraud", [("r1", "stable"), ("r2", "canary")], now=1.0)
+    store.save_joins("fraud", [("r1", "canary")], now=2.0)  # an id keeps its first variant
+    assert store.claim_outcome("fraud", "r1", None, {"label": True}, now=3.0) == ("stable", None)
+    # the same request's outcome again (another gateway, a retry): not counted, the first one shown
+    assert store.claim_outcome("fraud", "r1", "stable", {"label": False}, now=4.0) == (
+        "stable",
+        {"label": True},
+    )
+    assert store.claim_outcome("fraud", "nope", None, {"value": 1.0}, now=5.0) == (None, None)
+    # a gateway that knows the variant but has not flushed the join yet stores both at once
+    assert store.claim_outcome("fraud", "r3", "canary", {"value": 2.5}, now=6.0) == ("canary", None)
+    store.save_joins("fraud", [(f"n{i}", "stable") for i in range(5)], now=10.0)
+    store.prune_joins("fraud", keep=5)
+    assert store.claim_outcome("fraud", "r2", None, {"value": 1.0}, now=11.0) == (None, None)
+    assert store.claim_outcome("fraud", "n4", None, {"value": 1.0}, now=11.0) == ("stable", None)
+    with pytest.raises(NotFound):
+        store.save_joins("ghost", [("r", "a")], now=1.0)
 
 
 def test_the_audit_log_is_ordered_and_keeps_who_and_why(store: Store) -> None:
@@ -269,7 +291,7 @@ def test_sqlite_schema_is_versioned_apart_from_mlflow(tmp_path: Path) -> None:
         connection.close()
     assert {"deployments", "rollout_events", "accumulator_snapshots"} <= tables
     assert "alembic_version" not in tables
-    assert version == [("0001",)]
+    assert version == [("0002",)]
 
 
 def test_concurrent_writers_never_lose_an_update(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     assert POSTGRES_URL is not None
     store = SqlStore(POSTGRES_URL)
     with store._engine.begin() as connection:
-        for table in ("accumulator_snapshots", "rollout_events", "deployments"):
+        for table in ("feedback_joins", "accumulator_snapshots", "rollout_events", "deployments"):
             connection.exec_driver_sql(f"DELETE FROM {table}")
     store.close()
     yield POSTGRES_URL
@@ -166,7 +166,7 @@ def test_sigkill_of_the_lease_holder_hands_the_rollout_to_the_other_gateway(
     assert POSTGRES_URL is not None
     store = SqlStore(POSTGRES_URL)
     with store._engine.begin() as connection:
-        for table in ("accumulator_snapshots", "rollout_events", "deployments"):
+        for table in ("feedback_joins", "accumulator_snapshots", "rollout_events", "deployments"):
             connection.exec_driver_sql(f"DELETE FROM {table}")
     (proc_a, url_a), (proc_b, url_b) = (
         _process(POSTGRES_URL, tmp_path / "a"),
@@ -233,3 +233,52 @@ def test_sigkill_of_the_lease_holder_hands_the_rollout_to_the_other_gateway(
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
         store.close()
+
+
+def test_feedback_counts_once_on_any_gateway_with_persisted_joins(
+    tmp_path: Path, models: dict[str, Path], logged_model: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'rollouts.db'}"
+    config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False, persist_joins=True)
+    stores = [SqlStore(url), SqlStore(url)]
+    a, b = (
+        run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))
+        for store in stores
+    )
+    try:
+        spec = {
+            "name": "fb",
+            "variants": {"stable": str(models["good"]), "next": str(models["weak"])},
+            "baseline": "stable",
+            "candidate": "next",
+            "strategy": {"type": "ab", "split_percent": 50, "min_requests": 10**9},
+        }
+        assert (
+            httpx.put(f"{a.url}/admin/deployments/fb", json=spec, headers=AUTH, timeout=60).status_code == 201
+        )
+        _until(lambda: "fb" in b.app.deployments.live, timeout_s=10)
+        httpx.post(f"{a.url}/admin/deployments/fb/start", json={}, headers=AUTH).raise_for_status()
+        body = {
+            "dataframe_split": {"columns": logged_model.columns, "data": [logged_model.features[0].tolist()]}
+        }
+        answered = httpx.post(f"{a.url}/invocations", json=body, headers={"x-routing-key": "user-7"})
+        request_id, variant = answered.headers["x-request-id"], answered.headers["x-model-name"]
+        time.sleep(0.5)  # a few ticks: the join reaches the store
+        first = httpx.post(f"{b.url}/v2/models/fb/feedback", json={"request_id": request_id, "label": 1})
+        assert first.status_code == 200, first.text
+        assert first.json()["variant"] == variant and first.json()["counted"] is True
+        again = httpx.post(f"{a.url}/v2/models/fb/feedback", json={"request_id": request_id, "label": 1})
+        assert again.json()["duplicate"] is True
+        other = httpx.post(f"{a.url}/v2/models/fb/feedback", json={"request_id": request_id, "label": 0})
+        assert other.status_code == 409
+        unknown = httpx.post(f"{b.url}/v2/models/fb/feedback", json={"request_id": "nope", "label": 1})
+        assert unknown.status_code == 404
+        # the one outcome reaches the merged counters once
+        _until(lambda: sum(s.conversions.trials for s in stores[0].load_snapshot("fb").values()) == 1, 5)
+        time.sleep(0.3)
+        assert sum(s.conversions.trials for s in stores[0].load_snapshot("fb").values()) == 1
+    finally:
+        a.stop()
+        b.stop()
+        for store in stores:
+            store.close()
