@@ -17,6 +17,7 @@ from lockgate import __version__
 from lockgate.cli import data, models, monitor, rollout, runs, stats, validate
 from lockgate.cli import pipeline as pipeline_cli
 from lockgate.cli import prompts as prompts_cli
+from lockgate.cli.cost import plan_command
 from lockgate.cli.optimize import optimize_command
 from lockgate.cli.output import console, err_console, short
 from lockgate.cli.serve import serve_command
@@ -58,6 +59,7 @@ app.command("optimize")(optimize_command)
 app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)
 app.command("simulate")(stats.simulate_command)
+app.command("plan")(plan_command)
 
 
 def _version_callback(value: bool) -> None:
