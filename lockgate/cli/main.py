@@ -20,6 +20,7 @@ from lockgate.cli import prompts as prompts_cli
 from lockgate.cli.cost import plan_command
 from lockgate.cli.optimize import optimize_command
 from lockgate.cli.output import console, err_console, short
+from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
 
@@ -60,6 +61,7 @@ app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)
 app.command("simulate")(stats.simulate_command)
 app.command("plan")(plan_command)
+app.command("runbook")(runbook_command)
 
 
 def _version_callback(value: bool) -> None:
