@@ -152,7 +152,9 @@ def _thresholds(spec: DeploymentSpec, stages: int) -> list[str]:
         "(the spec's `analysis` section; unset values are defaults):",
         "",
     ]
-    names = [f.name for f in dataclasses.fields(policy)] if dataclasses.is_dataclass(policy) else []
+    names: list[str] = (
+        [f.name for f in dataclasses.fields(policy)] if dataclasses.is_dataclass(policy) else []
+    )
     for option in names:
         value = getattr(policy, option)
         shown = "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
