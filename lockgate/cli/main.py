@@ -17,8 +17,11 @@ from lockgate import __version__
 from lockgate.cli import analyze, data, models, monitor, rollout, runs, stats, validate
 from lockgate.cli import pipeline as pipeline_cli
 from lockgate.cli import prompts as prompts_cli
+from lockgate.cli.checklist import checklist_command
+from lockgate.cli.cost import plan_command
 from lockgate.cli.optimize import optimize_command
 from lockgate.cli.output import console, err_console, short
+from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
 
@@ -59,6 +62,9 @@ app.command("plan-test")(stats.plan_test_command)
 app.command("simulate-stats")(stats.simulate_stats_command)
 app.command("simulate")(stats.simulate_command)
 app.command("analyze")(analyze.analyze_command)
+app.command("plan")(plan_command)
+app.command("runbook")(runbook_command)
+app.command("checklist")(checklist_command)
 
 
 def _version_callback(value: bool) -> None:

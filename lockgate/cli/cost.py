@@ -1,0 +1,118 @@
+"""``lockgate plan --cost SPEC.yaml``: what a rollout of this deployment costs under each strategy."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lockgate.cli.output import console
+from lockgate.cli.stats import _duration, _parse_traffic
+from lockgate.errors import UserError
+
+_UNITS_S = {"s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _parse_seconds(text: str, option: str) -> float:
+    """'90s', '15min', '12h', '30d' or a bare number of seconds -> seconds."""
+    stripped = text.strip()
+    number = stripped.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = stripped[len(number) :] or "s"
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS_S or value < 0 or not math.isfinite(value):
+        raise UserError(f"{option} '{text}' is not a duration", hint=f"e.g. {option} 30d, 12h, 15min or 90s")
+    return value * _UNITS_S[unit]
+
+
+def plan_command(
+    cost: Annotated[Path, typer.Option("--cost", help="The deployment spec (YAML) whose rollout is costed.")],
+    price: Annotated[float, typer.Option(help="Price of one replica (instance), $ per hour.")],
+    traffic: Annotated[str, typer.Option(help="Request rate, e.g. 200/s, 12000/min or 1e6/h.")],
+    throughput: Annotated[float, typer.Option(help="Requests per second one baseline replica serves.")],
+    replicas: Annotated[
+        int | None, typer.Option(help="Baseline replicas (default: just enough for --traffic).")
+    ] = None,
+    candidate_throughput: Annotated[
+        float | None,
+        typer.Option(help="Requests/s one candidate replica serves (an optimized version's measured rate)."),
+    ] = None,
+    duration: Annotated[
+        str, typer.Option(help="Period for the steady-state cost after promotion, e.g. 30d.")
+    ] = "30d",
+    replica_start: Annotated[
+        str, typer.Option(help="Time for a replica to start and load its model (rollbacks that need one).")
+    ] = "60s",
+    baseline_rate: Annotated[
+        float, typer.Option(help="A/B: the metric's baseline rate (as `lockgate plan-test --baseline`).")
+    ] = 0.10,
+    mde: Annotated[float, typer.Option(help="A/B: smallest absolute change worth detecting.")] = 0.01,
+    power: Annotated[float, typer.Option(help="A/B: chance of detecting a true effect of size MDE.")] = 0.8,
+) -> None:
+    """Estimate what a rollout costs under each strategy, the spec's own marked.
+
+    For blue-green, canary, rolling, shadow, A/B and direct: how long it takes, the replica-hours on
+    top of the baseline's fleet and their price, how long a rollback takes, and the risk exposure
+    (requests the unproven version answers before it is promoted). The model is in docs/cost.md.
+
+    Example:
+
+        lockgate plan --cost canary.yaml --price 2.5 --traffic 200/s --throughput 50 --candidate-throughput 99
+    """
+    from lockgate.rollout.cost import CostInputs, estimate_cost
+    from lockgate.rollout.policy import SequentialRolloutPolicy, policy_for
+    from lockgate.rollout.spec import load_spec
+
+    spec = load_spec(cost)
+    rate = _parse_traffic(traffic)
+    assert rate is not None  # --traffic is required
+    policy = policy_for(spec)
+    alpha = policy.alpha if isinstance(policy, SequentialRolloutPolicy) else 0.05
+    inputs = CostInputs(
+        price_per_replica_hour=price,
+        traffic_rps=rate,
+        replica_throughput_rps=throughput,
+        replicas=replicas,
+        candidate_throughput_rps=candidate_throughput,
+        horizon_s=_parse_seconds(duration, "--duration"),
+        replica_start_s=_parse_seconds(replica_start, "--replica-start"),
+        ab_baseline_rate=baseline_rate,
+        ab_mde=mde,
+        ab_alpha=alpha,
+        ab_power=power,
+    )
+    estimate = estimate_cost(spec, inputs)
+    table = Table(
+        title=(
+            f"{spec.name}: rollout cost at {rate:g} req/s, ${price:g}/replica-hour, "
+            f"{estimate.baseline_replicas} baseline replicas"
+        )
+    )
+    for column in ("strategy", "duration", "extra replica-h", "cost $", "rollback", "risk exposure"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    table.add_column("notes")
+    for row in estimate.strategies:
+        name = f"[bold]{row.strategy} ← spec[/]" if row.is_spec_strategy else row.strategy
+        risk = "all, unjudged" if math.isinf(row.risk_requests) else f"{row.risk_requests:,.0f} req"
+        rollback = "next request" if row.rollback_time_s == 0 else _duration(row.rollback_time_s)
+        table.add_row(
+            name,
+            _duration(row.duration_s),
+            f"{row.extra_replica_hours:.2f}",
+            f"{row.cost:.2f}",
+            rollback,
+            risk,
+            "; ".join(row.notes),
+        )
+    console.print(table)
+    delta = estimate.candidate_replicas - estimate.baseline_replicas
+    console.print(
+        f"after promotion: the candidate needs {estimate.candidate_replicas} replicas at "
+        f"{inputs.candidate_rps_per_replica:g} req/s each (baseline {estimate.baseline_replicas}): "
+        f"{delta:+d} replicas, {estimate.steady_state_delta_cost:+,.2f} $ per {duration}"
+    )
