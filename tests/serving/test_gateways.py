@@ -215,14 +215,13 @@ def test_sigkill_of_the_lease_holder_hands_the_rollout_to_the_other_gateway(
         killed_at = time.monotonic()
         _until(lambda: holder() == survivor_proc.pid, timeout_s=15)
         assert time.monotonic() - killed_at <= 5.0 + 1.0  # the lease (5 s) and a tick
-        _send(survivor_url, logged_model, 600)
-        _until(
-            lambda: (
-                httpx.get(f"{survivor_url}/admin/deployments/failover", headers=AUTH).json()["phase"]
-                == "promoted"
-            ),
-            timeout_s=30,
-        )
+
+        def promoted() -> bool:  # traffic keeps flowing while the survivor steps the stages
+            _send(survivor_url, logged_model, 50)
+            status = httpx.get(f"{survivor_url}/admin/deployments/failover", headers=AUTH).json()
+            return bool(status["phase"] == "promoted")
+
+        _until(promoted, timeout_s=60)
         events = httpx.get(f"{survivor_url}/admin/deployments/failover/history", headers=AUTH).json()[
             "events"
         ]
