@@ -54,7 +54,7 @@ from lockgate.serving.variant import Variant
 if TYPE_CHECKING:
     from lockgate.serving.deployment import DeploymentManager, LiveDeployment
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Route", "ServingApp", "default_route"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "LOOPBACK_HOSTS", "Route", "ServingApp", "default_route"]
 
 _log = logging.getLogger("lockgate.serving")
 
@@ -69,6 +69,8 @@ Route = Callable[[str, "str | None"], Variant]
 """Picks the variant for (requested model name, routing key); raises NotFound for unknown names."""
 
 _JSON = b"application/json"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+"""The Host names a loopback-bound server answers (``allowed_hosts=None`` answers any)."""
 _ids = random.Random()  # noqa: S311 - request ids are unique, not secret
 _MAX_REQUEST_ID = 128
 
@@ -140,8 +142,12 @@ class ServingApp:
         deployments: DeploymentManager | None = None,
         admin_token: str | None = None,
         feedback_max_ids: int = DEFAULT_MAX_IDS,
+        allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
     ) -> None:
         self.variants: dict[str, Variant] = {}
+        self.allowed_hosts = (
+            None if allowed_hosts is None else frozenset(h.lower().encode() for h in allowed_hosts)
+        )
         self.deployments = deployments
         self.admin_token = admin_token
         self.loader = loader
@@ -250,6 +256,7 @@ class ServingApp:
         content_length = None
         routing_key = None
         authorization = None
+        host = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -261,6 +268,8 @@ class ServingApp:
                 routing_key = value
             elif name == b"authorization":
                 authorization = value
+            elif name == b"host":
+                host = value
         if (
             request_id is None
             or len(request_id) > _MAX_REQUEST_ID
@@ -272,6 +281,8 @@ class ServingApp:
             request_id = b"%032x" % _ids.getrandbits(128)
         served = _Served()
         try:
+            if self.allowed_hosts is not None:
+                self._check_host(host)
             if scope["path"].startswith("/admin/"):
                 response = await self._admin(scope, receive, content_type, content_length, authorization)
             else:
@@ -353,6 +364,19 @@ class ServingApp:
             self.deployments, method, scope["path"], scope.get("query_string", b""), body
         )
         return _Response(status, payload)
+
+    def _check_host(self, host: bytes | None) -> None:
+        """A server bound to loopback answers only requests addressed to loopback: a page on
+        another site that re-points its own name at 127.0.0.1 (DNS rebinding) is refused."""
+        allowed = self.allowed_hosts or frozenset()
+        name = (host or b"").lower()
+        name = name[: name.find(b"]") + 1] if name.startswith(b"[") else name.split(b":", 1)[0]
+        if name not in allowed:
+            raise UserError(
+                f"the Host header '{(host or b'').decode('latin-1')[:100]}' is not served here",
+                hint="this server listens on loopback and answers 127.0.0.1, localhost and [::1] only "
+                "(a guard against DNS rebinding); start it with --host to serve other names",
+            )
 
     def _respond_error(self, exc: Exception) -> _Response:
         if isinstance(exc, LockgateError):

@@ -27,7 +27,7 @@ from typing import Any
 
 from lockgate.errors import LockgateError, ServiceUnavailable, UserError
 from lockgate.rollout.spec import DeploymentSpec
-from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
+from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
 from lockgate.serving.deployment import DeploymentManager
 from lockgate.serving.runtimes import FastPath, load_predictor
 from lockgate.serving.source import ModelSource, resolve_source
@@ -185,7 +185,12 @@ def build_app(
         max_body_bytes=config.max_body_bytes,
         deployments=deployments,
         admin_token=config.admin_token,
+        allowed_hosts=LOOPBACK_HOSTS if _is_loopback(config.host) else None,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def _uvicorn_config(app: ServingApp, config: ServeConfig) -> Any:
