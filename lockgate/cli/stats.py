@@ -162,16 +162,26 @@ def simulate_command(
     requests: Annotated[int, typer.Option(help="Synthetic requests to send.")] = 10_000,
     rate: Annotated[float, typer.Option(help="Requests per simulated second.")] = 100.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    policy_name: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="threshold (roll back above 2x the baseline's error rate), or spec: the spec's "
+            "analysis section, as the server runs it (sequential by default).",
+        ),
+    ] = "threshold",
 ) -> None:
     """Run a rollout on synthetic traffic through the real router, controller and policy.
 
     No server and no clock: 10,000 requests take well under a second.
 
-    Example:  lockgate simulate --candidate-error-rate 0.03
+    Examples:  lockgate simulate --candidate-error-rate 0.03
+
+               lockgate simulate --spec canary.yaml --policy spec --candidate-error-rate 0.03
     """
     import time
 
-    from lockgate.rollout import ThresholdPolicy, load_spec, parse_spec, simulate
+    from lockgate.rollout import ThresholdPolicy, load_spec, parse_spec, policy_for, simulate
     from lockgate.testing import SimulatedTraffic, VariantBehaviour
 
     if spec_file is not None:
@@ -198,7 +208,16 @@ def simulate_command(
         error_rate=candidate_error_rate, latency_median_ms=candidate_latency_ms
     )
     traffic = SimulatedTraffic(behaviours, requests_per_s=rate, seed=seed)
-    policy = ThresholdPolicy(min_requests=200, max_error_rate_ratio=2.0)
+    if policy_name not in ("threshold", "spec"):
+        raise UserError(
+            f"--policy must be threshold or spec, got '{policy_name}'",
+            hint="spec judges with the spec's analysis section, as the server does",
+        )
+    policy = (
+        policy_for(spec)
+        if policy_name == "spec"
+        else ThresholdPolicy(min_requests=200, max_error_rate_ratio=2.0)
+    )
     started = time.perf_counter()
     result = simulate(spec, policy, traffic, seed=seed, total_requests=requests)
     elapsed = time.perf_counter() - started

@@ -65,3 +65,12 @@ def test_simulate_rolls_back_a_bad_canary(cli: Cli) -> None:
     assert "rollback" in out and "final phase rolled_back" in out
     code, out, _ = cli("simulate")
     assert code == 0 and "final phase promoted" in out
+
+
+def test_simulate_can_judge_with_the_specs_own_sequential_policy(cli: Cli) -> None:
+    code, out, _ = cli("simulate", "--policy", "spec", "--candidate-error-rate", "0.05")
+    assert code == 0 and "final phase rolled_back" in out and "always-valid p=" in out
+    code, out, _ = cli("simulate", "--policy", "spec")
+    assert code == 0 and "final phase promoted" in out
+    code, _, err = cli("simulate", "--policy", "bayes")
+    assert code == 2 and "threshold or spec" in err
