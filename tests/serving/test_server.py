@@ -214,3 +214,23 @@ def test_a_server_bound_elsewhere_answers_any_host_name(logged_model: Any) -> No
     source = resolve_source(str(logged_model.path), name="cancer")
     app = build_app(source, config=ServeConfig(str(logged_model.path), host="0.0.0.0"))
     assert app.allowed_hosts is None
+
+
+def test_the_openapi_document_describes_the_admin_api() -> None:
+    from openapi_spec_validator import validate
+
+    from lockgate.serving.openapi import openapi_document
+
+    doc = openapi_document()
+    validate(doc)
+    paths = doc["paths"]
+    for path in (
+        "/admin/deployments",
+        "/admin/deployments/{deployment}",
+        "/admin/deployments/{deployment}/{command}",
+        "/admin/deployments/{deployment}/history",
+        "/admin/deployments/{deployment}/stats",
+    ):
+        operations = [op for verb, op in paths[path].items() if verb != "parameters"]
+        assert operations and all(op["security"] == [{"adminToken": []}] for op in operations), path
+    assert doc["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
