@@ -84,7 +84,31 @@ def resolve_source(
     return _checked_local(uri, path, label, None, expected_sha256)
 
 
+MODEL_FILE_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".pt2")
+MODEL_FOLDER_MARKERS = ("MLmodel", "modules.json", "model.onnx")
+
+
+def require_model(path: Path, uri: str) -> None:
+    """Refuse a path that is not a model before reading a byte of it.
+
+    Digesting (and then loading) whatever a URI names would walk any folder given: ``/``,
+    ``/proc/self/root``, a home directory. Only a model file or a folder that declares a model
+    (MLflow's ``MLmodel``, sentence-transformers' ``modules.json``, a ``model.onnx``) is read.
+    """
+    if path.is_file():
+        if path.suffix in MODEL_FILE_SUFFIXES:
+            return
+    elif path.is_dir() and any((path / marker).is_file() for marker in MODEL_FOLDER_MARKERS):
+        return
+    raise UserError(
+        f"'{uri}' is not a model: nothing there was read",
+        hint="pass an MLflow model folder (with MLmodel), a sentence-transformers folder, or a "
+        f"{', '.join(MODEL_FILE_SUFFIXES)} file",
+    )
+
+
 def _checked_local(uri: str, path: Path, name: str, version: str | None, expected: str | None) -> ModelSource:
+    require_model(path, uri)
     if expected is not None:
         digest = verify_digest(path, expected, what=f"model '{uri}'")
     else:
