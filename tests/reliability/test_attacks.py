@@ -146,3 +146,43 @@ def test_a_tensor_declaring_a_huge_shape_is_refused_without_allocating_it(gatewa
     response = httpx.post(f"{gateway.url}/v2/models/served/infer", json=body)
     assert 400 <= response.status_code < 500, response.text
     _alive(gateway.url)
+
+
+def test_a_pickled_model_that_would_run_code_is_not_loaded_unverified(
+    gateway: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    """A pyfunc whose unpickling writes a sentinel file: refused before loading, nothing runs."""
+    import os
+    import warnings
+
+    import mlflow.pyfunc
+
+    sentinel = tmp_path / "pwned"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+        class Evil(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+            def __reduce__(self):  # type: ignore[no-untyped-def]
+                return (os.system, (f"touch {sentinel}",))
+
+            def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+                return model_input
+
+        mlflow.pyfunc.save_model(str(tmp_path / "evil"), python_model=Evil())
+    sentinel.unlink(missing_ok=True)  # saving loads the model back once, here in the test process
+    spec = {
+        "name": "evil",
+        "variants": {"a": str(model_dir), "b": str(tmp_path / "evil")},
+        "baseline": "a",
+        "candidate": "b",
+        "strategy": {"type": "direct"},
+    }
+    response = httpx.put(f"{gateway.url}/admin/deployments/evil", json=spec, headers=AUTH, timeout=60)
+    assert response.status_code == 409, response.text
+    assert "runs the code inside" in response.json()["detail"]
+    assert not sentinel.exists()
+    _alive(gateway.url)
+    with warnings.catch_warnings():  # the control: loading it really would have run the code
+        warnings.simplefilter("ignore")
+        mlflow.pyfunc.load_model(str(tmp_path / "evil"))
+    assert sentinel.exists()
