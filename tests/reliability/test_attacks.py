@@ -182,7 +182,8 @@ def test_a_pickled_model_that_would_run_code_is_not_loaded_unverified(
     assert "runs the code inside" in response.json()["detail"]
     assert not sentinel.exists()
     _alive(gateway.url)
-    with warnings.catch_warnings():  # the control: loading it really would have run the code
-        warnings.simplefilter("ignore")
-        mlflow.pyfunc.load_model(str(tmp_path / "evil"))
+    import cloudpickle  # the control: unpickling it really would have run the code
+
+    with open(tmp_path / "evil" / "python_model.pkl", "rb") as file:
+        cloudpickle.load(file)
     assert sentinel.exists()
