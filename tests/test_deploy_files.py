@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import shlex
 import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +346,14 @@ def test_the_deploy_readme_names_every_file_and_how_it_is_checked() -> None:
     for path in sorted(DEPLOY.rglob("*")):
         if path.is_file() and path.name != "README.md" and "__pycache__" not in path.parts:
             assert str(path.relative_to(DEPLOY)) in readme, f"deploy/README.md does not mention {path}"
+
+
+def test_the_cold_start_command_in_the_deploy_readme_runs(
+    cli: Callable[..., tuple[int, str, str]], lockgate_home: Path
+) -> None:
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("lockgate plan --cost"))
+    shutil.copytree(ROOT / "examples" / "specs", lockgate_home.parent / "examples" / "specs")
+    code, out, err = cli(*shlex.split(line)[1:])
+    assert code == 0, err
+    assert "rolling" in out
