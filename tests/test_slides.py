@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 
-from tests.test_docs import _command_path
+from lockgate.cli.main import app
 
 ROOT = Path(__file__).parents[1]
 SLIDES = ROOT / "docs" / "slides"
@@ -69,6 +70,19 @@ def _text(deck: str) -> str:
 def _slides(deck: str) -> list[str]:
     body = _text(deck).split("---\n", 2)[2]
     return [s for s in re.split(r"\n---\n", body) if s.strip()]
+
+
+def _command_path(args: list[str]) -> list[str]:
+    """The lockgate (sub)command that ``args`` starts with, as in tests/test_docs.py."""
+    group = typer.main.get_command(app)
+    path: list[str] = []
+    for token in args:
+        commands = getattr(group, "commands", {})
+        if token not in commands:
+            break
+        path.append(token)
+        group = commands[token]
+    return path
 
 
 def _commands() -> list[tuple[str, list[str]]]:
