@@ -18,7 +18,14 @@ import typer
 from lockgate.cli.main import app
 
 ROOT = Path(__file__).parents[1]
-DOCS = ["cost.md", "strategies.md", "lifecycle.md", "deployment-checklist.md", "runbook-template.md"]
+DOCS = [
+    "cost.md",
+    "strategies.md",
+    "lifecycle.md",
+    "deployment-checklist.md",
+    "runbook-template.md",
+    "tools-comparison.md",
+]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -78,3 +85,11 @@ def test_the_cost_docs_show_the_commands_real_output(cli: Cli, monkeypatch: pyte
     code, out, _ = cli(*args)
     assert code == 0
     assert [line.rstrip() for line in out.splitlines()] == [line.rstrip() for line in shown.splitlines()]
+
+
+def test_the_readme_links_every_doc() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pages = [*sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "slides").glob("*.md"))]
+    for page in [*pages, ROOT / "deploy" / "README.md"]:
+        link = str(page.relative_to(ROOT))
+        assert f"]({link})" in readme, f"README.md does not link {link}"
