@@ -24,14 +24,16 @@ from typing import Any
 
 from mangum import Mangum
 
-from lockgate.serving import build_app, load_variant, resolve_source
+from lockgate.serving import ServeConfig, build_app, load_variant, resolve_source
 
 
 def create_handler(model_uri: str, *, sha256: str | None = None) -> Mangum:
     """Load ``model_uri`` once and return the Lambda handler that serves it."""
     source = resolve_source(model_uri, expected_sha256=sha256)
     variant = load_variant(source)
-    app = build_app(variants=[variant])
+    # Behind API Gateway or a function URL the Host is the endpoint's name, not loopback: the
+    # DNS-rebinding guard of a loopback-bound server does not apply (host 0.0.0.0 turns it off).
+    app = build_app(variants=[variant], config=ServeConfig("", host="0.0.0.0"))  # noqa: S104
     # One event loop for the life of the execution environment: the app's batcher lives on it
     # between invocations, and Mangum runs each request on it (asyncio.get_event_loop()).
     loop = asyncio.new_event_loop()
