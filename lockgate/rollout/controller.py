@@ -326,6 +326,7 @@ class RolloutState:
     stats_at_start: Mapping[str, VariantStats] = field(default_factory=dict)
     requests_at_stage_start: Mapping[str, int] = field(default_factory=dict)
     stats_at_stage_start: Mapping[str, VariantStats] = field(default_factory=dict)
+    is_stage_window_open: bool = True
     last_verdict: Verdict | None = None
     reason: str = ""
     updated_at: float | None = None
@@ -355,6 +356,7 @@ class RolloutState:
             "stats_at_start": {k: v.to_dict() for k, v in self.stats_at_start.items()},
             "requests_at_stage_start": dict(self.requests_at_stage_start),
             "stats_at_stage_start": {k: v.to_dict() for k, v in self.stats_at_stage_start.items()},
+            "is_stage_window_open": self.is_stage_window_open,
             "last_verdict": None
             if verdict is None
             else {
@@ -389,6 +391,7 @@ class RolloutState:
             stats_at_stage_start={
                 k: VariantStats.from_dict(v) for k, v in data.get("stats_at_stage_start", {}).items()
             },
+            is_stage_window_open=bool(data.get("is_stage_window_open", True)),
             last_verdict=None
             if verdict is None
             else Verdict(
@@ -592,6 +595,14 @@ def step(
     window = state.stats_at_start
     judge = policy
     if isinstance(policy, StagePolicy):
+        if not state.is_stage_window_open:
+            # The first look after a stage's weights changed opens its window: requests routed by
+            # the old table while the change was being written must not count toward its split.
+            state = replace(
+                state,
+                stats_at_stage_start={name: stats.copy() for name, stats in snapshot.items()},
+                is_stage_window_open=True,
+            )
         window = state.stats_at_stage_start or state.stats_at_start
         is_mirrored = stage.candidate_bp == 0 and stage.shadow_fraction > 0
         judge = policy.for_stage(candidate_share(stage), len(stages), is_mirrored=is_mirrored)
@@ -691,6 +702,7 @@ def _enter(
         stage_started_at=now,
         requests_at_stage_start={name: stats.requests for name, stats in snapshot.items()},
         stats_at_stage_start={name: stats.copy() for name, stats in snapshot.items()},
+        is_stage_window_open=False,
     )
     set_weights = SetWeights(weights, shadow, stage.shadow_fraction, stage.replicas, stage.keep_warm)
     event_numbers = {**(numbers or {}), "candidate_weight_bp": float(stage.candidate_bp)}

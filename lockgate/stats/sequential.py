@@ -93,7 +93,8 @@ def normal_mixture_radius(variance: npt.ArrayLike, tau2: float, alpha: float) ->
     var = np.asarray(variance, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         total = var + tau2
-        radius = np.sqrt(var * total / tau2 * (2.0 * math.log(1.0 / alpha) + np.log(total / var)))
+        # log(total) - log(var), not log(total / var): the ratio overflows for a tiny variance
+        radius = np.sqrt(var * total / tau2 * (2.0 * math.log(1.0 / alpha) + np.log(total) - np.log(var)))
     out: FloatArray = np.where(var > 0, radius, 0.0)
     return out
 

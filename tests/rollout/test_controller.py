@@ -478,11 +478,14 @@ def test_a_stage_policy_judges_each_stage_on_its_own_traffic() -> None:
     state, _ = step(CANARY, state, at_stage_one, 61.0, policy)
     assert state.stage_index == 1
     assert policy.asked == [(0.05, 2, False)]
-    later = {"stable": served(2950), "canary": served(1150)}
+    # requests still routed by the old (5%) table while the advance was written: not stage 2's
+    leaked = {"stable": served(2050), "canary": served(155)}
+    state, _ = step(CANARY, state, leaked, 62.0, policy)
+    assert state.is_stage_window_open and policy.asked[-1] == (0.5, 2, False)
+    later = {"stable": served(3050), "canary": served(1155)}
     step(CANARY, state, later, 70.0, policy)
-    assert policy.asked[-1] == (0.5, 2, False)
     baseline, candidate = policy.inner.seen or (VariantStats(), VariantStats())
-    assert (baseline.requests, candidate.requests) == (1000, 1000)  # since stage 2 began
+    assert (baseline.requests, candidate.requests) == (1000, 1000)  # since stage 2's window opened
     mirrored = plan(make_spec(type="shadow", fraction=0.25))[0]
     assert candidate_share(mirrored) == pytest.approx(0.2)
     # the state, with the counters at the stage's start, survives a round trip through JSON

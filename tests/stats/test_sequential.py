@@ -191,3 +191,11 @@ def test_bad_input_raises_named_errors() -> None:
         BernoulliSPRT(null_rate=0.01, mde=0.01).test(5, 3)
     with pytest.raises(ValidationError):
         BernoulliSPRT(null_rate=1.5, mde=0.01)
+
+
+def test_a_tiny_variance_gives_a_tiny_finite_radius() -> None:
+    """Found by hypothesis: log(total / var) overflowed for a variance of 5e-159."""
+    from lockgate.stats.sequential import normal_mixture_radius
+
+    radius = normal_mixture_radius([4.824654288684171e-159], 0.5, 0.05)
+    assert np.isfinite(radius).all() and 0 < radius[0] < 1e-70
