@@ -35,6 +35,13 @@ from lockgate.errors import (
     UnsupportedMediaType,
     UserError,
 )
+from lockgate.monitor.dashboard import (
+    DASHBOARD_PATH,
+    DATA_PATH,
+    dashboard_authorization,
+    dashboard_data,
+    dashboard_page,
+)
 from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.deployment import field_routing_key
 from lockgate.serving.feedback import DEFAULT_MAX_IDS, Feedback, FeedbackJoins, parse_feedback
@@ -274,6 +281,8 @@ class ServingApp:
         try:
             if scope["path"].startswith("/admin/"):
                 response = await self._admin(scope, receive, content_type, content_length, authorization)
+            elif scope["path"].startswith(DASHBOARD_PATH):
+                response = await self._dashboard(scope, authorization)
             else:
                 response = await self._dispatch(
                     scope, receive, content_type, content_length, routing_key, request_id, served
@@ -353,6 +362,18 @@ class ServingApp:
             self.deployments, method, scope["path"], scope.get("query_string", b""), body
         )
         return _Response(status, payload)
+
+    async def _dashboard(self, scope: Scope, authorization: bytes | None) -> _Response:
+        """The read-only dashboard page and the JSON it polls, behind the admin token."""
+        path: str = scope["path"].rstrip("/")
+        if path not in (DASHBOARD_PATH, DATA_PATH):
+            raise NotFound(f"no endpoint {path}", hint=f"the dashboard is GET {DASHBOARD_PATH}")
+        token = dashboard_authorization(authorization, scope.get("query_string", b""), self.admin_token)
+        check_admin_token(self.admin_token, token)
+        self._require(scope["method"], "GET")
+        if path == DASHBOARD_PATH:
+            return _Response(200, dashboard_page(), b"text/html; charset=utf-8")
+        return _Response(200, orjson.dumps(await dashboard_data(self.deployments, now=time.time())))
 
     def _respond_error(self, exc: Exception) -> _Response:
         if isinstance(exc, LockgateError):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.errors import Conflict, LockgateError, NotFound, UserError
+from lockgate.monitor.timeline import WeightTimeline
 from lockgate.rollout.controller import routing_table
 from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
 from lockgate.rollout.runner import ChampionRegistry, RolloutRunner, check_replaceable
@@ -260,6 +261,7 @@ class DeploymentManager:
         self._lock: asyncio.Lock | None = None
         self.tick_errors = 0
         self._deploying: set[str] = set()  # being deployed here: discovery leaves them alone
+        self.timeline = WeightTimeline()  # the weights over time, for the dashboard
 
     # ------------------------------------------------------------------ RolloutTarget
 
@@ -279,6 +281,8 @@ class DeploymentManager:
         live.version = deployment.version
         verdict = deployment.state.last_verdict
         live.decision = verdict.decision.value if verdict is not None else None
+        weights = {v: bp / 100.0 for v, bp in deployment.state.weights_bp}
+        self.timeline.record(deployment.name, time.time(), live.phase, weights)
 
     # ------------------------------------------------------------------ lifecycle
 
