@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.errors import Conflict, LockgateError, NotFound, UserError
+from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
 from lockgate.monitor.timeline import WeightTimeline
 from lockgate.rollout.controller import routing_table
 from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["DeploymentManager", "LiveDeployment", "ShadowMirror", "VariantLoader", "field_routing_key"]
 
 _log = logging.getLogger("lockgate.serving")
+
+_ALERT_PHASES = frozenset({"rolled_back", "halted"})
 
 VariantLoader = Callable[[str, str, str], Variant]
 """Loads (deployment name, variant name, model URI) into a warmed-up variant (blocking)."""
@@ -225,6 +228,8 @@ class DeploymentManager:
     ``tick_s`` is the controller's period; every ``discover_s`` the store is checked for
     deployments that other gateways created. Several gateways on one store (Postgres) add up
     their counters there, and one of them at a time (the lease holder) steps each rollout.
+    ``alerts`` (optional) gets an alert when a rollout rolls back or halts, after the tick that
+    saw it (never on the request path); each alert is also an ``alert`` event in the audit log.
     """
 
     def __init__(
@@ -240,8 +245,11 @@ class DeploymentManager:
         discover_s: float = 1.0,
         persist_joins: bool = False,
         max_joins: int = 1_000_000,
+        alerts: AlertSender | None = None,
     ) -> None:
         self.store = store
+        self.alerts = alerts
+        self._alerts_due: set[str] = set()
         self.initial = tuple(initial)
         self.discover_s = discover_s
         self.persist_joins = persist_joins
@@ -276,6 +284,9 @@ class DeploymentManager:
         live = self.live.get(deployment.name)
         if live is None or deployment.version == live.version:
             return
+        phase = deployment.state.phase.value
+        if self.alerts is not None and phase in _ALERT_PHASES and phase != live.phase:
+            self._alerts_due.add(deployment.name)
         live.table = routing_table(deployment.state)  # one assignment: atomic for the request path
         live.phase = deployment.state.phase.value
         live.version = deployment.version
@@ -318,6 +329,10 @@ class DeploymentManager:
             await asyncio.gather(*(variant.stop() for variant in live.variants.values()))
         # the last counters reach the store, so a clean restart loses nothing
         await self._tick()
+        if self.alerts is not None:
+            if self._alerts_due:
+                await self._send_alerts()
+            await asyncio.to_thread(self.alerts.close)
 
     async def _loop(self) -> None:
         last_discovery = asyncio.get_running_loop().time()
@@ -325,6 +340,8 @@ class DeploymentManager:
             await asyncio.sleep(self.tick_s)
             try:
                 await self._tick()
+                if self._alerts_due:
+                    await self._send_alerts()
                 now = asyncio.get_running_loop().time()
                 if now - last_discovery >= self.discover_s:
                     last_discovery = now
@@ -364,6 +381,21 @@ class DeploymentManager:
                     await asyncio.to_thread(self._save_joins, joins)
             finally:
                 self._collected = {}
+
+    async def _send_alerts(self) -> None:
+        """Alert on each rollback or halt the audit log has that no alert names yet."""
+        assert self.alerts is not None
+        for name in sorted(self._alerts_due):
+            # discarded before the look: a rollback noted meanwhile (a command's thread) stays due
+            self._alerts_due.discard(name)
+            events = await asyncio.to_thread(self.store.events, name)
+            alert = pending_alert(name, events, now=time.time())
+            if alert is None:
+                continue
+            record = alert_event(alert, now=time.time(), destination=self.alerts.destination)
+            await asyncio.to_thread(self.store.append_events, name, [record])
+            self.alerts.send(alert)
+            _log.warning("%s", alert.text)
 
     # ------------------------------------------------------------------ feedback joins
 

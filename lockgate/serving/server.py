@@ -26,6 +26,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from lockgate.errors import LockgateError, ServiceUnavailable, UserError
+from lockgate.monitor.alerts import WebhookSender, check_webhook_url
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
 from lockgate.serving.deployment import DeploymentManager
@@ -68,6 +69,7 @@ class ServeConfig:
     follow_registry: bool = True
     tick_s: float = 0.25
     persist_joins: bool = False
+    alert_webhook: str | None = None
 
     @property
     def has_deployments(self) -> bool:
@@ -82,6 +84,8 @@ class ServeConfig:
             raise UserError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
         if self.threads < 1:
             raise UserError(f"threads must be >= 1, got {self.threads}")
+        if self.alert_webhook is not None:
+            check_webhook_url(self.alert_webhook)
         if not self.tick_s > 0:
             raise UserError(f"tick_s must be > 0, got {self.tick_s}")
         names = [spec.name for spec in self.deployments]
@@ -152,6 +156,7 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
         tick_s=config.tick_s,
         initial=config.deployments,
         persist_joins=config.persist_joins,
+        alerts=WebhookSender(config.alert_webhook) if config.alert_webhook else None,
     )
 
 
