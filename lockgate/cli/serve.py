@@ -93,6 +93,18 @@ def serve_command(
             "mismatch (also written to the audit log). Off by default.",
         ),
     ] = None,
+    drift_reference: Annotated[
+        str | None,
+        typer.Option(
+            "--drift-reference",
+            metavar="NAME@VERSION",
+            help="Training data (a dataset version) to compare each deployment's live inputs with: "
+            "one request in --drift-sample-every is sketched per variant (PSI, KS, JS in the status).",
+        ),
+    ] = None,
+    drift_sample_every: Annotated[
+        int, typer.Option(help="Sketch one request in this many for live drift.")
+    ] = 10,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -111,7 +123,8 @@ def serve_command(
         LOCKGATE_ADMIN_TOKEN=$(openssl rand -hex 16) lockgate serve --deployment canary.yaml
 
         # then open http://127.0.0.1:8080/dashboard?token=$LOCKGATE_ADMIN_TOKEN; alerts to a chat:
-        lockgate serve --deployment canary.yaml --alert-webhook https://hooks.example.com/lockgate
+        lockgate serve --deployment canary.yaml --alert-webhook https://hooks.example.com/lockgate \\
+          --drift-reference churn-train@3
     """
     from lockgate.errors import UserError
 
@@ -149,5 +162,7 @@ def serve_command(
         follow_registry=follow_registry,
         persist_joins=persist_feedback,
         alert_webhook=alert_webhook,
+        drift_reference=drift_reference,
+        drift_sample_every=drift_sample_every,
     )
     serve(config)

@@ -1,4 +1,4 @@
-"""Alerts: a rollback, a sample-ratio-mismatch halt (and, later, a drift breach) posted to a webhook.
+"""Alerts: a rollback, a sample-ratio-mismatch halt or a drift breach, posted to a webhook.
 
 The decision is pure: :func:`pending_alert` reads a deployment's audit log and returns the
 alert still owed, if any: the newest ``rollback`` or ``halt`` event that no ``alert`` event names
@@ -61,9 +61,11 @@ class Alert:
     @property
     def text(self) -> str:
         """One line for a chat channel (Slack and Mattermost show a ``text`` field)."""
-        what = {"rollback": "rolled back", "srm_halt": "halted (sample-ratio mismatch)"}.get(
-            self.kind, self.kind
-        )
+        what = {
+            "rollback": "rolled back",
+            "srm_halt": "halted (sample-ratio mismatch)",
+            "drift": "drifted",
+        }.get(self.kind, self.kind)
         return f"lockgate: deployment '{self.deployment}' {what} by {self.actor}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:

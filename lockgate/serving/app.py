@@ -315,6 +315,8 @@ class ServingApp:
                 self._remember(served, request_id, variant)
             if served.shadow is not None:
                 self._mirror(served, elapsed * 1000.0)
+            if served.deployment is not None and served.deployment.drift is not None:
+                self._sample(served, variant, response.status)
 
     def _remember(self, served: _Served, request_id: bytes, variant: Variant) -> None:
         """Keep which variant answered, under the header's id and the V2 body's own id."""
@@ -328,6 +330,14 @@ class ServingApp:
             self.deployments.note_join(name, request_id, variant)
             if body_id:
                 self.deployments.note_join(name, body_id.encode(), variant)
+
+    def _sample(self, served: _Served, variant: Variant, status: int) -> None:
+        """Offer an answered request's inputs to the deployment's drift sketches (after the reply)."""
+        live, request = served.deployment, served.request
+        if live is not None and live.drift is not None and request is not None and status == 200:
+            name = live.names.get(id(variant))
+            if name is not None:
+                live.drift.offer(name, request.inputs, variant.predictor.signature.column_names)
 
     def _mirror(self, served: _Served, primary_ms: float) -> None:
         """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""

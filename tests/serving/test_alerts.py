@@ -101,3 +101,62 @@ def test_a_rollback_posts_an_alert_and_writes_it_to_the_audit_log(
 def test_a_webhook_that_is_not_a_url_is_refused_at_startup() -> None:
     with pytest.raises(UserError, match="--alert-webhook must be an http"):
         ServeConfig("", alert_webhook="hooks.example.com/lockgate")
+
+
+def test_live_inputs_that_drift_show_in_the_status_and_raise_an_alert(
+    tmp_path: Path, models: dict[str, Path], logged_model: Any, receiver: tuple[str, queue.Queue[Any]]
+) -> None:
+    import pandas as pd
+
+    from lockgate.monitor.reference import reference_from_frame
+
+    url, received = receiver
+    config = ServeConfig(
+        "", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True, alert_webhook=url
+    )
+    store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    manager = build_deployments(config, store)
+    train = pd.DataFrame(logged_model.features, columns=logged_model.columns)
+    manager.drift_reference = reference_from_frame(train, dataset="cancer-train@1", digest="d1")
+    manager.drift_sample_every = 2
+    handle = run_server_in_thread(build_app(config=config, deployments=manager))
+    try:
+        base = handle.url
+        spec = {
+            "name": "churn",
+            "variants": {"stable": str(models["good"]), "next": str(models["weak"])},
+            "baseline": "stable",
+            "candidate": "next",
+            "strategy": {"type": "canary", "steps": [{"weight_percent": 50}]},
+        }  # not started: every request is the baseline's
+        assert (
+            httpx.put(f"{base}/admin/deployments/churn", json=spec, headers=AUTH, timeout=60).status_code
+            == 201
+        )
+        shifted = (logged_model.features[:50] * 3.0).tolist()  # every feature far from training
+        body = {"dataframe_split": {"columns": logged_model.columns, "data": shifted}}
+        with httpx.Client(timeout=30) as client:
+            for _ in range(12):  # 6 sampled requests of 50 rows: 300 values a feature
+                assert client.post(f"{base}/invocations", json=body).status_code == 200
+        alert = received.get(timeout=10)
+        assert alert["kind"] == "drift" and alert["deployment"] == "churn"
+        assert "variant 'stable' drifted" in alert["reason"]
+        deadline = time.monotonic() + 10
+        drift = httpx.get(f"{base}/admin/deployments/churn", headers=AUTH).json()["drift"]
+        while drift["sampled"] < 6 and time.monotonic() < deadline:  # the last samples fold on a later tick
+            time.sleep(0.05)
+            drift = httpx.get(f"{base}/admin/deployments/churn", headers=AUTH).json()["drift"]
+        assert drift["reference"]["dataset"] == "cancer-train@1"
+        assert drift["seen"] == 12 and drift["sampled"] == 6 and drift["dropped"] == 0
+        stable = drift["variants"]["stable"]
+        assert len(stable["drifted"]) > 20
+        feature = stable["features"][logged_model.columns[0]]
+        assert feature["status"] == "drift" and feature["psi"] > 0.2 and feature["live_count"] == 300
+        actions = [
+            e["action"]
+            for e in httpx.get(f"{base}/admin/deployments/churn/history", headers=AUTH).json()["events"]
+        ]
+        assert "drift" in actions
+    finally:
+        handle.stop()
+        store.close()

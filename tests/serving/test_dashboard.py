@@ -35,10 +35,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Any]:
+def gateway(tmp_path: Path, logged_model: Any) -> Iterator[Any]:
+    """A server with the admin API, a fast controller and live drift against the training data."""
+    import pandas as pd
+
+    from lockgate.monitor.reference import reference_from_frame
+
     config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True)
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
-    handle = run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))
+    manager = build_deployments(config, store)
+    train = pd.DataFrame(logged_model.features, columns=logged_model.columns)
+    manager.drift_reference = reference_from_frame(train, dataset="cancer-train@1", digest="d1")
+    manager.drift_sample_every = 1
+    handle = run_server_in_thread(build_app(config=config, deployments=manager))
     yield handle
     handle.stop()
     store.close()
@@ -57,9 +66,10 @@ def _canary(url: str, models: dict[str, Path], logged_model: Any, n: int) -> dic
     assert created.status_code == 201, created.text
     started = httpx.post(f"{url}/admin/deployments/churn/start", json={"actor": "alice"}, headers=AUTH)
     assert started.status_code == 200, started.text
-    row = {"dataframe_split": {"columns": logged_model.columns, "data": [logged_model.features[0].tolist()]}}
     with httpx.Client(timeout=30) as client:
         for i in range(n):
+            rows = logged_model.features[(5 * i) % 560 : (5 * i) % 560 + 5].tolist()
+            row = {"dataframe_split": {"columns": logged_model.columns, "data": rows}}
             answer = client.post(f"{url}/invocations", json=row, headers={"x-routing-key": f"user-{i}"})
             assert answer.status_code == 200, answer.text
     status: dict[str, Any] = httpx.get(f"{url}/admin/deployments/churn", headers=AUTH).json()
@@ -155,6 +165,7 @@ def test_the_page_shows_the_live_numbers_in_a_real_browser(
     assert {variant: count for count, variant in shown.items()} == served
     assert all(int(count) > 0 for count in served.values())
     assert f'data-field="phase">{status["phase"]}<' in dom
+    assert 'data-field="drift"' in dom and "Input drift vs cancer-train@1" in dom
     errors = re.search(r'<pre id="console-errors">(.*?)</pre>', dom, re.S)
     assert errors is not None and errors.group(1).strip() == "", errors.group(1) if errors else dom
     assert "Uncaught" not in dumped.stderr

@@ -87,6 +87,26 @@
     return chart;
   }
 
+  // Live drift: per variant, the features with the highest PSI first (the drifted ones flagged).
+  function driftSection(drift) {
+    const box = el("div", { "data-field": "drift" });
+    box.appendChild(el("h3", { text: `Input drift vs ${drift.reference.dataset || "reference"}` }));
+    box.appendChild(el("div", { class: "muted", text:
+      `one request in ${drift.sample_every} sketched · ${fmt(drift.sampled)} sampled · ${fmt(drift.dropped)} dropped` }));
+    for (const [variant, report] of Object.entries(drift.variants)) {
+      const features = Object.entries(report.features)
+        .filter(([, f]) => f.live_count > 0)
+        .sort((a, b) => (b[1].psi || 0) - (a[1].psi || 0))
+        .slice(0, 8);
+      box.appendChild(el("div", { text: `${variant}: ` + (report.drifted.length ? "drift in " + report.drifted.join(", ") : "no drift"),
+                                  class: report.drifted.length ? "decision-rollback" : "decision-continue",
+                                  "data-drift-variant": variant, "data-drifted": String(report.drifted.length) }));
+      box.appendChild(table(["feature", "PSI", "KS", "JS", "n", "status"], features.map(([name, f]) =>
+        [name, fmt(f.psi, 3), fmt(f.ks, 3), fmt(f.js, 3), fmt(f.live_count), f.status])));
+    }
+    return box;
+  }
+
   function deploymentCard(item, now) {
     const s = item.status;
     const names = Object.keys(s.variants);
@@ -130,6 +150,7 @@
     right.appendChild(el("h3", { text: "Shadow" }));
     const shadow = Object.entries(s.shadow).filter(([, v]) => v !== null);
     right.appendChild(table(["", "value"], shadow.map(([k, v]) => [k, fmt(v, 4)]), { "data-field": "shadow" }));
+    if (s.drift) left.appendChild(driftSection(s.drift));
     right.appendChild(el("h3", { text: "Audit log" }));
     right.appendChild(el("ol", { class: "events", "data-field": "events" }, item.events.slice().reverse().map((e) =>
       el("li", { text: `${time(e.at)} ${e.action} by ${e.actor}${e.reason ? ": " + e.reason : ""}` }))));
