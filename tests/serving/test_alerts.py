@@ -93,6 +93,9 @@ def test_a_rollback_posts_an_alert_and_writes_it_to_the_audit_log(
         assert "secret-path" not in audited["reason"]  # the audit log names the host only
         time.sleep(0.3)  # more ticks: the alert is sent once
         assert received.empty()
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'lockgate_alerts{outcome="sent"} 1.0' in metrics
+        assert 'lockgate_alerts{outcome="failed"} 0.0' in metrics
     finally:
         handle.stop()
         store.close()

@@ -113,6 +113,13 @@ def test_the_data_has_the_status_the_events_and_the_weights_over_time(
     weights = [point["weights_percent"] for point in churn["timeline"]]
     assert weights[0] == {"stable": 100.0, "next": 0.0}
     assert weights[-1] == {"stable": 50.0, "next": 50.0}
+    drift = churn["status"]["drift"]
+    assert drift["reference"]["dataset"] == "cancer-train@1"
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'lockgate_rollout_weight_ratio{deployment="churn",variant="next"} 0.5' in metrics
+    if drift["sampled"]:  # the controller folds the samples a tick after the requests
+        assert 'lockgate_drift_psi{deployment="churn",feature="mean radius",variant="stable"}' in metrics
+        assert 'lockgate_drift_sampled{deployment="churn"}' in metrics
 
 
 def _chromium() -> str:
