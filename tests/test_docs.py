@@ -18,7 +18,14 @@ import typer
 from lockgate.cli.main import app
 
 ROOT = Path(__file__).parents[1]
-DOCS = ["cost.md", "strategies.md", "lifecycle.md", "deployment-checklist.md", "runbook-template.md"]
+DOCS = [
+    "cost.md",
+    "strategies.md",
+    "lifecycle.md",
+    "deployment-checklist.md",
+    "runbook-template.md",
+    "monitoring.md",
+]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}
 
 Cli = Callable[..., tuple[int, str, str]]
