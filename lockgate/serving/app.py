@@ -36,8 +36,10 @@ from lockgate.errors import (
     UserError,
 )
 from lockgate.monitor.dashboard import (
+    DASHBOARD_HEADERS,
     DASHBOARD_PATH,
     DATA_PATH,
+    RecentEvents,
     dashboard_authorization,
     dashboard_data,
     dashboard_page,
@@ -105,6 +107,7 @@ class _Response:
     body: bytes
     content_type: bytes = _JSON
     retry_after_s: float | None = None
+    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass
@@ -167,6 +170,7 @@ class ServingApp:
         self._openapi: bytes | None = None
         self._started = False
         self._load_task: asyncio.Task[None] | None = None
+        self._recent_events = RecentEvents()  # the dashboard's audit log, read incrementally
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -305,6 +309,8 @@ class ServingApp:
             headers.append((b"x-model-version", variant.model_version.encode()))
         if response.retry_after_s is not None:
             headers.append((b"retry-after", str(max(1, round(response.retry_after_s))).encode()))
+        if response.extra_headers:
+            headers.extend(response.extra_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
         if variant is not None:
@@ -382,8 +388,9 @@ class ServingApp:
         check_admin_token(self.admin_token, token)
         self._require(scope["method"], "GET")
         if path == DASHBOARD_PATH:
-            return _Response(200, dashboard_page(), b"text/html; charset=utf-8")
-        return _Response(200, orjson.dumps(await dashboard_data(self.deployments, now=time.time())))
+            return _Response(200, dashboard_page(), b"text/html; charset=utf-8", None, DASHBOARD_HEADERS)
+        data = await dashboard_data(self.deployments, now=time.time(), recent=self._recent_events)
+        return _Response(200, orjson.dumps(data), _JSON, None, ((b"cache-control", b"no-store"),))
 
     def _respond_error(self, exc: Exception) -> _Response:
         if isinstance(exc, LockgateError):

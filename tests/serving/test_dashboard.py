@@ -96,6 +96,9 @@ def test_the_dashboard_needs_the_admin_token(gateway: Any) -> None:
     page = httpx.get(f"{url}/dashboard?token={TOKEN}")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy  # nothing from elsewhere
+    assert page.headers["referrer-policy"] == "no-referrer"
     assert httpx.get(f"{url}/dashboard", headers=AUTH).status_code == 200
     assert httpx.post(f"{url}/dashboard", headers=AUTH).status_code == 405
     assert httpx.get(f"{url}/dashboard/nope", headers=AUTH).status_code == 404

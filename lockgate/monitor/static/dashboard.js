@@ -14,6 +14,7 @@
   }
   window.addEventListener("error", (e) => reportError("error: " + e.message));
   window.addEventListener("unhandledrejection", (e) => reportError("unhandled: " + e.reason));
+  document.addEventListener("securitypolicyviolation", (e) => reportError("blocked by CSP: " + e.blockedURI));
 
   // The token comes once in ?token=; it is kept for this tab and taken out of the address bar.
   const params = new URLSearchParams(window.location.search);
