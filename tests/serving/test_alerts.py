@@ -163,3 +163,46 @@ def test_live_inputs_that_drift_show_in_the_status_and_raise_an_alert(
     finally:
         handle.stop()
         store.close()
+
+
+def test_a_sample_ratio_halt_posts_an_srm_alert(
+    tmp_path: Path, models: dict[str, Path], logged_model: Any, receiver: tuple[str, queue.Queue[Any]]
+) -> None:
+    url, received = receiver
+    config = ServeConfig(
+        "", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True, alert_webhook=url
+    )
+    store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    handle = run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))
+    try:
+        base = handle.url
+        spec = {
+            "name": "churn",
+            "variants": {"stable": str(models["good"]), "next": str(models["weak"])},
+            "baseline": "stable",
+            "candidate": "next",
+            "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
+        }
+        assert (
+            httpx.put(f"{base}/admin/deployments/churn", json=spec, headers=AUTH, timeout=60).status_code
+            == 201
+        )
+        assert httpx.post(f"{base}/admin/deployments/churn/start", json={}, headers=AUTH).status_code == 200
+        row = {
+            "dataframe_split": {"columns": logged_model.columns, "data": [logged_model.features[0].tolist()]}
+        }
+        deadline = time.monotonic() + 30
+        with httpx.Client(timeout=30) as client:
+            # one routing key: every request lands on one variant of a 50/50 split, a broken ratio
+            while received.empty() and time.monotonic() < deadline:
+                for _ in range(50):
+                    client.post(f"{base}/invocations", json=row, headers={"x-routing-key": "one-user"})
+        alert = received.get(timeout=10)
+        assert alert["kind"] == "srm_halt" and alert["to_phase"] == "halted"
+        assert (
+            "sample-ratio mismatch" in alert["reason"] and "halted (sample-ratio mismatch)" in alert["text"]
+        )
+        assert alert["numbers"]["srm_p"] <= 0.001
+    finally:
+        handle.stop()
+        store.close()
