@@ -6,7 +6,7 @@ import http.server
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method:UserWarning"),
 ]
+
+Cli = Callable[..., tuple[int, str, str]]
 
 TOKEN = "alerts-admin-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -49,7 +51,7 @@ def receiver() -> Iterator[tuple[str, queue.Queue[Any]]]:
 
 
 def test_a_rollback_posts_an_alert_and_writes_it_to_the_audit_log(
-    tmp_path: Path, models: dict[str, Path], receiver: tuple[str, queue.Queue[Any]]
+    tmp_path: Path, models: dict[str, Path], receiver: tuple[str, queue.Queue[Any]], cli: Cli
 ) -> None:
     url, received = receiver
     config = ServeConfig(
@@ -96,6 +98,8 @@ def test_a_rollback_posts_an_alert_and_writes_it_to_the_audit_log(
         metrics = httpx.get(f"{base}/metrics").text
         assert 'lockgate_alerts{outcome="sent"} 1.0' in metrics
         assert 'lockgate_alerts{outcome="failed"} 0.0' in metrics
+        code, _, err = cli("monitor", "live", "churn", "--url", base, "--token", TOKEN)
+        assert code == 2 and "has no live drift" in err and "--drift-reference" in err
     finally:
         handle.stop()
         store.close()
@@ -107,7 +111,12 @@ def test_a_webhook_that_is_not_a_url_is_refused_at_startup() -> None:
 
 
 def test_live_inputs_that_drift_show_in_the_status_and_raise_an_alert(
-    tmp_path: Path, models: dict[str, Path], logged_model: Any, receiver: tuple[str, queue.Queue[Any]]
+    tmp_path: Path,
+    models: dict[str, Path],
+    logged_model: Any,
+    receiver: tuple[str, queue.Queue[Any]],
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pandas as pd
 
@@ -160,6 +169,11 @@ def test_live_inputs_that_drift_show_in_the_status_and_raise_an_alert(
             for e in httpx.get(f"{base}/admin/deployments/churn/history", headers=AUTH).json()["events"]
         ]
         assert "drift" in actions
+        monkeypatch.setenv("COLUMNS", "160")
+        code, out, _ = cli("monitor", "live", "churn", "--url", base, "--token", TOKEN)
+        assert code == 1, out
+        assert "churn/stable: live inputs against cancer-train@1" in out
+        assert f"stable: {len(stable['drifted'])} feature(s) drifted" in out
     finally:
         handle.stop()
         store.close()
