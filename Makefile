@@ -11,13 +11,14 @@ EXTRAS ?= all,dev
 # pip prints one harmless warning per package for this machine's optional local indexes; hide only those.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help install demo test lint format bench clean
+.PHONY: help install demo test lint format bench slides clean
 
 help:
 	@echo "make demo   create .venv, install, run 'lockgate quickstart'"
 	@echo "make test   install, then ruff, mypy and the whole pytest suite"
 	@echo "make lint   ruff and mypy only"
 	@echo "make bench  run the benchmarks in benchmarks/ (writes benchmarks/results/*.json)"
+	@echo "make slides render docs/slides/*.md to HTML in build/slides/ (Marp, pinned in docs/slides/package-lock.json)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,19 +38,32 @@ demo: install
 	$(BIN)/lockgate quickstart --fresh
 
 lint: install
-	$(BIN)/ruff check lockgate tests benchmarks scripts examples
-	$(BIN)/ruff format --check lockgate tests benchmarks scripts examples
+	$(BIN)/ruff check lockgate tests benchmarks scripts examples deploy
+	$(BIN)/ruff format --check lockgate tests benchmarks scripts examples deploy
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix lockgate tests benchmarks scripts examples
-	$(BIN)/ruff format lockgate tests benchmarks scripts examples
+	$(BIN)/ruff check --fix lockgate tests benchmarks scripts examples deploy
+	$(BIN)/ruff format lockgate tests benchmarks scripts examples deploy
 
 test: lint
 	bash scripts/test
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
+
+# The teaching decks: Marp CLI at the exact version in docs/slides/package-lock.json, installed once by
+# `npm ci` into docs/slides/node_modules (git-ignored). HTML needs no browser.
+SLIDES := docs/slides
+DECKS := mlops-fundamentals model-deployment
+SLIDES_OUT ?= build/slides
+$(SLIDES)/node_modules/.package-lock.json: $(SLIDES)/package.json $(SLIDES)/package-lock.json
+	cd $(SLIDES) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+slides: $(SLIDES)/node_modules/.package-lock.json
+	mkdir -p $(SLIDES_OUT)
+	for deck in $(DECKS); do $(SLIDES)/node_modules/.bin/marp --html --no-stdin $(SLIDES)/$$deck.md -o $(SLIDES_OUT)/$$deck.html; done
 
 clean:
 	rm -rf $(VENV) .lockgate .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,7 @@ DOCS = [
     "deployment-checklist.md",
     "runbook-template.md",
     "monitoring.md",
+    "tools-comparison.md",
 ]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}
 
@@ -85,3 +86,11 @@ def test_the_cost_docs_show_the_commands_real_output(cli: Cli, monkeypatch: pyte
     code, out, _ = cli(*args)
     assert code == 0
     assert [line.rstrip() for line in out.splitlines()] == [line.rstrip() for line in shown.splitlines()]
+
+
+def test_the_readme_links_every_doc() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pages = [*sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "slides").glob("*.md"))]
+    for page in [*pages, ROOT / "deploy" / "README.md"]:
+        link = str(page.relative_to(ROOT))
+        assert f"]({link})" in readme, f"README.md does not link {link}"

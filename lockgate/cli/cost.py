@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lockgate.cli.output import console
-from lockgate.cli.stats import _duration, _parse_traffic
+from lockgate.cli.output import console, fmt_duration, parse_rate
 from lockgate.errors import UserError
 
 _UNITS_S = {"s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -69,7 +68,7 @@ def plan_command(
     from lockgate.rollout.spec import load_spec
 
     spec = load_spec(cost)
-    rate = _parse_traffic(traffic)
+    rate = parse_rate(traffic)
     assert rate is not None  # --traffic is required
     policy = policy_for(spec)
     alpha = policy.alpha if isinstance(policy, SequentialRolloutPolicy) else 0.05
@@ -99,10 +98,10 @@ def plan_command(
     for row in estimate.strategies:
         name = f"[bold]{row.strategy} ← spec[/]" if row.is_spec_strategy else row.strategy
         risk = "all, unjudged" if math.isinf(row.risk_requests) else f"{row.risk_requests:,.0f} req"
-        rollback = "next request" if row.rollback_time_s == 0 else _duration(row.rollback_time_s)
+        rollback = "next request" if row.rollback_time_s == 0 else fmt_duration(row.rollback_time_s)
         table.add_row(
             name,
-            _duration(row.duration_s),
+            fmt_duration(row.duration_s),
             f"{row.extra_replica_hours:.2f}",
             f"{row.cost:.2f}",
             rollback,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from typing import Any
 
 from rich.console import Console
 
-__all__ = ["console", "err_console", "fmt_ms", "fmt_value", "short"]
+from lockgate.errors import UserError
+
+__all__ = ["console", "err_console", "fmt_duration", "fmt_ms", "fmt_value", "parse_rate", "short"]
 
 
 def _width() -> int | None:
@@ -37,3 +40,32 @@ def fmt_value(value: Any) -> str:
 
 def short(text: str | None, length: int = 12) -> str:
     return (text or "-")[:length]
+
+
+def parse_rate(text: str | None) -> float | None:
+    """'200/s', '12000/min', '1e6/h' or a bare number (per second) -> requests per second."""
+    if text is None:
+        return None
+    value, _, unit = text.strip().partition("/")
+    seconds = {"": 1.0, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}.get(unit.strip())
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if seconds is None or rate <= 0 or not math.isfinite(rate):
+        raise UserError(
+            f"--traffic '{text}' is not a request rate",
+            hint="write it as a number per unit, e.g. 200/s, 12000/min or 1e6/h",
+        )
+    return rate / seconds
+
+
+def fmt_duration(seconds: float) -> str:
+    """Seconds as a short human duration: 90 s, 12.5 min, 3.2 h, 2.0 days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

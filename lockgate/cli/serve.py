@@ -42,6 +42,14 @@ def serve_command(
             help="Serve a registered version that has no recorded digest.",
         ),
     ] = False,
+    allow_unsafe_load: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsafe-load",
+            help="Load a pickled model (which runs code) even when its bytes were not verified "
+            "against the registry's checksum or --sha256.",
+        ),
+    ] = False,
     max_batch_size: Annotated[int, typer.Option(help="Requests per model call, at most.")] = 32,
     max_wait_ms: Annotated[
         float, typer.Option(help="How long a batch waits for more requests (0: never).")
@@ -151,6 +159,7 @@ def serve_command(
         name=name,
         sha256=sha256,
         allow_unverified=allow_unverified,
+        allow_unsafe_load=allow_unsafe_load,
         max_body_bytes=max_body_bytes,
         policy=ServingPolicy(max_batch_size, max_wait_ms, max_queue, exec_mode),
         fast_path=path_mode,

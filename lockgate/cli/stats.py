@@ -9,36 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lockgate.cli.output import console
+from lockgate.cli.output import console, fmt_duration, parse_rate
 from lockgate.errors import UserError
-
-
-def _parse_traffic(text: str | None) -> float | None:
-    """'200/s', '12000/min', '1e6/h' or a bare number (per second) -> requests per second."""
-    if text is None:
-        return None
-    value, _, unit = text.strip().partition("/")
-    seconds = {"": 1.0, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}.get(unit.strip())
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1.0
-    if seconds is None or rate <= 0 or not math.isfinite(rate):
-        raise UserError(
-            f"--traffic '{text}' is not a request rate",
-            hint="write it as a number per unit, e.g. 200/s, 12000/min or 1e6/h",
-        )
-    return rate / seconds
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def plan_test_command(
@@ -63,7 +35,7 @@ def plan_test_command(
 
     if not 0.0 < split < 1.0:
         raise UserError(f"--split {split} is outside (0, 1)", hint="e.g. 0.5 for an even A/B split")
-    rate = _parse_traffic(traffic)
+    rate = parse_rate(traffic)
     ratio = split / (1.0 - split)
     alternative: Alternative = ("greater" if mde > 0 else "less") if one_sided else "two-sided"
     n_baseline = sample_size_two_proportions(
@@ -81,7 +53,7 @@ def plan_test_command(
     table.add_row("samples, candidate arm", f"{n_candidate:,}")
     table.add_row("samples, total", f"{total:,}")
     if rate is not None:
-        table.add_row("expected duration", f"{_duration(total / rate)} at {rate:g} requests/s")
+        table.add_row("expected duration", f"{fmt_duration(total / rate)} at {rate:g} requests/s")
     console.print(table)
     console.print(
         "lockgate's sequential policy may look at every request without inflating alpha, and stops "
@@ -162,16 +134,26 @@ def simulate_command(
     requests: Annotated[int, typer.Option(help="Synthetic requests to send.")] = 10_000,
     rate: Annotated[float, typer.Option(help="Requests per simulated second.")] = 100.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    policy_name: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="threshold (roll back above 2x the baseline's error rate), or spec: the spec's "
+            "analysis section, as the server runs it (sequential by default).",
+        ),
+    ] = "threshold",
 ) -> None:
     """Run a rollout on synthetic traffic through the real router, controller and policy.
 
     No server and no clock: 10,000 requests take well under a second.
 
-    Example:  lockgate simulate --candidate-error-rate 0.03
+    Examples:  lockgate simulate --candidate-error-rate 0.03
+
+               lockgate simulate --spec canary.yaml --policy spec --candidate-error-rate 0.03
     """
     import time
 
-    from lockgate.rollout import ThresholdPolicy, load_spec, parse_spec, simulate
+    from lockgate.rollout import ThresholdPolicy, load_spec, parse_spec, policy_for, simulate
     from lockgate.testing import SimulatedTraffic, VariantBehaviour
 
     if spec_file is not None:
@@ -198,7 +180,16 @@ def simulate_command(
         error_rate=candidate_error_rate, latency_median_ms=candidate_latency_ms
     )
     traffic = SimulatedTraffic(behaviours, requests_per_s=rate, seed=seed)
-    policy = ThresholdPolicy(min_requests=200, max_error_rate_ratio=2.0)
+    if policy_name not in ("threshold", "spec"):
+        raise UserError(
+            f"--policy must be threshold or spec, got '{policy_name}'",
+            hint="spec judges with the spec's analysis section, as the server does",
+        )
+    policy = (
+        policy_for(spec)
+        if policy_name == "spec"
+        else ThresholdPolicy(min_requests=200, max_error_rate_ratio=2.0)
+    )
     started = time.perf_counter()
     result = simulate(spec, policy, traffic, seed=seed, total_requests=requests)
     elapsed = time.perf_counter() - started

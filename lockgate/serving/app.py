@@ -63,7 +63,7 @@ from lockgate.serving.variant import Variant
 if TYPE_CHECKING:
     from lockgate.serving.deployment import DeploymentManager, LiveDeployment
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Route", "ServingApp", "default_route"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "LOOPBACK_HOSTS", "Route", "ServingApp", "default_route"]
 
 _log = logging.getLogger("lockgate.serving")
 
@@ -78,6 +78,8 @@ Route = Callable[[str, "str | None"], Variant]
 """Picks the variant for (requested model name, routing key); raises NotFound for unknown names."""
 
 _JSON = b"application/json"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+"""The Host names a loopback-bound server answers (``allowed_hosts=None`` answers any)."""
 _ids = random.Random()  # noqa: S311 - request ids are unique, not secret
 _MAX_REQUEST_ID = 128
 
@@ -150,8 +152,12 @@ class ServingApp:
         deployments: DeploymentManager | None = None,
         admin_token: str | None = None,
         feedback_max_ids: int = DEFAULT_MAX_IDS,
+        allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
     ) -> None:
         self.variants: dict[str, Variant] = {}
+        self.allowed_hosts = (
+            None if allowed_hosts is None else frozenset(h.lower().encode() for h in allowed_hosts)
+        )
         self.deployments = deployments
         self.admin_token = admin_token
         self.loader = loader
@@ -261,6 +267,7 @@ class ServingApp:
         content_length = None
         routing_key = None
         authorization = None
+        host = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -272,6 +279,8 @@ class ServingApp:
                 routing_key = value
             elif name == b"authorization":
                 authorization = value
+            elif name == b"host":
+                host = value
         if (
             request_id is None
             or len(request_id) > _MAX_REQUEST_ID
@@ -283,6 +292,8 @@ class ServingApp:
             request_id = b"%032x" % _ids.getrandbits(128)
         served = _Served()
         try:
+            if self.allowed_hosts is not None:
+                self._check_host(host)
             if scope["path"].startswith("/admin/"):
                 response = await self._admin(scope, receive, content_type, content_length, authorization)
             elif scope["path"].startswith(DASHBOARD_PATH):
@@ -391,6 +402,19 @@ class ServingApp:
             return _Response(200, dashboard_page(), b"text/html; charset=utf-8", None, DASHBOARD_HEADERS)
         data = await dashboard_data(self.deployments, now=time.time(), recent=self._recent_events)
         return _Response(200, orjson.dumps(data), _JSON, None, ((b"cache-control", b"no-store"),))
+
+    def _check_host(self, host: bytes | None) -> None:
+        """A server bound to loopback answers only requests addressed to loopback: a page on
+        another site that re-points its own name at 127.0.0.1 (DNS rebinding) is refused."""
+        allowed = self.allowed_hosts or frozenset()
+        name = (host or b"").lower()
+        name = name[: name.find(b"]") + 1] if name.startswith(b"[") else name.split(b":", 1)[0]
+        if name not in allowed:
+            raise UserError(
+                f"the Host header '{(host or b'').decode('latin-1')[:100]}' is not served here",
+                hint="this server listens on loopback and answers 127.0.0.1, localhost and [::1] only "
+                "(a guard against DNS rebinding); start it with --host to serve other names",
+            )
 
     def _respond_error(self, exc: Exception) -> _Response:
         if isinstance(exc, LockgateError):

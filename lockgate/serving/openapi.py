@@ -217,6 +217,169 @@ def _ok(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, "content": _json(schema)}
 
 
+_DEPLOYMENT = {"name": "deployment", "in": "path", "required": True, "schema": {"type": "string"}}
+_ADMIN_ERRORS = {
+    "401": _error("No bearer token."),
+    "403": _error("The token is not valid."),
+    "404": _error("No such deployment (or the admin API is off: no LOCKGATE_ADMIN_TOKEN)."),
+}
+_ADMIN_SCHEMAS: dict[str, Any] = {
+    "DeploymentSpec": {
+        "type": "object",
+        "description": "A deployment spec, as in the YAML file (docs/rollouts.md).",
+        "required": ["variants", "baseline", "candidate", "strategy"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9_-]{1,63}$"},
+            "variants": {"type": "object", "additionalProperties": {"type": "string"}},
+            "baseline": {"type": "string"},
+            "candidate": {"type": "string"},
+            "strategy": {"type": "object", "required": ["type"]},
+            "routing_key": {"type": "object"},
+            "salt": {"type": "string"},
+            "analysis": {"type": "object"},
+            "actor": {"type": "string"},
+        },
+    },
+    "DeploymentStatus": {
+        "type": "object",
+        "required": ["name", "phase", "strategy", "variants"],
+        "properties": {
+            "name": {"type": "string"},
+            "phase": {"type": "string"},
+            "strategy": {"type": "string"},
+            "stage": {"type": "integer"},
+            "reason": {"type": "string"},
+            "variants": {"type": "object"},
+            "shadow": {"type": "object"},
+            "verdict": {"type": ["object", "null"]},
+        },
+    },
+    "DeploymentList": {
+        "type": "object",
+        "required": ["deployments"],
+        "properties": {
+            "deployments": {"type": "array", "items": {"$ref": "#/components/schemas/DeploymentStatus"}}
+        },
+    },
+    "Command": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "actor": {"type": "string", "maxLength": 64},
+            "reason": {"type": "string"},
+            "duration_s": {"type": "number", "description": "pause only: resume by itself after this"},
+        },
+    },
+    "History": {
+        "type": "object",
+        "required": ["name", "events"],
+        "properties": {"name": {"type": "string"}, "events": {"type": "array", "items": {"type": "object"}}},
+    },
+}
+
+
+def _admin_paths() -> dict[str, Any]:
+    """The admin API (``/admin/deployments``), all under the bearer token."""
+    secured: dict[str, Any] = {"security": [{"adminToken": []}]}
+    status = {"200": _ok("The deployment's status.", "DeploymentStatus"), **_ADMIN_ERRORS}
+    return {
+        "/admin/deployments": {
+            "get": {
+                **secured,
+                "summary": "Every deployment's status",
+                "operationId": "listDeployments",
+                "responses": {"200": _ok("Deployments.", "DeploymentList"), **_ADMIN_ERRORS},
+            },
+            "post": {
+                **secured,
+                "summary": "Create a deployment, or give a finished one a new spec",
+                "operationId": "createDeployment",
+                "requestBody": {"required": True, "content": _json("DeploymentSpec")},
+                "responses": {
+                    "200": _ok("Updated.", "DeploymentStatus"),
+                    "201": _ok("Created.", "DeploymentStatus"),
+                    "400": _ERRORS["400"],
+                    "409": _error("Its rollout is still live: promote or roll it back first."),
+                    "422": _error("A key of the spec is wrong; the detail names it."),
+                    **_ADMIN_ERRORS,
+                },
+            },
+        },
+        "/admin/deployments/{deployment}": {
+            "parameters": [_DEPLOYMENT],
+            "get": {
+                **secured,
+                "summary": "A deployment's status",
+                "operationId": "deploymentStatus",
+                "responses": status,
+            },
+            "put": {
+                **secured,
+                "summary": "Create or update the deployment of this name",
+                "operationId": "putDeployment",
+                "requestBody": {"required": True, "content": _json("DeploymentSpec")},
+                "responses": {
+                    "200": _ok("Updated.", "DeploymentStatus"),
+                    "201": _ok("Created.", "DeploymentStatus"),
+                    "400": _ERRORS["400"],
+                    "409": _error("Its rollout is still live: promote or roll it back first."),
+                    "422": _error("A key of the spec is wrong; the detail names it."),
+                    **_ADMIN_ERRORS,
+                },
+            },
+        },
+        "/admin/deployments/{deployment}/{command}": {
+            "parameters": [
+                _DEPLOYMENT,
+                {
+                    "name": "command",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["start", "promote", "pause", "resume", "rollback"]},
+                },
+            ],
+            "post": {
+                **secured,
+                "summary": "Start, promote, pause, resume or roll back the rollout now",
+                "operationId": "rolloutCommand",
+                "requestBody": {"required": False, "content": _json("Command")},
+                "responses": {
+                    **status,
+                    "409": _error("The state machine does not allow this move from the current phase."),
+                    "422": _error("A field of the body is wrong."),
+                },
+            },
+        },
+        "/admin/deployments/{deployment}/stats": {
+            "parameters": [_DEPLOYMENT],
+            "get": {
+                **secured,
+                "summary": "Each variant's raw accumulated counters (for lockgate analyze)",
+                "operationId": "deploymentStats",
+                "responses": {
+                    "200": {
+                        "description": "Counters per variant.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_ADMIN_ERRORS,
+                },
+            },
+        },
+        "/admin/deployments/{deployment}/history": {
+            "parameters": [_DEPLOYMENT],
+            "get": {
+                **secured,
+                "summary": "The audit log",
+                "operationId": "deploymentHistory",
+                "parameters": [
+                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}}
+                ],
+                "responses": {"200": _ok("Events in order.", "History"), **_ADMIN_ERRORS},
+            },
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """Every endpoint the server answers, with request and response schemas."""
     infer_responses = {
@@ -337,6 +500,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_admin_paths(),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -350,5 +514,8 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": _SCHEMAS},
+        "components": {
+            "schemas": {**_SCHEMAS, **_ADMIN_SCHEMAS},
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
     }

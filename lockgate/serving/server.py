@@ -25,14 +25,14 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from lockgate.errors import LockgateError, ServiceUnavailable, UserError
+from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
 from lockgate.monitor.alerts import WebhookSender, check_webhook_url
 from lockgate.monitor.reference import load_reference
 from lockgate.rollout.spec import DeploymentSpec
-from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
+from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
 from lockgate.serving.deployment import DeploymentManager
 from lockgate.serving.runtimes import FastPath, load_predictor
-from lockgate.serving.source import ModelSource, resolve_source
+from lockgate.serving.source import ModelSource, resolve_source, unsafe_format
 from lockgate.serving.variant import ServingPolicy, Variant
 
 __all__ = [
@@ -58,6 +58,7 @@ class ServeConfig:
     name: str | None = None
     sha256: str | None = None
     allow_unverified: bool = False
+    allow_unsafe_load: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     policy: ServingPolicy = field(default_factory=ServingPolicy)
     fast_path: FastPath = "auto"
@@ -104,8 +105,22 @@ def load_variant(
     policy: ServingPolicy | None = None,
     fast_path: FastPath = "auto",
     threads: int = 1,
+    allow_unsafe: bool = False,
 ) -> Variant:
-    """Load the model in ``source`` into a warmed-up :class:`Variant` (blocking, seconds)."""
+    """Load the model in ``source`` into a warmed-up :class:`Variant` (blocking, seconds).
+
+    A model whose loading runs code (a pickle) is loaded only when its bytes were verified against
+    the registry's checksum, or with ``allow_unsafe``: otherwise anyone who can write a file the
+    server is pointed at can run code in it.
+    """
+    if not source.is_verified and not allow_unsafe:
+        why = unsafe_format(source.path)
+        if why is not None:
+            raise IntegrityError(
+                f"model '{source.uri}' is not loaded: {why}, and its bytes were not verified",
+                hint="register it through lockgate (the checksum is verified before loading), give "
+                "--sha256, or pass --allow-unsafe-load if you trust where it came from",
+            )
     predictor = load_predictor(source.path, fast_path=fast_path, threads=threads)
     predictor.load()
     variant = Variant(source.name, source.version, predictor, policy or ServingPolicy())
@@ -148,7 +163,11 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
         named = None if uri.startswith("models:/") else variant
         source = resolve_source(uri, allow_unverified=config.allow_unverified, name=named)
         loaded = load_variant(
-            source, policy=config.policy, fast_path=config.fast_path, threads=config.threads
+            source,
+            policy=config.policy,
+            fast_path=config.fast_path,
+            threads=config.threads,
+            allow_unsafe=config.allow_unsafe_load,
         )
         loaded.key = f"{deployment}/{variant}"
         return loaded
@@ -188,6 +207,7 @@ def build_app(
                     policy=config.policy,
                     fast_path=config.fast_path,
                     threads=config.threads,
+                    allow_unsafe=config.allow_unsafe_load,
                 )
             ]
 
@@ -197,7 +217,12 @@ def build_app(
         max_body_bytes=config.max_body_bytes,
         deployments=deployments,
         admin_token=config.admin_token,
+        allowed_hosts=LOOPBACK_HOSTS if _is_loopback(config.host) else None,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def _uvicorn_config(app: ServingApp, config: ServeConfig) -> Any:

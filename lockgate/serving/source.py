@@ -84,7 +84,61 @@ def resolve_source(
     return _checked_local(uri, path, label, None, expected_sha256)
 
 
+MODEL_FILE_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".pt2")
+MODEL_FOLDER_MARKERS = ("MLmodel", "modules.json", "model.onnx")
+
+
+def require_model(path: Path, uri: str) -> None:
+    """Refuse a path that is not a model before reading a byte of it.
+
+    Digesting (and then loading) whatever a URI names would walk any folder given: ``/``,
+    ``/proc/self/root``, a home directory. Only a model file or a folder that declares a model
+    (MLflow's ``MLmodel``, sentence-transformers' ``modules.json``, a ``model.onnx``) is read.
+    """
+    if path.is_file():
+        if path.suffix in MODEL_FILE_SUFFIXES:
+            return
+    elif path.is_dir() and any((path / marker).is_file() for marker in MODEL_FOLDER_MARKERS):
+        return
+    raise UserError(
+        f"'{uri}' is not a model: nothing there was read",
+        hint="pass an MLflow model folder (with MLmodel), a sentence-transformers folder, or a "
+        f"{', '.join(MODEL_FILE_SUFFIXES)} file",
+    )
+
+
+_SAFE_FLAVOURS = frozenset({"onnx", "sentence_transformers"})
+
+
+def unsafe_format(path: Path) -> str | None:
+    """Why loading ``path`` would run code stored in it (a pickle, a model-from-code), or None.
+
+    Safe: ONNX files and flavours, torch.export programs and TorchScript archives (tensors and a
+    restricted graph), sentence-transformers folders (safetensors), scikit-learn saved with skops.
+    Everything else MLflow stores as a pickle: a PythonModel, a pickled scikit-learn or PyTorch
+    model, and any flavour lockgate does not know.
+    """
+    if path.is_file():
+        return None if path.suffix in MODEL_FILE_SUFFIXES else f"'{path.name}' is not a known safe format"
+    mlmodel = path / "MLmodel"
+    if not mlmodel.is_file():
+        return None  # a sentence-transformers or ONNX folder
+    import yaml
+
+    flavors: dict[str, Any] = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {})
+    sklearn = flavors.get("sklearn")
+    if isinstance(sklearn, dict) and sklearn.get("serialization_format") == "skops":
+        return None
+    if _SAFE_FLAVOURS & set(flavors):
+        return None
+    pyfunc = flavors.get("python_function") or {}
+    what = pyfunc.get("python_model") or (sklearn or {}).get("pickled_model") or "a pickle"
+    named = sorted(set(flavors) - {"python_function"}) or ["python_function"]
+    return f"its {', '.join(named)} model is stored as {what}, and loading it runs the code inside"
+
+
 def _checked_local(uri: str, path: Path, name: str, version: str | None, expected: str | None) -> ModelSource:
+    require_model(path, uri)
     if expected is not None:
         digest = verify_digest(path, expected, what=f"model '{uri}'")
     else:

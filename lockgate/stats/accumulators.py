@@ -149,13 +149,28 @@ def default_latency_bounds_ms() -> tuple[float, ...]:
     return tuple(float(b) for b in np.geomspace(0.05, 60_000.0, 360))
 
 
-@dataclass
+@dataclass(eq=False)
 class LatencyHistogram:
-    """Counts of latencies (milliseconds) in fixed buckets; the last bucket takes all above."""
+    """Counts of latencies (milliseconds) in fixed buckets; the last bucket takes all above.
+
+    Two histograms are equal when their bounds, counts and sums are (the generated ``==`` would
+    compare the count arrays element-wise and fail to give one answer).
+    """
 
     bounds_ms: tuple[float, ...] = field(default_factory=default_latency_bounds_ms)
     counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sum_ms: float = 0.0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LatencyHistogram):
+            return NotImplemented
+        return (
+            self.bounds_ms == other.bounds_ms
+            and self.sum_ms == other.sum_ms
+            and np.array_equal(self.counts, other.counts)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the other accumulators
 
     def __post_init__(self) -> None:
         if self.counts.size == 0:

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lockgate.cli.stats import _parse_traffic
+from lockgate.cli.output import parse_rate
 from lockgate.errors import UserError
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -13,14 +13,14 @@ Cli = Callable[..., tuple[int, str, str]]
 @pytest.mark.parametrize(
     ("text", "per_s"), [("200/s", 200.0), ("12000/min", 200.0), ("7200/h", 2.0), ("5", 5.0)]
 )
-def test_parse_traffic(text: str, per_s: float) -> None:
-    assert _parse_traffic(text) == pytest.approx(per_s)
+def testparse_rate(text: str, per_s: float) -> None:
+    assert parse_rate(text) == pytest.approx(per_s)
 
 
 @pytest.mark.parametrize("text", ["fast", "0/s", "-3/s", "10/week", "nan/s"])
 def test_parse_traffic_rejects(text: str) -> None:
     with pytest.raises(UserError, match="is not a request rate"):
-        _parse_traffic(text)
+        parse_rate(text)
 
 
 def test_plan_test_matches_the_power_function(cli: Cli) -> None:
@@ -65,3 +65,12 @@ def test_simulate_rolls_back_a_bad_canary(cli: Cli) -> None:
     assert "rollback" in out and "final phase rolled_back" in out
     code, out, _ = cli("simulate")
     assert code == 0 and "final phase promoted" in out
+
+
+def test_simulate_can_judge_with_the_specs_own_sequential_policy(cli: Cli) -> None:
+    code, out, _ = cli("simulate", "--policy", "spec", "--candidate-error-rate", "0.05")
+    assert code == 0 and "final phase rolled_back" in out and "always-valid p=" in out
+    code, out, _ = cli("simulate", "--policy", "spec")
+    assert code == 0 and "final phase promoted" in out
+    code, _, err = cli("simulate", "--policy", "bayes")
+    assert code == 2 and "threshold or spec" in err

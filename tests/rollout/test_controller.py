@@ -486,4 +486,4 @@ def test_a_stage_policy_judges_each_stage_on_its_own_traffic() -> None:
     mirrored = plan(make_spec(type="shadow", fraction=0.25))[0]
     assert candidate_share(mirrored) == pytest.approx(0.2)
     # the state, with the counters at the stage's start, survives a round trip through JSON
-    assert RolloutState.from_dict(state.to_dict()).to_dict() == state.to_dict()
+    assert RolloutState.from_dict(state.to_dict()) == state

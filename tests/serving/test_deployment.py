@@ -34,7 +34,15 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Any]:
     """A real server with the admin API on, a SQLite rollout store and a fast controller."""
-    config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True)
+    # the broken candidates are pickled pyfuncs made by the fixtures: trusted, so loaded unverified
+    config = ServeConfig(
+        "",
+        admin_token=TOKEN,
+        tick_s=0.05,
+        follow_registry=False,
+        allow_unverified=True,
+        allow_unsafe_load=True,
+    )
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
     manager = build_deployments(config, store)
     handle = run_server_in_thread(build_app(config=config, deployments=manager))

@@ -196,3 +196,41 @@ def test_routing_hook_picks_the_variant(server: Any, logged_model: Any) -> None:
         app.set_route(original)
     assert response.status_code == 200
     assert seen == [("cancer", "user-7")]
+
+
+def test_a_loopback_server_refuses_foreign_host_names(server: Any) -> None:
+    """DNS rebinding: a page on evil.example re-points its name at 127.0.0.1 and calls the API."""
+    for host in ("evil.example", "evil.example:8080", "10.0.0.1", "127.0.0.1.evil.example"):
+        response = httpx.get(f"{server.url}/v2", headers={"host": host})
+        assert response.status_code == 400, host
+        assert "DNS rebinding" in response.json()["detail"]
+    for host in ("localhost:8080", "127.0.0.1", "[::1]:8080", "LOCALHOST"):
+        assert httpx.get(f"{server.url}/v2", headers={"host": host}).status_code == 200, host
+
+
+def test_a_server_bound_elsewhere_answers_any_host_name(logged_model: Any) -> None:
+    from lockgate.serving import ServeConfig, build_app, resolve_source
+
+    source = resolve_source(str(logged_model.path), name="cancer")
+    app = build_app(source, config=ServeConfig(str(logged_model.path), host="0.0.0.0"))
+    assert app.allowed_hosts is None
+
+
+def test_the_openapi_document_describes_the_admin_api() -> None:
+    from openapi_spec_validator import validate
+
+    from lockgate.serving.openapi import openapi_document
+
+    doc = openapi_document()
+    validate(doc)
+    paths = doc["paths"]
+    for path in (
+        "/admin/deployments",
+        "/admin/deployments/{deployment}",
+        "/admin/deployments/{deployment}/{command}",
+        "/admin/deployments/{deployment}/history",
+        "/admin/deployments/{deployment}/stats",
+    ):
+        operations = [op for verb, op in paths[path].items() if verb != "parameters"]
+        assert operations and all(op["security"] == [{"adminToken": []}] for op in operations), path
+    assert doc["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"

@@ -73,3 +73,17 @@ def test_a_tampered_registry_artifact_is_refused(registry: Any, tmp_path: Path) 
         client.set_model_version_tag(
             "cancer", "1", "lockgate.artifact_sha256", version.tags["lockgate.artifact_sha256"]
         )
+
+
+def test_a_path_that_is_not_a_model_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    import time
+
+    from lockgate.errors import UserError
+    from lockgate.serving.source import resolve_source
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    for uri in ("/", "/proc/self/root", "file:///etc", str(tmp_path), str(tmp_path / "notes.txt")):
+        started = time.perf_counter()
+        with pytest.raises(UserError, match="is not a model: nothing there was read"):
+            resolve_source(uri)
+        assert time.perf_counter() - started < 5  # the root was not walked

@@ -129,3 +129,18 @@ def test_bad_values_on_update_raise_validation_error() -> None:
 def test_merging_histograms_with_different_bounds_is_refused() -> None:
     with pytest.raises(UserError, match="bucket bounds"):
         LatencyHistogram((1.0, 2.0)).merge(LatencyHistogram((1.0, 3.0)))
+
+
+def test_histograms_and_stats_compare_by_value() -> None:
+    from lockgate.stats.accumulators import LatencyHistogram, VariantStats
+
+    left, right = LatencyHistogram(), LatencyHistogram()
+    left.update([1.0, 2.0, 50.0])
+    right.update([1.0, 2.0, 50.0])
+    assert left == right and LatencyHistogram.from_dict(left.to_dict()) == left
+    right.add(3.0)
+    assert left != right
+    a, b = VariantStats(requests=3), VariantStats(requests=3)
+    a.latency.update([1.0, 2.0, 3.0])
+    b.latency.update([1.0, 2.0, 3.0])
+    assert a == b and VariantStats.from_dict(a.to_dict()) == a
