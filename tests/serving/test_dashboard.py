@@ -104,6 +104,17 @@ def test_the_dashboard_needs_the_admin_token(gateway: Any) -> None:
     assert httpx.get(f"{url}/dashboard/nope", headers=AUTH).status_code == 404
 
 
+def test_the_openapi_document_describes_the_dashboard() -> None:
+    from openapi_spec_validator import validate
+
+    from lockgate.serving.openapi import openapi_document
+
+    doc = openapi_document()
+    validate(doc)
+    for path in ("/dashboard", "/dashboard/data"):
+        assert doc["paths"][path]["get"]["security"] == [{"adminToken": []}]
+
+
 def test_the_data_has_the_status_the_events_and_the_weights_over_time(
     gateway: Any, models: dict[str, Path], logged_model: Any
 ) -> None:
