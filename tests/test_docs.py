@@ -24,6 +24,7 @@ DOCS = [
     "lifecycle.md",
     "deployment-checklist.md",
     "runbook-template.md",
+    "monitoring.md",
     "tools-comparison.md",
 ]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -93,3 +93,66 @@ def drift_command(
         console.print(f"[bold red]{len(report.drifted)} feature(s) drifted:[/] {', '.join(report.drifted)}")
         raise typer.Exit(1)
     console.print("[green]no drift[/]")
+
+
+def render_live_drift(status: dict[str, Any]) -> list[Table]:
+    """One table per variant of a deployment's live drift (from its status), drifted first."""
+    drift = status.get("drift")
+    if not drift:
+        raise UserError(
+            f"deployment '{status['name']}' has no live drift",
+            hint="start the server with --drift-reference NAME@VERSION (a dataset version)",
+        )
+    tables = []
+    for variant, report in sorted(drift["variants"].items()):
+        table = Table(
+            title=f"{status['name']}/{variant}: live inputs against {drift['reference']['dataset']} "
+            f"(one request in {drift['sample_every']} sketched)"
+        )
+        for col in ("feature", "n", "PSI", "JS", "KS", "KS p", "status"):
+            table.add_column(col, justify="left" if col in ("feature", "status") else "right")
+        features = sorted(
+            report["features"].items(), key=lambda kv: (kv[1]["status"] != "drift", -kv[1].get("psi", 0.0))
+        )
+        for name, feature in features:
+            table.add_row(
+                name,
+                str(feature["live_count"]),
+                *(f"{feature[k]:.3g}" if k in feature else "-" for k in ("psi", "js", "ks", "ks_p_value")),
+                "[bold red]drift[/]" if feature["status"] == "drift" else feature["status"],
+            )
+        tables.append(table)
+    return tables
+
+
+@app.command("live")
+def live_command(
+    name: Annotated[str, typer.Argument(help="The deployment's name.")],
+    url: Annotated[
+        str | None, typer.Option("--url", help="The server (default $LOCKGATE_URL or http://127.0.0.1:8080).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Admin token (default $LOCKGATE_ADMIN_TOKEN).")
+    ] = None,
+) -> None:
+    """Live drift of a served deployment: each variant's sampled inputs against the training data.
+
+    Exit code 1 when a feature drifted. The server needs --drift-reference.
+
+    Example:  lockgate monitor live churn --url http://127.0.0.1:8080
+    """
+    from lockgate.serving.client import AdminClient
+
+    with AdminClient(url, token=token) as client:
+        status = client.status(name)
+    tables = render_live_drift(status)
+    for table in tables:
+        console.print(table)
+    drifted = {v: r["drifted"] for v, r in status["drift"]["variants"].items() if r["drifted"]}
+    if drifted:
+        for variant, features in sorted(drifted.items()):
+            console.print(
+                f"[bold red]{variant}: {len(features)} feature(s) drifted:[/] {', '.join(features)}"
+            )
+        raise typer.Exit(1)
+    console.print("[green]no drift[/]" if tables else "no sampled requests yet")

@@ -92,6 +92,27 @@ def serve_command(
             "on any gateway and after a restart (a batched write a few times a second).",
         ),
     ] = False,
+    alert_webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--alert-webhook",
+            metavar="URL",
+            help="POST a JSON alert here when a rollout rolls back or halts on a sample-ratio "
+            "mismatch (also written to the audit log). Off by default.",
+        ),
+    ] = None,
+    drift_reference: Annotated[
+        str | None,
+        typer.Option(
+            "--drift-reference",
+            metavar="NAME@VERSION",
+            help="Training data (a dataset version) to compare each deployment's live inputs with: "
+            "one request in --drift-sample-every is sketched per variant (PSI, KS, JS in the status).",
+        ),
+    ] = None,
+    drift_sample_every: Annotated[
+        int, typer.Option(help="Sketch one request in this many for live drift.")
+    ] = 10,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -108,6 +129,10 @@ def serve_command(
           -d '{"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]]}}'
 
         LOCKGATE_ADMIN_TOKEN=$(openssl rand -hex 16) lockgate serve --deployment canary.yaml
+
+        # then open http://127.0.0.1:8080/dashboard?token=$LOCKGATE_ADMIN_TOKEN; alerts to a chat:
+        lockgate serve --deployment canary.yaml --alert-webhook https://hooks.example.com/lockgate \\
+          --drift-reference churn-train@3
     """
     from lockgate.errors import UserError
 
@@ -145,5 +170,8 @@ def serve_command(
         admin_token=os.environ.get("LOCKGATE_ADMIN_TOKEN") or None,
         follow_registry=follow_registry,
         persist_joins=persist_feedback,
+        alert_webhook=alert_webhook,
+        drift_reference=drift_reference,
+        drift_sample_every=drift_sample_every,
     )
     serve(config)

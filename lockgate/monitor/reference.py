@@ -61,3 +61,27 @@ def reference_from_frame(
         else:
             sketches[str(name)] = CategoricalSketch.from_reference(column.tolist(), max_categories)
     return Reference(dataset, digest, sketches)
+
+
+def load_reference(ref: str, *, exclude: tuple[str, ...] = ()) -> Reference:
+    """The reference of dataset version ``ref`` (``NAME@VERSION``, one CSV or Parquet table),
+    its bytes checked against the digest recorded when it was versioned."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lockgate.errors import UserError
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.datasets import get_version, verify_path
+
+    version = get_version(connect(), ref)
+    source = Path(version.source)
+    suffix = source.suffix.lower()
+    if source.is_dir() or suffix not in (".csv", ".parquet", ".pq"):
+        raise UserError(
+            f"{version.ref} is not one CSV or Parquet table; drift needs one",
+            hint="snapshot the table file itself as a dataset version",
+        )
+    verify_path(version)
+    frame = pd.read_csv(source) if suffix == ".csv" else pd.read_parquet(source)
+    return reference_from_frame(frame, dataset=version.ref, digest=version.digest, exclude=exclude)

@@ -35,6 +35,15 @@ from lockgate.errors import (
     UnsupportedMediaType,
     UserError,
 )
+from lockgate.monitor.dashboard import (
+    DASHBOARD_HEADERS,
+    DASHBOARD_PATH,
+    DATA_PATH,
+    RecentEvents,
+    dashboard_authorization,
+    dashboard_data,
+    dashboard_page,
+)
 from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.deployment import field_routing_key
 from lockgate.serving.feedback import DEFAULT_MAX_IDS, Feedback, FeedbackJoins, parse_feedback
@@ -100,6 +109,7 @@ class _Response:
     body: bytes
     content_type: bytes = _JSON
     retry_after_s: float | None = None
+    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass
@@ -166,6 +176,7 @@ class ServingApp:
         self._openapi: bytes | None = None
         self._started = False
         self._load_task: asyncio.Task[None] | None = None
+        self._recent_events = RecentEvents()  # the dashboard's audit log, read incrementally
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -285,6 +296,8 @@ class ServingApp:
                 self._check_host(host)
             if scope["path"].startswith("/admin/"):
                 response = await self._admin(scope, receive, content_type, content_length, authorization)
+            elif scope["path"].startswith(DASHBOARD_PATH):
+                response = await self._dashboard(scope, authorization)
             else:
                 response = await self._dispatch(
                     scope, receive, content_type, content_length, routing_key, request_id, served
@@ -307,6 +320,8 @@ class ServingApp:
             headers.append((b"x-model-version", variant.model_version.encode()))
         if response.retry_after_s is not None:
             headers.append((b"retry-after", str(max(1, round(response.retry_after_s))).encode()))
+        if response.extra_headers:
+            headers.extend(response.extra_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
         if variant is not None:
@@ -317,6 +332,8 @@ class ServingApp:
                 self._remember(served, request_id, variant)
             if served.shadow is not None:
                 self._mirror(served, elapsed * 1000.0)
+            if served.deployment is not None and served.deployment.drift is not None:
+                self._sample(served, variant, response.status)
 
     def _remember(self, served: _Served, request_id: bytes, variant: Variant) -> None:
         """Keep which variant answered, under the header's id and the V2 body's own id."""
@@ -330,6 +347,14 @@ class ServingApp:
             self.deployments.note_join(name, request_id, variant)
             if body_id:
                 self.deployments.note_join(name, body_id.encode(), variant)
+
+    def _sample(self, served: _Served, variant: Variant, status: int) -> None:
+        """Offer an answered request's inputs to the deployment's drift sketches (after the reply)."""
+        live, request = served.deployment, served.request
+        if live is not None and live.drift is not None and request is not None and status == 200:
+            name = live.names.get(id(variant))
+            if name is not None:
+                live.drift.offer(name, request.inputs, variant.predictor.signature.column_names)
 
     def _mirror(self, served: _Served, primary_ms: float) -> None:
         """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""
@@ -364,6 +389,19 @@ class ServingApp:
             self.deployments, method, scope["path"], scope.get("query_string", b""), body
         )
         return _Response(status, payload)
+
+    async def _dashboard(self, scope: Scope, authorization: bytes | None) -> _Response:
+        """The read-only dashboard page and the JSON it polls, behind the admin token."""
+        path: str = scope["path"].rstrip("/")
+        if path not in (DASHBOARD_PATH, DATA_PATH):
+            raise NotFound(f"no endpoint {path}", hint=f"the dashboard is GET {DASHBOARD_PATH}")
+        token = dashboard_authorization(authorization, scope.get("query_string", b""), self.admin_token)
+        check_admin_token(self.admin_token, token)
+        self._require(scope["method"], "GET")
+        if path == DASHBOARD_PATH:
+            return _Response(200, dashboard_page(), b"text/html; charset=utf-8", None, DASHBOARD_HEADERS)
+        data = await dashboard_data(self.deployments, now=time.time(), recent=self._recent_events)
+        return _Response(200, orjson.dumps(data), _JSON, None, ((b"cache-control", b"no-store"),))
 
     def _check_host(self, host: bytes | None) -> None:
         """A server bound to loopback answers only requests addressed to loopback: a page on

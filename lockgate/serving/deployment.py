@@ -28,7 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.errors import Conflict, LockgateError, NotFound, UserError
-from lockgate.rollout.controller import routing_table
+from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
+from lockgate.monitor.live import LiveDrift
+from lockgate.monitor.reference import Reference
+from lockgate.monitor.timeline import WeightTimeline
+from lockgate.rollout.controller import RecordEvent, routing_table
 from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
 from lockgate.rollout.runner import ChampionRegistry, RolloutRunner, check_replaceable
 from lockgate.rollout.shadow import ShadowComparison
@@ -46,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["DeploymentManager", "LiveDeployment", "ShadowMirror", "VariantLoader", "field_routing_key"]
 
 _log = logging.getLogger("lockgate.serving")
+
+_ALERT_PHASES = frozenset({"rolled_back", "halted"})
 
 VariantLoader = Callable[[str, str, str], Variant]
 """Loads (deployment name, variant name, model URI) into a warmed-up variant (blocking)."""
@@ -149,6 +155,8 @@ class LiveDeployment:
     _header: bytes | None = None  # a routing-key header other than x-routing-key, lowercased
     field_name: str | None = None  # the input field whose value is the routing key, if any
     names: dict[int, str] = field(default_factory=dict)  # id(variant) -> its name here
+    drift: LiveDrift | None = None  # sampled input sketches per variant, when a reference is set
+    drift_flagged: set[str] = field(default_factory=set)  # variants whose drift was audited
 
     def __post_init__(self) -> None:
         # worked out once: the request path reads attributes instead of the spec's properties
@@ -224,6 +232,11 @@ class DeploymentManager:
     ``tick_s`` is the controller's period; every ``discover_s`` the store is checked for
     deployments that other gateways created. Several gateways on one store (Postgres) add up
     their counters there, and one of them at a time (the lease holder) steps each rollout.
+    ``alerts`` (optional) gets an alert when a rollout rolls back or halts, after the tick that
+    saw it (never on the request path); each alert is also an ``alert`` event in the audit log.
+    ``drift_reference`` (optional) turns on live drift: one request in ``drift_sample_every`` is
+    sketched per variant and compared with it; a drifted variant is a ``drift`` audit event (and
+    an alert).
     """
 
     def __init__(
@@ -239,8 +252,15 @@ class DeploymentManager:
         discover_s: float = 1.0,
         persist_joins: bool = False,
         max_joins: int = 1_000_000,
+        alerts: AlertSender | None = None,
+        drift_reference: Reference | None = None,
+        drift_sample_every: int = 10,
     ) -> None:
         self.store = store
+        self.alerts = alerts
+        self.drift_reference = drift_reference
+        self.drift_sample_every = drift_sample_every
+        self._alerts_due: set[str] = set()
         self.initial = tuple(initial)
         self.discover_s = discover_s
         self.persist_joins = persist_joins
@@ -260,6 +280,7 @@ class DeploymentManager:
         self._lock: asyncio.Lock | None = None
         self.tick_errors = 0
         self._deploying: set[str] = set()  # being deployed here: discovery leaves them alone
+        self.timeline = WeightTimeline()  # the weights over time, for the dashboard
 
     # ------------------------------------------------------------------ RolloutTarget
 
@@ -274,11 +295,16 @@ class DeploymentManager:
         live = self.live.get(deployment.name)
         if live is None or deployment.version == live.version:
             return
+        phase = deployment.state.phase.value
+        if self.alerts is not None and phase in _ALERT_PHASES and phase != live.phase:
+            self._alerts_due.add(deployment.name)
         live.table = routing_table(deployment.state)  # one assignment: atomic for the request path
         live.phase = deployment.state.phase.value
         live.version = deployment.version
         verdict = deployment.state.last_verdict
         live.decision = verdict.decision.value if verdict is not None else None
+        weights = {v: bp / 100.0 for v, bp in deployment.state.weights_bp}
+        self.timeline.record(deployment.name, time.time(), live.phase, weights)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -314,6 +340,10 @@ class DeploymentManager:
             await asyncio.gather(*(variant.stop() for variant in live.variants.values()))
         # the last counters reach the store, so a clean restart loses nothing
         await self._tick()
+        if self.alerts is not None:
+            if self._alerts_due:
+                await self._send_alerts()
+            await asyncio.to_thread(self.alerts.close)
 
     async def _loop(self) -> None:
         last_discovery = asyncio.get_running_loop().time()
@@ -321,6 +351,10 @@ class DeploymentManager:
             await asyncio.sleep(self.tick_s)
             try:
                 await self._tick()
+                if self.drift_reference is not None:
+                    await asyncio.to_thread(self._fold_drift)
+                if self._alerts_due:
+                    await self._send_alerts()
                 now = asyncio.get_running_loop().time()
                 if now - last_discovery >= self.discover_s:
                     last_discovery = now
@@ -360,6 +394,46 @@ class DeploymentManager:
                     await asyncio.to_thread(self._save_joins, joins)
             finally:
                 self._collected = {}
+
+    async def _send_alerts(self) -> None:
+        """Alert on each rollback or halt the audit log has that no alert names yet."""
+        assert self.alerts is not None
+        for name in sorted(self._alerts_due):
+            # discarded before the look: a rollback noted meanwhile (a command's thread) stays due
+            self._alerts_due.discard(name)
+            events = await asyncio.to_thread(self.store.events, name)
+            alert = pending_alert(name, events, now=time.time())
+            if alert is None:
+                continue
+            record = alert_event(alert, now=time.time(), destination=self.alerts.destination)
+            await asyncio.to_thread(self.store.append_events, name, [record])
+            self.alerts.send(alert)
+            _log.warning("%s", alert.text)
+
+    def _fold_drift(self) -> None:
+        """Sketch the sampled inputs; audit each variant's first drift (a worker thread)."""
+        for name, live in list(self.live.items()):
+            if live.drift is None or not live.drift.fold():
+                continue
+            for variant, report in live.drift.reports().items():
+                if not report.has_drift or variant in live.drift_flagged:
+                    continue
+                live.drift_flagged.add(variant)
+                worst = {
+                    f"{f.name}.{k}": v
+                    for f in report.features
+                    if f.is_drifted
+                    for k, v in f.numbers.items()
+                    if k in ("psi", "js") and np.isfinite(v)
+                }
+                reason = (
+                    f"inputs of variant '{variant}' drifted from the reference: {', '.join(report.drifted)}"
+                )
+                event = RecordEvent(time.time(), "monitor", "drift", reason, live.phase, live.phase, worst)
+                self.store.append_events(name, [event])
+                _log.warning("deployment '%s': %s", name, reason)
+                if self.alerts is not None:
+                    self._alerts_due.add(name)
 
     # ------------------------------------------------------------------ feedback joins
 
@@ -505,6 +579,7 @@ class DeploymentManager:
                 "fraction": state.shadow_fraction,
                 **live.mirror.summary(),
             },
+            "drift": live.drift.summary() if live.drift is not None else None,
             "verdict": None
             if verdict is None
             else {
@@ -566,6 +641,8 @@ class DeploymentManager:
         if any(v not in loaded for v in table.variants):
             table = RoutingTable.single(spec.baseline)
         live = LiveDeployment(spec, loaded, table)
+        if self.drift_reference is not None:
+            live.drift = LiveDrift(self.drift_reference, sample_every=self.drift_sample_every)
         if current is not None:
             retired = [v for v in current.variants.values() if v not in loaded.values()]
             await current.mirror.stop()

@@ -170,7 +170,10 @@ class DeploymentCollector:
     ``lockgate_rollout_weight_ratio{deployment,variant}`` (0-1), ``lockgate_rollout_phase{deployment,
     phase}`` (1 for the current phase), ``lockgate_rollout_verdict{deployment,decision}`` (1 for the
     latest verdict), and the shadow comparison: ``lockgate_shadow_agreement_ratio``,
-    ``lockgate_shadow_mirrored``, ``lockgate_shadow_dropped`` by deployment.
+    ``lockgate_shadow_mirrored``, ``lockgate_shadow_dropped`` by deployment. With live drift on:
+    ``lockgate_drift_psi`` and ``lockgate_drift_js{deployment,variant,feature}``,
+    ``lockgate_drift_features_drifted{deployment,variant}`` and ``lockgate_drift_sampled{deployment}``.
+    With alerts on: ``lockgate_alerts{outcome}`` (sent, failed, dropped).
     """
 
     def __init__(self, manager: DeploymentManager) -> None:
@@ -219,3 +222,43 @@ class DeploymentCollector:
             mirrored.add_metric([name], summary["mirrored"])
             dropped.add_metric([name], summary["dropped"])
         yield from (weight, phase, verdict, agreement, mirrored, dropped)
+        yield from self._drift()
+        alerts = self.manager.alerts
+        if alerts is not None:
+            counted = GaugeMetricFamily(
+                "lockgate_alerts", "Alerts by what became of them.", labels=["outcome"]
+            )
+            for outcome in ("sent", "failed", "dropped"):
+                counted.add_metric([outcome], float(getattr(alerts, outcome, 0)))
+            yield counted
+
+    def _drift(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["deployment", "variant", "feature"]
+        psi = GaugeMetricFamily(
+            "lockgate_drift_psi", "PSI of live inputs against the reference.", labels=labels
+        )
+        js = GaugeMetricFamily(
+            "lockgate_drift_js", "Jensen-Shannon distance to the reference.", labels=labels
+        )
+        drifted = GaugeMetricFamily(
+            "lockgate_drift_features_drifted",
+            "Features past a drift threshold.",
+            labels=["deployment", "variant"],
+        )
+        sampled = GaugeMetricFamily(
+            "lockgate_drift_sampled", "Requests sketched for drift.", labels=["deployment"]
+        )
+        for name, live in sorted(self.manager.live.items()):
+            if live.drift is None:
+                continue
+            sampled.add_metric([name], float(live.drift.sampled))
+            for variant, report in sorted(live.drift.reports().items()):
+                drifted.add_metric([name, variant], float(len(report.drifted)))
+                for feature in report.features:
+                    for family, key in ((psi, "psi"), (js, "js")):
+                        value = feature.numbers.get(key)
+                        if value is not None and math.isfinite(value) and feature.live_count:
+                            family.add_metric([name, variant, feature.name], value)
+        yield from (psi, js, drifted, sampled)

@@ -278,6 +278,51 @@ _ADMIN_SCHEMAS: dict[str, Any] = {
 }
 
 
+def _dashboard_paths() -> dict[str, Any]:
+    """The read-only dashboard page and its data, under the admin token (or ``?token=``)."""
+    secured: dict[str, Any] = {"security": [{"adminToken": []}]}
+    token = {
+        "name": "token",
+        "in": "query",
+        "required": False,
+        "description": "The admin token, for a browser that cannot send the header.",
+        "schema": {"type": "string"},
+    }
+    errors = {**_ADMIN_ERRORS, "404": _error("The dashboard is off (no LOCKGATE_ADMIN_TOKEN).")}
+    return {
+        "/dashboard": {
+            "get": {
+                **secured,
+                "summary": "The live dashboard page (HTML, no external assets)",
+                "operationId": "dashboard",
+                "parameters": [token],
+                "responses": {
+                    "200": {
+                        "description": "The page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **errors,
+                },
+            }
+        },
+        "/dashboard/data": {
+            "get": {
+                **secured,
+                "summary": "What the dashboard polls: status, recent events, weights over time",
+                "operationId": "dashboardData",
+                "parameters": [token],
+                "responses": {
+                    "200": {
+                        "description": "Deployments.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **errors,
+                },
+            }
+        },
+    }
+
+
 def _admin_paths() -> dict[str, Any]:
     """The admin API (``/admin/deployments``), all under the bearer token."""
     secured: dict[str, Any] = {"security": [{"adminToken": []}]}
@@ -501,6 +546,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_admin_paths(),
+            **_dashboard_paths(),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -26,6 +26,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
+from lockgate.monitor.alerts import WebhookSender, check_webhook_url
+from lockgate.monitor.reference import load_reference
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
 from lockgate.serving.deployment import DeploymentManager
@@ -69,6 +71,9 @@ class ServeConfig:
     follow_registry: bool = True
     tick_s: float = 0.25
     persist_joins: bool = False
+    alert_webhook: str | None = None
+    drift_reference: str | None = None
+    drift_sample_every: int = 10
 
     @property
     def has_deployments(self) -> bool:
@@ -83,6 +88,10 @@ class ServeConfig:
             raise UserError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
         if self.threads < 1:
             raise UserError(f"threads must be >= 1, got {self.threads}")
+        if self.alert_webhook is not None:
+            check_webhook_url(self.alert_webhook)
+        if self.drift_sample_every < 1:
+            raise UserError(f"drift_sample_every must be >= 1, got {self.drift_sample_every}", hint="e.g. 10")
         if not self.tick_s > 0:
             raise UserError(f"tick_s must be > 0, got {self.tick_s}")
         names = [spec.name for spec in self.deployments]
@@ -171,6 +180,9 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
         tick_s=config.tick_s,
         initial=config.deployments,
         persist_joins=config.persist_joins,
+        alerts=WebhookSender(config.alert_webhook) if config.alert_webhook else None,
+        drift_reference=load_reference(config.drift_reference) if config.drift_reference else None,
+        drift_sample_every=config.drift_sample_every,
     )
 
 

@@ -48,3 +48,26 @@ def test_monitor_drift_against_a_dataset_version(
         "monitor", "drift", "--reference", f"d-{unique}@1", "--current", str(tmp_path / "no.csv")
     )
     assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.integration
+def test_serve_loads_its_drift_reference_from_a_dataset_version(
+    cli: Cli, mlflow_home: Path, tmp_path: Path, unique: str
+) -> None:
+    from lockgate.errors import UserError
+    from lockgate.monitor.reference import load_reference
+
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"x": np.arange(500.0), "kind": ["a", "b"] * 250}).to_csv(train, index=False)
+    code, _, err = cli("data", "snapshot", str(train), "--name", f"r-{unique}")
+    assert code == 0, err
+    reference = load_reference(f"r-{unique}@1")
+    assert reference.dataset == f"r-{unique}@1" and reference.digest
+    assert {name: s.kind for name, s in reference.sketches.items()} == {"x": "numeric", "kind": "categorical"}
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x\n1\n")
+    code, _, err = cli("data", "snapshot", str(folder), "--name", f"f-{unique}")
+    assert code == 0, err
+    with pytest.raises(UserError, match="is not one CSV or Parquet table"):
+        load_reference(f"f-{unique}@1")

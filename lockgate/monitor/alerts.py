@@ -1,0 +1,232 @@
+"""Alerts: a rollback, a sample-ratio-mismatch halt or a drift breach, posted to a webhook.
+
+The decision is pure: :func:`pending_alert` reads a deployment's audit log and returns the
+alert still owed, if any: the newest ``rollback`` or ``halt`` event that no ``alert`` event names
+yet (so a restart or a second look does not send it twice) and that is recent. The shell is
+:class:`WebhookSender`: a bounded queue and one background thread that POSTs JSON with a
+timeout. Nothing here runs on the request path; a full queue drops the alert and counts it, a
+failed post is logged and counted, never retried in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from lockgate.errors import UserError
+from lockgate.rollout.controller import RecordEvent
+from lockgate.rollout.store import AuditEvent
+
+__all__ = [
+    "ALERT_ACTION",
+    "Alert",
+    "AlertSender",
+    "WebhookSender",
+    "alert_event",
+    "check_webhook_url",
+    "pending_alert",
+]
+
+_log = logging.getLogger("lockgate.monitor")
+
+ALERT_ACTION = "alert"
+ALERT_KINDS = {"rollback": "rollback", "halt": "srm_halt", "drift": "drift"}
+"""Audit actions that raise an alert, and the alert's kind."""
+MAX_AGE_S = 3600.0
+"""An event older than this is history, not news: no alert for it (say, when alerts are first turned on)."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert, as the webhook receives it (:meth:`to_dict`)."""
+
+    deployment: str
+    kind: str
+    event_id: int
+    at: float
+    actor: str
+    reason: str
+    from_phase: str
+    to_phase: str
+    numbers: Mapping[str, float | None] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """One line for a chat channel (Slack and Mattermost show a ``text`` field)."""
+        what = {
+            "rollback": "rolled back",
+            "srm_halt": "halted (sample-ratio mismatch)",
+            "drift": "drifted",
+        }.get(self.kind, self.kind)
+        return f"lockgate: deployment '{self.deployment}' {what} by {self.actor}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": "lockgate",
+            "kind": self.kind,
+            "deployment": self.deployment,
+            "event_id": self.event_id,
+            "at": self.at,
+            "actor": self.actor,
+            "reason": self.reason,
+            "from_phase": self.from_phase,
+            "to_phase": self.to_phase,
+            "numbers": dict(self.numbers),
+            "text": self.text,
+        }
+
+
+def pending_alert(name: str, events: Sequence[AuditEvent], *, now: float) -> Alert | None:
+    """The alert owed for deployment ``name``'s audit log, or None (pure)."""
+    alerted = {
+        int(number)
+        for e in events
+        if e.action == ALERT_ACTION and (number := e.numbers.get("event_id")) is not None
+    }
+    for event in reversed(events):
+        kind = ALERT_KINDS.get(event.action)
+        if kind is None:
+            continue
+        if event.id in alerted or now - event.at > MAX_AGE_S:
+            return None
+        return Alert(
+            name,
+            kind,
+            event.id,
+            event.at,
+            event.actor,
+            event.reason,
+            event.from_phase,
+            event.to_phase,
+            dict(event.numbers),
+        )
+    return None
+
+
+def alert_event(alert: Alert, *, now: float, destination: str) -> RecordEvent:
+    """The audit entry that says the alert went out (and which event it was about)."""
+    return RecordEvent(
+        at=now,
+        actor="monitor",
+        action=ALERT_ACTION,
+        reason=f"{alert.kind} alert sent to {destination}: {alert.reason}",
+        from_phase=alert.to_phase,
+        to_phase=alert.to_phase,
+        numbers={"event_id": float(alert.event_id)},
+    )
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if it is an http(s) URL; a UserError naming the fix otherwise."""
+    if not url.startswith(("http://", "https://")) or len(url) < len("http://x"):
+        raise UserError(
+            f"--alert-webhook must be an http:// or https:// URL, got '{url}'",
+            hint="e.g. --alert-webhook https://hooks.slack.com/services/T000/B000/XXXX",
+        )
+    return url
+
+
+class AlertSender(Protocol):
+    """Where alerts go; :class:`WebhookSender` is the real one."""
+
+    @property
+    def destination(self) -> str:
+        """Where alerts go, as the audit log names it (no secrets)."""
+        ...
+
+    def send(self, alert: Alert) -> bool:
+        """Queue ``alert`` without waiting; False when it was dropped."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class WebhookSender:
+    """POSTs alerts as JSON to ``url`` from one daemon thread, ``timeout_s`` per post.
+
+    ``sent``, ``failed`` and ``dropped`` count what happened (dropped: the queue of ``max_queue``
+    was full)."""
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0, max_queue: int = 100) -> None:
+        self.url = check_webhook_url(url)
+        self.timeout_s = timeout_s
+        self.max_queue = max_queue
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._queue: queue.Queue[Alert | None] = queue.Queue(max_queue)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def destination(self) -> str:
+        # the path of a webhook URL is often its secret: the audit log keeps only the host
+        return self.url.split("/", 3)[2] if self.url.count("/") >= 2 else self.url
+
+    def send(self, alert: Alert) -> bool:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lockgate-alerts", daemon=True)
+                self._thread.start()
+        try:
+            self._queue.put_nowait(alert)
+        except queue.Full:
+            self.dropped += 1
+            _log.warning(
+                "alert queue full (%d): dropped the %s alert of '%s'",
+                self.max_queue,
+                alert.kind,
+                alert.deployment,
+            )
+            return False
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued (up to ``timeout_s``), then stop the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            return
+        thread.join(timeout_s)
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            alert = self._queue.get()
+            if alert is None:
+                return
+            self._post(alert)
+
+    def _post(self, alert: Alert) -> None:
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s)
+            self.url,
+            data=orjson.dumps(alert.to_dict()),
+            headers={"content-type": "application/json", "user-agent": "lockgate-alerts"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:  # noqa: S310
+                answer.read()
+        # a webhook that is down or slow must never take the server with it: log, count, go on
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self.failed += 1
+            _log.warning(
+                "could not post the %s alert of '%s' to %s: %s",
+                alert.kind,
+                alert.deployment,
+                self.destination,
+                exc,
+            )
+            return
+        self.sent += 1

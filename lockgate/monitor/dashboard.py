@@ -1,0 +1,107 @@
+"""The dashboard page: one read-only HTML page, shipped in the package, and the JSON it polls.
+
+``GET /dashboard`` answers :func:`dashboard_page` (HTML, CSS and JavaScript from
+``lockgate/monitor/static/``, inlined: no CDN, no second request); the page polls
+``GET /dashboard/data`` (:func:`dashboard_data`) every second. Both need the admin token, as a
+bearer header or a ``?token=`` query parameter (the page sends it on as a header).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from lockgate.errors import NotFound
+
+if TYPE_CHECKING:
+    from lockgate.serving.deployment import DeploymentManager
+
+__all__ = [
+    "DASHBOARD_HEADERS",
+    "DASHBOARD_PATH",
+    "DATA_PATH",
+    "RecentEvents",
+    "dashboard_authorization",
+    "dashboard_data",
+    "dashboard_page",
+]
+
+DASHBOARD_PATH = "/dashboard"
+DATA_PATH = "/dashboard/data"
+RECENT_EVENTS = 40
+
+DASHBOARD_HEADERS = (
+    # the page may run its own inline script and talk to this server, nothing else: no CDN, no
+    # frames, no other origin (a violation is reported on the page, so the browser test sees it)
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        b"connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        b"frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
+
+
+@cache
+def dashboard_page() -> bytes:
+    """The page, with its stylesheet and script inlined (read once from the package)."""
+    static = resources.files("lockgate.monitor") / "static"
+    html = (static / "dashboard.html").read_text("utf-8")
+    css = (static / "dashboard.css").read_text("utf-8")
+    script = (static / "dashboard.js").read_text("utf-8")
+    return html.replace("/*{{CSS}}*/", css).replace("//{{JS}}", script).encode("utf-8")
+
+
+def dashboard_authorization(authorization: bytes | None, query: bytes, token: str | None) -> bytes | None:
+    """The Authorization header to check: the request's own, else one made from ``?token=``.
+
+    Raises NotFound when no admin token is configured (the dashboard is off)."""
+    if not token:
+        raise NotFound(
+            "the dashboard is off",
+            hint="start the server with LOCKGATE_ADMIN_TOKEN set, "
+            "then open /dashboard?token=$LOCKGATE_ADMIN_TOKEN",
+        )
+    if authorization is not None:
+        return authorization
+    values = parse_qs(query.decode("latin-1")).get("token")
+    return b"Bearer " + values[-1].encode("latin-1") if values and values[-1] else None
+
+
+class RecentEvents:
+    """The newest ``keep`` audit events of each deployment, read from the store incrementally
+    (only those after the last one seen), so a dashboard polling every second stays cheap."""
+
+    def __init__(self, keep: int = RECENT_EVENTS) -> None:
+        self.keep = keep
+        self._events: dict[str, deque[dict[str, Any]]] = {}
+
+    async def of(self, manager: DeploymentManager, name: str) -> list[dict[str, Any]]:
+        events = self._events.setdefault(name, deque(maxlen=self.keep))
+        after = int(events[-1]["id"]) if events else 0
+        events.extend(await manager.history(name, after_id=after))
+        return list(events)
+
+
+async def dashboard_data(
+    manager: DeploymentManager | None, *, now: float, recent: RecentEvents | None = None
+) -> dict[str, Any]:
+    """Each deployment's status, its recent audit events and its weight timeline."""
+    recent = recent or RecentEvents()
+    deployments = []
+    if manager is not None:
+        for name in sorted(manager.live):
+            deployments.append(
+                {
+                    "status": await manager.status(name),
+                    "events": await recent.of(manager, name),
+                    "timeline": [point.to_dict() for point in manager.timeline.points(name)],
+                }
+            )
+    return {"now": now, "deployments": deployments}

@@ -1,0 +1,191 @@
+// The lockgate dashboard: polls /dashboard/data and draws each deployment. No libraries.
+"use strict";
+(function () {
+  const POLL_MS = 1000;
+  const COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#db2777", "#0891b2"];
+  const errors = [];
+
+  // Errors go into the page itself, so a headless browser's DOM dump shows them.
+  function reportError(message) {
+    errors.push(new Date().toISOString() + " " + message);
+    const box = document.getElementById("console-errors");
+    box.textContent = errors.slice(-20).join("\n");
+    document.getElementById("problems").hidden = false;
+  }
+  window.addEventListener("error", (e) => reportError("error: " + e.message));
+  window.addEventListener("unhandledrejection", (e) => reportError("unhandled: " + e.reason));
+  document.addEventListener("securitypolicyviolation", (e) => reportError("blocked by CSP: " + e.blockedURI));
+
+  // The token comes once in ?token=; it is kept for this tab and taken out of the address bar.
+  const params = new URLSearchParams(window.location.search);
+  let token = params.get("token");
+  if (token) {
+    try { sessionStorage.setItem("lockgate-token", token); } catch (e) { /* storage may be off */ }
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+  } else {
+    try { token = sessionStorage.getItem("lockgate-token"); } catch (e) { token = null; }
+  }
+
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "text") node.textContent = value; else node.setAttribute(key, value);
+    }
+    for (const child of children || []) node.appendChild(child);
+    return node;
+  }
+  function svg(tag, attrs) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+    return node;
+  }
+  function fmt(value, digits) {
+    if (value === null || value === undefined) return "–";
+    if (typeof value !== "number") return String(value);
+    if (Number.isInteger(value)) return value.toLocaleString("en-US");
+    return value.toFixed(digits === undefined ? 3 : digits);
+  }
+  function time(at) { return new Date(at * 1000).toLocaleTimeString("en-GB"); }
+  function table(headers, rows, attrs) {
+    return el("table", attrs || {}, [
+      el("thead", {}, [el("tr", {}, headers.map((h) => el("th", { text: h })))]),
+      el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", { text: c }))))),
+    ]);
+  }
+
+  function timelineChart(timeline, events, names, now) {
+    const width = 800, height = 180, left = 34, right = 10, top = 10, bottom = 22;
+    const chart = svg("svg", { class: "timeline", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
+    const times = timeline.map((p) => p.at).concat(events.map((e) => e.at));
+    const start = times.length ? Math.min(...times) : now - 60;
+    const span = Math.max(now - start, 1);
+    const x = (at) => left + ((at - start) / span) * (width - left - right);
+    const y = (percent) => top + (1 - percent / 100) * (height - top - bottom);
+    for (const level of [0, 50, 100]) {
+      chart.appendChild(svg("line", { x1: left, x2: width - right, y1: y(level), y2: y(level), stroke: "#e5e7eb" }));
+      const label = svg("text", { x: 4, y: y(level) + 3 }); label.textContent = level + "%"; chart.appendChild(label);
+    }
+    events.forEach((event, i) => {
+      const ex = x(event.at);
+      chart.appendChild(svg("line", { x1: ex, x2: ex, y1: top, y2: height - bottom, stroke: "#9ca3af", "stroke-dasharray": "3 3" }));
+      // labels of events close together are staggered over three rows so they stay readable
+      const label = svg("text", { x: ex + 2, y: height - 12 + (i % 3) * 5 - 5, "data-event": event.action });
+      label.textContent = event.action;
+      chart.appendChild(label);
+    });
+    names.forEach((name, i) => {
+      let d = "";
+      timeline.forEach((point, j) => {
+        const weight = point.weights_percent[name] || 0;
+        const next = j + 1 < timeline.length ? timeline[j + 1].at : now;
+        d += (j === 0 ? "M" : "L") + x(point.at).toFixed(1) + "," + y(weight).toFixed(1);
+        d += "L" + x(next).toFixed(1) + "," + y(weight).toFixed(1);
+      });
+      if (d) chart.appendChild(svg("path", { d: d, fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 2 }));
+    });
+    return chart;
+  }
+
+  // Live drift: per variant, the features with the highest PSI first (the drifted ones flagged).
+  function driftSection(drift) {
+    const box = el("div", { "data-field": "drift" });
+    box.appendChild(el("h3", { text: `Input drift vs ${drift.reference.dataset || "reference"}` }));
+    box.appendChild(el("div", { class: "muted", text:
+      `one request in ${drift.sample_every} sketched · ${fmt(drift.sampled)} sampled · ${fmt(drift.dropped)} dropped` }));
+    for (const [variant, report] of Object.entries(drift.variants)) {
+      const features = Object.entries(report.features)
+        .filter(([, f]) => f.live_count > 0)
+        .sort((a, b) => (b[1].psi || 0) - (a[1].psi || 0))
+        .slice(0, 8);
+      box.appendChild(el("div", { text: `${variant}: ` + (report.drifted.length ? "drift in " + report.drifted.join(", ") : "no drift"),
+                                  class: report.drifted.length ? "decision-rollback" : "decision-continue",
+                                  "data-drift-variant": variant, "data-drifted": String(report.drifted.length) }));
+      box.appendChild(table(["feature", "PSI", "KS", "JS", "n", "status"], features.map(([name, f]) =>
+        [name, fmt(f.psi, 3), fmt(f.ks, 3), fmt(f.js, 3), fmt(f.live_count), f.status])));
+    }
+    return box;
+  }
+
+  function deploymentCard(item, now) {
+    const s = item.status;
+    const names = Object.keys(s.variants);
+    const card = el("section", { class: "card", id: "deployment-" + s.name, "data-name": s.name });
+    card.appendChild(el("h2", {}, [
+      document.createTextNode(s.name + " "),
+      el("span", { class: "phase " + s.phase, "data-field": "phase", text: s.phase }),
+    ]));
+    card.appendChild(el("div", { class: "muted", text:
+      `${s.strategy} · baseline ${s.baseline} → candidate ${s.candidate} · stage ${s.stage}` +
+      (s.reason ? ` · ${s.reason}` : "") }));
+
+    const left = el("div"), right = el("div");
+    left.appendChild(el("h3", { text: "Rollout timeline (weight %)" }));
+    left.appendChild(timelineChart(item.timeline, item.events, names, now));
+    left.appendChild(el("div", { class: "legend" }, names.map((n, i) =>
+      el("span", {}, [el("i", { style: "background:" + COLORS[i % COLORS.length] }), document.createTextNode(n)]))));
+    left.appendChild(el("h3", { text: "Variants" }));
+    const rows = names.map((n) => {
+      const v = s.variants[n];
+      return [n, `${v.model_name} v${v.model_version}`, fmt(v.weight_percent, 2), fmt(v.requests), fmt(v.errors),
+              fmt(v.error_rate * 100, 2), fmt(v.p50_ms, 2), fmt(v.p99_ms, 2), fmt(v.outcomes.n)];
+    });
+    const variants = table(["variant", "model", "weight %", "requests", "errors", "error %", "p50 ms", "p99 ms", "outcomes"], rows,
+                           { "data-field": "variants" });
+    names.forEach((n, i) => {
+      const cells = variants.tBodies[0].rows[i].cells;
+      cells[3].setAttribute("data-requests", String(s.variants[n].requests));
+      cells[3].setAttribute("data-variant", n);
+    });
+    left.appendChild(variants);
+
+    right.appendChild(el("h3", { text: "Verdict" }));
+    if (s.verdict) {
+      right.appendChild(el("div", { class: "decision-" + s.verdict.decision, "data-field": "verdict", text: s.verdict.decision }));
+      if (s.verdict.reasons.length) right.appendChild(el("div", { class: "muted", text: s.verdict.reasons.join("; ") }));
+      right.appendChild(table(["number", "value"], Object.entries(s.verdict.numbers).map(([k, v]) => [k, fmt(v, 4)])));
+    } else {
+      right.appendChild(el("div", { class: "muted", "data-field": "verdict", text: "no verdict yet" }));
+    }
+    right.appendChild(el("h3", { text: "Shadow" }));
+    const shadow = Object.entries(s.shadow).filter(([, v]) => v !== null);
+    right.appendChild(table(["", "value"], shadow.map(([k, v]) => [k, fmt(v, 4)]), { "data-field": "shadow" }));
+    if (s.drift) left.appendChild(driftSection(s.drift));
+    right.appendChild(el("h3", { text: "Audit log" }));
+    right.appendChild(el("ol", { class: "events", "data-field": "events" }, item.events.slice().reverse().map((e) =>
+      el("li", { text: `${time(e.at)} ${e.action} by ${e.actor}${e.reason ? ": " + e.reason : ""}` }))));
+
+    card.appendChild(el("div", { class: "grid" }, [left, right]));
+    return card;
+  }
+
+  function render(data) {
+    const main = document.getElementById("deployments");
+    main.replaceChildren(...(data.deployments.length
+      ? data.deployments.map((item) => deploymentCard(item, data.now))
+      : [el("p", { class: "muted", text: "No deployments are served here yet." })]));
+    const updated = document.getElementById("updated");
+    updated.textContent = "updated " + time(data.now);
+    updated.setAttribute("data-now", String(data.now));
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch("/dashboard/data", {
+        headers: token ? { Authorization: "Bearer " + token } : {},
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        reportError(`GET /dashboard/data: ${response.status} ${body.detail || ""}`.trim());
+      } else {
+        render(await response.json());
+      }
+    } catch (e) {
+      reportError("GET /dashboard/data failed: " + e);
+    }
+    window.setTimeout(poll, POLL_MS);
+  }
+  poll();
+})();

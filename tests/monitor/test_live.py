@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lockgate.monitor.live import LiveDrift
+from lockgate.monitor.reference import reference_from_frame
+
+RNG = np.random.default_rng(7)
+TRAIN = pd.DataFrame({"age": RNG.normal(40, 10, 5000), "income": RNG.normal(50, 5, 5000)})
+REFERENCE = reference_from_frame(TRAIN, dataset="train@1", digest="abc")
+
+
+def test_one_request_in_n_is_kept_and_nothing_is_sketched_until_the_fold() -> None:
+    drift = LiveDrift(REFERENCE, sample_every=4)
+    for _ in range(40):
+        drift.offer("stable", TRAIN.iloc[:5], ["age", "income"])
+    assert (drift.seen, drift.sampled) == (40, 0)
+    assert drift.reports() == {}
+    assert drift.fold() == 10
+    assert drift.sampled == 10 and drift.fold() == 0
+
+
+def test_a_shifted_variant_drifts_and_a_faithful_one_does_not() -> None:
+    drift = LiveDrift(REFERENCE, sample_every=1)
+    same = TRAIN.sample(1000, random_state=1).to_numpy()
+    shifted = same + np.array([25.0, 0.0])  # age moves, income stays
+    for start in range(0, 1000, 50):
+        drift.offer("stable", same[start : start + 50], ["age", "income"])
+        drift.offer("next", pd.DataFrame(shifted[start : start + 50], columns=["age", "income"]), [])
+    drift.fold()
+    reports = drift.reports()
+    assert reports["stable"].drifted == ()
+    assert reports["next"].drifted == ("age",)
+    summary = drift.summary()
+    assert summary["reference"] == {"dataset": "train@1", "digest": "abc"}
+    age = summary["variants"]["next"]["features"]["age"]
+    assert age["status"] == "drift" and age["psi"] > 1.0 and age["live_count"] == 1000
+    assert summary["variants"]["next"]["drifted"] == ["age"]
+
+
+def test_a_full_queue_drops_and_counts_and_unknown_shapes_are_skipped() -> None:
+    drift = LiveDrift(REFERENCE, sample_every=1, max_pending=2)
+    for _ in range(5):
+        drift.offer("stable", np.zeros((1, 3)), ["a", "b", "c"])  # not the reference's columns
+    assert drift.dropped == 3
+    assert drift.fold() == 2
+    assert drift.summary()["variants"]["stable"]["features"]["age"]["live_count"] == 0
