@@ -352,6 +352,8 @@ def stage_canary(ctx: Context, max_requests: int = 3000) -> None:
                 {"weight_percent": 50, "min_requests": 200},
             ],
         },
+        # judged from 50 requests per arm (a demo's scale; the default of 200 suits real traffic)
+        "analysis": {"policy": "sequential", "alpha": 0.05, "min_samples": 50},
     }
     frame = pd.read_csv(ctx.data_path).drop(columns=["target"])
     columns = list(frame.columns)
