@@ -597,10 +597,12 @@ def step(
     if isinstance(policy, StagePolicy):
         if not state.is_stage_window_open:
             # The first look after a stage's weights changed opens its window: requests routed by
-            # the old table while the change was being written must not count toward its split.
+            # the old table while the change was being written count neither toward its split nor
+            # toward its min_requests.
             state = replace(
                 state,
                 stats_at_stage_start={name: stats.copy() for name, stats in snapshot.items()},
+                requests_at_stage_start={name: stats.requests for name, stats in snapshot.items()},
                 is_stage_window_open=True,
             )
         window = state.stats_at_stage_start or state.stats_at_start

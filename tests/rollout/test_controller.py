@@ -474,15 +474,18 @@ def test_a_stage_policy_judges_each_stage_on_its_own_traffic() -> None:
 
     policy = PerStagePolicy([], FixedPolicy())
     state, _ = start(CANARY, initial_state(CANARY), {"stable": served(50), "canary": served(0)}, 0.0)
-    at_stage_one = {"stable": served(1950), "canary": served(150)}
+    # the first look opens stage 1's window; min_requests counts from there
+    state, _ = step(CANARY, state, {"stable": served(60), "canary": served(1)}, 1.0, policy)
+    assert state.is_stage_window_open and state.stage_index == 0
+    at_stage_one = {"stable": served(1961), "canary": served(101)}
     state, _ = step(CANARY, state, at_stage_one, 61.0, policy)
     assert state.stage_index == 1
-    assert policy.asked == [(0.05, 2, False)]
+    assert policy.asked == [(0.05, 2, False), (0.05, 2, False)]
     # requests still routed by the old (5%) table while the advance was written: not stage 2's
-    leaked = {"stable": served(2050), "canary": served(155)}
+    leaked = {"stable": served(2061), "canary": served(106)}
     state, _ = step(CANARY, state, leaked, 62.0, policy)
     assert state.is_stage_window_open and policy.asked[-1] == (0.5, 2, False)
-    later = {"stable": served(3050), "canary": served(1155)}
+    later = {"stable": served(3061), "canary": served(1106)}
     step(CANARY, state, later, 70.0, policy)
     baseline, candidate = policy.inner.seen or (VariantStats(), VariantStats())
     assert (baseline.requests, candidate.requests) == (1000, 1000)  # since stage 2's window opened

@@ -125,7 +125,7 @@ def test_a_canary_steps_up_and_promotes(gateway: Any, models: dict[str, Path], l
     url = gateway.url
     strategy = {
         "type": "canary",
-        "steps": [{"weight_percent": 20, "min_requests": 20}, {"weight_percent": 60}],
+        "steps": [{"weight_percent": 20, "min_requests": 20}, {"weight_percent": 60, "min_requests": 20}],
     }
     created = _deploy(url, _spec("churn", models, "weak", strategy))
     assert created["phase"] == "pending"
