@@ -61,6 +61,7 @@ def _canary(url: str, models: dict[str, Path], logged_model: Any, n: int) -> dic
         "baseline": "stable",
         "candidate": "next",
         "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
+        "analysis": {"policy": "sequential", "latency_tolerance": 100.0},  # latency noise must not decide
     }
     created = httpx.put(f"{url}/admin/deployments/churn", json=spec, headers=AUTH, timeout=60)
     assert created.status_code == 201, created.text
