@@ -352,7 +352,7 @@ class ServingApp:
         """Offer an answered request's inputs to the deployment's drift sketches (after the reply)."""
         live, request = served.deployment, served.request
         if live is not None and live.drift is not None and request is not None and status == 200:
-            name = live.names.get(id(variant))
+            name = live.name_of(variant)
             if name is not None:
                 live.drift.offer(name, request.inputs, variant.predictor.signature.column_names)
 
@@ -703,9 +703,9 @@ class ServingApp:
         """The name ``variant`` has under ``name`` now; NotFound once it is no longer served."""
         live = self.deployments.live.get(name) if self.deployments is not None else None
         if live is not None:
-            for variant_name, candidate in live.variants.items():
-                if candidate is variant:
-                    return variant_name
+            served_as = live.name_of(variant)
+            if served_as is not None:
+                return served_as
         elif any(served is variant for served in self.variants.values()):
             return variant.key
         raise NotFound(

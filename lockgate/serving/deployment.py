@@ -154,13 +154,11 @@ class LiveDeployment:
     _salt: str = ""
     _header: bytes | None = None  # a routing-key header other than x-routing-key, lowercased
     field_name: str | None = None  # the input field whose value is the routing key, if any
-    names: dict[int, str] = field(default_factory=dict)  # id(variant) -> its name here
     drift: LiveDrift | None = None  # sampled input sketches per variant, when a reference is set
     drift_flagged: set[str] = field(default_factory=set)  # variants whose drift was audited
 
     def __post_init__(self) -> None:
         # worked out once: the request path reads attributes instead of the spec's properties
-        self.names = {id(variant): name for name, variant in self.variants.items()}
         self._salt = self.spec.routing_salt
         key = self.spec.routing_key
         if key.source == "field":
@@ -186,6 +184,17 @@ class LiveDeployment:
         ):
             shadow = self.variants[table.shadow_variant]
         return self.variants[chosen], shadow
+
+    def name_of(self, variant: Variant) -> str | None:
+        """The name ``variant`` is served under here; None when it is not (any more) one of ours.
+
+        By identity, not ``id()``: a variant remembered from before a redeploy may be gone, and its
+        id reused by another object.
+        """
+        for name, candidate in self.variants.items():
+            if candidate is variant:
+                return name
+        return None
 
     def routing_key(self, headers: list[tuple[bytes, bytes]], default: bytes | None) -> str | None:
         """The request's key from the header the spec names (``x-routing-key`` by default)."""
@@ -440,7 +449,7 @@ class DeploymentManager:
     def note_join(self, name: str, request_id: bytes, variant: Variant) -> None:
         """Queue "``variant`` answered ``request_id``" for the store (request path: one append)."""
         live = self.live.get(name)
-        variant_name = live.names.get(id(variant)) if live is not None else None
+        variant_name = live.name_of(variant) if live is not None else None
         if variant_name is not None:
             self._pending_joins.setdefault(name, []).append((request_id.decode("latin-1"), variant_name))
 
@@ -458,7 +467,7 @@ class DeploymentManager:
         """Count an outcome once across gateways: (the variant that answered or None, the outcome
         stored before, or None when this call is the first)."""
         live = self._require(name)
-        known = live.names.get(id(variant)) if variant is not None else None
+        known = live.name_of(variant) if variant is not None else None
         stored, previous = await asyncio.to_thread(
             self.store.claim_outcome, name, request_id, known, outcome, now=time.time()
         )
