@@ -1,4 +1,4 @@
-"""``lockgate checklist SPEC.yaml``: what is done and what is left before, during and after a rollout.
+"""``lockgate checklist DEPLOYMENT|SPEC``: what is done and what is left before, during and after a rollout.
 
 The shell: it asks the MLflow registry about each variant and, with ``--store``, the rollout store
 about the deployment's history; :mod:`lockgate.readiness` decides.
@@ -49,11 +49,40 @@ def _version_facts(uri: str) -> VersionFacts:
     )
 
 
-def gather_facts(spec: DeploymentSpec, store_url: str | None) -> DeploymentFacts:
+def read_alert_rules(paths: list[Path]) -> tuple[str, ...]:
+    """The alerts on lockgate metrics in these Prometheus rules files (a bad file is a user error)."""
+    import yaml
+
+    from lockgate.errors import UserError
+    from lockgate.readiness.checklist import lockgate_alerts
+
+    names: list[str] = []
+    for path in paths:
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            message = f"cannot read the alert rules {path}: {exc.strerror}"
+            raise UserError(message, hint="check the path") from exc
+        except yaml.YAMLError as exc:
+            raise UserError(
+                f"{path} is not YAML: {exc}", hint="give a Prometheus rules file (groups: [{rules: ...}])"
+            ) from exc
+        if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
+            raise UserError(
+                f"{path} is not a Prometheus rules file: it has no 'groups' list",
+                hint="see deploy/monitoring/ for lockgate's alert rules",
+            )
+        names.extend(lockgate_alerts(document))
+    return tuple(names)
+
+
+def gather_facts(
+    spec: DeploymentSpec, store_url: str | None, alert_rules: tuple[str, ...] | None = None
+) -> DeploymentFacts:
     """Ask the registry about every variant and, when given, the store about the deployment."""
     versions = {variant: _version_facts(uri) for variant, uri in spec.variants.items()}
     if store_url is None:
-        return DeploymentFacts(versions)
+        return DeploymentFacts(versions, alert_rules=alert_rules)
     from lockgate.rollout.sqlstore import SqlStore
 
     store = SqlStore(store_url)
@@ -61,7 +90,7 @@ def gather_facts(spec: DeploymentSpec, store_url: str | None) -> DeploymentFacts
         deployment = store.get_deployment(spec.name)
         events = store.events(spec.name)
     except NotFound:
-        return DeploymentFacts(versions, is_store_checked=True)
+        return DeploymentFacts(versions, is_store_checked=True, alert_rules=alert_rules)
     finally:
         store.close()
     return DeploymentFacts(
@@ -69,14 +98,29 @@ def gather_facts(spec: DeploymentSpec, store_url: str | None) -> DeploymentFacts
         is_store_checked=True,
         has_rollback_event=any(e.to_phase == "rolled_back" for e in events),
         phase=deployment.state.phase.value,
+        alert_rules=alert_rules,
     )
 
 
 def checklist_command(
-    spec_file: Annotated[Path, typer.Argument(help="The deployment spec (YAML).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="DEPLOYMENT|SPEC",
+            help="A deployment's name (its live spec and history are read from the store) or a spec file.",
+        ),
+    ],
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Rollout store URL, to look for a rehearsed rollback in its history."),
+        typer.Option(
+            "--store",
+            help="Rollout store URL, to look for a rehearsed rollback in its history (default for a "
+            "DEPLOYMENT: sqlite under LOCKGATE_HOME).",
+        ),
+    ] = None,
+    alert_rules: Annotated[
+        list[Path] | None,
+        typer.Option("--alert-rules", help="A Prometheus rules file the alerts come from (repeatable)."),
     ] = None,
     automated: Annotated[
         list[str] | None,
@@ -92,18 +136,24 @@ def checklist_command(
     """Check the deployment checklist offline, print what is left, and score the ML Test Score.
 
     Checked from the spec and the MLflow registry: every variant registered with its checksum, a gate
-    verdict on the candidate, a strategy other than direct, an analysis policy; with --store, a
-    rollback rehearsed. The rubric (Breck et al. 2017) is scored from what lockgate can see plus
+    verdict on the candidate, a strategy other than direct, an analysis policy; from the store (a
+    DEPLOYMENT, or --store), a rollback rehearsed; with --alert-rules, alerts on lockgate's metrics.
+    The rubric (Breck et al. 2017) is scored from what lockgate can see plus
     what you declare; each missing point names the lockgate feature that automates it.
 
-    Example:  lockgate checklist canary.yaml --store sqlite:///.lockgate/rollouts.db --manual D2
+    Examples:
+
+        lockgate checklist canary.yaml --store sqlite:///.lockgate/rollouts.db --manual D2
+
+        lockgate checklist churn --alert-rules deploy/monitoring/alert-rules.yml
     """
+    from lockgate.cli.target import resolve_spec
     from lockgate.readiness.checklist import check_deployment, rubric_evidence
     from lockgate.readiness.rubric import SECTIONS, score_rubric
-    from lockgate.rollout.spec import load_spec
 
-    spec = load_spec(spec_file)
-    facts = gather_facts(spec, store)
+    spec, live_store = resolve_spec(target, store)
+    rules = read_alert_rules(alert_rules) if alert_rules else None
+    facts = gather_facts(spec, live_store or store, rules)
     results = check_deployment(spec, facts)
     table = Table(title=f"{spec.name}: deployment checklist")
     for column in ("when", "item", "status", "detail"):

@@ -1,15 +1,15 @@
-"""``lockgate plan --cost SPEC.yaml``: what a rollout of this deployment costs under each strategy."""
+"""``lockgate plan --cost DEPLOYMENT|SPEC``: what a rollout of this deployment costs under each strategy."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from lockgate.cli.output import console, fmt_duration, parse_rate
+from lockgate.cli.target import StoreOption
 from lockgate.errors import UserError
 
 _UNITS_S = {"s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -30,7 +30,14 @@ def _parse_seconds(text: str, option: str) -> float:
 
 
 def plan_command(
-    cost: Annotated[Path, typer.Option("--cost", help="The deployment spec (YAML) whose rollout is costed.")],
+    cost: Annotated[
+        str,
+        typer.Option(
+            "--cost",
+            metavar="DEPLOYMENT|SPEC",
+            help="The deployment (its live spec, from --store) or spec file (YAML) whose rollout is costed.",
+        ),
+    ],
     price: Annotated[float, typer.Option(help="Price of one replica (instance), $ per hour.")],
     traffic: Annotated[str, typer.Option(help="Request rate, e.g. 200/s, 12000/min or 1e6/h.")],
     throughput: Annotated[float, typer.Option(help="Requests per second one baseline replica serves.")],
@@ -52,6 +59,7 @@ def plan_command(
     ] = 0.10,
     mde: Annotated[float, typer.Option(help="A/B: smallest absolute change worth detecting.")] = 0.01,
     power: Annotated[float, typer.Option(help="A/B: chance of detecting a true effect of size MDE.")] = 0.8,
+    store: StoreOption = None,
 ) -> None:
     """Estimate what a rollout costs under each strategy, the spec's own marked.
 
@@ -63,11 +71,11 @@ def plan_command(
 
         lockgate plan --cost canary.yaml --price 2.5 --traffic 200/s --throughput 50 --candidate-throughput 99
     """
+    from lockgate.cli.target import resolve_spec
     from lockgate.rollout.cost import CostInputs, estimate_cost
     from lockgate.rollout.policy import SequentialRolloutPolicy, policy_for
-    from lockgate.rollout.spec import load_spec
 
-    spec = load_spec(cost)
+    spec, _ = resolve_spec(cost, store)
     rate = parse_rate(traffic)
     assert rate is not None  # --traffic is required
     policy = policy_for(spec)

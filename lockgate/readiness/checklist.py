@@ -2,8 +2,8 @@
 """The deployment checklist (before, during, after a rollout), checked where it can be offline.
 
 Pure: :class:`DeploymentFacts` (what the registry and the rollout store say, gathered by the CLI
-shell) and a spec in, one :class:`ItemResult` per item out. Items that only a person can do (write
-alerts, watch the rollout) come back ``manual`` with the command that helps. The same facts give the
+shell) and a spec in, one :class:`ItemResult` per item out. Items that only a person can do (watch
+the rollout, give reasons) come back ``manual`` with the command that helps. The same facts give the
 evidence for the ML Test Score tests they prove (:func:`rubric_evidence`).
 """
 
@@ -24,6 +24,7 @@ __all__ = [
     "Status",
     "VersionFacts",
     "check_deployment",
+    "lockgate_alerts",
     "rubric_evidence",
 ]
 
@@ -50,7 +51,7 @@ CHECKLIST: tuple[ChecklistItem, ...] = (
     ChecklistItem("rollback", "before", "rollback was rehearsed (a `rolled_back` event in the rollout store)", "`lockgate simulate --spec SPEC --candidate-error-rate 0.05`, or a staging rollout and `lockgate rollout rollback NAME`", True),
     ChecklistItem("cost", "before", "the rollout's cost and risk exposure were estimated", "`lockgate plan --cost SPEC --price P --traffic R --throughput T`", False),
     ChecklistItem("runbook", "before", "a runbook names the owners, thresholds and commands", "`lockgate runbook SPEC --owner owner=NAME --out RUNBOOK.md`", False),
-    ChecklistItem("alerts", "before", "alerts are set on the server's metrics (error rate, p99, readiness)", "scrape `/metrics`; the runbook lists each alert and its action", False),
+    ChecklistItem("alerts", "before", "alerts are set on the server's metrics (error rate, p99, readiness)", "scrape `/metrics` with Prometheus and load alert rules on `lockgate_*` metrics (`--alert-rules FILE`); the runbook lists each alert and its action", True),
     ChecklistItem("watch", "during", "someone watches the rollout, with the runbook open", "`lockgate rollout status NAME --watch`", False),
     ChecklistItem("reasons", "during", "every manual promote, pause or rollback gives a reason", "`lockgate rollout promote|pause|rollback NAME --reason ...`", False),
     ChecklistItem("champion", "after", "after promotion, the `champion` alias points at the candidate", "moved by the server on promotion; `lockgate alias set NAME champion V` by hand", True),
@@ -82,6 +83,7 @@ class DeploymentFacts:
     has_rollback_event: bool = False
     phase: str | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
+    alert_rules: tuple[str, ...] | None = None  # alerts on lockgate_* metrics found; None: none given
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,30 @@ def _rollback(spec: DeploymentSpec, facts: DeploymentFacts) -> tuple[Status, str
     )
 
 
+def _alerts(spec: DeploymentSpec, facts: DeploymentFacts) -> tuple[Status, str]:
+    if facts.alert_rules is None:
+        return "unchecked", "give --alert-rules FILE (Prometheus rules) to check the alerts"
+    if not facts.alert_rules:
+        return "left", "the rules files hold no alert on a lockgate_* metric"
+    return "done", f"{len(facts.alert_rules)} alerts: " + ", ".join(facts.alert_rules)
+
+
+def lockgate_alerts(rules: object) -> tuple[str, ...]:
+    """The names of the alerting rules in a Prometheus rules document whose expression reads a
+    ``lockgate_*`` metric (recording rules and alerts on other metrics are not counted)."""
+    groups = rules.get("groups") if isinstance(rules, Mapping) else None
+    names: list[str] = []
+    for group in groups if isinstance(groups, list) else []:
+        entries = group.get("rules") if isinstance(group, Mapping) else None
+        for rule in entries if isinstance(entries, list) else []:
+            if not isinstance(rule, Mapping):
+                continue
+            alert, expr = rule.get("alert"), rule.get("expr")
+            if isinstance(alert, str) and "lockgate_" in str(expr):
+                names.append(alert)
+    return tuple(names)
+
+
 def _champion(spec: DeploymentSpec, facts: DeploymentFacts) -> tuple[Status, str]:
     candidate = facts.versions[spec.candidate]
     if "champion" in candidate.aliases:
@@ -166,6 +192,7 @@ _CHECKS = {
     "strategy": _strategy,
     "analysis": _analysis,
     "rollback": _rollback,
+    "alerts": _alerts,
     "champion": _champion,
     "previous": _previous,
 }
