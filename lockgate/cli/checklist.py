@@ -6,7 +6,6 @@ about the deployment's history; :mod:`lockgate.readiness` decides.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -19,8 +18,8 @@ from lockgate.errors import NotFound
 from lockgate.readiness.checklist import DeploymentFacts, VersionFacts
 from lockgate.readiness.rubric import Level
 from lockgate.rollout.spec import DeploymentSpec
+from lockgate.tracking.registry import MODELS_URI
 
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 _STATUS_STYLE = {"done": "[green]✓ done[/]", "left": "[red]✗ left[/]", "manual": "[yellow]☐ by hand[/]"}
 
 
@@ -29,7 +28,7 @@ def _version_facts(uri: str) -> VersionFacts:
     from lockgate.tracking.connection import connect
     from lockgate.tracking.registry import get_model_version
 
-    match = _MODELS_URI.match(uri)
+    match = MODELS_URI.match(uri)
     if match is None:
         return VersionFacts(uri, is_registered=False)
     ref = f"{match['name']}@{match['alias'] or match['version']}"

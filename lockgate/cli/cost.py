@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lockgate.cli.output import console, fmt_duration, parse_rate
 from lockgate.cli.target import StoreOption
-from lockgate.errors import UserError
+from lockgate.errors import LockgateError, UserError
 
 _UNITS_S = {"s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -27,6 +27,26 @@ def _parse_seconds(text: str, option: str) -> float:
     if unit not in _UNITS_S or value < 0 or not math.isfinite(value):
         raise UserError(f"{option} '{text}' is not a duration", hint=f"e.g. {option} 30d, 12h, 15min or 90s")
     return value * _UNITS_S[unit]
+
+
+def _candidate_speedup(uri: str) -> float | None:
+    """The speedup ``lockgate optimize`` measured for the registered version ``uri`` names, if any."""
+    from lockgate.cli.target import sqlite_file
+    from lockgate.rollout.cost import measured_speedup
+    from lockgate.settings import current_settings
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.registry import MODELS_URI, get_model_version
+
+    match = MODELS_URI.match(uri)
+    registry = current_settings().registry_uri
+    database = sqlite_file(registry)
+    if match is None or (database is not None and not database.exists()):
+        return None  # not a registered version, or no registry yet: nothing was measured
+    conn = connect()
+    version = get_model_version(conn, f"{match['name']}@{match['alias'] or match['version']}")
+    if not version.run_id:
+        return None
+    return measured_speedup(conn.client.get_run(version.run_id).data.metrics)
 
 
 def plan_command(
@@ -46,7 +66,10 @@ def plan_command(
     ] = None,
     candidate_throughput: Annotated[
         float | None,
-        typer.Option(help="Requests/s one candidate replica serves (an optimized version's measured rate)."),
+        typer.Option(
+            help="Requests/s one candidate replica serves (default: --throughput times the speedup "
+            "`lockgate optimize` measured for the candidate, when it is an optimized version)."
+        ),
     ] = None,
     duration: Annotated[
         str, typer.Option(help="Period for the steady-state cost after promotion, e.g. 30d.")
@@ -78,6 +101,18 @@ def plan_command(
     spec, _ = resolve_spec(cost, store)
     rate = parse_rate(traffic)
     assert rate is not None  # --traffic is required
+    note = None
+    if candidate_throughput is None:
+        try:
+            speedup = _candidate_speedup(spec.variants[spec.candidate])
+        except LockgateError as exc:  # no registry, or the version is not there: say so, cost as equal
+            speedup, note = None, f"no measured speedup for the candidate ({exc.message})"
+        if speedup is not None:
+            candidate_throughput = throughput * speedup
+            note = (
+                f"candidate throughput {candidate_throughput:g} req/s: --throughput times the "
+                f"{speedup:.2f}x `lockgate optimize` measured for {spec.variants[spec.candidate]}"
+            )
     policy = policy_for(spec)
     alpha = policy.alpha if isinstance(policy, SequentialRolloutPolicy) else 0.05
     inputs = CostInputs(
@@ -117,6 +152,8 @@ def plan_command(
             "; ".join(row.notes),
         )
     console.print(table)
+    if note:
+        console.print(note)
     delta = estimate.candidate_replicas - estimate.baseline_replicas
     console.print(
         f"after promotion: the candidate needs {estimate.candidate_replicas} replicas at "

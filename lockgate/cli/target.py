@@ -47,7 +47,7 @@ def classify_target(text: str, *, is_file: bool) -> Target:
     )
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     """The file of a ``sqlite:///PATH`` URL (None for other databases and in-memory SQLite)."""
     for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
         if url.startswith(prefix):
@@ -69,7 +69,7 @@ def load_live_spec(name: str, store_url: str | None) -> tuple[DeploymentSpec, st
     from lockgate.rollout.sqlstore import SqlStore
 
     url = store_url or default_store()
-    sqlite = _sqlite_file(url)
+    sqlite = sqlite_file(url)
     if sqlite is not None and not sqlite.exists():
         # opening it would create an empty store: say what is missing instead
         raise NotFound(

@@ -23,6 +23,7 @@ model and the controller cannot disagree about what a rollout does. The assumpti
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from lockgate.errors import UserError
@@ -122,6 +123,17 @@ class CostInputs:
         if share <= 0:
             return 0
         return max(1, _ceil(share * self.capacity_rps / self.candidate_rps_per_replica))
+
+
+def measured_speedup(metrics: Mapping[str, float]) -> float | None:
+    """The throughput ratio ``lockgate optimize`` measured for a version against its parent (its run
+    logs ``throughput_per_s`` and ``parent_throughput_per_s``, same inputs, same machine), or None."""
+    mine, parent = metrics.get("throughput_per_s"), metrics.get("parent_throughput_per_s")
+    if mine is None or parent is None or not (math.isfinite(mine) and math.isfinite(parent)):
+        return None
+    if mine <= 0 or parent <= 0:
+        return None
+    return mine / parent
 
 
 @dataclass(frozen=True)

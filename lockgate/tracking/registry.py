@@ -8,6 +8,7 @@ and the SHA-256 of the model's artifact folder, which the server verifies before
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 TAG_RUN = "lockgate.run_id"
+# models:/NAME/VERSION or models:/NAME@ALIAS: a registered version, as deployment specs name one
+MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 TAG_ARTIFACT_SHA256 = "lockgate.artifact_sha256"
 TAG_PARENT = "lockgate.parent"
 TAG_DATASETS = "lockgate.datasets"
@@ -270,11 +273,9 @@ def move_alias(conn: Connection, model_uri: str, alias: str) -> tuple[str | None
     """Point ``alias`` at the version ``model_uri`` names (``models:/NAME/VERSION``, or
     ``models:/NAME@OTHER`` resolved now): returns (previous version or None, new version), or None
     for a URI that is not a registered model (a path, a run)."""
-    import re
-
     from mlflow.exceptions import MlflowException
 
-    match = re.fullmatch(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))", model_uri)
+    match = MODELS_URI.match(model_uri)
     if match is None:
         return None
     name = match["name"]

@@ -139,3 +139,27 @@ def test_checklist_refuses_a_file_that_is_not_prometheus_rules(
     code, _, err = cli("checklist", str(CANARY), "--alert-rules", str(bad))
     assert code == 2
     assert "not a Prometheus rules file" in err
+
+
+def test_plan_cost_takes_the_candidates_measured_speedup_from_its_run(
+    cli: Cli, mlflow_home: Path, trained_run: Callable[..., str], unique: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    model = f"cost-{unique}"
+    for throughput in (None, 300.0):  # version 1: a plain model; version 2: "optimized", 3x its parent
+        run_id = trained_run()
+        if throughput is not None:
+            client = MlflowClient()
+            client.log_metric(run_id, "throughput_per_s", throughput)
+            client.log_metric(run_id, "parent_throughput_per_s", 100.0)
+        assert cli("register", run_id, "--name", model)[0] == 0
+    data = yaml.safe_load(CANARY.read_text(encoding="utf-8"))
+    data["variants"] = {"stable": f"models:/{model}/1", "canary": f"models:/{model}/2"}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data), encoding="utf-8")
+    args = ("--price", "2", "--traffic", "200/s", "--throughput", "50")
+    code, out, err = cli("plan", "--cost", str(spec), *args)
+    assert code == 0, err
+    assert "candidate throughput 150 req/s" in " ".join(out.split())
+    assert "the candidate needs 2 replicas at 150 req/s each (baseline 4)" in " ".join(out.split())

@@ -134,3 +134,12 @@ def test_the_other_strategies_keep_the_specs_variants() -> None:
     specs = specs_by_strategy(_spec(), replicas=4)
     assert set(specs) == set(STRATEGY_KINDS)
     assert all(s.variants == _spec().variants for s in specs.values())
+
+
+def test_the_measured_speedup_is_the_runs_throughput_over_its_parents() -> None:
+    from lockgate.rollout.cost import measured_speedup
+
+    assert measured_speedup({"throughput_per_s": 300.0, "parent_throughput_per_s": 100.0}) == 3.0
+    assert measured_speedup({"throughput_per_s": 300.0}) is None  # not an optimized version
+    assert measured_speedup({"throughput_per_s": 300.0, "parent_throughput_per_s": 0.0}) is None
+    assert measured_speedup({"throughput_per_s": float("nan"), "parent_throughput_per_s": 1.0}) is None
