@@ -2,7 +2,8 @@
 
 Per numeric feature: the population stability index (PSI), the Jensen-Shannon distance and a binned
 two-sample Kolmogorov-Smirnov statistic with its asymptotic p-value; per categorical feature PSI and
-Jensen-Shannon; per embedding the cosine distance between the centroids. All from counts, so live
+Jensen-Shannon; per embedding the cosine distance between the centroids, and the mean cosine of
+live embeddings to the reference centroid. All from counts, so live
 data is never stored. Binning can only hide differences, so the binned KS statistic is never above
 the exact one (a conservative test).
 """
@@ -116,6 +117,12 @@ def feature_drift(name: str, reference: Sketch, live: Sketch, thresholds: DriftT
         denom = float(np.linalg.norm(a) * np.linalg.norm(b))
         distance = 1.0 - float(a @ b) / denom if denom else 0.0
         numbers["cosine_distance"] = distance
+        # a centroid of unit vectors: its length is the mean cosine of the vectors to its direction,
+        # and the live centroid projected on the reference's is the mean cosine of live vectors to it
+        norm_a = float(np.linalg.norm(a))
+        numbers["reference_mean_cosine"] = norm_a
+        if norm_a and live_count:
+            numbers["mean_cosine"] = float(b @ a) / norm_a
         if distance > thresholds.cosine_distance:
             reasons.append(f"centroid cosine distance {distance:.3f} > {thresholds.cosine_distance}")
     else:

@@ -21,6 +21,9 @@ class Reference:
     dataset: str
     digest: str
     sketches: Mapping[str, Sketch] = field(default_factory=dict)
+    # a sample of the table's rows (not serialised): the baseline model is run on them once, to get
+    # the reference of its predictions
+    rows: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
     def empty_live(self) -> dict[str, Sketch]:
         """Fresh live sketches cut like the reference's, ready to take traffic."""
@@ -47,8 +50,12 @@ def reference_from_frame(
     bins: int = 20,
     max_categories: int = 50,
     exclude: tuple[str, ...] = (),
+    keep_rows: int = 2000,
 ) -> Reference:
-    """Numeric columns get quantile-binned sketches; every other column a categorical one."""
+    """Numeric columns get quantile-binned sketches; every other column a categorical one.
+
+    Up to ``keep_rows`` rows (a fixed random sample) are kept for the reference of predictions.
+    """
     import pandas as pd
 
     sketches: dict[str, Sketch] = {}
@@ -60,7 +67,8 @@ def reference_from_frame(
             sketches[str(name)] = NumericSketch.from_reference(column.to_numpy(dtype="float64"), bins)
         else:
             sketches[str(name)] = CategoricalSketch.from_reference(column.tolist(), max_categories)
-    return Reference(dataset, digest, sketches)
+    rows = frame.sample(n=keep_rows, random_state=0) if len(frame) > keep_rows else frame
+    return Reference(dataset, digest, sketches, rows=rows if keep_rows > 0 else None)
 
 
 def load_reference(ref: str, *, exclude: tuple[str, ...] = ()) -> Reference:

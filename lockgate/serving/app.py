@@ -166,7 +166,8 @@ class ServingApp:
         self.on_load_error = on_load_error
         self.metrics = ServingMetrics()
         if deployments is not None:
-            self.metrics.registry.register(DeploymentCollector(deployments))
+            self.metrics.add_collector(DeploymentCollector(deployments))
+            deployments.after_tick.append(self.metrics.write_shared_gauges)
         self.feedback = FeedbackJoins(feedback_max_ids)
         self.route: Route = default_route(self.variants)
         self.is_loaded = False
@@ -349,12 +350,19 @@ class ServingApp:
                 self.deployments.note_join(name, body_id.encode(), variant)
 
     def _sample(self, served: _Served, variant: Variant, status: int) -> None:
-        """Offer an answered request's inputs to the deployment's drift sketches (after the reply)."""
+        """Offer an answered request's inputs and outputs to the drift sketches (after the reply)."""
         live, request = served.deployment, served.request
         if live is not None and live.drift is not None and request is not None and status == 200:
             name = live.name_of(variant)
             if name is not None:
-                live.drift.offer(name, request.inputs, variant.predictor.signature.column_names)
+                predictor = variant.predictor
+                live.drift.offer(
+                    name,
+                    request.inputs,
+                    predictor.signature.column_names,
+                    served.outputs,
+                    predictor.primary_output,
+                )
 
     def _mirror(self, served: _Served, primary_ms: float) -> None:
         """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""

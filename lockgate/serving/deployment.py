@@ -30,6 +30,7 @@ import numpy as np
 from lockgate.errors import Conflict, LockgateError, NotFound, UserError
 from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
 from lockgate.monitor.live import LiveDrift
+from lockgate.monitor.predictions import model_inputs, output_kind, primary_output, reference_sketch
 from lockgate.monitor.reference import Reference
 from lockgate.monitor.timeline import WeightTimeline
 from lockgate.rollout.controller import RecordEvent, routing_table
@@ -290,6 +291,8 @@ class DeploymentManager:
         self.tick_errors = 0
         self._deploying: set[str] = set()  # being deployed here: discovery leaves them alone
         self.timeline = WeightTimeline()  # the weights over time, for the dashboard
+        self._background: set[asyncio.Task[None]] = set()  # reference predictions being computed
+        self.after_tick: list[Callable[[], None]] = []  # run in a thread about once a second
 
     # ------------------------------------------------------------------ RolloutTarget
 
@@ -343,6 +346,10 @@ class DeploymentManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for live in self.live.values():
             await live.mirror.stop()
         for live in self.live.values():
@@ -355,7 +362,7 @@ class DeploymentManager:
             await asyncio.to_thread(self.alerts.close)
 
     async def _loop(self) -> None:
-        last_discovery = asyncio.get_running_loop().time()
+        last_discovery = last_hooks = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(self.tick_s)
             try:
@@ -365,6 +372,10 @@ class DeploymentManager:
                 if self._alerts_due:
                     await self._send_alerts()
                 now = asyncio.get_running_loop().time()
+                if self.after_tick and now - last_hooks >= 1.0:
+                    last_hooks = now
+                    for hook in self.after_tick:
+                        await asyncio.to_thread(hook)
                 if now - last_discovery >= self.discover_s:
                     last_discovery = now
                     await self._discover()
@@ -420,24 +431,33 @@ class DeploymentManager:
             _log.warning("%s", alert.text)
 
     def _fold_drift(self) -> None:
-        """Sketch the sampled inputs; audit each variant's first drift (a worker thread)."""
+        """Sketch the sampled inputs and outputs; audit each variant's first drift (a worker thread)."""
         for name, live in list(self.live.items()):
             if live.drift is None or not live.drift.fold():
                 continue
+            outputs = live.drift.output_reports()
             for variant, report in live.drift.reports().items():
-                if not report.has_drift or variant in live.drift_flagged:
+                output = outputs.get(variant)
+                drifted = [*report.drifted]
+                features = [f for f in report.features if f.is_drifted]
+                if output is not None and output.is_drifted:
+                    drifted.append(
+                        "predictions" if output.name == "predictions" else f"predictions ({output.name})"
+                    )
+                    features.append(output)
+                if not drifted or variant in live.drift_flagged:
                     continue
                 live.drift_flagged.add(variant)
                 worst = {
                     f"{f.name}.{k}": v
-                    for f in report.features
-                    if f.is_drifted
+                    for f in features
                     for k, v in f.numbers.items()
-                    if k in ("psi", "js") and np.isfinite(v)
+                    if k in ("psi", "js", "cosine_distance") and np.isfinite(v)
                 }
-                reason = (
-                    f"inputs of variant '{variant}' drifted from the reference: {', '.join(report.drifted)}"
-                )
+                what = "inputs" if report.has_drift else "predictions"
+                if report.has_drift and output is not None and output.is_drifted:
+                    what = "inputs and predictions"
+                reason = f"{what} of variant '{variant}' drifted from the reference: {', '.join(drifted)}"
                 event = RecordEvent(time.time(), "monitor", "drift", reason, live.phase, live.phase, worst)
                 self.store.append_events(name, [event])
                 _log.warning("deployment '%s': %s", name, reason)
@@ -617,6 +637,49 @@ class DeploymentManager:
 
     # ------------------------------------------------------------------ loading
 
+    async def _reference_predictions(self, live: LiveDeployment, chunk_rows: int = 256) -> None:
+        """The baseline's outputs on the drift reference's rows, as the reference of predictions.
+
+        Through the baseline's own batcher (a model is never called from two threads), in chunks,
+        so live requests interleave with it; the sketch is built in a worker thread.
+        """
+        drift, reference = live.drift, self.drift_reference
+        assert drift is not None and reference is not None
+        baseline = live.variants[live.spec.baseline]
+        if reference.rows is None or not len(reference.rows):
+            drift.set_output_error("the drift reference keeps no rows to run the baseline on")
+            return
+        try:
+            inputs = model_inputs(reference.rows, baseline.predictor.signature)
+            answers = []
+            for start in range(0, len(inputs), chunk_rows):
+                part = inputs[start : start + chunk_rows]
+                request = InferenceRequest(part, len(part))
+                outputs = await baseline.infer(request)
+                answer = primary_output(outputs, baseline.predictor.primary_output)
+                if answer is None:
+                    raise UserError(f"the baseline '{live.spec.baseline}' returned no output")
+                answers.append(answer)
+            output_name = answers[0][0]
+            values = np.concatenate([a[1] for a in answers])
+            kind = output_kind(values, output_name)
+            if kind is None:
+                raise UserError(
+                    f"output '{output_name}' of shape {values.shape[1:]} and dtype {values.dtype} has no "
+                    "sketch (labels, one number per row or embeddings have)"
+                )
+            sketch = await asyncio.to_thread(reference_sketch, values, kind)
+        except asyncio.CancelledError:
+            raise
+        # the reference is an extra: whatever stops it is shown in the status, never fatal
+        except Exception as exc:  # noqa: BLE001
+            message = exc.message if isinstance(exc, LockgateError) else f"{type(exc).__name__}: {exc}"
+            drift.set_output_error(message)
+            _log.warning("deployment '%s': no reference of predictions: %s", live.spec.name, message)
+            return
+        source = f"{live.spec.baseline} on {len(values)} rows of {reference.dataset or 'the reference'}"
+        drift.set_output_reference(sketch, name=output_name, source=source)
+
     async def _load(self, spec: DeploymentSpec) -> None:
         """Load the variants the spec needs (reusing any already loaded from the same URI)."""
         current = self.live.get(spec.name)
@@ -652,6 +715,11 @@ class DeploymentManager:
         live = LiveDeployment(spec, loaded, table)
         if self.drift_reference is not None:
             live.drift = LiveDrift(self.drift_reference, sample_every=self.drift_sample_every)
+            task = asyncio.get_running_loop().create_task(
+                self._reference_predictions(live), name=f"lockgate-reference-{spec.name}"
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if current is not None:
             retired = [v for v in current.variants.values() if v not in loaded.values()]
             await current.mirror.stop()

@@ -6,6 +6,10 @@ does a dict lookup, a bisect and three additions (a prometheus-client counter an
 several microseconds a request, a tenth of a small model's whole budget). With several worker
 processes, set ``PROMETHEUS_MULTIPROC_DIR`` (``serve`` does it for ``--workers N``): then the
 shared-memory prometheus-client metrics are used, and every worker's numbers are summed on scrape.
+The rollout, shadow and drift gauges (:class:`DeploymentCollector`, read from a process's live
+deployments) are then written into shared gauges by each worker once a second
+(:meth:`ServingMetrics.write_shared_gauges`), each with the :data:`MULTIPROCESS_MODES` way of
+combining the workers' values.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -24,7 +28,7 @@ from prometheus_client.utils import floatToGoString
 if TYPE_CHECKING:
     from lockgate.serving.deployment import DeploymentManager
 
-__all__ = ["CONTENT_TYPE", "DeploymentCollector", "ServingMetrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_MODES", "DeploymentCollector", "ServingMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -48,6 +52,29 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _REQUESTS_HELP = "Inference requests answered."
 _LATENCY_HELP = "Time from request start to response, by status."
 _LABELS = ["model", "version", "status"]
+
+MULTIPROCESS_MODES: dict[str, str] = {
+    # the same in every worker (each reads the store): the newest write is the truth
+    "lockgate_variant_info": "mostrecent",
+    "lockgate_rollout_weight_ratio": "mostrecent",
+    "lockgate_rollout_phase": "mostrecent",
+    "lockgate_rollout_verdict": "mostrecent",
+    # each worker's own shadow copies and drift samples: counts add up, ratios stay per worker
+    # (a ``pid`` label; dashboards and rules take the mean or the worst over it)
+    "lockgate_shadow_agreement_ratio": "liveall",
+    "lockgate_shadow_mirrored": "livesum",
+    "lockgate_shadow_dropped": "livesum",
+    "lockgate_drift_psi": "liveall",
+    "lockgate_drift_js": "liveall",
+    "lockgate_drift_features_drifted": "livemax",
+    "lockgate_drift_sampled": "livesum",
+    "lockgate_prediction_drift_psi": "liveall",
+    "lockgate_prediction_drift_js": "liveall",
+    "lockgate_embedding_cosine_distance": "liveall",
+    "lockgate_embedding_mean_cosine": "liveall",
+    "lockgate_alerts": "livesum",
+}
+"""How the workers' values of each deployment gauge combine in multiprocess mode."""
 
 
 class _RequestCounts:
@@ -122,6 +149,40 @@ class ServingMetrics:
             multiprocess_mode="livesum",
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._collectors: list[Any] = []
+        self._shared: dict[str, tuple[Gauge, list[str]]] = {}
+        self._queues: list[tuple[Gauge, Callable[[], int]]] = []
+
+    def add_collector(self, collector: Any) -> None:
+        """Export ``collector``'s families: on scrape in one process, through shared gauges with
+        several (see :meth:`write_shared_gauges`)."""
+        if self.is_multiprocess:
+            self._collectors.append(collector)
+        else:
+            self.registry.register(collector)
+
+    def write_shared_gauges(self) -> None:
+        """Multiprocess mode: copy this worker's deployment gauges and queue depths into the shared
+        files (a worker thread, once a second). Nothing to do in one process."""
+        if not self.is_multiprocess:
+            return
+        for child, depth in self._queues:
+            child.set(float(depth()))
+        for collector in self._collectors:
+            for family in collector.collect():
+                shared = self._shared.get(family.name)
+                if shared is None:
+                    if not family.samples:
+                        continue  # no label names to declare yet
+                    names = sorted({k for sample in family.samples for k in sample.labels})
+                    mode: Any = MULTIPROCESS_MODES.get(family.name, "liveall")
+                    gauge = Gauge(
+                        family.name, family.documentation, names, registry=None, multiprocess_mode=mode
+                    )
+                    shared = self._shared[family.name] = (gauge, names)
+                gauge, names = shared
+                for sample in family.samples:
+                    gauge.labels(*(sample.labels.get(n, "") for n in names)).set(sample.value)
 
     def observe_request(self, model: str, version: str, status: int, seconds: float) -> None:
         key = (model, version, status)
@@ -152,7 +213,9 @@ class ServingMetrics:
 
     def track_queue(self, model: str, version: str, depth: Callable[[], int]) -> None:
         if self.is_multiprocess:
-            return  # a callback gauge cannot be shared across processes
+            # a callback gauge cannot be shared across processes: its value is written once a second
+            self._queues.append((self.queue_depth.labels(model, version), depth))
+            return
         self.queue_depth.labels(model, version).set_function(lambda: float(depth()))
 
     def render(self) -> bytes:
@@ -207,10 +270,16 @@ class DeploymentCollector:
         dropped = GaugeMetricFamily(
             "lockgate_shadow_dropped", "Shadow copies dropped (queue full).", labels=["deployment"]
         )
+        info = GaugeMetricFamily(
+            "lockgate_variant_info",
+            "1 for each variant with the model and version serving it (to join request metrics on).",
+            labels=["deployment", "variant", "model", "version"],
+        )
         for name, live in sorted(self.manager.live.items()):
             table = live.table
-            for variant in live.variants:
+            for variant, served in live.variants.items():
                 weight.add_metric([name, variant], table.weight_of(variant) / 10_000)
+                info.add_metric([name, variant, served.model_name, served.model_version], 1.0)
             for value in Phase:
                 phase.add_metric([name, value.value], 1.0 if live.phase == value.value else 0.0)
             decided = live.decision
@@ -221,7 +290,7 @@ class DeploymentCollector:
                 agreement.add_metric([name], summary["agreement"])
             mirrored.add_metric([name], summary["mirrored"])
             dropped.add_metric([name], summary["dropped"])
-        yield from (weight, phase, verdict, agreement, mirrored, dropped)
+        yield from (info, weight, phase, verdict, agreement, mirrored, dropped)
         yield from self._drift()
         alerts = self.manager.alerts
         if alerts is not None:
@@ -250,9 +319,33 @@ class DeploymentCollector:
         sampled = GaugeMetricFamily(
             "lockgate_drift_sampled", "Requests sketched for drift.", labels=["deployment"]
         )
+        pair = ["deployment", "variant"]
+        outputs = {
+            "psi": GaugeMetricFamily(
+                "lockgate_prediction_drift_psi", "PSI of live predictions against the reference.", labels=pair
+            ),
+            "js": GaugeMetricFamily(
+                "lockgate_prediction_drift_js", "Jensen-Shannon distance of predictions.", labels=pair
+            ),
+            "cosine_distance": GaugeMetricFamily(
+                "lockgate_embedding_cosine_distance",
+                "Cosine distance of the live embedding centroid to the reference centroid.",
+                labels=pair,
+            ),
+            "mean_cosine": GaugeMetricFamily(
+                "lockgate_embedding_mean_cosine",
+                "Mean cosine of live embeddings to the reference centroid.",
+                labels=pair,
+            ),
+        }
         for name, live in sorted(self.manager.live.items()):
             if live.drift is None:
                 continue
+            for variant, output in sorted(live.drift.output_reports().items()):
+                for key, family in outputs.items():
+                    value = output.numbers.get(key)
+                    if value is not None and math.isfinite(value) and output.live_count:
+                        family.add_metric([name, variant], value)
             sampled.add_metric([name], float(live.drift.sampled))
             for variant, report in sorted(live.drift.reports().items()):
                 drifted.add_metric([name, variant], float(len(report.drifted)))
@@ -261,4 +354,4 @@ class DeploymentCollector:
                         value = feature.numbers.get(key)
                         if value is not None and math.isfinite(value) and feature.live_count:
                             family.add_metric([name, variant, feature.name], value)
-        yield from (psi, js, drifted, sampled)
+        yield from (psi, js, drifted, sampled, *outputs.values())

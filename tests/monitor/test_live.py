@@ -46,3 +46,38 @@ def test_a_full_queue_drops_and_counts_and_unknown_shapes_are_skipped() -> None:
     assert drift.dropped == 3
     assert drift.fold() == 2
     assert drift.summary()["variants"]["stable"]["features"]["age"]["live_count"] == 0
+
+
+def test_predictions_wait_for_their_reference_then_drift_per_variant() -> None:
+    from lockgate.monitor.predictions import reference_sketch
+
+    drift = LiveDrift(REFERENCE, sample_every=1)
+    rows = TRAIN.iloc[:10]
+    for _ in range(30):
+        drift.offer("stable", rows, [], {"predictions": np.array([0, 1] * 5)}, "predictions")
+        drift.offer("next", rows, [], {"predictions": np.ones(10, dtype=np.int64)}, "predictions")
+    drift.fold()
+    assert drift.output_reports() == {}
+    assert drift.summary()["predictions"]["state"] == "computing"
+    drift.set_output_reference(
+        reference_sketch(np.array([0, 1] * 500), "categorical"), name="predictions", source="s"
+    )
+    reports = drift.output_reports()
+    assert reports["stable"].status == "ok" and reports["stable"].live_count == 300
+    assert reports["next"].status == "drift" and reports["next"].numbers["psi"] > 1.0
+    summary = drift.summary()["predictions"]
+    assert (
+        summary["state"] == "ready"
+        and summary["kind"] == "categorical"
+        and summary["reference_count"] == 1000
+    )
+    assert summary["variants"]["next"]["status"] == "drift"
+
+
+def test_without_a_reference_of_predictions_the_reason_is_shown() -> None:
+    drift = LiveDrift(REFERENCE, sample_every=1)
+    drift.set_output_error("a model that takes tensor inputs cannot be run on a table's rows")
+    drift.offer("stable", TRAIN.iloc[:5], [], {"predictions": np.zeros(5)}, None)
+    drift.fold()
+    summary = drift.summary()["predictions"]
+    assert summary["state"] == "unavailable" and "tensor" in summary["error"] and summary["variants"] == {}
