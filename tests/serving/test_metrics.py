@@ -1,0 +1,99 @@
+"""The metrics of several worker processes: the rollout gauges and queue depths reach /metrics
+through prometheus-client's shared files, combined the way MULTIPROCESS_MODES says."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from lockgate.serving.metrics import MULTIPROCESS_MODES
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "workers-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_every_deployment_gauge_has_a_multiprocess_mode() -> None:
+    from prometheus_client import Gauge
+
+    assert set(MULTIPROCESS_MODES.values()) <= Gauge._MULTIPROC_MODES
+    for name in ("lockgate_rollout_weight_ratio", "lockgate_rollout_phase", "lockgate_rollout_verdict"):
+        assert MULTIPROCESS_MODES[name] == "mostrecent"  # the store's state, the same in every worker
+    assert MULTIPROCESS_MODES["lockgate_drift_sampled"] == "livesum"
+
+
+@pytest.mark.integration
+def test_two_workers_export_the_rollout_gauges(tmp_path: Path, models: dict[str, Path]) -> None:
+    spec = {
+        "name": "churn",
+        "variants": {"stable": str(models["good"]), "next": str(models["weak"])},
+        "baseline": "stable",
+        "candidate": "next",
+        "strategy": {"type": "canary", "steps": [{"weight_percent": 30, "min_requests": 1_000_000}]},
+    }
+    spec_path = tmp_path / "canary.yaml"
+    spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "lockgate.serving", "--deployment", str(spec_path)]
+    command += ["--store", f"sqlite:///{tmp_path / 'rollouts.db'}", "--port", str(port), "--workers", "2"]
+    command += ["--allow-unverified", "--allow-unsafe-load", "--no-follow-registry", "--log-level", "warning"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOCKGATE_ADMIN_TOKEN": TOKEN}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 300  # two processes load two models at once on shared cores
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("the workers did not become ready")
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        while True:  # each worker loads the deployment after it is ready; a worker still loading says 404
+            started = httpx.post(f"{url}/admin/deployments/churn/start", json={}, headers=auth, timeout=30)
+            if started.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert started.status_code == 200, started.text
+        metrics = _scrape_until(url, 'lockgate_rollout_weight_ratio{deployment="churn",variant="next"} 0.3')
+        assert 'lockgate_rollout_phase{deployment="churn",phase="stepping"} 1.0' in metrics
+        assert 'lockgate_rollout_weight_ratio{deployment="churn",variant="stable"} 0.7' in metrics
+        assert re.search(r'lockgate_variant_info\{deployment="churn",model="[^"]+",variant="next",', metrics)
+        assert "lockgate_queue_depth{" in metrics  # the callback gauge, written once a second per worker
+        assert 'lockgate_shadow_mirrored{deployment="churn"} 0.0' in metrics  # summed over workers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _scrape_until(url: str, wanted: str) -> Any:
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        if wanted in text:
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"{wanted!r} never appeared in /metrics:\n{text}")
