@@ -1,4 +1,4 @@
-"""``lockgate monitor``: drift between a dataset version and newer data."""
+"""``lockgate monitor``: drift against the training data, of a served deployment or of newer data."""
 
 from __future__ import annotations
 
@@ -27,22 +27,56 @@ def _read_table(path: Path) -> object:
     raise UserError(f"'{path}' is not a CSV or Parquet file", hint="convert it, or pass a .csv/.parquet file")
 
 
+_URL_HELP = "The server (default $LOCKGATE_URL or http://127.0.0.1:8080)."
+_TOKEN_HELP = "Admin token (default $LOCKGATE_ADMIN_TOKEN)."  # noqa: S105 (help text, not a secret)
+
+
 @app.command("drift")
 def drift_command(
-    reference: Annotated[str, typer.Option(help="Training data: a dataset version NAME@VERSION.")],
-    current: Annotated[Path, typer.Option(help="Newer data to compare: a CSV or Parquet file.")],
+    deployment: Annotated[
+        str | None,
+        typer.Argument(help="A served deployment: its live drift, read from the server (like `live`)."),
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Training data: a dataset version NAME@VERSION.")
+    ] = None,
+    current: Annotated[
+        Path | None, typer.Option(help="Newer data to compare: a CSV or Parquet file.")
+    ] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Columns to leave out (e.g. the target).")] = None,
     psi: Annotated[float, typer.Option(help="PSI above this is drift.")] = 0.2,
     js: Annotated[float, typer.Option(help="Jensen-Shannon distance above this is drift.")] = 0.1,
     ks_p_value: Annotated[float, typer.Option(help="KS p-value below this is drift.")] = 0.001,
     min_count: Annotated[int, typer.Option(help="Rows needed before a feature is judged.")] = 200,
+    url: Annotated[str | None, typer.Option("--url", help=_URL_HELP)] = None,
+    token: Annotated[str | None, typer.Option("--token", help=_TOKEN_HELP)] = None,
 ) -> None:
-    """Per-feature drift (PSI, KS, Jensen-Shannon) of newer data against a dataset version.
+    """Drift against the training data: of a served deployment, or of a data file.
 
-    Exits 1 when any feature drifted, so a scheduled job can alert or retrain.
+    With DEPLOYMENT: the server's live drift of each variant's inputs and predictions (the server
+    needs --drift-reference; its thresholds apply). With --reference and --current: per-feature
+    drift (PSI, KS, Jensen-Shannon) of newer data against a dataset version. Exits 1 when anything
+    drifted, so a scheduled job can alert or retrain.
 
-    Example:  lockgate monitor drift --reference breast-cancer@1 --current new.csv --exclude target
+    Examples:
+
+        lockgate monitor drift churn --url http://127.0.0.1:8080
+
+        lockgate monitor drift --reference breast-cancer@1 --current new.csv --exclude target
     """
+    if deployment is not None:
+        if reference is not None or current is not None:
+            raise UserError(
+                f"give either a deployment ('{deployment}') or --reference and --current, not both",
+                hint="lockgate monitor drift NAME reads a server; --reference/--current compare a file",
+            )
+        _print_live(deployment, url, token)
+        return
+    if reference is None or current is None:
+        raise UserError(
+            "say what to compare: a served deployment, or --reference and --current",
+            hint="lockgate monitor drift NAME, or: lockgate monitor drift --reference D@1 --current FILE",
+        )
     import pandas as pd
 
     from lockgate.monitor.drift import DriftThresholds, drift_report
@@ -122,25 +156,45 @@ def render_live_drift(status: dict[str, Any]) -> list[Table]:
                 "[bold red]drift[/]" if feature["status"] == "drift" else feature["status"],
             )
         tables.append(table)
+    predictions = drift.get("predictions") or {}
+    if predictions.get("variants"):
+        table = Table(
+            title=f"{status['name']}: predictions ({predictions['output']}, {predictions['kind']}) against "
+            f"{predictions['source']}"
+        )
+        for col in ("variant", "n", "PSI", "JS", "centroid distance", "mean cosine", "status"):
+            table.add_column(col, justify="left" if col in ("variant", "status") else "right")
+        for variant, output in sorted(predictions["variants"].items()):
+            table.add_row(
+                variant,
+                str(output["live_count"]),
+                *(
+                    f"{output[k]:.3g}" if k in output else "-"
+                    for k in ("psi", "js", "cosine_distance", "mean_cosine")
+                ),
+                "[bold red]drift[/]" if output["status"] == "drift" else output["status"],
+            )
+        tables.append(table)
     return tables
 
 
 @app.command("live")
 def live_command(
     name: Annotated[str, typer.Argument(help="The deployment's name.")],
-    url: Annotated[
-        str | None, typer.Option("--url", help="The server (default $LOCKGATE_URL or http://127.0.0.1:8080).")
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option("--token", help="Admin token (default $LOCKGATE_ADMIN_TOKEN).")
-    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help=_URL_HELP)] = None,
+    token: Annotated[str | None, typer.Option("--token", help=_TOKEN_HELP)] = None,
 ) -> None:
-    """Live drift of a served deployment: each variant's sampled inputs against the training data.
+    """Live drift of a served deployment: each variant's sampled inputs and predictions against
+    the training data (the same as `lockgate monitor drift NAME`).
 
-    Exit code 1 when a feature drifted. The server needs --drift-reference.
+    Exit code 1 when a feature or the predictions drifted. The server needs --drift-reference.
 
     Example:  lockgate monitor live churn --url http://127.0.0.1:8080
     """
+    _print_live(name, url, token)
+
+
+def _print_live(name: str, url: str | None, token: str | None) -> None:
     from lockgate.serving.client import AdminClient
 
     with AdminClient(url, token=token) as client:
@@ -148,11 +202,18 @@ def live_command(
     tables = render_live_drift(status)
     for table in tables:
         console.print(table)
-    drifted = {v: r["drifted"] for v, r in status["drift"]["variants"].items() if r["drifted"]}
-    if drifted:
-        for variant, features in sorted(drifted.items()):
-            console.print(
-                f"[bold red]{variant}: {len(features)} feature(s) drifted:[/] {', '.join(features)}"
-            )
+    drift = status["drift"]
+    predictions = drift.get("predictions") or {}
+    if predictions.get("state") == "computing":
+        console.print("prediction drift: the reference of predictions is still being computed")
+    elif predictions.get("state") == "unavailable":
+        console.print(f"prediction drift: unavailable ({predictions.get('error')})")
+    drifted = {v: r["drifted"] for v, r in drift["variants"].items() if r["drifted"]}
+    outputs = sorted(v for v, o in (predictions.get("variants") or {}).items() if o["status"] == "drift")
+    for variant, features in sorted(drifted.items()):
+        console.print(f"[bold red]{variant}: {len(features)} feature(s) drifted:[/] {', '.join(features)}")
+    for variant in outputs:
+        console.print(f"[bold red]{variant}: predictions drifted[/] ({predictions.get('output')})")
+    if drifted or outputs:
         raise typer.Exit(1)
     console.print("[green]no drift[/]" if tables else "no sampled requests yet")

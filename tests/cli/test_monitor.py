@@ -71,3 +71,12 @@ def test_serve_loads_its_drift_reference_from_a_dataset_version(
     assert code == 0, err
     with pytest.raises(UserError, match="is not one CSV or Parquet table"):
         load_reference(f"f-{unique}@1")
+
+
+def test_monitor_drift_takes_a_deployment_or_a_reference_and_a_file_not_both(cli: Cli) -> None:
+    code, _, err = cli("monitor", "drift")
+    assert code == 2 and "a served deployment, or --reference and --current" in err
+    code, _, err = cli("monitor", "drift", "churn", "--reference", "d@1", "--current", "x.csv")
+    assert code == 2 and "not both" in err
+    code, _, err = cli("monitor", "drift", "--reference", "d@1")
+    assert code == 2 and "--current" in err

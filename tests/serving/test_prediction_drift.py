@@ -119,7 +119,9 @@ def text_server(tmp_path: Path) -> Iterator[Any]:
     yield from _server(tmp_path, TEXTS)
 
 
-def test_a_candidate_whose_labels_shift_shows_prediction_drift(labels_server: Any) -> None:
+def test_a_candidate_whose_labels_shift_shows_prediction_drift(
+    labels_server: Any, cli: Callable[..., tuple[int, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = labels_server.url
     _deploy(url, "labels", "labels:same", "labels:flip")
     with httpx.Client(timeout=30) as client:
@@ -141,6 +143,13 @@ def test_a_candidate_whose_labels_shift_shows_prediction_drift(labels_server: An
     history = _wait_for_event(url, "labels")
     assert "predictions" in history["reason"] and "variant 'next'" in history["reason"]
     assert any(key.startswith("predictions.psi") for key in history["numbers"])
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = cli("monitor", "drift", "labels", "--url", url, "--token", TOKEN)
+    assert code == 1, err  # the candidate's predictions drifted
+    assert "labels: predictions (predictions, categorical)" in out
+    assert "next: predictions drifted (predictions)" in out and "stable: predictions" not in out
+    code, _, err = cli("monitor", "drift", "nope", "--url", url, "--token", TOKEN)
+    assert code == 2 and "nope" in err
 
 
 def _wait_for_event(url: str, name: str) -> dict[str, Any]:
