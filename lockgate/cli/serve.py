@@ -113,6 +113,19 @@ def serve_command(
     drift_sample_every: Annotated[
         int, typer.Option(help="Sketch one request in this many for live drift.")
     ] = 10,
+    retrain_on_drift: Annotated[
+        Path | None,
+        typer.Option(
+            "--retrain-on-drift",
+            metavar="PIPELINE.yaml",
+            help="On a variant's first drift, run `lockgate pipeline run PIPELINE.yaml` in the "
+            "background (audited, and alerted with --alert-webhook). Off by default; needs "
+            "--drift-reference.",
+        ),
+    ] = None,
+    retrain_cooldown_s: Annotated[
+        float, typer.Option(help="At most one retraining run per this many seconds.")
+    ] = 3600.0,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -173,5 +186,7 @@ def serve_command(
         alert_webhook=alert_webhook,
         drift_reference=drift_reference,
         drift_sample_every=drift_sample_every,
+        retrain_pipeline=str(retrain_on_drift) if retrain_on_drift is not None else None,
+        retrain_cooldown_s=retrain_cooldown_s,
     )
     serve(config)

@@ -38,7 +38,7 @@ __all__ = [
 _log = logging.getLogger("lockgate.monitor")
 
 ALERT_ACTION = "alert"
-ALERT_KINDS = {"rollback": "rollback", "halt": "srm_halt", "drift": "drift"}
+ALERT_KINDS = {"rollback": "rollback", "halt": "srm_halt", "drift": "drift", "retrain_done": "retrain"}
 """Audit actions that raise an alert, and the alert's kind."""
 MAX_AGE_S = 3600.0
 """An event older than this is history, not news: no alert for it (say, when alerts are first turned on)."""
@@ -65,6 +65,7 @@ class Alert:
             "rollback": "rolled back",
             "srm_halt": "halted (sample-ratio mismatch)",
             "drift": "drifted",
+            "retrain": "ran its retraining pipeline",
         }.get(self.kind, self.kind)
         return f"lockgate: deployment '{self.deployment}' {what} by {self.actor}: {self.reason}"
 

@@ -32,6 +32,7 @@ from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
 from lockgate.monitor.live import LiveDrift
 from lockgate.monitor.predictions import model_inputs, output_kind, primary_output, reference_sketch
 from lockgate.monitor.reference import Reference
+from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.monitor.timeline import WeightTimeline
 from lockgate.rollout.controller import RecordEvent, routing_table
 from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
@@ -246,7 +247,8 @@ class DeploymentManager:
     saw it (never on the request path); each alert is also an ``alert`` event in the audit log.
     ``drift_reference`` (optional) turns on live drift: one request in ``drift_sample_every`` is
     sketched per variant and compared with it; a drifted variant is a ``drift`` audit event (and
-    an alert).
+    an alert). ``retrain`` (optional) runs a retraining pipeline on a variant's first drift, at
+    most once per its cooldown: ``retrain`` and ``retrain_done`` audit events (the latter alerted).
     """
 
     def __init__(
@@ -265,8 +267,11 @@ class DeploymentManager:
         alerts: AlertSender | None = None,
         drift_reference: Reference | None = None,
         drift_sample_every: int = 10,
+        retrain: RetrainTrigger | None = None,
     ) -> None:
         self.store = store
+        self.retrain = retrain
+        self._retrain_due: list[tuple[str, str]] = []  # (deployment, variant) that drifted
         self.alerts = alerts
         self.drift_reference = drift_reference
         self.drift_sample_every = drift_sample_every
@@ -371,6 +376,8 @@ class DeploymentManager:
                     await asyncio.to_thread(self._fold_drift)
                 if self._alerts_due:
                     await self._send_alerts()
+                if self._retrain_due:
+                    await asyncio.to_thread(self._start_retrain)
                 now = asyncio.get_running_loop().time()
                 if self.after_tick and now - last_hooks >= 1.0:
                     last_hooks = now
@@ -463,6 +470,43 @@ class DeploymentManager:
                 _log.warning("deployment '%s': %s", name, reason)
                 if self.alerts is not None:
                     self._alerts_due.add(name)
+                if self.retrain is not None:
+                    self._retrain_due.append((name, variant))
+
+    def _start_retrain(self) -> None:
+        """Run the retraining pipeline for the first drift waiting, unless a run or the cooldown
+        says not now (a worker thread); every drift that waited is audited either way."""
+        trigger = self.retrain
+        assert trigger is not None
+        due, self._retrain_due = self._retrain_due, []
+        for name, variant in due:
+            live = self.live.get(name)
+            phase = live.phase if live is not None else ""
+            now = time.time()
+            refusal = trigger.refusal(now)
+            if refusal is not None:
+                reason = f"no retraining after the drift of variant '{variant}': {refusal}"
+                self.store.append_events(
+                    name, [RecordEvent(now, "monitor", "retrain_skipped", reason, phase, phase)]
+                )
+                continue
+            reason = f"drift of variant '{variant}': running lockgate pipeline run {trigger.pipeline}"
+            self.store.append_events(name, [RecordEvent(now, "monitor", "retrain", reason, phase, phase)])
+            _log.warning("deployment '%s': %s", name, reason)
+
+            def done(code: int, duration_s: float, name: str = name, variant: str = variant) -> None:
+                live = self.live.get(name)
+                phase = live.phase if live is not None else ""
+                outcome = "succeeded" if code == 0 else f"failed with exit code {code}"
+                why = f"retraining pipeline {trigger.pipeline} after the drift of '{variant}' {outcome}"
+                numbers = {"exit_code": float(code), "duration_s": duration_s}
+                event = RecordEvent(time.time(), "monitor", "retrain_done", why, phase, phase, numbers)
+                self.store.append_events(name, [event])
+                (_log.info if code == 0 else _log.error)("deployment '%s': %s", name, why)
+                if self.alerts is not None:
+                    self._alerts_due.add(name)
+
+            trigger.start(now, done)
 
     # ------------------------------------------------------------------ feedback joins
 

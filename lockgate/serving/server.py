@@ -28,6 +28,7 @@ from typing import Any
 from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
 from lockgate.monitor.alerts import WebhookSender, check_webhook_url
 from lockgate.monitor.reference import load_reference
+from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
 from lockgate.serving.deployment import DeploymentManager
@@ -74,6 +75,8 @@ class ServeConfig:
     alert_webhook: str | None = None
     drift_reference: str | None = None
     drift_sample_every: int = 10
+    retrain_pipeline: str | None = None
+    retrain_cooldown_s: float = 3600.0
 
     @property
     def has_deployments(self) -> bool:
@@ -92,6 +95,15 @@ class ServeConfig:
             check_webhook_url(self.alert_webhook)
         if self.drift_sample_every < 1:
             raise UserError(f"drift_sample_every must be >= 1, got {self.drift_sample_every}", hint="e.g. 10")
+        if self.retrain_pipeline is not None and self.drift_reference is None:
+            raise UserError(
+                "--retrain-on-drift needs --drift-reference: without a reference nothing can drift",
+                hint="add --drift-reference NAME@VERSION (the training data's dataset version)",
+            )
+        if not self.retrain_cooldown_s >= 0:
+            raise UserError(
+                f"retrain_cooldown_s must be >= 0, got {self.retrain_cooldown_s}", hint="e.g. 3600"
+            )
         if not self.tick_s > 0:
             raise UserError(f"tick_s must be > 0, got {self.tick_s}")
         names = [spec.name for spec in self.deployments]
@@ -183,7 +195,20 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
         alerts=WebhookSender(config.alert_webhook) if config.alert_webhook else None,
         drift_reference=load_reference(config.drift_reference) if config.drift_reference else None,
         drift_sample_every=config.drift_sample_every,
+        retrain=_retrain_trigger(config),
     )
+
+
+def _retrain_trigger(config: ServeConfig) -> RetrainTrigger | None:
+    """The retraining trigger ``--retrain-on-drift`` asks for, its pipeline file parsed up front."""
+    if config.retrain_pipeline is None:
+        return None
+    from pathlib import Path
+
+    from lockgate.pipeline import load_pipeline
+
+    load_pipeline(Path(config.retrain_pipeline))  # a bad file stops the server now, not at the first drift
+    return RetrainTrigger(config.retrain_pipeline, cooldown_s=config.retrain_cooldown_s)
 
 
 def build_app(

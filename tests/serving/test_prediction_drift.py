@@ -3,6 +3,10 @@ the training rows (computed once, through the baseline's batcher, when the deplo
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +14,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -63,7 +68,7 @@ def _loader(deployment: str, variant: str, uri: str) -> Variant:
     return loaded
 
 
-def _server(tmp_path: Path, train: pd.DataFrame) -> Iterator[Any]:
+def _server(tmp_path: Path, train: pd.DataFrame, **extra: Any) -> Iterator[Any]:
     config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False)
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
     manager = DeploymentManager(
@@ -73,6 +78,7 @@ def _server(tmp_path: Path, train: pd.DataFrame) -> Iterator[Any]:
         tick_s=0.05,
         drift_reference=reference_from_frame(train, dataset="train@1", digest="d1"),
         drift_sample_every=1,
+        **extra,
     )
     handle = run_server_in_thread(build_app(config=config, deployments=manager))
     yield handle
@@ -119,17 +125,21 @@ def text_server(tmp_path: Path) -> Iterator[Any]:
     yield from _server(tmp_path, TEXTS)
 
 
+def _send_labels(url: str, n: int = 120) -> None:
+    with httpx.Client(timeout=30) as client:
+        for i in range(n):
+            rows = TRAIN.iloc[(10 * i) % 2900 : (10 * i) % 2900 + 10].to_numpy().tolist()
+            body = {"dataframe_split": {"columns": ["x", "y"], "data": rows}}
+            answer = client.post(f"{url}/invocations", json=body, headers={"x-routing-key": f"u{i}"})
+            assert answer.status_code == 200, answer.text
+
+
 def test_a_candidate_whose_labels_shift_shows_prediction_drift(
     labels_server: Any, cli: Callable[..., tuple[int, str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = labels_server.url
     _deploy(url, "labels", "labels:same", "labels:flip")
-    with httpx.Client(timeout=30) as client:
-        for i in range(120):
-            rows = TRAIN.iloc[(10 * i) % 2900 : (10 * i) % 2900 + 10].to_numpy().tolist()
-            body = {"dataframe_split": {"columns": ["x", "y"], "data": rows}}
-            answer = client.post(f"{url}/invocations", json=body, headers={"x-routing-key": f"u{i}"})
-            assert answer.status_code == 200, answer.text
+    _send_labels(url)
     status = _wait_for(url, "labels", _both_judged)
     predictions = status["drift"]["predictions"]
     assert predictions["state"] == "ready" and predictions["kind"] == "categorical"
@@ -152,15 +162,15 @@ def test_a_candidate_whose_labels_shift_shows_prediction_drift(
     assert code == 2 and "nope" in err
 
 
-def _wait_for_event(url: str, name: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
+def _wait_for_event(url: str, name: str, action: str = "drift") -> dict[str, Any]:
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         events = httpx.get(f"{url}/admin/deployments/{name}/history", headers=AUTH).json()["events"]
-        drift = [e for e in events if e["action"] == "drift"]
+        drift = [e for e in events if e["action"] == action]
         if drift:
             return drift[0]  # type: ignore[no-any-return]
         time.sleep(0.05)
-    raise AssertionError("no drift event was written")
+    raise AssertionError(f"no {action} event was written")
 
 
 def test_a_text_encoder_whose_embeddings_turn_shows_embedding_drift(text_server: Any) -> None:
@@ -184,3 +194,63 @@ def test_a_text_encoder_whose_embeddings_turn_shows_embedding_drift(text_server:
     metrics = httpx.get(f"{url}/metrics").text
     assert 'lockgate_embedding_cosine_distance{deployment="encoder",variant="next"}' in metrics
     assert 'lockgate_embedding_mean_cosine{deployment="encoder",variant="stable"}' in metrics
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, queue.Queue[Any]]]:
+    """A tiny webhook: every JSON body POSTed to it lands in the queue."""
+    received: queue.Queue[Any] = queue.Queue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.put(orjson.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_drift_runs_the_retraining_pipeline_once_audited_and_alerted(
+    tmp_path: Path, receiver: tuple[str, queue.Queue[Any]]
+) -> None:
+    from lockgate.monitor.alerts import WebhookSender
+    from lockgate.monitor.retrain import RetrainTrigger
+
+    (tmp_path / "build").mkdir()
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        "version: 1\nlock: build/pipeline.lock\nstages:\n  retrain:\n"
+        "    cmd: python -c \"open('build/model.txt', 'w').write('retrained')\"\n"
+        "    outs: [build/model.txt]\n",
+        encoding="utf-8",
+    )
+    url_hook, received = receiver
+    trigger = RetrainTrigger(pipeline, cooldown_s=3600)
+    server = _server(tmp_path, TRAIN, retrain=trigger, alerts=WebhookSender(url_hook))
+    handle = next(server)
+    try:
+        url = handle.url
+        _deploy(url, "labels", "labels:same", "labels:flip")
+        _send_labels(url)
+        started = _wait_for_event(url, "labels", "retrain")
+        assert "drift of variant 'next'" in started["reason"] and "pipeline run" in started["reason"]
+        done = _wait_for_event(url, "labels", "retrain_done")
+        assert done["numbers"]["exit_code"] == 0 and "succeeded" in done["reason"]
+        assert (tmp_path / "build" / "model.txt").read_text() == "retrained"
+        kinds = set()
+        deadline = time.monotonic() + 30
+        while {"drift", "retrain"} - kinds and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                kinds.add(received.get(timeout=0.5)["kind"])
+        assert {"drift", "retrain"} <= kinds
+        assert trigger.runs == 1  # one drifted variant, one run
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(server)
