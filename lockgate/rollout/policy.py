@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from lockgate.errors import ValidationError
 from lockgate.rollout.spec import Analysis, DeploymentSpec
-from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.accumulators import Proportion, VariantStats
+from lockgate.stats.fixed import two_proportion_z_test
 from lockgate.stats.verdict import Decision, Policy, Verdict
 
 __all__ = ["SequentialRolloutPolicy", "ThresholdPolicy", "policy_for", "policy_for_analysis"]
@@ -76,6 +77,17 @@ class ThresholdPolicy:
             "baseline_p99_ms": base_p99,
             "candidate_p99_ms": cand_p99,
         }
+        if baseline.requests > 0 and candidate.requests > 0:
+            # the difference with its fixed-horizon 95% Wald interval (valid at one look only)
+            test = two_proportion_z_test(
+                Proportion(trials=baseline.requests, successes=baseline.errors),
+                Proportion(trials=candidate.requests, successes=candidate.errors),
+            )
+            numbers.update(
+                error_rate_diff=test.estimate,
+                error_rate_diff_ci_low=test.ci_low,
+                error_rate_diff_ci_high=test.ci_high,
+            )
         if base_rate > 0:
             numbers["error_rate_ratio"] = cand_rate / base_rate
         if base_p99 > 0:

@@ -63,6 +63,10 @@ DECISION_CODES: tuple[Decision, ...] = (
 
 _CONTINUE, _PROMOTE, _ROLLBACK, _HALT = range(4)
 
+_ERROR_DIFFERENCE_SCALE = 0.01
+"""The mixing scale of the error-rate difference's confidence sequence (one percentage point): the
+interval is valid at every look whatever the scale; it is tightest for differences near it."""
+
 
 class PrimaryMetric(StrEnum):
     """What the candidate should improve (or not worsen): none, 0/1 conversions, or a mean."""
@@ -357,6 +361,18 @@ class SequentialPolicy:
             "alpha_per_guardrail": ev.alpha_each,
         }
         if baseline.requests > 0 and candidate.requests > 0:
+            # the guardrail's difference, candidate minus baseline, with its confidence sequence at
+            # the guardrail's level (normal mixture over the smoothed proportions' variance)
+            difference = candidate.error_rate - baseline.error_rate
+            variance = proportion_difference_variance(
+                baseline.errors, baseline.requests, candidate.errors, candidate.requests
+            )
+            radius = float(normal_mixture_radius(variance, _ERROR_DIFFERENCE_SCALE**2, ev.alpha_each))
+            numbers.update(
+                error_rate_diff=difference,
+                error_rate_diff_ci_low=difference - radius,
+                error_rate_diff_ci_high=difference + radius,
+            )
             ratio = self._error_test.test(
                 baseline.errors, baseline.requests, candidate.errors, candidate.requests
             )
@@ -369,6 +385,19 @@ class SequentialPolicy:
             assert ev.latency_baseline_ms is not None
             assert ev.latency_threshold_ms is not None
             assert ev.latency_slow_share is not None
+            allowed = 1.0 - self.latency_quantile
+            share = float(ev.latency_slow_share[0])
+            numbers["latency_slow_excess"] = share - allowed
+            if candidate.requests > 0:
+                slow = round(share * candidate.requests)
+                tail = BernoulliSPRT(
+                    null_rate=allowed, mde=allowed, alpha=ev.alpha_each, alternative="greater"
+                )
+                interval = tail.test(slow, candidate.requests)
+                numbers.update(
+                    latency_slow_excess_ci_low=interval.ci_low - allowed,
+                    latency_slow_excess_ci_high=interval.ci_high - allowed,
+                )
             numbers.update(
                 latency_p=float(ev.latency_p[0]),
                 latency_quantile=self.latency_quantile,

@@ -159,3 +159,13 @@ def test_the_spec_chooses_the_policy_and_names_bad_keys() -> None:
     ):
         with pytest.raises(ValidationError, match=words):
             parse_spec({**base, "analysis": analysis})
+
+
+def test_the_threshold_verdict_has_the_error_rate_difference_with_its_fixed_interval() -> None:
+    baseline, candidate = VariantStats(), VariantStats()
+    for i in range(1000):
+        baseline.record(5.0, is_error=i % 100 == 0)
+        candidate.record(5.0, is_error=i % 20 == 0)
+    numbers = ThresholdPolicy().decide(baseline, candidate).numbers
+    assert numbers["error_rate_diff"] == pytest.approx(0.04)
+    assert 0 < numbers["error_rate_diff_ci_low"] < 0.04 < numbers["error_rate_diff_ci_high"]

@@ -13,6 +13,7 @@ from lockgate.stats import (
     Decision,
     Policy,
     PrimaryMetric,
+    Proportion,
     SequentialPolicy,
     VariantStats,
 )
@@ -196,3 +197,32 @@ def test_bad_batches_raise_named_errors() -> None:
         ArmBatch.from_counts([-1], [0])
     with pytest.raises(ValidationError):
         SequentialPolicy().decide_many(ArmBatch.from_counts([10, 5], [0, 0]), ArmBatch.from_counts([10], [0]))
+
+
+def _arms(base_error: float, cand_error: float, n: int = 3000) -> tuple[VariantStats, VariantStats]:
+    rng = np.random.default_rng(4)
+    baseline, candidate = VariantStats(), VariantStats()
+    for _ in range(n):
+        baseline.record(float(rng.exponential(5.0)), is_error=bool(rng.random() < base_error))
+        candidate.record(float(rng.exponential(5.0)), is_error=bool(rng.random() < cand_error))
+    return baseline, candidate
+
+
+def test_the_verdict_has_each_guardrails_difference_with_an_always_valid_interval() -> None:
+    from lockgate.stats.fixed import two_proportion_z_test
+
+    baseline, candidate = _arms(0.01, 0.04)
+    n = SequentialPolicy().decide(baseline, candidate).numbers
+    difference = candidate.error_rate - baseline.error_rate
+    assert n["error_rate_diff"] == pytest.approx(difference)
+    assert n["error_rate_diff_ci_low"] < difference < n["error_rate_diff_ci_high"]
+    assert n["error_rate_diff_ci_low"] > 0  # the harm is clear: the interval excludes 0
+    fixed = two_proportion_z_test(
+        Proportion(trials=baseline.requests, successes=baseline.errors),
+        Proportion(trials=candidate.requests, successes=candidate.errors),
+    )
+    # valid at every look, so wider than the one-look interval
+    assert n["error_rate_diff_ci_high"] - n["error_rate_diff_ci_low"] > fixed.ci_high - fixed.ci_low
+    assert n["latency_slow_excess_ci_low"] <= n["latency_slow_excess"] <= n["latency_slow_excess_ci_high"]
+    same = SequentialPolicy().decide(*_arms(0.02, 0.02)).numbers
+    assert same["error_rate_diff_ci_low"] < 0 < same["error_rate_diff_ci_high"]
