@@ -188,6 +188,15 @@ def test_the_page_shows_the_live_numbers_in_a_real_browser(
     assert all(int(count) > 0 for count in served.values())
     assert f'data-field="phase">{status["phase"]}<' in dom
     assert 'data-field="drift"' in dom and "Input drift vs cancer-train@1" in dom
+    # the A/B statistics with their intervals: the error-rate difference, candidate minus baseline
+    numbers = httpx.get(f"{gateway.url}/admin/deployments/churn", headers=AUTH).json()["verdict"]["numbers"]
+    assert "error_rate_diff_ci_low" in numbers and "always-valid" in dom
+    interval = re.search(
+        r'data-interval="error rate, candidate − baseline">\[([-+]\d+\.\d+) pp, ([-+]\d+\.\d+) pp\]<', dom
+    )
+    assert interval is not None, dom[dom.find('data-field="intervals"') :][:2000]
+    assert float(interval.group(1)) <= 0 <= float(interval.group(2))  # no errors in either arm yet
+    assert 'data-field="prediction-drift"' in dom
     errors = re.search(r'<pre id="console-errors">(.*?)</pre>', dom, re.S)
     assert errors is not None and errors.group(1).strip() == "", errors.group(1) if errors else dom
     assert "Uncaught" not in dumped.stderr

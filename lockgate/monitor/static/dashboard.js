@@ -108,6 +108,47 @@
     return box;
   }
 
+  // Predictions against the baseline's predictions on the training rows (labels, numbers or embeddings).
+  function predictionsSection(p) {
+    const box = el("div", { "data-field": "prediction-drift" });
+    box.appendChild(el("h3", { text: "Prediction drift" }));
+    if (p.state !== "ready") {
+      box.appendChild(el("div", { class: "muted", text: p.state === "computing"
+        ? "computing the reference of predictions…" : "not measured: " + (p.error || "no reference") }));
+      return box;
+    }
+    box.appendChild(el("div", { class: "muted", text: `${p.output} (${p.kind}) against ${p.source}` }));
+    const rows = Object.entries(p.variants).map(([variant, o]) => [variant, fmt(o.live_count),
+      fmt(o.psi, 3), fmt(o.js, 3), fmt(o.cosine_distance, 3), fmt(o.mean_cosine, 3), o.status]);
+    box.appendChild(table(["variant", "n", "PSI", "JS", "centroid dist.", "mean cos", "status"], rows));
+    return box;
+  }
+
+  // Each guardrail's difference, candidate minus baseline, with its interval: always-valid at the
+  // guardrail's level for the sequential policy, a one-look 95% interval for thresholds.
+  function intervalsTable(numbers) {
+    const sequential = numbers.alpha_per_guardrail !== undefined;
+    const level = sequential ? `always-valid ${fmt((1 - numbers.alpha_per_guardrail) * 100, 1)}%` : "fixed-horizon 95%";
+    const pp = (v) => (v >= 0 ? "+" : "") + (v * 100).toFixed(2) + " pp";
+    const plain = (v) => fmt(v, 3);
+    const rows = [];
+    const add = (name, key, low, high, p, show) => {
+      if (numbers[key] === undefined || numbers[low] === undefined) return;
+      rows.push([name, show(numbers[key]), `[${show(numbers[low])}, ${show(numbers[high])}]`,
+                 p !== null && numbers[p] !== undefined ? fmt(numbers[p], 3) : "–"]);
+    };
+    add("error rate, candidate − baseline", "error_rate_diff", "error_rate_diff_ci_low", "error_rate_diff_ci_high", "error_p", pp);
+    add("error rate, candidate ÷ baseline", "error_ratio", "error_ratio_ci_low", "error_ratio_ci_high", "error_p", plain);
+    add("slow requests beyond the allowed tail", "latency_slow_excess", "latency_slow_excess_ci_low", "latency_slow_excess_ci_high", "latency_p", pp);
+    add("primary metric, candidate − baseline", "primary_difference", "primary_ci_low", "primary_ci_high", "primary_p_harm", plain);
+    const box = el("div", { "data-field": "intervals" });
+    if (!rows.length) return box;
+    box.appendChild(table(["guardrail", "estimate", level + " interval", "p"], rows));
+    const cells = box.querySelectorAll("tbody tr");
+    cells.forEach((tr) => tr.cells[2].setAttribute("data-interval", tr.cells[0].textContent));
+    return box;
+  }
+
   function deploymentCard(item, now) {
     const s = item.status;
     const names = Object.keys(s.variants);
@@ -144,6 +185,7 @@
     if (s.verdict) {
       right.appendChild(el("div", { class: "decision-" + s.verdict.decision, "data-field": "verdict", text: s.verdict.decision }));
       if (s.verdict.reasons.length) right.appendChild(el("div", { class: "muted", text: s.verdict.reasons.join("; ") }));
+      right.appendChild(intervalsTable(s.verdict.numbers));
       right.appendChild(table(["number", "value"], Object.entries(s.verdict.numbers).map(([k, v]) => [k, fmt(v, 4)])));
     } else {
       right.appendChild(el("div", { class: "muted", "data-field": "verdict", text: "no verdict yet" }));
@@ -152,6 +194,7 @@
     const shadow = Object.entries(s.shadow).filter(([, v]) => v !== null);
     right.appendChild(table(["", "value"], shadow.map(([k, v]) => [k, fmt(v, 4)]), { "data-field": "shadow" }));
     if (s.drift) left.appendChild(driftSection(s.drift));
+    if (s.drift && s.drift.predictions) left.appendChild(predictionsSection(s.drift.predictions));
     right.appendChild(el("h3", { text: "Audit log" }));
     right.appendChild(el("ol", { class: "events", "data-field": "events" }, item.events.slice().reverse().map((e) =>
       el("li", { text: `${time(e.at)} ${e.action} by ${e.actor}${e.reason ? ": " + e.reason : ""}` }))));
