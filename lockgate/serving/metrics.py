@@ -235,8 +235,11 @@ class DeploymentCollector:
     latest verdict), and the shadow comparison: ``lockgate_shadow_agreement_ratio``,
     ``lockgate_shadow_mirrored``, ``lockgate_shadow_dropped`` by deployment. With live drift on:
     ``lockgate_drift_psi`` and ``lockgate_drift_js{deployment,variant,feature}``,
-    ``lockgate_drift_features_drifted{deployment,variant}`` and ``lockgate_drift_sampled{deployment}``.
-    With alerts on: ``lockgate_alerts{outcome}`` (sent, failed, dropped).
+    ``lockgate_drift_features_drifted{deployment,variant}`` and ``lockgate_drift_sampled{deployment}``,
+    and of predictions ``lockgate_prediction_drift_psi``/``_js`` and
+    ``lockgate_embedding_cosine_distance``/``lockgate_embedding_mean_cosine{deployment,variant}``.
+    ``lockgate_variant_info{deployment,variant,model,version}`` joins the request metrics to
+    variants. With alerts on: ``lockgate_alerts{outcome}`` (sent, failed, dropped).
     """
 
     def __init__(self, manager: DeploymentManager) -> None:
