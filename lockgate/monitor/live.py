@@ -10,7 +10,7 @@ each variant with the reference (PSI, KS and Jensen-Shannon per feature, from
 The same samples carry the variant's answer (its primary output), sketched against the reference
 of predictions (:meth:`LiveDrift.set_output_reference`: the baseline's outputs on the training
 rows, computed once the deployment is loaded). Outputs sampled before that reference exists wait
-in a bounded buffer (4,096 rows per variant) and are folded when it arrives.
+in a bounded buffer (4,096 rows in all) and are folded when it arrives.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class LiveDrift:
         self.output_error: str | None = None
         self._outputs: dict[str, Sketch] = {}
         self._waiting: dict[str, list[np.ndarray[Any, Any]]] = {}
+        self._waiting_rows = 0
 
     def offer(
         self,
@@ -123,10 +124,9 @@ class LiveDrift:
 
     def _fold_output(self, variant: str, answer: np.ndarray[Any, Any]) -> None:
         if self.output_reference is None:
-            if self.output_error is None:
-                waiting = self._waiting.setdefault(variant, [])
-                if sum(len(a) for a in waiting) < _MAX_WAITING_ROWS:
-                    waiting.append(answer)
+            if self.output_error is None and self._waiting_rows < _MAX_WAITING_ROWS:
+                self._waiting.setdefault(variant, []).append(answer)
+                self._waiting_rows += len(answer)
             return
         sketch = self._outputs.get(variant)
         if sketch is None:
@@ -137,7 +137,7 @@ class LiveDrift:
         """The reference of predictions arrived: fold what waited for it."""
         with self._lock:
             self.output_reference, self.output_name, self.output_source = sketch, name, source
-            waiting, self._waiting = self._waiting, {}
+            waiting, self._waiting, self._waiting_rows = self._waiting, {}, 0
             for variant, answers in waiting.items():
                 for answer in answers:
                     self._fold_output(variant, answer)
@@ -146,7 +146,7 @@ class LiveDrift:
         """No reference of predictions can be had (the reason is shown in the status)."""
         with self._lock:
             self.output_error = message
-            self._waiting = {}
+            self._waiting, self._waiting_rows = {}, 0
 
     def output_reports(self) -> dict[str, FeatureDrift]:
         """Each variant's predictions against the reference of predictions (empty until it exists)."""
