@@ -1,8 +1,8 @@
 """deploy/monitoring/ is checked by the tools that read it, against the metrics lockgate exports.
 
 - prometheus.yml: ``promtool check config`` (which also checks the rule files it names).
-- alerts.yml: ``promtool check rules``, and ``promtool test rules alerts.test.yml`` (each alert fires
-  on the series that should raise it, and not before its ``for``).
+- alert-rules.yml: ``promtool check rules``, and ``promtool test rules alert-rules.test.yml`` (each
+  alert fires on the series that should raise it, and not before its ``for``).
 - grafana/dashboards/lockgate.json: every PromQL expression (panels, variables, annotations), with
   Grafana's variables filled in, written into a temporary rules file for ``promtool check rules``;
   the panels the dashboard must have.
@@ -84,17 +84,17 @@ def test_promtool_accepts_the_scrape_config_and_its_rules(promtool: str) -> None
 
 
 def test_promtool_accepts_the_alert_rules(promtool: str) -> None:
-    out = _promtool(promtool, "check", "rules", "alerts.yml")
+    out = _promtool(promtool, "check", "rules", "alert-rules.yml")
     assert "SUCCESS" in out
 
 
 def test_the_alert_rules_pass_their_unit_tests(promtool: str) -> None:
-    out = _promtool(promtool, "test", "rules", "alerts.test.yml")
+    out = _promtool(promtool, "test", "rules", "alert-rules.test.yml")
     assert "SUCCESS" in out
 
 
 def test_the_alert_rules_cover_rollbacks_halts_drift_guardrails_and_targets() -> None:
-    rules = yaml.safe_load((MONITORING / "alerts.yml").read_text(encoding="utf-8"))
+    rules = yaml.safe_load((MONITORING / "alert-rules.yml").read_text(encoding="utf-8"))
     names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert names >= {
         "LockgateRolledBack",
@@ -106,7 +106,7 @@ def test_the_alert_rules_cover_rollbacks_halts_drift_guardrails_and_targets() ->
         "LockgateHighLatency",
         "LockgateTargetDown",
     }
-    tests = yaml.safe_load((MONITORING / "alerts.test.yml").read_text(encoding="utf-8"))
+    tests = yaml.safe_load((MONITORING / "alert-rules.test.yml").read_text(encoding="utf-8"))
     tested = {case["alertname"] for t in tests["tests"] for case in t["alert_rule_test"]}
     assert tested == names, "every alert has a unit test"
 
@@ -163,9 +163,9 @@ def test_compose_runs_prometheus_and_grafana_on_these_files() -> None:
     services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
     prometheus = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"]}
     assert prometheus["/etc/prometheus/prometheus.yml"] == "../monitoring/prometheus.yml"
-    assert prometheus["/etc/prometheus/alerts.yml"] == "../monitoring/alerts.yml"
+    assert prometheus["/etc/prometheus/alert-rules.yml"] == "../monitoring/alert-rules.yml"
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text(encoding="utf-8"))
-    assert config["rule_files"] == ["alerts.yml"]  # beside prometheus.yml here and in the container
+    assert config["rule_files"] == ["alert-rules.yml"]  # beside prometheus.yml here and in the container
     scrape = config["scrape_configs"][0]
     assert (
         scrape["static_configs"][0]["targets"] == ["lockgate:8080"] and scrape["metrics_path"] == "/metrics"
@@ -191,8 +191,8 @@ def _used_metrics() -> set[str]:
     used = set()
     for expr in _grafana_expressions():
         used |= _lockgate_metric_names(expr)
-    used |= _lockgate_metric_names((MONITORING / "alerts.yml").read_text(encoding="utf-8"))
-    used |= _lockgate_metric_names((MONITORING / "alerts.test.yml").read_text(encoding="utf-8"))
+    used |= _lockgate_metric_names((MONITORING / "alert-rules.yml").read_text(encoding="utf-8"))
+    used |= _lockgate_metric_names((MONITORING / "alert-rules.test.yml").read_text(encoding="utf-8"))
     return used
 
 
@@ -265,3 +265,10 @@ def test_every_metric_the_dashboard_and_rules_use_is_exported(gateway: Any) -> N
     missing = sorted(used - _exported(metrics))
     assert not missing, f"used in deploy/monitoring but not exported: {missing}"
     assert not (_used_metrics() & PROMETHEUS_OWN)
+
+
+def test_the_checklist_counts_these_rules_as_alerts_on_lockgate_metrics() -> None:
+    from lockgate.cli.checklist import read_alert_rules
+
+    found = read_alert_rules([MONITORING / "alert-rules.yml"])
+    assert "LockgateRolledBack" in found and "LockgateHighErrorRate" in found and len(found) >= 8
