@@ -23,6 +23,7 @@ from lockgate.rollout.controller import RecordEvent, RolloutState
 from lockgate.rollout.spec import DeploymentSpec, parse_spec
 from lockgate.rollout.store import (
     AuditEvent,
+    CapturedRequest,
     Deployment,
     _check_ttl,
     _finite,
@@ -82,6 +83,21 @@ _joins = sa.Table(
     sa.Column("variant", sa.String(63), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("outcome", sa.Text),
+)
+_captures = sa.Table(
+    "captured_requests",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment", sa.String(63), nullable=False),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("variant", sa.String(63), nullable=False),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(63), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("outputs", sa.Text),
 )
 
 
@@ -320,6 +336,66 @@ class SqlStore:
             ).scalar()
             if cutoff is not None:
                 connection.execute(_joins.delete().where(_joins.c.deployment == name, _joins.c.at <= cutoff))
+
+    def save_captures(self, name: str, rows: Sequence[CapturedRequest]) -> None:
+        if not rows:
+            return
+        values = [
+            {
+                "deployment": name,
+                "request_id": row.request_id[:128],
+                "at": row.at,
+                "variant": row.variant,
+                "model_name": row.model_name[:255],
+                "model_version": row.model_version[:63],
+                "status": row.status,
+                "latency_ms": row.latency_ms,
+                "inputs": json.dumps(row.inputs),
+                "outputs": None if row.outputs is None else json.dumps(row.outputs),
+            }
+            for row in rows
+        ]
+        with self._engine.begin() as connection:
+            self._require(connection, name)
+            connection.execute(_captures.insert(), values)
+
+    def captures(self, name: str, *, limit: int | None = None) -> list[CapturedRequest]:
+        query = sa.select(_captures).where(_captures.c.deployment == name).order_by(_captures.c.id.desc())
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        with self._engine.connect() as connection:
+            self._require(connection, name)
+            rows = connection.execute(query).all()
+        return [
+            CapturedRequest(
+                deployment=row.deployment,
+                request_id=row.request_id,
+                at=row.at,
+                variant=row.variant,
+                model_name=row.model_name,
+                model_version=row.model_version,
+                status=row.status,
+                latency_ms=row.latency_ms,
+                inputs=json.loads(row.inputs),
+                outputs=None if row.outputs is None else json.loads(row.outputs),
+                id=row.id,
+            )
+            for row in reversed(rows)
+        ]
+
+    def prune_captures(self, name: str, *, keep: int) -> None:
+        with self._engine.begin() as connection:
+            cutoff = connection.execute(
+                sa.select(_captures.c.id)
+                .where(_captures.c.deployment == name)
+                .order_by(_captures.c.id.desc())
+                .offset(max(keep, 0))
+                .limit(1)
+            ).scalar()
+            if cutoff is not None:
+                connection.execute(
+                    _captures.delete().where(_captures.c.deployment == name, _captures.c.id <= cutoff)
+                )
 
     def _insert_new(self, table: sa.Table) -> Any:
         """INSERT that leaves rows already there alone (SQLite and Postgres alike)."""

@@ -1,7 +1,8 @@
 """Where rollouts live between ticks and restarts: the :class:`Store` contract, and a fake.
 
 A :class:`Store` keeps deployments (spec, state, weights, a version number), an append-only audit
-log of rollout events, and each worker's latest accumulator snapshot. Two implementations pass the
+log of rollout events, each worker's latest accumulator snapshot, and (when capture is on) a
+bounded sample of answered requests for replay. Two implementations pass the
 same conformance tests: :class:`lockgate.rollout.sqlstore.SqlStore` (a SQLite file by default,
 Postgres by URL) and :class:`InMemoryStore` here (for tests and ``lockgate.testing``), which keeps
 this module free of database imports.
@@ -17,7 +18,7 @@ import json
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from lockgate.stats.accumulators import VariantStats
 
 __all__ = [
     "AuditEvent",
+    "CapturedRequest",
     "Deployment",
     "InMemoryStore",
     "Store",
@@ -60,6 +62,28 @@ class AuditEvent:
     from_phase: str
     to_phase: str
     numbers: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CapturedRequest:
+    """One sampled answered request of a deployment: what came in, what went out, who answered.
+
+    ``inputs`` and ``outputs`` are JSON documents (:mod:`lockgate.monitor.capture` encodes and
+    decodes them); ``outputs`` is None when the request failed. ``id`` is the store's, in the order
+    rows were written (0 before that).
+    """
+
+    deployment: str
+    request_id: str
+    at: float
+    variant: str
+    model_name: str
+    model_version: str
+    status: int
+    latency_ms: float
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any] | None
+    id: int = 0
 
 
 class Store(Protocol):
@@ -151,6 +175,18 @@ class Store(Protocol):
         """Keep only the ``keep`` newest joins of the deployment."""
         ...
 
+    def save_captures(self, name: str, rows: Sequence[CapturedRequest]) -> None:
+        """Append captured requests of the deployment (each gets the next id)."""
+        ...
+
+    def captures(self, name: str, *, limit: int | None = None) -> list[CapturedRequest]:
+        """The deployment's newest ``limit`` captured requests (all when None), oldest first."""
+        ...
+
+    def prune_captures(self, name: str, *, keep: int) -> None:
+        """Keep only the ``keep`` newest captured requests of the deployment."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -208,6 +244,8 @@ class InMemoryStore:
         self._events: list[AuditEvent] = []
         self._snapshots: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._joins: dict[str, dict[str, list[Any]]] = {}  # request id -> [variant, at, outcome]
+        self._captures: dict[str, list[CapturedRequest]] = {}
+        self._capture_ids = 0
 
     def close(self) -> None:
         """Nothing to release."""
@@ -334,6 +372,35 @@ class InMemoryStore:
             if len(stored) > keep:
                 newest = sorted(stored.items(), key=lambda item: item[1][1])[-keep:] if keep else []
                 self._joins[name] = dict(newest)
+
+    def save_captures(self, name: str, rows: Sequence[CapturedRequest]) -> None:
+        with self._lock:
+            self._row(name)
+            stored = self._captures.setdefault(name, [])
+            for row in rows:
+                self._capture_ids += 1
+                # through JSON, as the database would store it
+                stored.append(
+                    replace(
+                        row,
+                        deployment=name,
+                        id=self._capture_ids,
+                        inputs=json.loads(json.dumps(row.inputs)),
+                        outputs=None if row.outputs is None else json.loads(json.dumps(row.outputs)),
+                    )
+                )
+
+    def captures(self, name: str, *, limit: int | None = None) -> list[CapturedRequest]:
+        with self._lock:
+            self._row(name)
+            stored = self._captures.get(name, [])
+            return list(stored if limit is None else stored[-limit:] if limit > 0 else [])
+
+    def prune_captures(self, name: str, *, keep: int) -> None:
+        with self._lock:
+            stored = self._captures.get(name, [])
+            if len(stored) > keep:
+                self._captures[name] = stored[-keep:] if keep > 0 else []
 
     def acquire_lease(self, name: str, holder: str, *, now: float, ttl_s: float) -> bool:
         _check_ttl(ttl_s)

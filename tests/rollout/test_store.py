@@ -24,7 +24,7 @@ from lockgate.rollout.controller import (
 from lockgate.rollout.policy import ThresholdPolicy
 from lockgate.rollout.spec import DeploymentSpec, parse_spec
 from lockgate.rollout.sqlstore import SqlStore
-from lockgate.rollout.store import InMemoryStore, Store, default_store_url
+from lockgate.rollout.store import CapturedRequest, InMemoryStore, Store, default_store_url
 from lockgate.stats.accumulators import VariantStats
 from lockgate.testing import InMemoryStore as ExportedInMemoryStore
 
@@ -89,7 +89,13 @@ def _drop_all(store: Store) -> None:
     """A clean slate on a shared Postgres server: the tables are emptied, not dropped."""
     assert isinstance(store, SqlStore)
     with store._engine.begin() as connection:
-        for table in ("feedback_joins", "accumulator_snapshots", "rollout_events", "deployments"):
+        for table in (
+            "captured_requests",
+            "feedback_joins",
+            "accumulator_snapshots",
+            "rollout_events",
+            "deployments",
+        ):
             connection.exec_driver_sql(f"DELETE FROM {table}")
 
 
@@ -186,6 +192,47 @@ def test_feedback_joins_count_an_outcome_once_across_writers(store: Store) -> No
     assert store.claim_outcome("fraud", "n4", None, {"value": 1.0}, now=11.0) == ("stable", None)
     with pytest.raises(NotFound):
         store.save_joins("ghost", [("r", "a")], now=1.0)
+
+
+def captured(request_id: str, *, outputs: dict[str, object] | None = None) -> CapturedRequest:
+    return CapturedRequest(
+        deployment="fraud",
+        request_id=request_id,
+        at=5.0,
+        variant="stable",
+        model_name="fraud",
+        model_version="3",
+        status=200 if outputs is not None else 500,
+        latency_ms=1.5,
+        inputs={"kind": "array", "dtype": "float64", "data": [[1.0, 2.5]]},
+        outputs=outputs,
+    )
+
+
+def test_captured_requests_read_back_newest_last_and_are_pruned(store: Store) -> None:
+    spec = make_spec()
+    store.create_deployment(spec, initial_state(spec), now=0.0)
+    assert store.captures("fraud") == []
+    answer = {"label": {"dtype": "int64", "data": [1]}}
+    store.save_captures("fraud", [captured("r1", outputs=answer), captured("r2")])
+    store.save_captures("fraud", [captured(f"n{i}", outputs=answer) for i in range(4)])
+    every = store.captures("fraud")
+    assert [row.request_id for row in every] == ["r1", "r2", "n0", "n1", "n2", "n3"]
+    assert [row.id for row in every] == sorted(row.id for row in every) and every[0].id > 0
+    first = every[0]
+    assert first.inputs == {"kind": "array", "dtype": "float64", "data": [[1.0, 2.5]]}
+    assert first.outputs == answer and first.status == 200 and first.latency_ms == 1.5
+    assert every[1].outputs is None and every[1].status == 500
+    assert (first.variant, first.model_name, first.model_version) == ("stable", "fraud", "3")
+    assert [row.request_id for row in store.captures("fraud", limit=2)] == ["n2", "n3"]
+    store.prune_captures("fraud", keep=3)
+    assert [row.request_id for row in store.captures("fraud")] == ["n1", "n2", "n3"]
+    store.prune_captures("fraud", keep=10)
+    assert len(store.captures("fraud")) == 3
+    with pytest.raises(NotFound):
+        store.save_captures("ghost", [captured("r")])
+    with pytest.raises(NotFound):
+        store.captures("ghost")
 
 
 def test_the_audit_log_is_ordered_and_keeps_who_and_why(store: Store) -> None:
@@ -291,7 +338,8 @@ def test_sqlite_schema_is_versioned_apart_from_mlflow(tmp_path: Path) -> None:
         connection.close()
     assert {"deployments", "rollout_events", "accumulator_snapshots"} <= tables
     assert "alembic_version" not in tables
-    assert version == [("0002",)]
+    assert "captured_requests" in tables
+    assert version == [("0003",)]
 
 
 def test_concurrent_writers_never_lose_an_update(tmp_path: Path) -> None:
