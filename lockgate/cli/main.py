@@ -21,6 +21,7 @@ from lockgate.cli.checklist import checklist_command
 from lockgate.cli.cost import plan_command
 from lockgate.cli.optimize import optimize_command
 from lockgate.cli.output import console, err_console, short
+from lockgate.cli.replay import replay_command
 from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
@@ -55,6 +56,7 @@ app.add_typer(prompts_cli.app, name="prompts")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
 app.command("serve")(serve_command)
+app.command("replay")(replay_command)
 app.command("deploy")(rollout.deploy_command)
 app.command("validate")(validate.validate_command)
 app.command("optimize")(optimize_command)

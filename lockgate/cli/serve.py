@@ -126,6 +126,26 @@ def serve_command(
     retrain_cooldown_s: Annotated[
         float, typer.Option(help="At most one retraining run per this many seconds.")
     ] = 3600.0,
+    log_format: Annotated[
+        str, typer.Option(help="text (for people) or json (one object per line, with the request id).")
+    ] = "text",
+    access_log: Annotated[
+        bool, typer.Option(help="Log one line per answered request (id, path, status, duration, variant).")
+    ] = False,
+    metrics: Annotated[
+        bool, typer.Option(help="Count requests for Prometheus and serve GET /metrics.")
+    ] = True,
+    capture_every: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            help="Capture one answered request in N of each deployment (inputs, outputs, variant, "
+            "latency) into the store, for `lockgate replay`. 0: off.",
+        ),
+    ] = 0,
+    capture_keep: Annotated[
+        int, typer.Option(metavar="K", help="Captured requests kept per deployment (the newest).")
+    ] = 10_000,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -146,8 +166,12 @@ def serve_command(
         # then open http://127.0.0.1:8080/dashboard?token=$LOCKGATE_ADMIN_TOKEN; alerts to a chat:
         lockgate serve --deployment canary.yaml --alert-webhook https://hooks.example.com/lockgate \\
           --drift-reference churn-train@3
+
+        # JSON logs with an access line per request; capture 1 in 100 requests for replay
+        lockgate serve --deployment canary.yaml --log-format json --access-log --capture-every 100
     """
     from lockgate.errors import UserError
+    from lockgate.serving.logs import check_log_format
 
     if execution not in ("auto", "thread", "inline"):
         raise UserError(
@@ -188,5 +212,10 @@ def serve_command(
         drift_sample_every=drift_sample_every,
         retrain_pipeline=str(retrain_on_drift) if retrain_on_drift is not None else None,
         retrain_cooldown_s=retrain_cooldown_s,
+        expose_metrics=metrics,
+        log_format=check_log_format(log_format),
+        access_log=access_log,
+        capture_every=capture_every,
+        capture_keep=capture_keep,
     )
     serve(config)

@@ -47,6 +47,7 @@ from lockgate.monitor.dashboard import (
 from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.deployment import field_routing_key
 from lockgate.serving.feedback import DEFAULT_MAX_IDS, Feedback, FeedbackJoins, parse_feedback
+from lockgate.serving.logs import AccessLog
 from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lockgate.serving.metrics import DeploymentCollector, ServingMetrics
 from lockgate.serving.openapi import openapi_document
@@ -138,7 +139,9 @@ class ServingApp:
     when not given). ``max_body_bytes`` caps request bodies (413 beyond it). ``deployments``
     serves rollouts (a name routed between variants); ``admin_token`` turns the admin API on
     (``/admin/...``, bearer token; off when None). ``feedback_max_ids`` is how many recent request
-    ids per model the feedback endpoint can join an outcome to.
+    ids per model the feedback endpoint can join an outcome to. ``expose_metrics=False`` turns
+    the Prometheus counters and ``/metrics`` off; ``access_log`` (off when None) gets a line per
+    answered request.
     """
 
     def __init__(
@@ -153,8 +156,13 @@ class ServingApp:
         admin_token: str | None = None,
         feedback_max_ids: int = DEFAULT_MAX_IDS,
         allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
+        expose_metrics: bool = True,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.variants: dict[str, Variant] = {}
+        self.expose_metrics = expose_metrics
+        self.access_log = access_log
+        self._access_flusher: asyncio.Task[None] | None = None
         self.allowed_hosts = (
             None if allowed_hosts is None else frozenset(h.lower().encode() for h in allowed_hosts)
         )
@@ -191,6 +199,9 @@ class ServingApp:
 
     def start_variant(self, variant: Variant) -> None:
         """Start a variant's batcher with its metrics (inside the running event loop)."""
+        if not self.expose_metrics:
+            variant.start()
+            return
         variant.start(self.metrics.batch_observer(variant.model_name, variant.model_version))
         batcher = variant.batcher
         if batcher is not None:
@@ -207,6 +218,10 @@ class ServingApp:
         if self._started:
             return
         self._started = True
+        if self.access_log is not None:
+            self._access_flusher = asyncio.get_running_loop().create_task(
+                self._flush_access_log(self.access_log), name="lockgate-access-log"
+            )
         for variant in self._pending:
             self.add_variant(variant)
         self._pending = []
@@ -240,6 +255,18 @@ class ServingApp:
         if self.deployments is not None:
             await self.deployments.stop()
         await asyncio.gather(*(variant.stop() for variant in self.variants.values()))
+        if self._access_flusher is not None:
+            self._access_flusher.cancel()
+            self._access_flusher = None
+        if self.access_log is not None:
+            self.access_log.flush()
+
+    @staticmethod
+    async def _flush_access_log(access_log: AccessLog) -> None:
+        """Write the buffered access lines a few times a second, so a quiet server logs too."""
+        while True:
+            await asyncio.sleep(0.2)
+            access_log.flush()
 
     # ------------------------------------------------------------------ ASGI
 
@@ -306,10 +333,10 @@ class ServingApp:
         except _DisconnectedError:
             return
         except LockgateError as exc:
-            response = self._respond_error(exc)
+            response = self._respond_error(exc, request_id)
         # the one place a bug becomes a response: logged with its traceback, answered 500
         except Exception as exc:  # noqa: BLE001
-            response = self._respond_error(exc)
+            response = self._respond_error(exc, request_id)
         headers = [
             (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
@@ -328,13 +355,64 @@ class ServingApp:
         if variant is not None:
             elapsed = time.perf_counter() - started
             variant.record(elapsed * 1000.0, is_error=response.status >= 500)
-            self.metrics.observe_request(variant.model_name, variant.model_version, response.status, elapsed)
+            if self.expose_metrics:
+                self.metrics.observe_request(
+                    variant.model_name, variant.model_version, response.status, elapsed
+                )
             if response.status == 200 and served.name is not None:
                 self._remember(served, request_id, variant)
             if served.shadow is not None:
                 self._mirror(served, elapsed * 1000.0)
-            if served.deployment is not None and served.deployment.drift is not None:
-                self._sample(served, variant, response.status)
+            live = served.deployment
+            if live is not None:
+                if live.drift is not None:
+                    self._sample(served, variant, response.status)
+                if live.capture is not None and live.capture.take():
+                    self._capture(live, served, variant, response.status, elapsed, request_id)
+        if self.access_log is not None:
+            self._log_access(self.access_log, scope, request_id, response.status, started, served)
+
+    def _capture(
+        self,
+        live: LiveDeployment,
+        served: _Served,
+        variant: Variant,
+        status: int,
+        elapsed_s: float,
+        request_id: bytes,
+    ) -> None:
+        """Queue a sampled request of a deployment for the store (references, after the reply)."""
+        request, name = served.request, live.name_of(variant)
+        if live.capture is not None and request is not None and name is not None:
+            live.capture.append(
+                request_id=request_id,
+                variant=name,
+                model_name=variant.model_name,
+                model_version=variant.model_version,
+                status=status,
+                latency_ms=elapsed_s * 1000.0,
+                inputs=request.inputs,
+                outputs=served.outputs if status == 200 else None,
+            )
+
+    @staticmethod
+    def _log_access(
+        access_log: AccessLog, scope: Scope, request_id: bytes, status: int, started: float, served: _Served
+    ) -> None:
+        variant, live = served.variant, served.deployment
+        client = scope.get("client")
+        access_log.record(
+            request_id=request_id,
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            client=client[0] if client else None,
+            deployment=served.name if live is not None else None,
+            variant=live.name_of(variant) if live is not None and variant is not None else None,
+            model=variant.model_name if variant is not None else None,
+            version=variant.model_version if variant is not None else None,
+        )
 
     def _remember(self, served: _Served, request_id: bytes, variant: Variant) -> None:
         """Keep which variant answered, under the header's id and the V2 body's own id."""
@@ -424,11 +502,13 @@ class ServingApp:
                 "(a guard against DNS rebinding); start it with --host to serve other names",
             )
 
-    def _respond_error(self, exc: Exception) -> _Response:
+    def _respond_error(self, exc: Exception, request_id: bytes) -> _Response:
         if isinstance(exc, LockgateError):
             error = exc
         else:
-            _log.exception("internal error while serving a request")
+            _log.exception(
+                "internal error while serving a request", extra={"request_id": request_id.decode("latin-1")}
+            )
             error = LockgateError(
                 f"internal error: {type(exc).__name__}",
                 hint="this is a bug in lockgate or in the model; the server log has the traceback",
@@ -502,6 +582,8 @@ class ServingApp:
         if path == "/v2":
             return _Response(200, self._server_metadata())
         if path == "/metrics":
+            if not self.expose_metrics:
+                raise NotFound("metrics are off on this server", hint="start it without --no-metrics")
             return _Response(200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
         if path == "/openapi.json":
             if self._openapi is None:

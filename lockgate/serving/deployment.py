@@ -29,6 +29,7 @@ import numpy as np
 
 from lockgate.errors import Conflict, LockgateError, NotFound, UserError
 from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
+from lockgate.monitor.capture import DEFAULT_KEEP, PendingCapture, TrafficCapture
 from lockgate.monitor.live import LiveDrift
 from lockgate.monitor.predictions import model_inputs, output_kind, primary_output, reference_sketch
 from lockgate.monitor.reference import Reference
@@ -158,6 +159,7 @@ class LiveDeployment:
     field_name: str | None = None  # the input field whose value is the routing key, if any
     drift: LiveDrift | None = None  # sampled input sketches per variant, when a reference is set
     drift_flagged: set[str] = field(default_factory=set)  # variants whose drift was audited
+    capture: TrafficCapture | None = None  # sampled requests for replay, when capture is on
 
     def __post_init__(self) -> None:
         # worked out once: the request path reads attributes instead of the spec's properties
@@ -249,6 +251,9 @@ class DeploymentManager:
     sketched per variant and compared with it; a drifted variant is a ``drift`` audit event (and
     an alert). ``retrain`` (optional) runs a retraining pipeline on a variant's first drift, at
     most once per its cooldown: ``retrain`` and ``retrain_done`` audit events (the latter alerted).
+    an alert). ``capture_every`` (0: off) captures one answered request in that many per
+    deployment into the store for ``lockgate replay``, in a batch a second, keeping the newest
+    ``capture_keep``.
     """
 
     def __init__(
@@ -268,10 +273,14 @@ class DeploymentManager:
         drift_reference: Reference | None = None,
         drift_sample_every: int = 10,
         retrain: RetrainTrigger | None = None,
+        capture_every: int = 0,
+        capture_keep: int = DEFAULT_KEEP,
     ) -> None:
         self.store = store
         self.retrain = retrain
         self._retrain_due: list[tuple[str, str]] = []  # (deployment, variant) that drifted
+        self.capture_every = capture_every
+        self.capture_keep = capture_keep
         self.alerts = alerts
         self.drift_reference = drift_reference
         self.drift_sample_every = drift_sample_every
@@ -421,6 +430,30 @@ class DeploymentManager:
                     await asyncio.to_thread(self._save_joins, joins)
             finally:
                 self._collected = {}
+            await self._save_captures()
+
+    async def _save_captures(self) -> None:
+        """Write each deployment's captured requests in one batch (encoded in a worker thread);
+        a failed write puts them back for the next tick."""
+        for name, live in list(self.live.items()):
+            capture = live.capture
+            if capture is None or not capture.pending:
+                continue
+            rows = capture.drain()
+            try:
+                await asyncio.to_thread(self._write_captures, name, capture, rows)
+            except Exception:
+                # a cancelled write (shutdown) still finishes in its thread: only a failure requeues
+                capture.requeue(rows)
+                raise
+
+    def _write_captures(self, name: str, capture: TrafficCapture, rows: list[PendingCapture]) -> None:
+        encoded = capture.encode(name, rows)
+        self.store.save_captures(name, encoded)
+        capture.written += len(encoded)
+        capture.flushes += 1
+        if capture.flushes % 20 == 1:  # the first write, then every twentieth: keep the newest
+            self.store.prune_captures(name, keep=self.capture_keep)
 
     async def _send_alerts(self) -> None:
         """Alert on each rollback or halt the audit log has that no alert names yet."""
@@ -653,6 +686,7 @@ class DeploymentManager:
                 **live.mirror.summary(),
             },
             "drift": live.drift.summary() if live.drift is not None else None,
+            "capture": live.capture.summary() if live.capture is not None else None,
             "verdict": None
             if verdict is None
             else {
@@ -764,6 +798,10 @@ class DeploymentManager:
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        if self.capture_every:
+            # a redeploy keeps the queue: what was captured under the old spec is still written
+            kept = current.capture if current is not None else None
+            live.capture = kept or TrafficCapture(self.capture_every)
         if current is not None:
             retired = [v for v in current.variants.values() if v not in loaded.values()]
             await current.mirror.stop()

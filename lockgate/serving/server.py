@@ -27,11 +27,13 @@ from typing import Any
 
 from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
 from lockgate.monitor.alerts import WebhookSender, check_webhook_url
+from lockgate.monitor.capture import DEFAULT_KEEP
 from lockgate.monitor.reference import load_reference
 from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
 from lockgate.serving.deployment import DeploymentManager
+from lockgate.serving.logs import AccessLog, LogFormat, check_log_format, log_config
 from lockgate.serving.runtimes import FastPath, load_predictor
 from lockgate.serving.source import ModelSource, resolve_source, unsafe_format
 from lockgate.serving.variant import ServingPolicy, Variant
@@ -77,6 +79,11 @@ class ServeConfig:
     drift_sample_every: int = 10
     retrain_pipeline: str | None = None
     retrain_cooldown_s: float = 3600.0
+    expose_metrics: bool = True
+    log_format: LogFormat = "text"
+    access_log: bool = False
+    capture_every: int = 0
+    capture_keep: int = DEFAULT_KEEP
 
     @property
     def has_deployments(self) -> bool:
@@ -104,6 +111,11 @@ class ServeConfig:
             raise UserError(
                 f"retrain_cooldown_s must be >= 0, got {self.retrain_cooldown_s}", hint="e.g. 3600"
             )
+        check_log_format(self.log_format)
+        if self.capture_every < 0:
+            raise UserError(f"capture_every must be >= 0 (0: off), got {self.capture_every}", hint="e.g. 100")
+        if self.capture_keep < 1:
+            raise UserError(f"capture_keep must be >= 1, got {self.capture_keep}", hint="e.g. 10000")
         if not self.tick_s > 0:
             raise UserError(f"tick_s must be > 0, got {self.tick_s}")
         names = [spec.name for spec in self.deployments]
@@ -196,6 +208,8 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
         drift_reference=load_reference(config.drift_reference) if config.drift_reference else None,
         drift_sample_every=config.drift_sample_every,
         retrain=_retrain_trigger(config),
+        capture_every=config.capture_every,
+        capture_keep=config.capture_keep,
     )
 
 
@@ -243,6 +257,8 @@ def build_app(
         deployments=deployments,
         admin_token=config.admin_token,
         allowed_hosts=LOOPBACK_HOSTS if _is_loopback(config.host) else None,
+        expose_metrics=config.expose_metrics,
+        access_log=AccessLog(config.log_format) if config.access_log else None,
     )
 
 
@@ -253,6 +269,8 @@ def _is_loopback(host: str) -> bool:
 def _uvicorn_config(app: ServingApp, config: ServeConfig) -> Any:
     import uvicorn
 
+    logging_config = log_config(config.log_format, config.log_level)
+    extra: dict[str, Any] = {} if logging_config is None else {"log_config": logging_config}
     return uvicorn.Config(
         app,
         host=config.host,
@@ -264,6 +282,7 @@ def _uvicorn_config(app: ServingApp, config: ServeConfig) -> Any:
         log_level=config.log_level,
         timeout_graceful_shutdown=int(config.graceful_timeout_s),
         server_header=False,
+        **extra,
     )
 
 
