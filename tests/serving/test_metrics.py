@@ -1,5 +1,6 @@
 """The metrics of several worker processes: the rollout gauges and queue depths reach /metrics
-through prometheus-client's shared files, combined the way MULTIPROCESS_MODES says."""
+through prometheus-client's shared files, combined the way MULTIPROCESS_MODES says; and metrics
+turned off (--no-metrics): nothing counted, /metrics a 404 that says why."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from lockgate.serving import ServeConfig, build_app, resolve_source, run_server_in_thread
 from lockgate.serving.metrics import MULTIPROCESS_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +99,20 @@ def _scrape_until(url: str, wanted: str) -> Any:
             return text
         time.sleep(0.2)
     raise AssertionError(f"{wanted!r} never appeared in /metrics:\n{text}")
+
+
+@pytest.mark.integration
+def test_no_metrics_serves_requests_and_answers_metrics_with_a_404(logged_model: Any) -> None:
+    source = resolve_source(str(logged_model.path), name="cancer")
+    app = build_app(source, config=ServeConfig(str(logged_model.path), expose_metrics=False))
+    with run_server_in_thread(app) as server:
+        body = {
+            "dataframe_split": {"columns": logged_model.columns, "data": [logged_model.features[0].tolist()]}
+        }
+        assert httpx.post(server.url + "/invocations", json=body).json() == {
+            "predictions": [int(logged_model.labels[0])]
+        }
+        metrics = httpx.get(server.url + "/metrics")
+        assert metrics.status_code == 404
+        assert metrics.json()["error"] == "not_found" and "metrics are off" in metrics.json()["detail"]
+    assert app.metrics.render().count(b"lockgate_requests_total{") == 0
