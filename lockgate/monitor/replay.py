@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from lockgate.monitor.capture import decode_inputs, decode_outputs
 from lockgate.rollout.shadow import ShadowComparison
 from lockgate.rollout.store import CapturedRequest
@@ -37,6 +39,8 @@ class ReplayReport:
     first_error: str | None = None
     recorded_by: dict[str, int] = field(default_factory=dict)  # "variant (model vN)" -> requests
     comparison: ShadowComparison = field(default_factory=ShadowComparison)
+    recorded_ms: list[float] = field(default_factory=list)  # per compared request, both sides
+    candidate_ms: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the counts, the agreement numbers that apply, and the latency quantiles."""
@@ -74,12 +78,14 @@ class ReplayReport:
                 "mean_cosine": c.cosine.mean,
                 "min_cosine": c.min_cosine,
             }
-        if c.primary_latency.count:
+        if self.recorded_ms:
+            # exact quantiles of the replayed requests (the histograms' buckets are coarser)
+            recorded, candidate = np.asarray(self.recorded_ms), np.asarray(self.candidate_ms)
             document["latency_ms"] = {
-                "recorded_p50": c.primary_latency.quantile(0.5),
-                "recorded_p99": c.primary_latency.quantile(0.99),
-                "candidate_p50": c.shadow_latency.quantile(0.5),
-                "candidate_p99": c.shadow_latency.quantile(0.99),
+                "recorded_p50": float(np.quantile(recorded, 0.5)),
+                "recorded_p99": float(np.quantile(recorded, 0.99)),
+                "candidate_p50": float(np.quantile(candidate, 0.5)),
+                "candidate_p99": float(np.quantile(candidate, 0.99)),
             }
         return document
 
@@ -118,5 +124,7 @@ def replay(
             continue
         compare_outputs(report.comparison, decode_outputs(row.outputs), answer, primary_output)
         report.comparison.record_latency([row.latency_ms], [elapsed_ms])
+        report.recorded_ms.append(row.latency_ms)
+        report.candidate_ms.append(elapsed_ms)
         report.compared += 1
     return report

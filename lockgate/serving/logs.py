@@ -154,7 +154,8 @@ class AccessLog:
     ) -> None:
         """Format one answered request into the buffer; every ``flush_every`` lines, write them."""
         ts = self._ts()
-        level = "info" if status < 500 else "error"
+        # a refused request or a busy server is worth a look; any other 5xx is a bug
+        level = "info" if status < 400 else "warning" if status < 500 or status == 503 else "error"
         rid = request_id.decode("latin-1")
         duration = round(duration_ms, 3)
         if self.log_format == "json":
