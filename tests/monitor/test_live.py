@@ -81,3 +81,22 @@ def test_without_a_reference_of_predictions_the_reason_is_shown() -> None:
     drift.fold()
     summary = drift.summary()["predictions"]
     assert summary["state"] == "unavailable" and "tensor" in summary["error"] and summary["variants"] == {}
+
+
+def test_stacked_rows_sketch_exactly_like_one_request_at_a_time() -> None:
+    rows = TRAIN.to_numpy()[:300]
+    at_once, one_by_one = LiveDrift(REFERENCE, sample_every=1), LiveDrift(REFERENCE, sample_every=1)
+    for index in range(0, 300, 3):
+        at_once.offer("stable", rows[index : index + 3], ["age", "income"])
+        at_once.offer("next", rows[index : index + 3].astype(np.float32), ["age", "income"])
+    assert at_once.fold() == 200
+    for index in range(0, 300, 3):
+        for variant, chunk in (("stable", rows[index : index + 3]), ("next", rows[index : index + 3])):
+            one_by_one.offer(
+                variant, chunk.astype(np.float32) if variant == "next" else chunk, ["age", "income"]
+            )
+            one_by_one.fold()
+    for variant in ("stable", "next"):
+        for name in ("age", "income"):
+            stacked, single = at_once._live[variant][name], one_by_one._live[variant][name]
+            assert stacked.to_dict() == single.to_dict()
