@@ -7,7 +7,7 @@
 - :class:`AccessLog` writes one line per answered request (``--access-log``, off by default):
   the request id the response carries, method, path (never the query string, which can hold the
   dashboard's token, and never the body), status, duration and, where known, the deployment,
-  variant, model and version. It formats into a list and writes the lines in one call every 64
+  variant, model and version. It formats into a list and writes the lines together every 64
   requests or when :meth:`AccessLog.flush` runs (the app flushes it a few times a second and at
   shutdown): a write per request would cost more than the request at 20,000 a second.
 """
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -201,21 +202,44 @@ class AccessLog:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is buffered in one call."""
+        """Write what is buffered: on stderr in writes of whole lines, at most 4 KiB each."""
         if not self._buffer:
             return
         lines, self._buffer = self._buffer, []
         self.lines += len(lines)
-        data = b"".join(lines)
         if self.stream is not None:
+            data = b"".join(lines)
             self.stream.write(data)
             self.stream.flush()
             return
-        binary = getattr(sys.stderr, "buffer", None)  # a replaced stderr may be text only
-        if binary is not None:
-            sys.stderr.flush()  # whatever text is pending goes first: lines never interleave
-            binary.write(data)
-            binary.flush()
-        else:
-            sys.stderr.write(data.decode("utf-8", "replace"))
+        try:
+            fd = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):  # a replaced stderr (a test's capture)
+            sys.stderr.write(b"".join(lines).decode("utf-8", "replace"))
             sys.stderr.flush()
+            return
+        sys.stderr.flush()  # whatever text is pending goes first
+        for chunk in _chunks(lines, _ATOMIC_BYTES):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+
+
+_ATOMIC_BYTES = 4096  # PIPE_BUF on Linux: a write this size to a pipe is never split
+
+
+def _chunks(lines: list[bytes], limit: int) -> list[bytes]:
+    """Whole lines joined into writes of at most ``limit`` bytes (a longer line alone), so the
+    lines of several worker processes sharing one stderr pipe never cut into each other."""
+    chunks: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) > limit:
+            chunks.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        chunks.append(b"".join(current))
+    return chunks

@@ -116,6 +116,16 @@ def test_text_access_lines_read_like_a_sentence() -> None:
     )
 
 
+def test_stderr_writes_keep_lines_whole_and_small_enough_for_a_pipe() -> None:
+    from lockgate.serving.logs import _chunks
+
+    lines = [b"x" * 1000 + b"\n"] * 9 + [b"y" * 5000 + b"\n", b"z\n"]
+    chunks = _chunks(lines, 4096)
+    assert b"".join(chunks) == b"".join(lines)
+    assert [len(chunk) for chunk in chunks] == [4004, 4004, 1001, 5001, 2]  # a long line goes alone
+    assert all(chunk.endswith(b"\n") for chunk in chunks)
+
+
 def test_log_formats_are_checked() -> None:
     assert check_log_format("json") == "json"
     with pytest.raises(UserError, match="--log-format must be text or json, got 'xml'"):
