@@ -281,6 +281,8 @@ class DeploymentManager:
         self._retrain_due: list[tuple[str, str]] = []  # (deployment, variant) that drifted
         self.capture_every = capture_every
         self.capture_keep = capture_keep
+        self.capture_flush_s = 1.0  # captured rows wait this long, so one commit carries many
+        self._captures_written_at = 0.0
         self.alerts = alerts
         self.drift_reference = drift_reference
         self.drift_sample_every = drift_sample_every
@@ -430,11 +432,16 @@ class DeploymentManager:
                     await asyncio.to_thread(self._save_joins, joins)
             finally:
                 self._collected = {}
-            await self._save_captures()
+            # the last tick (the loop stopped) writes whatever is waiting
+            await self._save_captures(is_final=self._loop_task is None)
 
-    async def _save_captures(self) -> None:
-        """Write each deployment's captured requests in one batch (encoded in a worker thread);
-        a failed write puts them back for the next tick."""
+    async def _save_captures(self, *, is_final: bool) -> None:
+        """Write each deployment's captured requests in one batch (encoded in a worker thread),
+        once a second or at the end; a failed write puts them back for the next tick."""
+        now = time.monotonic()
+        if not is_final and now - self._captures_written_at < self.capture_flush_s:
+            return
+        self._captures_written_at = now
         for name, live in list(self.live.items()):
             capture = live.capture
             if capture is None or not capture.pending:

@@ -168,3 +168,43 @@ def test_replay_refuses_a_candidate_that_does_not_exist(
     assert code == 2 and "does not exist" in err
     code, _, err = cli("replay", "churn", "--to", "models:/", "--store", store_url)
     assert code == 2 and "Traceback" not in err
+
+
+def test_a_running_server_writes_its_captures_without_waiting_for_shutdown(
+    tmp_path: Path, models: dict[str, Path], logged_model: Any
+) -> None:
+    import time
+
+    config = ServeConfig(
+        "", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True, capture_every=1
+    )
+    store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    handle = run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))
+    try:
+        spec = {
+            "name": "churn",
+            "variants": {"stable": str(models["good"]), "next": str(models["weak"])},
+            "baseline": "stable",
+            "candidate": "next",
+            "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
+        }
+        assert httpx.put(
+            f"{handle.url}/admin/deployments/churn", json=spec, headers=AUTH, timeout=60
+        ).is_success
+        body = {
+            "dataframe_split": {"columns": logged_model.columns, "data": [logged_model.features[0].tolist()]}
+        }
+        for _ in range(5):
+            assert httpx.post(f"{handle.url}/invocations", json=body).status_code == 200
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(store.captures("churn")) < 5:
+            time.sleep(0.1)
+        assert len(store.captures("churn")) == 5
+        status = httpx.get(f"{handle.url}/admin/deployments/churn", headers=AUTH).json()
+        assert status["capture"]["written"] == 5 and status["capture"]["pending"] == 0
+    finally:
+        handle.stop()
+        store.close()
+    reopened = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    assert len(reopened.captures("churn")) == 5  # the shutdown wrote nothing twice
+    reopened.close()
