@@ -31,6 +31,7 @@ __all__ = [
     "RoutingKey",
     "ShadowStrategy",
     "Strategy",
+    "VariantScaling",
     "WarmupChecks",
     "load_spec",
     "parse_spec",
@@ -158,6 +159,40 @@ _ANALYSIS_OPTIONS: Mapping[str, Mapping[str, type]] = {
 
 
 @dataclass(frozen=True)
+class VariantScaling:
+    """How many copies of one variant a distributed backend runs (``lockgate serve --backend ray``).
+
+    ``replicas`` is a fixed count; ``min_replicas``/``max_replicas`` with
+    ``target_ongoing_requests`` (requests in flight per replica) turn autoscaling on instead.
+    ``num_cpus`` is what each replica reserves (fractions share a core). The embedded backend
+    serves one copy of every variant in its own process and ignores these.
+    """
+
+    replicas: int | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    target_ongoing_requests: float | None = None
+    num_cpus: float | None = None
+
+    @property
+    def is_autoscaling(self) -> bool:
+        return self.max_replicas is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.replicas is not None:
+            out["replicas"] = self.replicas
+        if self.is_autoscaling:
+            auto: dict[str, Any] = {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas}
+            if self.target_ongoing_requests is not None:
+                auto["target_ongoing_requests"] = self.target_ongoing_requests
+            out["autoscaling"] = auto
+        if self.num_cpus is not None:
+            out["num_cpus"] = self.num_cpus
+        return out
+
+
+@dataclass(frozen=True)
 class Analysis:
     """How the numbers decide: ``sequential`` (anytime-valid tests per stage, the default) or
     ``threshold`` (fixed limits on point estimates), with that policy's options."""
@@ -178,6 +213,11 @@ class DeploymentSpec:
     routing_key: RoutingKey = field(default_factory=RoutingKey)
     salt: str = ""
     analysis: Analysis = field(default_factory=Analysis)
+    scaling: Mapping[str, VariantScaling] = field(default_factory=dict)
+
+    def scaling_of(self, variant: str) -> VariantScaling:
+        """The replicas and autoscaling asked for ``variant`` (defaults when the spec says none)."""
+        return self.scaling.get(variant, VariantScaling())
 
     @property
     def routing_salt(self) -> str:
@@ -195,6 +235,8 @@ class DeploymentSpec:
             "routing_key": {"source": self.routing_key.source, "name": self.routing_key.name},
             "salt": self.salt,
             "analysis": {"policy": self.analysis.policy, **self.analysis.options},
+            # only when given: specs stored before scaling existed read back unchanged
+            **({"scaling": {v: c.to_dict() for v, c in self.scaling.items()}} if self.scaling else {}),
         }
 
 
@@ -216,7 +258,7 @@ def parse_spec(data: Any) -> DeploymentSpec:
     """Validate a plain mapping (parsed YAML or JSON) into a :class:`DeploymentSpec`."""
     root = _Node(data, "")
     root.reject_unknown(
-        {"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt", "analysis"}
+        {"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt", "analysis", "scaling"}
     )
     name = root.required_string("name")
     _check_name(name, root.path_of("name"))
@@ -249,7 +291,47 @@ def parse_spec(data: Any) -> DeploymentSpec:
     routing_key = _parse_routing_key(root.mapping("routing_key"))
     salt = root.string("salt") or ""
     analysis = _parse_analysis(root.mapping("analysis"))
-    return DeploymentSpec(name, variants, baseline, candidate, strategy, routing_key, salt, analysis)
+    scaling = _parse_scaling(root.mapping("scaling"), variants)
+    return DeploymentSpec(name, variants, baseline, candidate, strategy, routing_key, salt, analysis, scaling)
+
+
+def _parse_scaling(node: _Node, variants: Mapping[str, str]) -> dict[str, VariantScaling]:
+    """``scaling: {variant: {replicas: 2}}`` or ``{variant: {autoscaling: {min_replicas: 1,
+    max_replicas: 4, target_ongoing_requests: 2}}}``, each with an optional ``num_cpus``."""
+    out: dict[str, VariantScaling] = {}
+    for variant in node.data:
+        if variant not in variants:
+            raise _error(
+                node.path_of(str(variant)),
+                f"'{variant}' is not a variant",
+                f"use one of {', '.join(sorted(variants))}{_did_you_mean(str(variant), variants)}",
+            )
+        entry = node.mapping(str(variant))
+        entry.reject_unknown({"replicas", "autoscaling", "num_cpus"})
+        replicas = entry.integer("replicas", minimum=1) if entry.data.get("replicas") is not None else None
+        num_cpus = entry.optional_number("num_cpus", minimum=0.01)
+        auto = entry.mapping("autoscaling")
+        auto.reject_unknown({"min_replicas", "max_replicas", "target_ongoing_requests"})
+        if not auto.data:
+            out[str(variant)] = VariantScaling(replicas=replicas, num_cpus=num_cpus)
+            continue
+        if replicas is not None:
+            raise _error(
+                entry.path_of("replicas"),
+                "cannot be given with autoscaling",
+                "give a fixed 'replicas' or an 'autoscaling' range, not both",
+            )
+        min_replicas = auto.integer("min_replicas", default=1, minimum=0)
+        max_replicas = auto.integer("max_replicas", required=True, minimum=1)
+        if max_replicas < min_replicas:
+            raise _error(
+                auto.path_of("max_replicas"),
+                f"must be at least min_replicas ({min_replicas})",
+                f"use a value >= {min_replicas}",
+            )
+        target = auto.optional_number("target_ongoing_requests", minimum=0.01)
+        out[str(variant)] = VariantScaling(None, min_replicas, max_replicas, target, num_cpus)
+    return out
 
 
 def _parse_analysis(node: _Node) -> Analysis:

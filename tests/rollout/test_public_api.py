@@ -47,6 +47,7 @@ ROLLOUT_API = [
     "ThresholdPolicy",
     "TimelineEntry",
     "TrafficSource",
+    "VariantScaling",
     "WarmupChecks",
     "assign",
     "bucket",

@@ -16,6 +16,7 @@ from lockgate.rollout.spec import (
     RollingStrategy,
     RoutingKey,
     ShadowStrategy,
+    VariantScaling,
     load_spec,
     parse_spec,
 )
@@ -139,6 +140,25 @@ def with_step(index: int, **fields: Any) -> dict[str, Any]:
         ({**spec_dict(), "routing_key": {"source": "field"}}, "routing_key.name", "required"),
         ({**spec_dict(), "routing_key": {"name": "bad header"}}, "routing_key.name", "header"),
         ([1, 2], "spec", "mapping"),
+        ({**spec_dict(), "scaling": {"nope": {"replicas": 2}}}, "scaling.nope", "not a variant"),
+        ({**spec_dict(), "scaling": {"stable": {"replicas": 0}}}, "scaling.stable.replicas", "at least 1"),
+        ({**spec_dict(), "scaling": {"stable": {"replica": 2}}}, "scaling.stable.replica", "replicas"),
+        ({**spec_dict(), "scaling": {"stable": {"num_cpus": 0}}}, "scaling.stable.num_cpus", "at least"),
+        (
+            {**spec_dict(), "scaling": {"stable": {"replicas": 2, "autoscaling": {"max_replicas": 3}}}},
+            "scaling.stable.replicas",
+            "not both",
+        ),
+        (
+            {**spec_dict(), "scaling": {"stable": {"autoscaling": {"min_replicas": 1}}}},
+            "scaling.stable.autoscaling.max_replicas",
+            "required",
+        ),
+        (
+            {**spec_dict(), "scaling": {"stable": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}}},
+            "scaling.stable.autoscaling.max_replicas",
+            "at least min_replicas",
+        ),
     ],
 )
 def test_errors_name_the_key_path_and_the_fix(data: Any, path: str, words: str) -> None:
@@ -150,6 +170,24 @@ def test_errors_name_the_key_path_and_the_fix(data: Any, path: str, words: str) 
     assert info.value.hint is not None
     assert info.value.hint.startswith("Fix: ")
     assert info.value.detail == {"path": path}
+
+
+def test_scaling_is_per_variant_optional_and_round_trips() -> None:
+    plain = parse_spec(spec_dict())
+    assert plain.scaling == {} and "scaling" not in plain.to_dict()
+    assert plain.scaling_of("stable") == VariantScaling()
+    data = {
+        **spec_dict(),
+        "scaling": {
+            "stable": {"replicas": 3, "num_cpus": 0.5},
+            "canary": {"autoscaling": {"max_replicas": 4, "target_ongoing_requests": 2}},
+        },
+    }
+    spec = parse_spec(data)
+    assert spec.scaling_of("stable") == VariantScaling(replicas=3, num_cpus=0.5)
+    canary = spec.scaling_of("canary")
+    assert canary.is_autoscaling and (canary.min_replicas, canary.max_replicas) == (1, 4)
+    assert parse_spec(spec.to_dict()) == spec
 
 
 def test_load_spec_reads_yaml(tmp_path: Path) -> None:
