@@ -258,7 +258,8 @@ def parse_spec(data: Any) -> DeploymentSpec:
     """Validate a plain mapping (parsed YAML or JSON) into a :class:`DeploymentSpec`."""
     root = _Node(data, "")
     root.reject_unknown(
-        {"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt", "analysis", "scaling"}
+        {"name", "variants", "baseline", "candidate", "strategy", "routing_key", "salt", "analysis"}
+        | {"scaling"}
     )
     name = root.required_string("name")
     _check_name(name, root.path_of("name"))

@@ -39,7 +39,7 @@ from lockgate.rollout.controller import RecordEvent, routing_table
 from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
 from lockgate.rollout.runner import ChampionRegistry, RolloutRunner, check_replaceable
 from lockgate.rollout.shadow import ShadowComparison
-from lockgate.rollout.spec import DeploymentSpec
+from lockgate.rollout.spec import DeploymentSpec, VariantScaling
 from lockgate.rollout.store import Deployment, Store
 from lockgate.serving.protocol import InferenceRequest, Outputs
 from lockgate.serving.signature import Signature
@@ -56,8 +56,11 @@ _log = logging.getLogger("lockgate.serving")
 
 _ALERT_PHASES = frozenset({"rolled_back", "halted"})
 
-VariantLoader = Callable[[str, str, str], Variant]
-"""Loads (deployment name, variant name, model URI) into a warmed-up variant (blocking)."""
+VariantLoader = Callable[[str, str, str, VariantScaling], Variant]
+"""Loads (deployment name, variant name, model URI, its scaling) into a warmed-up variant (blocking).
+
+The scaling (replicas, autoscaling) is for a distributed backend; one process ignores it.
+"""
 
 
 def _primary(outputs: Outputs, name: str | None) -> np.ndarray[Any, Any]:
@@ -771,10 +774,12 @@ class DeploymentManager:
         reuse: dict[str, Variant] = {}
         if current is not None:
             # each loaded variant is reused once, for a variant of the new spec with the same URI
-            pool = [(current.spec.variants[n], v) for n, v in current.variants.items()]
+            # (and scaling: a backend with replicas runs them as they were asked for)
+            old = current.spec
+            pool = [((old.variants[n], old.scaling_of(n)), v) for n, v in current.variants.items()]
             for variant_name, uri in spec.variants.items():
-                for index, (loaded_uri, variant) in enumerate(pool):
-                    if loaded_uri == uri:
+                for index, (loaded_as, variant) in enumerate(pool):
+                    if loaded_as == (uri, spec.scaling_of(variant_name)):
                         reuse[variant_name] = variant
                         del pool[index]
                         break
@@ -784,7 +789,9 @@ class DeploymentManager:
                 loaded[variant_name] = reuse[variant_name]
                 continue
             try:
-                variant = await asyncio.to_thread(self.load, spec.name, variant_name, uri)
+                variant = await asyncio.to_thread(
+                    self.load, spec.name, variant_name, uri, spec.scaling_of(variant_name)
+                )
             except UserError as exc:
                 raise type(exc)(
                     f"deployment '{spec.name}', variant '{variant_name}': {exc.message}",
