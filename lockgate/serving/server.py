@@ -42,6 +42,7 @@ __all__ = [
     "ServeConfig",
     "ServerHandle",
     "build_app",
+    "check_safe_to_load",
     "load_variant",
     "run_server_in_thread",
     "serve",
@@ -123,6 +124,18 @@ class ServeConfig:
             raise UserError(f"deployments {names} name one deployment twice", hint="give each its own name")
 
 
+def check_safe_to_load(source: ModelSource, *, allow_unsafe: bool) -> None:
+    """Refuse a model whose loading runs code (a pickle) unless its bytes were verified."""
+    if not source.is_verified and not allow_unsafe:
+        why = unsafe_format(source.path)
+        if why is not None:
+            raise IntegrityError(
+                f"model '{source.uri}' is not loaded: {why}, and its bytes were not verified",
+                hint="register it through lockgate (the checksum is verified before loading), give "
+                "--sha256, or pass --allow-unsafe-load if you trust where it came from",
+            )
+
+
 def load_variant(
     source: ModelSource,
     *,
@@ -137,14 +150,7 @@ def load_variant(
     the registry's checksum, or with ``allow_unsafe``: otherwise anyone who can write a file the
     server is pointed at can run code in it.
     """
-    if not source.is_verified and not allow_unsafe:
-        why = unsafe_format(source.path)
-        if why is not None:
-            raise IntegrityError(
-                f"model '{source.uri}' is not loaded: {why}, and its bytes were not verified",
-                hint="register it through lockgate (the checksum is verified before loading), give "
-                "--sha256, or pass --allow-unsafe-load if you trust where it came from",
-            )
+    check_safe_to_load(source, allow_unsafe=allow_unsafe)
     predictor = load_predictor(source.path, fast_path=fast_path, threads=threads)
     predictor.load()
     variant = Variant(source.name, source.version, predictor, policy or ServingPolicy())
