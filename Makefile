@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= all,dev
+# ray: the Ray Serve backend's conformance tests run in `make test`
+EXTRAS ?= all,dev,ray
 # pip prints one harmless warning per package for this machine's optional local indexes; hide only those.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 

@@ -146,6 +146,21 @@ def serve_command(
     capture_keep: Annotated[
         int, typer.Option(metavar="K", help="Captured requests kept per deployment (the newest).")
     ] = 10_000,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="embedded (every variant in this process) or ray (each variant a Ray Serve "
+            "deployment with the spec's replicas; needs lockgate[ray]).",
+        ),
+    ] = "embedded",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="With --backend ray: a Ray cluster to join (default: start Ray here)."),
+    ] = None,
+    ray_cpus: Annotated[
+        int | None,
+        typer.Option(help="With --backend ray and no --ray-address: CPUs of the Ray started here."),
+    ] = None,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -169,6 +184,9 @@ def serve_command(
 
         # JSON logs with an access line per request; capture 1 in 100 requests for replay
         lockgate serve --deployment canary.yaml --log-format json --access-log --capture-every 100
+
+        # each variant a Ray Serve deployment (pip install 'lockgate[ray]'); see docs/scale-out.md
+        lockgate serve --backend ray --deployment canary.yaml --ray-cpus 2
     """
     from lockgate.errors import UserError
     from lockgate.serving.logs import check_log_format
@@ -183,6 +201,13 @@ def serve_command(
             f"--fast-path must be auto, onnx, native or pyfunc, got '{fast_path}'",
             hint="auto serves scikit-learn models through ONNX Runtime when they convert exactly",
         )
+    if backend not in ("embedded", "ray"):
+        raise UserError(
+            f"--backend must be embedded or ray, got '{backend}'",
+            hint="embedded serves every variant in this process; ray runs them on Ray Serve",
+        )
+    if backend == "embedded" and (ray_address is not None or ray_cpus is not None):
+        raise UserError("--ray-address and --ray-cpus need --backend ray", hint="add --backend ray")
     exec_mode: Execution = execution  # type: ignore[assignment]
     path_mode: FastPath = fast_path  # type: ignore[assignment]
     from lockgate.rollout.spec import load_spec
@@ -218,4 +243,20 @@ def serve_command(
         capture_every=capture_every,
         capture_keep=capture_keep,
     )
+    if backend == "ray":
+        _serve_on_ray(config, ray_address, ray_cpus)
+        return
     serve(config)
+
+
+def _serve_on_ray(config: ServeConfig, address: str | None, num_cpus: int | None) -> None:
+    from lockgate.errors import UserError
+
+    try:
+        from lockgate.serving.ray_serve import RayOptions, serve_ray
+    except ImportError as exc:
+        raise UserError(
+            f"--backend ray needs Ray Serve, which is not installed ({exc})",
+            hint="pip install 'lockgate[ray]'",
+        ) from None
+    serve_ray(config, RayOptions(address=address, num_cpus=num_cpus))
