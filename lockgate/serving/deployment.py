@@ -312,6 +312,8 @@ class DeploymentManager:
         self.timeline = WeightTimeline()  # the weights over time, for the dashboard
         self._background: set[asyncio.Task[None]] = set()  # reference predictions being computed
         self.after_tick: list[Callable[[], None]] = []  # run in a thread about once a second
+        # load a spec's variants at once (a backend whose loads wait on other machines, e.g. Ray)
+        self.concurrent_loads = False
 
     # ------------------------------------------------------------------ RolloutTarget
 
@@ -783,13 +785,10 @@ class DeploymentManager:
                         reuse[variant_name] = variant
                         del pool[index]
                         break
-        loaded: dict[str, Variant] = {}
-        for variant_name, uri in spec.variants.items():
-            if variant_name in reuse:
-                loaded[variant_name] = reuse[variant_name]
-                continue
+
+        async def load_one(variant_name: str, uri: str) -> Variant:
             try:
-                variant = await asyncio.to_thread(
+                return await asyncio.to_thread(
                     self.load, spec.name, variant_name, uri, spec.scaling_of(variant_name)
                 )
             except UserError as exc:
@@ -798,9 +797,34 @@ class DeploymentManager:
                     hint=exc.hint,
                     detail=exc.detail,
                 ) from None
-            assert self._app is not None
-            self._app.start_variant(variant)
-            loaded[variant_name] = variant
+
+        todo = [(name, uri) for name, uri in spec.variants.items() if name not in reuse]
+        results: list[Variant | BaseException] = []
+        if self.concurrent_loads:
+            results = list(await asyncio.gather(*(load_one(*v) for v in todo), return_exceptions=True))
+        else:
+            for variant_name, uri in todo:
+                try:
+                    results.append(await load_one(variant_name, uri))
+                except LockgateError as exc:
+                    results.append(exc)
+                    break
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            for result in results:
+                if isinstance(result, Variant):
+                    await result.stop()  # nothing half-loaded stays behind (a backend's replicas)
+            raise failed[0]
+        fresh = dict(zip((name for name, _ in todo), results, strict=False))
+        loaded: dict[str, Variant] = {}
+        for variant_name in spec.variants:
+            if variant_name in reuse:
+                loaded[variant_name] = reuse[variant_name]
+                continue
+            made = fresh[variant_name]
+            assert isinstance(made, Variant) and self._app is not None
+            self._app.start_variant(made)
+            loaded[variant_name] = made
         table = current.table if current is not None else RoutingTable.single(spec.baseline)
         if any(v not in loaded for v in table.variants):
             table = RoutingTable.single(spec.baseline)

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -275,6 +276,27 @@ class RayVariant(Variant):
         return dict(result)
 
 
+# Ray Serve builds a deployment's config through process-global pickling state (registering and
+# unregistering modules to pickle by value): two threads doing it at once fail. Only the submit is
+# serialized; the replicas of several variants start at the same time.
+_DEPLOY_LOCK = threading.Lock()
+
+
+def _wait_running(name: str, timeout_s: float = 600.0) -> None:
+    """Wait until the Serve application ``name`` runs; its failure message otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        app = serve.status().applications.get(name)
+        state = str(app.status.value) if app is not None else "NOT_STARTED"
+        if state == "RUNNING":
+            return
+        if state in ("DEPLOY_FAILED", "UNHEALTHY"):
+            raise RuntimeError(f"application {name} is {state}: {app.message}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"application {name} was not running after {timeout_s:.0f} s ({state})")
+        time.sleep(0.1)
+
+
 def ray_loader(config: ServeConfig, ray: RayOptions) -> VariantLoader:
     """Load a variant as a Ray Serve application (blocking, in the manager's loading thread).
 
@@ -291,9 +313,13 @@ def ray_loader(config: ServeConfig, ray: RayOptions) -> VariantLoader:
         check_safe_to_load(source, allow_unsafe=config.allow_unsafe_load)
         name = variant_app_name(ray.prefix, deployment, variant)
         options = replica_options(scaling, config.policy, replica_cpus=ray.replica_cpus)
-        replica = serve.deployment(VariantReplica, name="variant").options(**options)
         try:
-            handle = serve.run(replica.bind(uri, variant, settings), name=name, route_prefix=None)
+            with _DEPLOY_LOCK:
+                replica = serve.deployment(VariantReplica, name="variant").options(**options)
+                handle = serve._run(
+                    replica.bind(uri, variant, settings), name=name, route_prefix=None, _blocking=False
+                )
+            _wait_running(name)
             info = handle.describe.remote().result()
         except Exception as exc:  # noqa: BLE001 - Ray's many failures all mean "did not start"
             raise ServiceUnavailable(
@@ -327,6 +353,7 @@ class _Ingress:
 
     def __serve_build_asgi_app__(self) -> Any:
         manager = build_deployments(self.config, load=ray_loader(self.config, self.ray))
+        manager.concurrent_loads = True  # each load waits on its own replicas starting
         return _OneRequestId(build_app(config=self.config, deployments=manager))
 
 

@@ -251,3 +251,15 @@ def test_manual_commands_take_effect_at_the_next_request(
     assert paths_of(send(url, "manual", logged_model, 20)) == {"next"}
     actors = [(e["action"], e["actor"]) for e in history_of(url, "manual")]
     assert ("promote", "bob") in actors and ("rollback", "admin") in actors
+
+
+def test_a_variant_that_cannot_load_is_a_clear_4xx_and_nothing_is_served(
+    gateway: Any, models: dict[str, Path]
+) -> None:
+    url = gateway.url
+    missing = spec_for("ghost", {**models, "weak": Path("/nonexistent/model")}, "weak", {"type": "direct"})
+    response = httpx.put(f"{url}/admin/deployments/ghost", json=missing, headers=AUTH, timeout=60)
+    assert response.status_code == 404, response.text
+    body = response.json()
+    assert body["error"] == "not_found" and "deployment 'ghost', variant 'next'" in body["detail"]
+    assert httpx.get(f"{url}/admin/deployments", headers=AUTH).json() == {"deployments": []}
