@@ -75,6 +75,9 @@ serve: Any = _serve_module
 DEFAULT_REPLICA_CPUS = 0.25
 """What one replica reserves unless the spec says: four share a core, so a laptop runs a rollout."""
 
+INGRESS_MAX_ONGOING = 1024
+"""Requests the ingress replica takes at once: beyond them Serve's proxy queues (then 503s)."""
+
 # environment the replicas need to find the same models and stores as the command that started them
 _PASSED_ENV = (
     "LOCKGATE_HOME",
@@ -252,16 +255,45 @@ class RemotePredictor:
         return dict(result)
 
 
+_Answer = tuple["Outputs | None", "tuple[str, str, str | None, Any] | None"]
+
+
 @dataclass
 class RayVariant(Variant):
     """A variant whose model runs in Ray Serve replicas: the app records its statistics as for any
-    variant; ``infer`` is one call by handle (the replicas batch)."""
+    variant. Requests that arrive together are sent as one call by handle (``@serve.batch`` here
+    too, several calls in flight so that every replica has work): one hop per batch, not per
+    request; the replicas batch again across calls."""
 
     handle: Any = None
     app_name: str = ""
+    max_in_flight: int = 8
+    _send: Any = None
 
     def start(self, on_batch: Callable[[int, float], None] | None = None) -> None:
-        """Nothing to start here: the replicas batch (``@serve.batch``)."""
+        """Make this variant's own batch queue (inside the running event loop)."""
+        if self._send is not None:
+            return
+        handle = self.handle
+
+        async def send(inputs: list[ModelInput], row_counts: list[int]) -> list[_Answer]:
+            started = time.perf_counter()
+            result, error = await handle.infer.remote(concat_inputs(inputs), sum(row_counts))
+            if on_batch is not None:
+                on_batch(len(inputs), time.perf_counter() - started)
+            if error is not None:
+                return [(None, error) for _ in inputs]
+            try:
+                parts = split_outputs(result, row_counts)
+            except LockgateError as exc:
+                return [(None, _error_of(exc)) for _ in inputs]
+            return [(part, None) for part in parts]
+
+        self._send = serve.batch(
+            max_batch_size=self.policy.max_batch_size,
+            batch_wait_timeout_s=0.0,
+            max_concurrent_batches=self.max_in_flight,
+        )(send)
 
     async def stop(self) -> None:
         """Delete the variant's Ray Serve application (its replicas go with it)."""
@@ -270,7 +302,9 @@ class RayVariant(Variant):
             await asyncio.to_thread(serve.delete, name, _blocking=False)
 
     async def infer(self, request: InferenceRequest) -> Outputs:
-        result, error = await self.handle.infer.remote(request.inputs, request.n_rows)
+        if self._send is None:
+            raise UserError(f"model '{self.key}' is not started")
+        result, error = await self._send(request.inputs, request.n_rows)
         if error is not None:
             _raise_error(error, self.model_name)
         return dict(result)
@@ -339,6 +373,8 @@ def ray_loader(config: ServeConfig, ray: RayOptions) -> VariantLoader:
             warmup_ms=info["warmup_ms"],
             handle=handle,
             app_name=name,
+            # enough calls in flight to keep every replica busy while the next batch gathers
+            max_in_flight=2 * (scaling.max_replicas or scaling.replicas or 1) + 2,
         )
 
     return load
@@ -383,7 +419,12 @@ class _OneRequestId:
 def ingress_app(config: ServeConfig, ray: RayOptions) -> Any:
     """The Ray Serve application of the ingress (``serve.run`` it with ``route_prefix="/"``)."""
     ingress = serve.deployment(serve.ingress()(_Ingress), name="ingress")
-    return ingress.options(ray_actor_options={"num_cpus": ray.ingress_cpus}, num_replicas=1).bind(config, ray)
+    # the ingress mostly awaits its variants: many requests at once (Serve's default is 5)
+    return ingress.options(
+        ray_actor_options={"num_cpus": ray.ingress_cpus},
+        num_replicas=1,
+        max_ongoing_requests=INGRESS_MAX_ONGOING,
+    ).bind(config, ray)
 
 
 # ---------------------------------------------------------------------- the command
