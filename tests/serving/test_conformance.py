@@ -263,3 +263,27 @@ def test_a_variant_that_cannot_load_is_a_clear_4xx_and_nothing_is_served(
     body = response.json()
     assert body["error"] == "not_found" and "deployment 'ghost', variant 'next'" in body["detail"]
     assert httpx.get(f"{url}/admin/deployments", headers=AUTH).json() == {"deployments": []}
+
+
+def test_on_ray_each_variant_runs_the_replicas_its_spec_asks_for(
+    ray_serve_port: int, tmp_path: Path, models: dict[str, Path], logged_model: Any
+) -> None:
+    from lockgate.serving.ray_serve import serve
+
+    with ray_gateway(ray_serve_port, tmp_path) as gateway:
+        url = gateway.url
+        spec = {
+            **spec_for("sized", models, "weak", {"type": "direct"}),
+            "scaling": {"next": {"replicas": 2, "num_cpus": 0.1}},
+        }
+        deploy(url, spec)
+        apps = serve.status().applications
+        sized = {name: app for name, app in apps.items() if name.endswith((".sized.stable", ".sized.next"))}
+        replicas = {
+            name.rsplit(".", 1)[1]: app.deployments["variant"].replica_states.get("RUNNING", 0)
+            for name, app in sized.items()
+        }
+        assert replicas == {"stable": 1, "next": 2}
+        command(url, "sized", "start")
+        answers = send(url, "sized", logged_model, 20)
+        assert all(r.status_code == 200 for r in answers) and paths_of(answers) == {"next"}
