@@ -50,17 +50,24 @@ from lockgate.stats.verdict import Policy
 if TYPE_CHECKING:
     from lockgate.serving.app import ServingApp
 
-__all__ = ["DeploymentManager", "LiveDeployment", "ShadowMirror", "VariantLoader", "field_routing_key"]
+__all__ = [
+    "DeploymentManager",
+    "LiveDeployment",
+    "ScaledVariantLoader",
+    "ShadowMirror",
+    "VariantLoader",
+    "field_routing_key",
+]
 
 _log = logging.getLogger("lockgate.serving")
 
 _ALERT_PHASES = frozenset({"rolled_back", "halted"})
 
-VariantLoader = Callable[[str, str, str, VariantScaling], Variant]
-"""Loads (deployment name, variant name, model URI, its scaling) into a warmed-up variant (blocking).
+VariantLoader = Callable[[str, str, str], Variant]
+"""Loads (deployment name, variant name, model URI) into a warmed-up variant (blocking)."""
 
-The scaling (replicas, autoscaling) is for a distributed backend; one process ignores it.
-"""
+ScaledVariantLoader = Callable[[str, str, str, VariantScaling], Variant]
+"""A distributed backend's loader: also given the variant's scaling (replicas, autoscaling)."""
 
 
 def _primary(outputs: Outputs, name: str | None) -> np.ndarray[Any, Any]:
@@ -264,6 +271,7 @@ class DeploymentManager:
         store: Store,
         *,
         load: VariantLoader,
+        scaled_load: ScaledVariantLoader | None = None,
         policy_for: Callable[[DeploymentSpec], Policy],
         registry: ChampionRegistry | None = None,
         tick_s: float = 0.25,
@@ -297,6 +305,7 @@ class DeploymentManager:
         self._pending_joins: dict[str, list[tuple[str, str]]] = {}
         self._flushes = 0
         self.load = load
+        self.scaled_load = scaled_load  # when given, it loads instead of ``load``, with the scaling
         self.tick_s = tick_s
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.live: dict[str, LiveDeployment] = {}
@@ -788,9 +797,10 @@ class DeploymentManager:
 
         async def load_one(variant_name: str, uri: str) -> Variant:
             try:
-                return await asyncio.to_thread(
-                    self.load, spec.name, variant_name, uri, spec.scaling_of(variant_name)
-                )
+                if self.scaled_load is not None:
+                    scaling = spec.scaling_of(variant_name)
+                    return await asyncio.to_thread(self.scaled_load, spec.name, variant_name, uri, scaling)
+                return await asyncio.to_thread(self.load, spec.name, variant_name, uri)
             except UserError as exc:
                 raise type(exc)(
                     f"deployment '{spec.name}', variant '{variant_name}': {exc.message}",

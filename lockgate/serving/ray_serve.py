@@ -38,7 +38,7 @@ from lockgate.errors import LockgateError, ServiceUnavailable, UserError, Valida
 from lockgate.rollout.spec import VariantScaling
 from lockgate.serving.app import ServingApp
 from lockgate.serving.batcher import concat_inputs, split_outputs
-from lockgate.serving.deployment import VariantLoader
+from lockgate.serving.deployment import ScaledVariantLoader
 from lockgate.serving.protocol import InferenceRequest, ModelInput, Outputs
 from lockgate.serving.runtimes import FastPath
 from lockgate.serving.server import (
@@ -333,7 +333,7 @@ def _wait_running(name: str, timeout_s: float = 600.0) -> None:
         time.sleep(0.1)
 
 
-def ray_loader(config: ServeConfig, ray: RayOptions) -> VariantLoader:
+def ray_loader(config: ServeConfig, ray: RayOptions) -> ScaledVariantLoader:
     """Load a variant as a Ray Serve application (blocking, in the manager's loading thread).
 
     The model is resolved and checked here first, so a wrong URI or an unverified pickle is the
@@ -390,7 +390,7 @@ class _Ingress:
         self.ray = ray
 
     def __serve_build_asgi_app__(self) -> Any:
-        manager = build_deployments(self.config, load=ray_loader(self.config, self.ray))
+        manager = build_deployments(self.config, scaled_load=ray_loader(self.config, self.ray))
         manager.concurrent_loads = True  # each load waits on its own replicas starting
         return _OneRequestId(build_app(config=self.config, deployments=manager))
 

@@ -30,9 +30,9 @@ from lockgate.monitor.alerts import WebhookSender, check_webhook_url
 from lockgate.monitor.capture import DEFAULT_KEEP
 from lockgate.monitor.reference import load_reference
 from lockgate.monitor.retrain import RetrainTrigger
-from lockgate.rollout.spec import DeploymentSpec, VariantScaling
+from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
-from lockgate.serving.deployment import DeploymentManager, VariantLoader
+from lockgate.serving.deployment import DeploymentManager, ScaledVariantLoader
 from lockgate.serving.logs import AccessLog, LogFormat, check_log_format, log_config
 from lockgate.serving.runtimes import FastPath, load_predictor
 from lockgate.serving.source import ModelSource, resolve_source, unsafe_format
@@ -178,11 +178,11 @@ class _MlflowChampion:
 
 
 def build_deployments(
-    config: ServeConfig, store: Any = None, *, load: VariantLoader | None = None
+    config: ServeConfig, store: Any = None, *, scaled_load: ScaledVariantLoader | None = None
 ) -> DeploymentManager:
     """The deployment manager ``config`` asks for: its store (SQLite under home by default),
-    a loader that verifies each variant's model (``load``: another backend's, e.g. Ray Serve's),
-    and each spec's policy (its ``analysis``)."""
+    a loader that verifies each variant's model (``scaled_load``: another backend's that also
+    takes each variant's scaling, e.g. Ray Serve's), and each spec's policy (its ``analysis``)."""
     from lockgate.rollout.policy import policy_for
     from lockgate.rollout.sqlstore import SqlStore
     from lockgate.rollout.store import default_store_url
@@ -191,7 +191,7 @@ def build_deployments(
     if store is None:
         store = SqlStore(config.store_url or default_store_url(current_settings().home))
 
-    def load_here(deployment: str, variant: str, uri: str, _scaling: VariantScaling) -> Variant:
+    def load(deployment: str, variant: str, uri: str) -> Variant:
         # a registered model keeps its registry name; a folder or run is named by its variant
         named = None if uri.startswith("models:/") else variant
         source = resolve_source(uri, allow_unverified=config.allow_unverified, name=named)
@@ -207,7 +207,8 @@ def build_deployments(
 
     return DeploymentManager(
         store,
-        load=load or load_here,
+        load=load,
+        scaled_load=scaled_load,
         policy_for=policy_for,
         registry=_MlflowChampion() if config.follow_registry else None,
         tick_s=config.tick_s,
