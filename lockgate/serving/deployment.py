@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lockgate.errors import Conflict, LockgateError, NotFound, UserError
+from lockgate.errors import Conflict, LockgateError, ModelLoadError, NotFound, UserError
 from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
 from lockgate.monitor.capture import DEFAULT_KEEP, PendingCapture, TrafficCapture
 from lockgate.monitor.live import LiveDrift
@@ -785,12 +785,24 @@ class DeploymentManager:
                 continue
             try:
                 variant = await asyncio.to_thread(self.load, spec.name, variant_name, uri)
-            except UserError as exc:
-                raise type(exc)(
-                    f"deployment '{spec.name}', variant '{variant_name}': {exc.message}",
-                    hint=exc.hint,
-                    detail=exc.detail,
-                ) from None
+            except BaseException as exc:
+                # the new spec's variants loaded so far are not served: stop them, keep the old
+                await asyncio.gather(*(v.stop() for n, v in loaded.items() if n not in reuse))
+                if isinstance(exc, UserError):
+                    raise type(exc)(
+                        f"deployment '{spec.name}', variant '{variant_name}': {exc.message}",
+                        hint=exc.hint,
+                        detail=exc.detail,
+                    ) from None
+                if not isinstance(exc, Exception):
+                    raise
+                # loading runs the model's own code: its failure is the model's, not a server bug
+                raise ModelLoadError(
+                    f"deployment '{spec.name}', variant '{variant_name}': the model at '{uri}' failed "
+                    f"to load: {type(exc).__name__}: {exc}",
+                    hint="fix the model (load it with mlflow.pyfunc.load_model to see why); the "
+                    "variants served before keep serving",
+                ) from exc
             assert self._app is not None
             self._app.start_variant(variant)
             loaded[variant_name] = variant

@@ -185,7 +185,10 @@ def build_deployments(config: ServeConfig, store: Any = None) -> DeploymentManag
     def load(deployment: str, variant: str, uri: str) -> Variant:
         # a registered model keeps its registry name; a folder or run is named by its variant
         named = None if uri.startswith("models:/") else variant
-        source = resolve_source(uri, allow_unverified=config.allow_unverified, name=named)
+        # over the admin API a relative path would mean this server's working directory
+        source = resolve_source(
+            uri, allow_unverified=config.allow_unverified, name=named, allow_relative=False
+        )
         loaded = load_variant(
             source,
             policy=config.policy,
