@@ -146,6 +146,13 @@ def serve_command(
     capture_keep: Annotated[
         int, typer.Option(metavar="K", help="Captured requests kept per deployment (the newest).")
     ] = 10_000,
+    graceful_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--graceful-timeout-s",
+            help="After SIGTERM, how long in-flight requests may take before the process exits anyway.",
+        ),
+    ] = 30.0,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -217,5 +224,6 @@ def serve_command(
         access_log=access_log,
         capture_every=capture_every,
         capture_keep=capture_keep,
+        graceful_timeout_s=graceful_timeout_s,
     )
     serve(config)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lockgate.errors import Conflict, LockgateError, ModelLoadError, NotFound, UserError
+from lockgate.errors import Conflict, LockgateError, ModelLoadError, NotFound, StoreUnreachable, UserError
 from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
 from lockgate.monitor.capture import DEFAULT_KEEP, PendingCapture, TrafficCapture
 from lockgate.monitor.live import LiveDrift
@@ -305,6 +305,7 @@ class DeploymentManager:
         self._loop_task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self.tick_errors = 0
+        self.store_error: str | None = None  # why the controller waits: the store is unreachable
         self._deploying: set[str] = set()  # being deployed here: discovery leaves them alone
         self.timeline = WeightTimeline()  # the weights over time, for the dashboard
         self._background: set[asyncio.Task[None]] = set()  # reference predictions being computed
@@ -377,6 +378,11 @@ class DeploymentManager:
                 await self._send_alerts()
             await asyncio.to_thread(self.alerts.close)
 
+    async def flush(self) -> None:
+        """Send the counters to the store now (one controller tick)."""
+        if self._lock is not None:
+            await self._tick()
+
     async def _loop(self) -> None:
         last_discovery = last_hooks = asyncio.get_running_loop().time()
         while True:
@@ -397,6 +403,14 @@ class DeploymentManager:
                 if now - last_discovery >= self.discover_s:
                     last_discovery = now
                     await self._discover()
+                if self.store_error is not None:
+                    _log.warning("the rollout store is reachable again; rollouts carry on")
+                    self.store_error = None
+            except StoreUnreachable as exc:
+                self.tick_errors += 1
+                if self.store_error is None:  # said once per outage, not at every tick
+                    _log.error("%s", exc)
+                self.store_error = exc.message
             # the loop must outlive a failing store (a database restart): log, count, try again
             except Exception:  # noqa: BLE001
                 self.tick_errors += 1

@@ -147,7 +147,14 @@ _SCHEMAS: dict[str, Any] = {
     "Readiness": {
         "type": "object",
         "required": ["ready"],
-        "properties": {"ready": {"type": "boolean"}, "name": {"type": "string"}},
+        "properties": {
+            "ready": {"type": "boolean"},
+            "name": {"type": "string"},
+            "rollouts": {
+                "type": "string",
+                "description": "Only while the rollout store is unreachable: why rollouts wait.",
+            },
+        },
     },
     "Liveness": {
         "type": "object",
