@@ -56,6 +56,9 @@ _log = logging.getLogger("lockgate.serving")
 
 _ALERT_PHASES = frozenset({"rolled_back", "halted"})
 
+RETIRE_AFTER_S = 30.0
+"""How long a replaced variant keeps answering the requests routed to it before it is stopped."""
+
 VariantLoader = Callable[[str, str, str], Variant]
 """Loads (deployment name, variant name, model URI) into a warmed-up variant (blocking)."""
 
@@ -293,6 +296,8 @@ class DeploymentManager:
         self.max_joins = max_joins
         self._pending_joins: dict[str, list[tuple[str, str]]] = {}
         self._flushes = 0
+        self._retired: list[Variant] = []  # replaced, still answering requests routed to them
+        self._retire_tasks: set[asyncio.Task[None]] = set()
         self.load = load
         self.tick_s = tick_s
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -367,16 +372,37 @@ class DeploymentManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for task in list(self._retire_tasks):
+            task.cancel()
         for live in self.live.values():
             await live.mirror.stop()
         for live in self.live.values():
             await asyncio.gather(*(variant.stop() for variant in live.variants.values()))
+        retired, self._retired = self._retired, []
+        await asyncio.gather(*(variant.stop() for variant in retired))
         # the last counters reach the store, so a clean restart loses nothing
         await self._tick()
         if self.alerts is not None:
             if self._alerts_due:
                 await self._send_alerts()
             await asyncio.to_thread(self.alerts.close)
+
+    def _retire_later(self, variants: list[Variant]) -> None:
+        """Stop replaced variants after ``RETIRE_AFTER_S``: a request routed to one just before the
+        new table took effect (its body still arriving) is answered by it, not refused."""
+        if not variants:
+            return
+        self._retired.extend(variants)
+
+        async def retire() -> None:
+            await asyncio.sleep(RETIRE_AFTER_S)
+            for variant in variants:
+                await variant.stop()
+                self._retired.remove(variant)
+
+        task = asyncio.get_running_loop().create_task(retire(), name="lockgate-retire")
+        self._retire_tasks.add(task)
+        task.add_done_callback(self._retire_tasks.discard)
 
     async def flush(self) -> None:
         """Send the counters to the store now (one controller tick)."""
@@ -838,8 +864,7 @@ class DeploymentManager:
         if current is not None:
             retired = [v for v in current.variants.values() if v not in loaded.values()]
             await current.mirror.stop()
-            for variant in retired:
-                await variant.stop()
+            self._retire_later(retired)
         live.mirror.start()
         self.live[spec.name] = live
         if self._app is not None and self._app.default_model is None:
