@@ -26,6 +26,7 @@ DOCS = [
     "runbook-template.md",
     "monitoring.md",
     "tools-comparison.md",
+    "security.md",
 ]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}
 
