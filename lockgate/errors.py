@@ -16,6 +16,7 @@ __all__ = [
     "IntegrityError",
     "LockgateError",
     "MethodNotAllowed",
+    "ModelLoadError",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
@@ -130,6 +131,14 @@ class UnsupportedMediaType(UserError):
 
     http_status = 415
     kind = "unsupported_media_type"
+
+
+class ModelLoadError(UserError):
+    """A model's own loading code failed (a broken artifact, a missing dependency): the model's
+    fault, not the server's, so a 4xx; whatever was serving before keeps serving."""
+
+    http_status = 422
+    kind = "model_load_failed"
 
 
 class ServiceUnavailable(LockgateError):

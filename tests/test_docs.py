@@ -27,6 +27,7 @@ DOCS = [
     "monitoring.md",
     "tools-comparison.md",
     "scale-out.md",
+    "security.md",
 ]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}
 

@@ -48,6 +48,7 @@ def test_errors_all() -> None:
             "Conflict",
             "Forbidden",
             "MethodNotAllowed",
+            "ModelLoadError",
             "IllegalTransition",
             "IntegrityError",
             "LockgateError",

@@ -161,6 +161,13 @@ def serve_command(
         int | None,
         typer.Option(help="With --backend ray and no --ray-address: CPUs of the Ray started here."),
     ] = None,
+    graceful_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--graceful-timeout-s",
+            help="After SIGTERM, how long in-flight requests may take before the process exits anyway.",
+        ),
+    ] = 30.0,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol (V2) and MLflow's /invocations.
 
@@ -242,6 +249,7 @@ def serve_command(
         access_log=access_log,
         capture_every=capture_every,
         capture_keep=capture_keep,
+        graceful_timeout_s=graceful_timeout_s,
     )
     if backend == "ray":
         _serve_on_ray(config, ray_address, ray_cpus)

@@ -70,7 +70,8 @@ def dashboard_authorization(authorization: bytes | None, query: bytes, token: st
         )
     if authorization is not None:
         return authorization
-    values = parse_qs(query.decode("latin-1")).get("token")
+    # %-escapes decoded as latin-1 too, so any token round-trips to the bytes compared
+    values = parse_qs(query.decode("latin-1"), encoding="latin-1").get("token")
     return b"Bearer " + values[-1].encode("latin-1") if values and values[-1] else None
 
 

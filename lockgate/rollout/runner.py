@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from lockgate.errors import Conflict, UserError
+from lockgate.errors import Conflict, NotFound, UserError
 from lockgate.rollout.controller import (
     LIVE_PHASES,
     TERMINAL_PHASES,
@@ -142,7 +142,7 @@ class RolloutRunner:
         created = RecordEvent(now, actor, "deploy", "deployment created", "none", state.phase.value)
         try:
             existing = self.store.get_deployment(spec.name)
-        except UserError:
+        except NotFound:  # not StoreUnreachable (also a UserError): that must not look like "new"
             self.store.create_deployment(spec, state, now=now)
             self.store.append_events(spec.name, [created])
             deployment = self.store.get_deployment(spec.name)

@@ -445,8 +445,30 @@ def _engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        _report_unreachable(engine, url)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # a store that went away answers within seconds instead of hanging a controller tick forever
+    connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    _report_unreachable(engine, url)
+    return engine
+
+
+def _report_unreachable(engine: Engine, url: str) -> None:
+    """A lost connection or a database that refuses one becomes :class:`StoreUnreachable` (503,
+    "retry"), naming the store, wherever it happens: the admin API says why instead of a 500,
+    and the controller loop logs it and tries again at the next tick."""
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        error = context.sqlalchemy_exception
+        if context.is_disconnect or isinstance(error, sa.exc.OperationalError):
+            cause = context.original_exception
+            raise StoreUnreachable(
+                f"the rollout store at {_redact(url)} cannot be reached: {str(cause).strip()[:300]}",
+                hint="serving goes on at the current weights and the rollout waits; it carries on "
+                "once the database is back",
+            ) from cause
 
 
 def _redact(url: str) -> str:

@@ -164,12 +164,18 @@ async def _deploy(manager: DeploymentManager, data: dict[str, Any], name: str | 
     return (200 if existed else 201), orjson.dumps(await manager.status(spec.name))
 
 
+_MAX_EVENT_ID = 2**63 - 1  # a store's 64-bit integer column
+
+
 def _after(query: bytes) -> int:
     values = parse_qs(query.decode("latin-1")).get("after", ["0"])
     try:
-        return max(0, int(values[-1]))
+        after = int(values[-1])
     except ValueError:
         raise ValidationError("after must be an event id (a whole number)", hint="e.g. ?after=12") from None
+    if after > _MAX_EVENT_ID:
+        raise ValidationError(f"after must be at most {_MAX_EVENT_ID}", hint="e.g. ?after=12")
+    return max(0, after)
 
 
 def _not_allowed(method: str, allowed: str) -> MethodNotAllowed:

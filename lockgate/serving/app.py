@@ -15,6 +15,7 @@ own function with :meth:`ServingApp.set_route` (one attribute assignment, so ato
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -180,6 +181,9 @@ class ServingApp:
         self.route: Route = default_route(self.variants)
         self.is_loaded = False
         self.is_draining = False
+        self.grace_s: float | None = None  # after the first signal, how long shutdown may take
+        self.draining_since: float | None = None  # time.monotonic() of that signal
+        self.is_abandoned = False  # model calls still running when the grace period ran out
         self.load_error: BaseException | None = None
         self._pending = list(variants)
         self._openapi: bytes | None = None
@@ -250,11 +254,27 @@ class ServingApp:
         _log.info("serving %s", ", ".join(f"{v.key} v{v.model_version}" for v in loaded) or "deployments")
 
     async def shutdown(self) -> None:
-        """Stop being ready, answer what is queued, stop the workers."""
+        """Stop being ready, answer what is queued, stop the workers: within ``grace_s`` of the
+        first signal when set. A model call still running then (a model stuck in its own code) is
+        abandoned, so a stuck model cannot keep the process from exiting."""
         self.is_draining = True
-        if self.deployments is not None:
-            await self.deployments.stop()
-        await asyncio.gather(*(variant.stop() for variant in self.variants.values()))
+        now = time.monotonic()
+        since = self.draining_since or now
+        timeout = None if self.grace_s is None else max(0.5, since + self.grace_s - now)
+
+        async def stop_all() -> None:
+            if self.deployments is not None:
+                await self.deployments.stop()
+            await asyncio.gather(*(variant.stop() for variant in self.variants.values()))
+
+        try:
+            await asyncio.wait_for(stop_all(), timeout)
+        except TimeoutError:
+            self.is_abandoned = True
+            _log.warning("model calls were still running when the grace period ran out; exiting without them")
+            if self.deployments is not None:  # the counters still reach the store
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.deployments.flush(), 10.0)
         if self._access_flusher is not None:
             self._access_flusher.cancel()
             self._access_flusher = None
@@ -578,7 +598,9 @@ class ServingApp:
         if path == "/v2/health/live":
             return _Response(200, b'{"live":true}')
         if path in ("/v2/health/ready", "/ping", "/health"):
-            return self._readiness({})
+            waiting = self.deployments.store_error if self.deployments is not None else None
+            # still ready (serving goes on at the current weights); the rollouts wait for the store
+            return self._readiness({"rollouts": f"waiting: {waiting}"} if waiting else {})
         if path == "/v2":
             return _Response(200, self._server_metadata())
         if path == "/metrics":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -141,8 +142,10 @@ class Batcher:
                 await self._worker
             self._worker = None
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            # waited for off the event loop: a model call stuck in its own code must not freeze
+            # the loop, so a shutdown with a deadline (the grace period) can still give up on it
+            await _off_the_loop(executor.shutdown)
 
     async def submit(self, inputs: ModelInput, n_rows: int) -> Outputs:
         """Queue one request's rows and wait for its outputs."""
@@ -214,3 +217,24 @@ class Batcher:
         for item, part in zip(batch, parts, strict=True):
             if not item[2].done():
                 item[2].set_result(part)
+
+
+async def _off_the_loop(call: Callable[[], object]) -> None:
+    """Run ``call`` in a daemon thread and await it. Not the loop's default executor: a thread
+    there that never returns would also hold up ``asyncio.run``'s exit."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def run() -> None:
+        try:
+            call()
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(finish)
+
+    threading.Thread(target=run, name="lockgate-stop", daemon=True).start()
+    await done

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lockgate.errors import Conflict, LockgateError, NotFound, UserError
+from lockgate.errors import Conflict, LockgateError, ModelLoadError, NotFound, StoreUnreachable, UserError
 from lockgate.monitor.alerts import AlertSender, alert_event, pending_alert
 from lockgate.monitor.capture import DEFAULT_KEEP, PendingCapture, TrafficCapture
 from lockgate.monitor.live import LiveDrift
@@ -62,6 +62,9 @@ __all__ = [
 _log = logging.getLogger("lockgate.serving")
 
 _ALERT_PHASES = frozenset({"rolled_back", "halted"})
+
+RETIRE_AFTER_S = 30.0
+"""How long a replaced variant keeps answering the requests routed to it before it is stopped."""
 
 VariantLoader = Callable[[str, str, str], Variant]
 """Loads (deployment name, variant name, model URI) into a warmed-up variant (blocking)."""
@@ -304,6 +307,8 @@ class DeploymentManager:
         self.max_joins = max_joins
         self._pending_joins: dict[str, list[tuple[str, str]]] = {}
         self._flushes = 0
+        self._retired: list[Variant] = []  # replaced, still answering requests routed to them
+        self._retire_tasks: set[asyncio.Task[None]] = set()
         self.load = load
         self.scaled_load = scaled_load  # when given, it loads instead of ``load``, with the scaling
         self.tick_s = tick_s
@@ -317,6 +322,7 @@ class DeploymentManager:
         self._loop_task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self.tick_errors = 0
+        self.store_error: str | None = None  # why the controller waits: the store is unreachable
         self._deploying: set[str] = set()  # being deployed here: discovery leaves them alone
         self.timeline = WeightTimeline()  # the weights over time, for the dashboard
         self._background: set[asyncio.Task[None]] = set()  # reference predictions being computed
@@ -380,16 +386,42 @@ class DeploymentManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for task in list(self._retire_tasks):
+            task.cancel()
         for live in self.live.values():
             await live.mirror.stop()
         for live in self.live.values():
             await asyncio.gather(*(variant.stop() for variant in live.variants.values()))
+        retired, self._retired = self._retired, []
+        await asyncio.gather(*(variant.stop() for variant in retired))
         # the last counters reach the store, so a clean restart loses nothing
         await self._tick()
         if self.alerts is not None:
             if self._alerts_due:
                 await self._send_alerts()
             await asyncio.to_thread(self.alerts.close)
+
+    def _retire_later(self, variants: list[Variant]) -> None:
+        """Stop replaced variants after ``RETIRE_AFTER_S``: a request routed to one just before the
+        new table took effect (its body still arriving) is answered by it, not refused."""
+        if not variants:
+            return
+        self._retired.extend(variants)
+
+        async def retire() -> None:
+            await asyncio.sleep(RETIRE_AFTER_S)
+            for variant in variants:
+                await variant.stop()
+                self._retired.remove(variant)
+
+        task = asyncio.get_running_loop().create_task(retire(), name="lockgate-retire")
+        self._retire_tasks.add(task)
+        task.add_done_callback(self._retire_tasks.discard)
+
+    async def flush(self) -> None:
+        """Send the counters to the store now (one controller tick)."""
+        if self._lock is not None:
+            await self._tick()
 
     async def _loop(self) -> None:
         last_discovery = last_hooks = asyncio.get_running_loop().time()
@@ -411,6 +443,14 @@ class DeploymentManager:
                 if now - last_discovery >= self.discover_s:
                     last_discovery = now
                     await self._discover()
+                if self.store_error is not None:
+                    _log.warning("the rollout store is reachable again; rollouts carry on")
+                    self.store_error = None
+            except StoreUnreachable as exc:
+                self.tick_errors += 1
+                if self.store_error is None:  # said once per outage, not at every tick
+                    _log.error("%s", exc)
+                self.store_error = exc.message
             # the loop must outlive a failing store (a database restart): log, count, try again
             except Exception:  # noqa: BLE001
                 self.tick_errors += 1
@@ -807,6 +847,14 @@ class DeploymentManager:
                     hint=exc.hint,
                     detail=exc.detail,
                 ) from None
+            except Exception as exc:
+                # loading runs the model's own code: its failure is the model's, not a server bug
+                raise ModelLoadError(
+                    f"deployment '{spec.name}', variant '{variant_name}': the model at '{uri}' failed "
+                    f"to load: {type(exc).__name__}: {exc}",
+                    hint="fix the model (load it with mlflow.pyfunc.load_model to see why); the "
+                    "variants served before keep serving",
+                ) from exc
 
         todo = [(name, uri) for name, uri in spec.variants.items() if name not in reuse]
         results: list[Variant | BaseException] = []
@@ -816,7 +864,7 @@ class DeploymentManager:
             for variant_name, uri in todo:
                 try:
                     results.append(await load_one(variant_name, uri))
-                except LockgateError as exc:
+                except Exception as exc:  # a LockgateError: load_one turned every failure into one
                     results.append(exc)
                     break
         failed = [r for r in results if isinstance(r, BaseException)]
@@ -853,8 +901,7 @@ class DeploymentManager:
         if current is not None:
             retired = [v for v in current.variants.values() if v not in loaded.values()]
             await current.mirror.stop()
-            for variant in retired:
-                await variant.stop()
+            self._retire_later(retired)
         live.mirror.start()
         self.live[spec.name] = live
         if self._app is not None and self._app.default_model is None:

@@ -147,7 +147,14 @@ _SCHEMAS: dict[str, Any] = {
     "Readiness": {
         "type": "object",
         "required": ["ready"],
-        "properties": {"ready": {"type": "boolean"}, "name": {"type": "string"}},
+        "properties": {
+            "ready": {"type": "boolean"},
+            "name": {"type": "string"},
+            "rollouts": {
+                "type": "string",
+                "description": "Only while the rollout store is unreachable: why rollouts wait.",
+            },
+        },
     },
     "Liveness": {
         "type": "object",
@@ -222,7 +229,17 @@ _ADMIN_ERRORS = {
     "401": _error("No bearer token."),
     "403": _error("The token is not valid."),
     "404": _error("No such deployment (or the admin API is off: no LOCKGATE_ADMIN_TOKEN)."),
+    "503": _error("The rollout store cannot be reached; serving goes on, retry later."),
 }
+_ADMIN_BODY_ERRORS = {
+    "400": _error("Malformed JSON or a body of the wrong shape."),
+    "413": _error("Body over the size limit."),
+    "415": _error("The admin API reads application/json only."),
+}
+_HOST_REFUSED = _error(
+    "The Host header names a host this loopback-bound server does not answer (a guard against DNS "
+    "rebinding), or the request is malformed."
+)
 _ADMIN_SCHEMAS: dict[str, Any] = {
     "DeploymentSpec": {
         "type": "object",
@@ -343,9 +360,9 @@ def _admin_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _ok("Updated.", "DeploymentStatus"),
                     "201": _ok("Created.", "DeploymentStatus"),
-                    "400": _ERRORS["400"],
                     "409": _error("Its rollout is still live: promote or roll it back first."),
-                    "422": _error("A key of the spec is wrong; the detail names it."),
+                    "422": _error("A key of the spec is wrong, or a model failed to load; the detail says."),
+                    **_ADMIN_BODY_ERRORS,
                     **_ADMIN_ERRORS,
                 },
             },
@@ -366,9 +383,9 @@ def _admin_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _ok("Updated.", "DeploymentStatus"),
                     "201": _ok("Created.", "DeploymentStatus"),
-                    "400": _ERRORS["400"],
                     "409": _error("Its rollout is still live: promote or roll it back first."),
-                    "422": _error("A key of the spec is wrong; the detail names it."),
+                    "422": _error("A key of the spec is wrong, or a model failed to load; the detail says."),
+                    **_ADMIN_BODY_ERRORS,
                     **_ADMIN_ERRORS,
                 },
             },
@@ -390,6 +407,7 @@ def _admin_paths() -> dict[str, Any]:
                 "requestBody": {"required": False, "content": _json("Command")},
                 "responses": {
                     **status,
+                    **_ADMIN_BODY_ERRORS,
                     "409": _error("The state machine does not allow this move from the current phase."),
                     "422": _error("A field of the body is wrong."),
                 },
@@ -417,9 +435,19 @@ def _admin_paths() -> dict[str, Any]:
                 "summary": "The audit log",
                 "operationId": "deploymentHistory",
                 "parameters": [
-                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}}
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only events with a larger id (0 or less: all).",
+                        "schema": {"type": "integer"},
+                    }
                 ],
-                "responses": {"200": _ok("Events in order.", "History"), **_ADMIN_ERRORS},
+                "responses": {
+                    "200": _ok("Events in order.", "History"),
+                    "422": _error("after is not an event id (a whole number up to 2^63-1)."),
+                    **_ADMIN_ERRORS,
+                },
             },
         },
     }
@@ -427,6 +455,15 @@ def _admin_paths() -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """Every endpoint the server answers, with request and response schemas."""
+    document = _document()
+    for path_item in document["paths"].values():
+        for key, operation in path_item.items():
+            if key != "parameters":
+                operation["responses"].setdefault("400", _HOST_REFUSED)  # any path: the Host guard
+    return document
+
+
+def _document() -> dict[str, Any]:
     infer_responses = {
         "200": {**_ok("Model outputs.", "InferenceResponse"), "headers": _MODEL_HEADERS},
         **_ERRORS,

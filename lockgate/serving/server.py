@@ -101,6 +101,11 @@ class ServeConfig:
             raise UserError(f"threads must be >= 1, got {self.threads}")
         if self.alert_webhook is not None:
             check_webhook_url(self.alert_webhook)
+        if not 0 < self.graceful_timeout_s <= 3600:
+            raise UserError(
+                f"graceful_timeout_s must be in (0, 3600] seconds, got {self.graceful_timeout_s}",
+                hint="e.g. 30",
+            )
         if self.drift_sample_every < 1:
             raise UserError(f"drift_sample_every must be >= 1, got {self.drift_sample_every}", hint="e.g. 10")
         if self.retrain_pipeline is not None and self.drift_reference is None:
@@ -194,7 +199,10 @@ def build_deployments(
     def load(deployment: str, variant: str, uri: str) -> Variant:
         # a registered model keeps its registry name; a folder or run is named by its variant
         named = None if uri.startswith("models:/") else variant
-        source = resolve_source(uri, allow_unverified=config.allow_unverified, name=named)
+        # over the admin API a relative path would mean this server's working directory
+        source = resolve_source(
+            uri, allow_unverified=config.allow_unverified, name=named, allow_relative=False
+        )
         loaded = load_variant(
             source,
             policy=config.policy,
@@ -290,7 +298,7 @@ def _uvicorn_config(app: ServingApp, config: ServeConfig) -> Any:
         lifespan="on",
         access_log=False,
         log_level=config.log_level,
-        timeout_graceful_shutdown=int(config.graceful_timeout_s),
+        timeout_graceful_shutdown=max(1, round(config.graceful_timeout_s)),
         server_header=False,
         **extra,
     )
@@ -310,6 +318,8 @@ def _server_class() -> Any:
             app = self.config.loaded_app if self.config.loaded else self.config.app
             if isinstance(app, ServingApp):
                 app.is_draining = True
+                if app.draining_since is None:
+                    app.draining_since = time.monotonic()
             if self.should_exit and sig == signal.SIGINT:
                 self.force_exit = True
             else:
@@ -345,9 +355,15 @@ def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socke
 
     app = build_app(source, config=config)
     app.on_load_error = stop_on_load_error
+    app.grace_s = config.graceful_timeout_s
     server = _server_class()(_uvicorn_config(app, config))
     server_box.append(server)
     server.run(sockets=[sock] if sock is not None else None)
+    if app.is_abandoned:
+        # a model thread stuck in the model's own code cannot be stopped, and the interpreter
+        # would wait for it at exit: everything else is drained and flushed, so leave now
+        logging.shutdown()
+        os._exit(0)
     if app.load_error is not None:
         if isinstance(app.load_error, LockgateError):
             raise app.load_error

@@ -10,21 +10,28 @@ when one is given.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lockgate.errors import IntegrityError, NotFound, StoreUnreachable, UserError
 from lockgate.settings import current_settings
-from lockgate.tracking.digest import model_sha256
+from lockgate.tracking.digest import links_out_of, model_sha256
 from lockgate.tracking.registry import TAG_ARTIFACT_SHA256
 
-__all__ = ["DIGEST_TAG", "ModelSource", "resolve_source", "verify_digest"]
+__all__ = ["DIGEST_TAG", "ModelSource", "check_model_uri", "resolve_source", "verify_digest"]
 
 DIGEST_TAG = TAG_ARTIFACT_SHA256
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_SOURCES_HINT = (
+    "pass a local model folder or file, models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH "
+    "(registry and run artifacts are fetched through the configured MLflow tracking server)"
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,47 @@ def _sanitize(name: str) -> str:
     return cleaned or "model"
 
 
+def check_model_uri(uri: str, *, allow_relative: bool = True) -> str:
+    """The local path ``uri`` names, or ``uri`` itself for ``models:/`` and ``runs:/``; refuses
+    anything else before a byte is fetched or read.
+
+    lockgate fetches models only through MLflow (``models:/``, ``runs:/``): an ``http://``,
+    ``s3://`` or other URL given directly could make the server reach any address it can (a cloud
+    metadata service at 169.254.169.254, an internal host), so none is fetched. ``file://`` names a
+    path on this machine only (no host part). A relative path means the server's working
+    directory, which a client of the admin API cannot see: refused unless ``allow_relative``.
+    """
+    if "\x00" in uri:
+        raise UserError("the model URI contains a NUL byte", hint=_SOURCES_HINT)
+    if uri.startswith(("models:/", "runs:/")):
+        if "#" in uri or "?" in uri:
+            raise UserError(f"the model URI '{uri}' has a query or #fragment", hint=_SOURCES_HINT)
+        return uri
+    if uri.startswith("file:"):
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+            raise UserError(
+                f"'{uri}' is not a local file URI (file:///ABSOLUTE/PATH)",
+                hint="a file:// URI names a path on this machine, with no host, query or #fragment",
+            )
+        path = parts.path
+    elif _URL.match(uri) and not re.match(r"^[A-Za-z]:[\\/]", uri):
+        scheme = uri.split(":", 1)[0]
+        raise UserError(
+            f"lockgate does not fetch models from '{scheme}:' URIs, so '{uri}' was not fetched",
+            hint=_SOURCES_HINT,
+        )
+    else:
+        path = uri
+    if not allow_relative and not os.path.isabs(os.path.expanduser(path)):
+        raise UserError(
+            f"the model path '{uri}' is relative: the server would resolve it against its own "
+            "working directory",
+            hint="give an absolute path, or models:/NAME@ALIAS",
+        )
+    return path
+
+
 def resolve_source(
     uri: str,
     *,
@@ -63,8 +111,10 @@ def resolve_source(
     allow_unverified: bool = False,
     download_dir: Path | None = None,
     name: str | None = None,
+    allow_relative: bool = True,
 ) -> ModelSource:
     """Resolve ``uri`` to a verified local folder (downloading registry and run artifacts)."""
+    local = check_model_uri(uri, allow_relative=allow_relative)
     if uri.startswith("models:/"):
         return _resolve_registered(uri, expected_sha256, allow_unverified, download_dir, name)
     if uri.startswith("runs:/"):
@@ -72,7 +122,7 @@ def resolve_source(
         run_part = uri[len("runs:/") :].split("/", 1)
         label = name or _sanitize(run_part[-1] if len(run_part) > 1 else run_part[0])
         return _checked_local(uri, path, label, run_part[0][:12], expected_sha256)
-    path = Path(uri.removeprefix("file://")).expanduser()
+    path = Path(local).expanduser()
     if not path.exists():
         raise NotFound(
             f"model path '{path}' does not exist",
@@ -99,12 +149,24 @@ def require_model(path: Path, uri: str) -> None:
         if path.suffix in MODEL_FILE_SUFFIXES:
             return
     elif path.is_dir() and any((path / marker).is_file() for marker in MODEL_FOLDER_MARKERS):
+        _refuse_links_out(path, uri)
         return
     raise UserError(
         f"'{uri}' is not a model: nothing there was read",
         hint="pass an MLflow model folder (with MLmodel), a sentence-transformers folder, or a "
         f"{', '.join(MODEL_FILE_SUFFIXES)} file",
     )
+
+
+def _refuse_links_out(root: Path, uri: str) -> None:
+    """A symbolic link in a model folder that leads out of it is refused: the digest does not
+    follow links, so a loader that did would read bytes nobody verified."""
+    escaping = links_out_of(root)
+    if escaping:
+        raise UserError(
+            f"'{uri}' is not loaded: '{escaping[0]}' is a link out of the model folder",
+            hint="copy the file into the folder instead of linking to it",
+        )
 
 
 _SAFE_FLAVOURS = frozenset({"onnx", "sentence_transformers"})

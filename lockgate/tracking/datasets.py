@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import IntegrityError, NotFound, UserError
 from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
-from lockgate.tracking.digest import FileEntry, manifest, manifest_digest
+from lockgate.tracking.digest import FileEntry, links_out_of, manifest, manifest_digest
 from lockgate.tracking.refs import Ref, parse_ref, validate_name
 from lockgate.tracking.tracker import DatasetLink
 
@@ -255,6 +255,12 @@ def snapshot(
     root = path.expanduser().resolve()
     if not root.exists():
         raise NotFound(f"path '{path}' does not exist", hint="check the path to the file or folder")
+    escaping = links_out_of(root) if copy else []
+    if escaping:
+        raise UserError(
+            f"'{path}' links out of itself ('{escaping[0]}'): --copy would copy files from outside it",
+            hint="copy the linked files into the folder, or snapshot without --copy (links are not hashed)",
+        )
     entries = manifest(root)
     if not entries:
         raise UserError(f"'{path}' holds no files", hint="snapshot a file or a folder with files in it")

@@ -15,6 +15,7 @@ from lockgate.errors import NotFound
 __all__ = [
     "MODEL_DIGEST_EXCLUDES",
     "FileEntry",
+    "links_out_of",
     "manifest",
     "manifest_digest",
     "model_sha256",
@@ -62,6 +63,24 @@ def manifest(root: Path) -> list[FileEntry]:
         if p.is_file() and not p.is_symlink()
     ]
     return sorted(entries, key=lambda entry: entry.path)
+
+
+def links_out_of(root: Path) -> list[str]:
+    """The symbolic links under folder ``root`` that lead outside it (relative POSIX paths, sorted).
+
+    A digest does not follow links, so whatever reads the folder afterwards (a model loader, a
+    copy into the artifact store) must not either: each such link is a way out of the root.
+    """
+    if not root.is_dir():
+        return []
+    base = root.resolve()
+    found = []
+    for entry in root.rglob("*"):
+        if entry.is_symlink():
+            target = entry.resolve()
+            if target != base and base not in target.parents:
+                found.append(entry.relative_to(root).as_posix())
+    return sorted(found)
 
 
 def manifest_digest(entries: list[FileEntry]) -> str:

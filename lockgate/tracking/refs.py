@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from lockgate.errors import UserError
 
-__all__ = ["Ref", "parse_ref", "validate_name"]
+__all__ = ["Ref", "parse_ref", "validate_artifact_path", "validate_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+_ARTIFACT_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -22,6 +23,22 @@ def validate_name(name: str, what: str = "name") -> str:
             "(for example 'fraud-detector')",
         )
     return name
+
+
+def validate_artifact_path(path: str, what: str = "artifact path") -> str:
+    """A path inside a run's artifacts: ``/``-separated names of letters, digits, '.', '_', '-'.
+
+    No segment may be empty, start with '.' (so no ``..``), or hold '%', '\\', '#' or ':', so the
+    name cannot climb out of the run's folder however a store decodes it.
+    """
+    segments = path.split("/")
+    if not path or len(path) > 512 or not all(_ARTIFACT_SEGMENT.match(s) for s in segments):
+        raise UserError(
+            f"{what} '{path[:200]}' is not valid",
+            hint="use names of letters, digits, '.', '_' or '-' separated by '/', with no '..' and no "
+            "leading '/' (for example 'model' or 'plots/roc')",
+        )
+    return path
 
 
 def validate_alias(alias: str) -> str:

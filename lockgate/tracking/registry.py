@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lockgate.errors import NotFound
 from lockgate.tracking.connection import Connection
 from lockgate.tracking.digest import model_sha256
-from lockgate.tracking.refs import Ref, parse_ref, validate_alias, validate_name
+from lockgate.tracking.refs import Ref, parse_ref, validate_alias, validate_artifact_path, validate_name
 from lockgate.tracking.runs import get_run
 
 if TYPE_CHECKING:
@@ -232,6 +232,7 @@ def register(
     from mlflow.exceptions import MlflowException
 
     validate_name(name, "model name")
+    validate_artifact_path(artifact, "artifact name")
     if alias is not None:
         validate_alias(alias)
     run = get_run(conn, run_ref)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from lockgate.errors import UserError
 from lockgate.tracking.connection import Connection, connect
 from lockgate.tracking.environment import capture_code, capture_environment
+from lockgate.tracking.refs import validate_artifact_path
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
@@ -151,6 +152,8 @@ class TrackedRun:
     # -- artifacts ----------------------------------------------------------------------------
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         local = Path(path)
+        if artifact_path is not None:
+            validate_artifact_path(artifact_path)
         if not local.exists():
             raise UserError(f"artifact path '{local}' does not exist", hint="check the path")
         if local.is_dir():
@@ -159,9 +162,11 @@ class TrackedRun:
             self.conn.client.log_artifact(self.run_id, str(local), artifact_path)
 
     def log_text(self, text: str, artifact_file: str) -> None:
+        validate_artifact_path(artifact_file, "artifact file")
         self.conn.client.log_text(self.run_id, text, artifact_file)
 
     def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
+        validate_artifact_path(artifact_file, "artifact file")
         self.conn.client.log_dict(self.run_id, dict(data), artifact_file)
 
     def log_model(

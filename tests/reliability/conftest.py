@@ -1,7 +1,10 @@
-"""A real server on 127.0.0.1 with the admin API on and one deployment, for the attack tests."""
+"""A real server on 127.0.0.1 with the admin API on and one deployment, shared by the attack and
+fuzz tests of the session (the fault tests start their own processes)."""
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +14,22 @@ import pytest
 
 TOKEN = "reliability-admin-token"
 
+REPORT_ENV = "LOCKGATE_RELIABILITY_REPORT"
+"""When set, the figures tests record (fuzz cases, acknowledged writes lost) go to this JSON file;
+``benchmarks/bench_reliability.py`` reads them."""
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")
+def reliability_report() -> Iterator[dict[str, Any]]:
+    """Figures for the benchmark: each test adds to it; written at the end when asked for."""
+    report: dict[str, Any] = {"fuzz_cases": 0, "fuzz_5xx": 0, "lost_acknowledged": 0, "acknowledged": 0}
+    yield report
+    target = os.environ.get(REPORT_ENV)
+    if target:
+        Path(target).write_text(json.dumps(report, indent=2))
+
+
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import mlflow.sklearn
     import pandas as pd
@@ -30,7 +47,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gateway(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from lockgate.rollout.sqlstore import SqlStore
     from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread

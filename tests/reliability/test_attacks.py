@@ -187,3 +187,176 @@ def test_a_pickled_model_that_would_run_code_is_not_loaded_unverified(
     with open(tmp_path / "evil" / "python_model.pkl", "rb") as file:
         cloudpickle.load(file)
     assert sentinel.exists()
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        ({}, f"?token={TOKEN}"),  # the dashboard's query-string token is for the page, not the API
+        ({"x-api-key": TOKEN}, ""),
+        ({"cookie": f"token={TOKEN}"}, ""),
+        ({"authorization": TOKEN}, ""),
+        ({"authorization": f"Token {TOKEN}"}, ""),
+        ({"authorization": f"Bearer {TOKEN}x"}, ""),
+        ({"authorization": f"Bearer {TOKEN.upper()}"}, ""),
+        ({"authorization": "Bearer " + "a" * 10_000}, ""),
+    ],
+)
+def test_no_other_credential_opens_the_admin_api(
+    gateway: Any, model_dir: Path, headers: dict[str, str], query: str
+) -> None:
+    """Inference needs no token, so there is no inference token to misuse: only the admin bearer
+    token in the Authorization header opens /admin/, and every other form is a 401/403."""
+    spec = {
+        "name": "sneaky",
+        "variants": {"a": str(model_dir), "b": str(model_dir)},
+        "baseline": "a",
+        "candidate": "b",
+        "strategy": {"type": "direct"},
+    }
+    for method, path in (
+        ("PUT", "/admin/deployments/sneaky"),
+        ("POST", "/admin/deployments/served/rollback"),
+        ("POST", "/admin/deployments/served/pause"),
+        ("GET", "/admin/deployments"),
+        ("GET", "/admin/deployments/served/history"),
+    ):
+        response = httpx.request(
+            method, f"{gateway.url}{path}{query}", json=spec if method == "PUT" else {}, headers=headers
+        )
+        assert response.status_code in (401, 403), (method, path, response.text)
+    status = httpx.get(f"{gateway.url}/admin/deployments/served", headers=AUTH).json()
+    assert status["phase"] != "rolled_back" and status["phase"] != "paused"
+    listing = httpx.get(f"{gateway.url}/admin/deployments", headers=AUTH).json()
+    assert "sneaky" not in [d["name"] for d in listing["deployments"]]
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker.example",
+        "attacker.example:8080",
+        "127.0.0.1.attacker.example",
+        "localhost.attacker.example",
+        "127.0.0.2",
+        "0.0.0.0",
+        "[::2]",
+        "",
+    ],
+)
+def test_foreign_host_names_are_refused_on_every_path(gateway: Any, host: str) -> None:
+    for method, path in (
+        ("GET", "/admin/deployments"),
+        ("GET", "/v2/health/ready"),
+        ("POST", "/invocations"),
+        ("GET", "/metrics"),
+        ("GET", "/dashboard"),
+    ):
+        response = httpx.request(method, f"{gateway.url}{path}", headers={**AUTH, "host": host})
+        assert response.status_code == 400, (host, path, response.text)
+        assert "DNS rebinding" in response.json()["detail"]
+
+
+def test_loopback_host_names_are_answered(gateway: Any) -> None:
+    port = gateway.port
+    for host in ("127.0.0.1", f"127.0.0.1:{port}", "localhost", f"LOCALHOST:{port}", "[::1]:1"):
+        response = httpx.get(f"{gateway.url}/v2/health/live", headers={"host": host})
+        assert response.status_code == 200, host
+
+
+def _raw(url: str, head: bytes, body_parts: list[bytes]) -> bytes:
+    """Send ``head`` and ``body_parts`` on one socket, never finishing the body; return what the
+    server answers before it has the whole body (a 413 must come without waiting for the rest)."""
+    import socket
+
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        for part in body_parts:
+            try:
+                sock.sendall(part)
+            except OSError:  # the server answered and closed while we were still sending
+                break
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+LIMIT = 64 * 1024
+LIMIT_PATHS = [
+    ("/invocations", {}),
+    ("/v2/models/served/infer", {}),
+    ("/v2/models/served/feedback", {}),
+    ("/admin/deployments", AUTH),
+]
+
+
+@pytest.mark.parametrize(("path", "extra"), LIMIT_PATHS)
+def test_a_declared_length_over_the_limit_is_413_before_any_body(
+    gateway: Any, path: str, extra: dict[str, str]
+) -> None:
+    headers = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{headers}"
+        f"content-length: {LIMIT + 1}\r\n\r\n"
+    ).encode()
+    answer = _raw(gateway.url, head, [])  # not one byte of the body is sent
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    _alive(gateway.url)
+
+
+@pytest.mark.parametrize(("path", "extra"), LIMIT_PATHS)
+def test_a_chunked_body_over_the_limit_is_413_before_it_ends(
+    gateway: Any, path: str, extra: dict[str, str]
+) -> None:
+    headers = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{headers}"
+        "transfer-encoding: chunked\r\n\r\n"
+    ).encode()
+    chunk = b"x" * 4096
+    parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (LIMIT // len(chunk)) + [b"1\r\nx\r\n"]
+    # limit + 1 bytes, and the body never ends (no 0-size chunk): the answer cannot wait for it
+    answer = _raw(gateway.url, head, parts)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    _alive(gateway.url)
+
+
+def test_exactly_the_limit_is_read(gateway: Any) -> None:
+    body = b'{"dataframe_split": {"columns": [], "data": []}' + b" " * LIMIT
+    body = body[: LIMIT - 1] + b"}"
+    response = httpx.post(
+        f"{gateway.url}/invocations", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code != 413 and response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        {"name": "x", "shape": [-1, 30], "datatype": "FP64", "data": [0.0] * 30},
+        {"name": "x", "shape": [2**62, 2**62], "datatype": "FP64", "data": [0.0]},
+        {"name": "x", "shape": [10**6] * 8, "datatype": "FP32", "data": [0.0]},
+        {"name": "x", "shape": [10**12], "datatype": "BYTES", "data": ["a"]},
+        {"name": "x", "shape": [1, 30], "datatype": "FP64", "data": [0.0] * 29},
+        {"name": "x", "shape": [1, 30.5], "datatype": "FP64", "data": [0.0] * 30},
+        {"name": "x", "shape": [1, 30], "datatype": "FP1024", "data": [0.0] * 30},
+    ],
+)
+def test_malformed_tensors_are_400s(gateway: Any, tensor: dict[str, Any]) -> None:
+    response = httpx.post(f"{gateway.url}/v2/models/served/infer", json={"inputs": [tensor]})
+    assert 400 <= response.status_code < 500, response.text
+    _alive(gateway.url)
+
+
+def test_deeply_nested_feedback_and_commands_are_400s(gateway: Any) -> None:
+    body = b'{"request_id": "x", "value": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    for path in ("/v2/models/served/feedback", "/admin/deployments/served/pause"):
+        headers = {"content-type": "application/json", **AUTH}
+        response = httpx.post(f"{gateway.url}{path}", content=body, headers=headers)
+        assert 400 <= response.status_code < 500, (path, response.text)
+    _alive(gateway.url)
