@@ -864,7 +864,7 @@ class DeploymentManager:
             for variant_name, uri in todo:
                 try:
                     results.append(await load_one(variant_name, uri))
-                except Exception as exc:  # a LockgateError: load_one turned every failure into one
+                except LockgateError as exc:  # load_one turns every failure into one
                     results.append(exc)
                     break
         failed = [r for r in results if isinstance(r, BaseException)]
