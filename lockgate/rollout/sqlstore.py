@@ -7,9 +7,11 @@ so two writers cannot both step a rollout, and the state and its events commit t
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -417,13 +419,37 @@ class SqlStore:
 _MIGRATION_LOCK = threading.Lock()
 
 
+_PG_MIGRATION_LOCK_KEY = 0x6C6F636B67617465  # "lockgate": one advisory lock for every lockgate store
+
+
+@contextlib.contextmanager
+def _file_lock(engine: Engine) -> Iterator[None]:
+    """For a SQLite file, an exclusive lock on a file beside it (none for other databases)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{Path(database).expanduser()}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _migrate(engine: Engine) -> None:
-    """Upgrade the schema to the latest revision.
+    """Upgrade the schema to the latest revision, one opener at a time.
 
     Alembic's ``context`` is one module-level proxy, so two stores opening at once in one process
-    (threads) would trample each other's migration: the lock runs them one at a time.
+    (threads) would trample each other's migration: the thread lock runs them one at a time.
+    Processes opening a new store at once (``--workers N``, several gateways starting together)
+    would both create its tables ("table ... already exists"): a file lock beside a SQLite file,
+    and a transaction-scoped advisory lock on Postgres, run them one after the other, and the
+    second finds the schema at head.
     """
-    with _MIGRATION_LOCK, engine.begin() as connection:
+    with _MIGRATION_LOCK, _file_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY})
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         config.attributes["connection"] = connection

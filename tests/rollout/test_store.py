@@ -392,3 +392,59 @@ def test_the_default_url_is_a_file_under_home(tmp_path: Path) -> None:
 
 def test_lockgate_testing_exports_the_in_memory_store() -> None:
     assert ExportedInMemoryStore is InMemoryStore
+
+
+_OPEN_WHEN_TOLD = """
+import os, sys, time
+from lockgate.rollout.sqlstore import SqlStore
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+SqlStore(sys.argv[1]).close()
+"""
+
+
+def _open_at_once(url: str, go: Path, processes: int = 4) -> list[int]:
+    """Open a new store from several processes at the same instant (each waits, imported, for the
+    file ``go``); their exit codes."""
+    import subprocess
+    import sys
+    import time
+
+    opened = [
+        subprocess.Popen([sys.executable, "-c", _OPEN_WHEN_TOLD, url, str(go)]) for _ in range(processes)
+    ]
+    time.sleep(3)  # let them import; a slow one only opens later, which is the easy case
+    go.touch()
+    return [process.wait(120) for process in opened]
+
+
+@pytest.mark.integration
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # `lockgate serve --workers 2` on a new store: both workers migrated it, one found its tables
+    # half-made ("table lockgate_rollout_version already exists") and exited with code 2
+    url = f"sqlite:///{tmp_path / 'new' / 'rollouts.db'}"
+    assert _open_at_once(url, tmp_path / "go") == [0, 0, 0, 0]
+    store = SqlStore(url)
+    assert store.list_deployments() == []
+    store.close()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(POSTGRES_URL is None, reason="set LOCKGATE_TEST_POSTGRES_URL to run on Postgres")
+def test_processes_opening_a_new_postgres_store_at_once_all_succeed(tmp_path: Path) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    assert POSTGRES_URL is not None
+    name = f"lockgate_new_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        url = sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        assert _open_at_once(url, tmp_path / "go") == [0, 0, 0, 0]
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
