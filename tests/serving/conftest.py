@@ -6,7 +6,10 @@ logged with a column signature to a SQLite MLflow store in a temporary folder.
 
 from __future__ import annotations
 
+import http.server
 import os
+import queue
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -159,3 +163,25 @@ def models(tmp_path_factory: pytest.TempPathFactory, logged_model: LoggedModel) 
     """Model folders by role: ``good`` (the logistic regression), ``weak``, ``flaky`` (50% errors),
     ``flaky5`` and ``flaky10``."""
     return _save_models(tmp_path_factory.mktemp("rollout-models"), logged_model)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, queue.Queue[Any]]]:
+    """A tiny webhook on 127.0.0.1: every JSON body POSTed to it lands in the queue. Its URL has a
+    secret-looking path, which the audit log must not repeat."""
+    received: queue.Queue[Any] = queue.Queue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.put(orjson.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/secret-path", received
+    server.shutdown()
+    server.server_close()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import http.server
 import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from lockgate.errors import UserError
@@ -27,27 +24,6 @@ Cli = Callable[..., tuple[int, str, str]]
 
 TOKEN = "alerts-admin-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, queue.Queue[Any]]]:
-    """A tiny webhook: every JSON body POSTed to it lands in the queue."""
-    received: queue.Queue[Any] = queue.Queue()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.put(orjson.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/secret-path", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_rollback_posts_an_alert_and_writes_it_to_the_audit_log(

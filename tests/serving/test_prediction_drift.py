@@ -4,9 +4,7 @@ the training rows (computed once, through the baseline's batcher, when the deplo
 from __future__ import annotations
 
 import contextlib
-import http.server
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +12,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 import pandas as pd
 import pytest
 
@@ -194,27 +191,6 @@ def test_a_text_encoder_whose_embeddings_turn_shows_embedding_drift(text_server:
     metrics = httpx.get(f"{url}/metrics").text
     assert 'lockgate_embedding_cosine_distance{deployment="encoder",variant="next"}' in metrics
     assert 'lockgate_embedding_mean_cosine{deployment="encoder",variant="stable"}' in metrics
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, queue.Queue[Any]]]:
-    """A tiny webhook: every JSON body POSTed to it lands in the queue."""
-    received: queue.Queue[Any] = queue.Queue()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.put(orjson.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_drift_runs_the_retraining_pipeline_once_audited_and_alerted(
