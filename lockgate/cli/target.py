@@ -8,7 +8,6 @@ read from ``--store`` (default: the SQLite store under LOCKGATE_HOME that ``lock
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,14 +15,13 @@ from typing import Annotated, Literal
 import typer
 
 from lockgate.errors import NotFound, UserError
-from lockgate.rollout.spec import DeploymentSpec
+from lockgate.rollout.spec import NAME_PATTERN, NAME_RULE, DeploymentSpec
 
 StoreOption = Annotated[
     str | None,
     typer.Option("--store", help="Rollout store URL for a DEPLOYMENT (default: sqlite under LOCKGATE_HOME)."),
 ]
 _SPEC_SUFFIXES = (".yaml", ".yml", ".json")
-_NAME = re.compile(r"[a-z0-9_-]{1,63}")
 
 
 @dataclass(frozen=True)
@@ -38,12 +36,12 @@ def classify_target(text: str, *, is_file: bool) -> Target:
     """A spec file when it exists or looks like one; a deployment name when it is a valid name."""
     if is_file or text.lower().endswith(_SPEC_SUFFIXES) or "/" in text or "\\" in text:
         return Target("spec", text)
-    if _NAME.fullmatch(text):
+    if NAME_PATTERN.fullmatch(text):
         return Target("deployment", text)
     raise UserError(
         f"'{text}' is neither a spec file nor a deployment name",
-        hint="give the path of a deployment spec (YAML), or a deployment's name "
-        "(1-63 characters from lowercase letters, digits, '-' and '_') with --store URL",
+        hint=f"give the path of a deployment spec (YAML), or a deployment's name ({NAME_RULE}) "
+        "with --store URL",
     )
 
 

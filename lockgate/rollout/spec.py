@@ -37,8 +37,8 @@ __all__ = [
     "parse_spec",
 ]
 
-_NAME = re.compile(r"[a-z0-9_-]{1,63}")
-_NAME_RULE = "use 1-63 characters from lowercase letters, digits, '-' and '_'"
+NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,63}")
+NAME_RULE = "use 1-63 characters from lowercase letters, digits, '-' and '_'"
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
@@ -584,8 +584,8 @@ def _strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
 
 
 def _check_name(value: Any, path: str) -> None:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise _error(path, f"{value!r} is not a valid name", _NAME_RULE)
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise _error(path, f"{value!r} is not a valid name", NAME_RULE)
 
 
 def _error(path: str, problem: str, fix: str) -> ValidationError:
