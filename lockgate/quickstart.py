@@ -352,8 +352,18 @@ def stage_canary(ctx: Context, max_requests: int = 3000) -> None:
                 {"weight_percent": 50, "min_requests": 200},
             ],
         },
-        # judged from 50 requests per arm (a demo's scale; the default of 200 suits real traffic)
-        "analysis": {"policy": "sequential", "alpha": 0.05, "min_samples": 50},
+        # A demo's scale: judged from 50 requests per arm, and a stage advances once the candidate
+        # is shown at most 3 points worse on errors and 50% slower; the defaults (200 requests,
+        # 0.5 points, 10%) need the traffic of a real service to show it.
+        "analysis": {
+            "policy": "sequential",
+            "alpha": 0.05,
+            "min_samples": 50,
+            "guardrails": {
+                "errors": {"max_increase": {"absolute_pp": 3}},
+                "latency": {"max_increase": {"relative": 0.5}},
+            },
+        },
     }
     frame = pd.read_csv(ctx.data_path).drop(columns=["target"])
     columns = list(frame.columns)
@@ -366,8 +376,9 @@ def stage_canary(ctx: Context, max_requests: int = 3000) -> None:
         status = admin.command("quickstart-canary", "start", actor="quickstart", reason="quickstart canary")
         ctx.console.print(
             f"  canary of {MODEL_NAME} v{candidate.version} behind the champion v{champion.version} "
-            f"at {handle.url}: steps 10% → 50% → 100%, judged by the anytime-valid sequential policy "
-            "(error-rate and p99 guardrails, sample-ratio check, alpha 0.05)"
+            f"at {handle.url}: steps 10% → 50% → 100%, each step once the anytime-valid sequential "
+            "policy shows the candidate within its margins (errors +3 points, latency +50%, "
+            "sample-ratio check, alpha 0.05)"
         )
         sent = 0
         with httpx.Client(base_url=handle.url) as client:

@@ -130,26 +130,55 @@ def simulate_command(
     ] = None,
     baseline_error_rate: Annotated[float, typer.Option(help="Simulated baseline error rate.")] = 0.01,
     candidate_error_rate: Annotated[float, typer.Option(help="Simulated candidate error rate.")] = 0.01,
+    baseline_latency_ms: Annotated[float, typer.Option(help="Baseline median latency (ms).")] = 10.0,
     candidate_latency_ms: Annotated[float, typer.Option(help="Candidate median latency (ms).")] = 10.0,
-    requests: Annotated[int, typer.Option(help="Synthetic requests to send.")] = 10_000,
-    rate: Annotated[float, typer.Option(help="Requests per simulated second.")] = 100.0,
+    latency_shape: Annotated[
+        str, typer.Option(help="Latency distribution: lognormal, pareto (tail index 1) or bimodal.")
+    ] = "lognormal",
+    users: Annotated[int, typer.Option(help="Distinct users; each sends its own routing key.")] = 10_000,
+    error_spread: Annotated[
+        float,
+        typer.Option(
+            help="How much users differ in error propensity: each user's is a Beta draw with this "
+            "concentration (a + b) around the variant's rate; 0: all users alike.",
+        ),
+    ] = 200.0,
+    user_latency_sigma: Annotated[
+        float, typer.Option(help="Spread of per-user latency (lognormal sigma of a user's scale).")
+    ] = 0.3,
+    baseline_conversion_rate: Annotated[
+        float | None, typer.Option(help="Each answer converts with this probability (feedback).")
+    ] = None,
+    candidate_conversion_rate: Annotated[
+        float | None, typer.Option(help="The candidate's conversion rate (default: the baseline's).")
+    ] = None,
+    outcome_delay_s: Annotated[
+        float, typer.Option(help="Mean delay (s) before an outcome arrives (exponential).")
+    ] = 0.0,
+    requests: Annotated[int, typer.Option(help="Most synthetic requests to send.")] = 1_000_000,
+    rate: Annotated[float, typer.Option(help="Requests per simulated second.")] = 500.0,
+    tick_s: Annotated[float, typer.Option(help="Seconds between controller looks.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     policy_name: Annotated[
         str,
         typer.Option(
             "--policy",
-            help="threshold (roll back above 2x the baseline's error rate), or spec: the spec's "
-            "analysis section, as the server runs it (sequential by default).",
+            help="spec: the spec's analysis section, as the server runs it (sequential with margins "
+            "by default); threshold: roll back above 2x the baseline's error rate (naive).",
         ),
-    ] = "threshold",
+    ] = "spec",
 ) -> None:
     """Run a rollout on synthetic traffic through the real router, controller and policy.
 
-    No server and no clock: 10,000 requests take well under a second.
+    Sticky users who differ (error propensity, latency), heavy-tailed latency and late outcomes,
+    with no server and no clock: a million requests take about a second.
 
     Examples:  lockgate simulate --candidate-error-rate 0.03
 
-               lockgate simulate --spec canary.yaml --policy spec --candidate-error-rate 0.03
+               lockgate simulate --spec canary.yaml --latency-shape pareto --candidate-latency-ms 15
+
+               lockgate simulate --spec examples/specs/ab_conversions.yaml --baseline-conversion-rate 0.1 \
+                   --candidate-conversion-rate 0.11 --outcome-delay-s 60
     """
     import time
 
@@ -159,6 +188,7 @@ def simulate_command(
     if spec_file is not None:
         spec = load_spec(spec_file)
     else:
+        step = {"min_duration_s": 10, "min_requests": 300, "max_duration_s": 600}
         spec = parse_spec(
             {
                 "name": "demo",
@@ -167,31 +197,57 @@ def simulate_command(
                 "candidate": "canary",
                 "strategy": {
                     "type": "canary",
-                    "steps": [
-                        {"weight_percent": 10, "min_duration_s": 10, "min_requests": 200},
-                        {"weight_percent": 25, "min_duration_s": 10, "min_requests": 300},
-                        {"weight_percent": 50, "min_duration_s": 10, "min_requests": 400},
-                    ],
+                    "steps": [{"weight_percent": w, **step} for w in (10, 25, 50)],
                 },
             }
         )
-    behaviours = {name: VariantBehaviour(error_rate=baseline_error_rate) for name in spec.variants}
-    behaviours[spec.candidate] = VariantBehaviour(
-        error_rate=candidate_error_rate, latency_median_ms=candidate_latency_ms
-    )
-    traffic = SimulatedTraffic(behaviours, requests_per_s=rate, seed=seed)
     if policy_name not in ("threshold", "spec"):
         raise UserError(
             f"--policy must be threshold or spec, got '{policy_name}'",
             hint="spec judges with the spec's analysis section, as the server does",
         )
+    if error_spread < 0:
+        raise UserError(f"--error-spread {error_spread} is negative", hint="use 0 for users alike, e.g. 200")
+    shape = latency_shape if latency_shape in ("lognormal", "pareto", "bimodal") else None
+    if shape is None:
+        raise UserError(
+            f"--latency-shape '{latency_shape}' is unknown", hint="use lognormal, pareto or bimodal"
+        )
+
+    def behaviour(error_rate: float, latency_ms: float, conversion: float | None) -> VariantBehaviour:
+        return VariantBehaviour(
+            error_rate=error_rate,
+            latency_median_ms=latency_ms,
+            latency_shape=shape,  # type: ignore[arg-type]
+            conversion_rate=conversion,
+        )
+
+    behaviours = {
+        name: behaviour(baseline_error_rate, baseline_latency_ms, baseline_conversion_rate)
+        for name in spec.variants
+    }
+    behaviours[spec.candidate] = behaviour(
+        candidate_error_rate,
+        candidate_latency_ms,
+        baseline_conversion_rate if candidate_conversion_rate is None else candidate_conversion_rate,
+    )
+    mean = min(max(baseline_error_rate, 1e-3), 0.5)
+    traffic = SimulatedTraffic(
+        behaviours,
+        requests_per_s=rate,
+        users=users,
+        user_error_beta=(error_spread * mean, error_spread * (1 - mean)) if error_spread > 0 else None,
+        user_latency_sigma=user_latency_sigma,
+        outcome_delay_s=outcome_delay_s,
+        seed=seed,
+    )
     policy = (
         policy_for(spec)
         if policy_name == "spec"
         else ThresholdPolicy(min_requests=200, max_error_rate_ratio=2.0)
     )
     started = time.perf_counter()
-    result = simulate(spec, policy, traffic, seed=seed, total_requests=requests)
+    result = simulate(spec, policy, traffic, seed=seed, total_requests=requests, tick_s=tick_s)
     elapsed = time.perf_counter() - started
     console.print(result.table(), markup=False, highlight=False)
     console.print(

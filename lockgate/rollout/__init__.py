@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lockgate.rollout.analysis import PrimaryGoal
 from lockgate.rollout.controller import (
     LIVE_PHASES,
     TERMINAL_PHASES,
@@ -23,7 +24,6 @@ from lockgate.rollout.controller import (
     SetWeights,
     Snapshot,
     Stage,
-    StagePolicy,
     candidate_share,
     initial_state,
     pause,
@@ -36,7 +36,13 @@ from lockgate.rollout.controller import (
     stats_since,
     step,
 )
-from lockgate.rollout.policy import SequentialRolloutPolicy, ThresholdPolicy, policy_for
+from lockgate.rollout.policy import (
+    RolloutPolicy,
+    RolloutView,
+    SequentialRolloutPolicy,
+    ThresholdPolicy,
+    policy_for,
+)
 from lockgate.rollout.router import (
     BUCKETS,
     RoutingTable,
@@ -93,11 +99,14 @@ __all__ = [
     "InMemoryStore",
     "Pause",
     "Phase",
+    "PrimaryGoal",
     "Promote",
     "RecordEvent",
     "Rollback",
     "RollingStrategy",
+    "RolloutPolicy",
     "RolloutState",
+    "RolloutView",
     "RoutingKey",
     "RoutingTable",
     "SequentialRolloutPolicy",
@@ -108,7 +117,6 @@ __all__ = [
     "Snapshot",
     "SqlStore",
     "Stage",
-    "StagePolicy",
     "Store",
     "Strategy",
     "ThresholdPolicy",

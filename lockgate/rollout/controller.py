@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from lockgate.errors import IllegalTransition, ValidationError
+from lockgate.rollout.policy import RolloutPolicy, RolloutView
 from lockgate.rollout.router import BUCKETS, RoutingTable
 from lockgate.rollout.spec import (
     AbStrategy,
@@ -54,7 +55,6 @@ __all__ = [
     "SetWeights",
     "Snapshot",
     "Stage",
-    "StagePolicy",
     "candidate_share",
     "initial_state",
     "pause",
@@ -114,10 +114,12 @@ TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
 class Stage:
     """One stretch of a rollout: a phase, the candidate's weight and mirror, and how long it lasts.
 
-    The stage ends when it has lasted ``min_duration_s`` and the candidate has served
-    ``min_requests`` since it began (and, when ``needs_promote_verdict``, the policy says promote).
-    ``max_duration_s`` ends it without a decision: the baseline stays. ``max_error_rate`` and
-    ``max_p99_latency_ms`` are absolute checks on the candidate when the stage ends.
+    The stage ends when it has lasted ``min_duration_s``, the candidate has served
+    ``min_requests`` since it began and, where the two arms can be compared, the policy has the
+    evidence (verdict promote: every guardrail non-inferior, or an A/B winner). A stage still
+    without evidence at ``max_duration_s`` ends as the spec's ``on_inconclusive`` says (roll back by
+    default, or hold). ``max_error_rate`` and ``max_p99_latency_ms`` are absolute checks on the
+    candidate when the stage ends.
     """
 
     phase: Phase
@@ -128,22 +130,9 @@ class Stage:
     replicas: tuple[tuple[str, int], ...] = ()
     keep_warm: tuple[str, ...] = ()
     max_duration_s: float | None = None
-    needs_promote_verdict: bool = False
+    is_experiment: bool = False
     max_error_rate: float | None = None
     max_p99_latency_ms: float | None = None
-
-
-@runtime_checkable
-class StagePolicy(Protocol):
-    """A policy that judges each stage on the traffic of that stage alone.
-
-    The controller asks it for the stage's own :class:`Policy`, given the candidate's expected
-    share of the two arms' requests and the number of stages (to split its error budget), and
-    judges the counts since the stage began: a sequential test with a sample-ratio check needs one
-    expected split, and the split changes from stage to stage.
-    """
-
-    def for_stage(self, share: float, stages: int, *, is_mirrored: bool) -> Policy: ...
 
 
 def candidate_share(stage: Stage) -> float:
@@ -164,7 +153,14 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
         return ()
     if isinstance(strategy, CanaryStrategy):
         return tuple(
-            Stage(Phase.STEPPING, s.weight_bp, s.min_duration_s, s.min_requests) for s in strategy.steps
+            Stage(
+                Phase.STEPPING,
+                s.weight_bp,
+                s.min_duration_s,
+                s.min_requests,
+                max_duration_s=_max_duration(s.min_duration_s, s.max_duration_s),
+            )
+            for s in strategy.steps
         )
     if isinstance(strategy, BlueGreenStrategy):
         warmup = strategy.warmup
@@ -176,6 +172,7 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
                 warmup.min_requests,
                 shadow_fraction=warmup.shadow_fraction,
                 keep_warm=(spec.candidate,),
+                max_duration_s=_max_duration(warmup.min_duration_s, None),
                 max_error_rate=warmup.max_error_rate,
                 max_p99_latency_ms=warmup.max_p99_latency_ms,
             ),
@@ -202,6 +199,7 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
                         (spec.baseline, strategy.replicas - replaced),
                         (spec.candidate, replaced),
                     ),
+                    max_duration_s=_max_duration(strategy.min_duration_s, None),
                 )
             )
         return tuple(stages)
@@ -213,6 +211,7 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
                 strategy.min_duration_s,
                 strategy.min_requests,
                 shadow_fraction=strategy.fraction,
+                max_duration_s=_max_duration(strategy.min_duration_s, None),
             ),
         )
     if isinstance(strategy, AbStrategy):
@@ -223,10 +222,26 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
                 strategy.min_duration_s,
                 strategy.min_requests,
                 max_duration_s=strategy.max_duration_s,
-                needs_promote_verdict=True,
+                is_experiment=True,
             ),
         )
     raise ValidationError(f"strategy {strategy!r} has no plan", hint="use a known strategy type")
+
+
+INCONCLUSIVE_FACTOR = 3.0
+"""A stage without its own ``max_duration_s`` waits for evidence up to this many times its
+``min_duration_s`` (a stage without a duration waits for evidence as long as it takes)."""
+
+
+def _max_duration(min_duration_s: float, given: float | None) -> float | None:
+    if given is not None:
+        return given
+    return INCONCLUSIVE_FACTOR * min_duration_s if min_duration_s > 0 else None
+
+
+def is_comparable(stage: Stage) -> bool:
+    """Whether both arms see traffic in ``stage``, so the policy can compare them."""
+    return 0.0 < candidate_share(stage) < 1.0
 
 
 def _final_phase(spec: DeploymentSpec) -> Phase:
@@ -592,25 +607,44 @@ def step(
             detail={"from": state.phase.value, "to": "step"},
         )
     stage = stages[state.stage_index]
-    window = state.stats_at_start
-    judge = policy
-    if isinstance(policy, StagePolicy):
-        if not state.is_stage_window_open:
-            # The first look after a stage's weights changed opens its window: requests routed by
-            # the old table while the change was being written count neither toward its split nor
-            # toward its min_requests.
-            state = replace(
-                state,
-                stats_at_stage_start={name: stats.copy() for name, stats in snapshot.items()},
-                requests_at_stage_start={name: stats.requests for name, stats in snapshot.items()},
-                is_stage_window_open=True,
+    if isinstance(policy, RolloutPolicy) and not state.is_stage_window_open:
+        # The first look after a stage's weights changed opens its window: requests routed by the
+        # old table while the change was being written count neither toward its split nor toward
+        # its min_requests. (A plain Policy judges since the start and keeps the entry counts.)
+        state = replace(
+            state,
+            stats_at_stage_start={name: stats.copy() for name, stats in snapshot.items()},
+            requests_at_stage_start={name: stats.requests for name, stats in snapshot.items()},
+            is_stage_window_open=True,
+        )
+    baseline = stats_since(snapshot.get(spec.baseline), state.stats_at_start.get(spec.baseline))
+    candidate = stats_since(snapshot.get(spec.candidate), state.stats_at_start.get(spec.candidate))
+    comparable = is_comparable(stage)
+    if isinstance(policy, RolloutPolicy):
+        stage_window = state.stats_at_stage_start or state.stats_at_start
+        view = RolloutView(
+            baseline,
+            candidate,
+            stats_since(snapshot.get(spec.baseline), stage_window.get(spec.baseline)),
+            stats_since(snapshot.get(spec.candidate), stage_window.get(spec.candidate)),
+            candidate_share(stage),
+            is_mirrored=stage.candidate_bp == 0 and stage.shadow_fraction > 0,
+            is_experiment=stage.is_experiment,
+        )
+        verdict = (
+            policy.judge(view)
+            if comparable
+            else Verdict(
+                Decision.CONTINUE,
+                (
+                    "one arm has all the traffic "
+                    f"(candidate share {candidate_share(stage):g}): nothing to compare",
+                ),
+                {"n_baseline": float(baseline.requests), "n_candidate": float(candidate.requests)},
             )
-        window = state.stats_at_stage_start or state.stats_at_start
-        is_mirrored = stage.candidate_bp == 0 and stage.shadow_fraction > 0
-        judge = policy.for_stage(candidate_share(stage), len(stages), is_mirrored=is_mirrored)
-    baseline = stats_since(snapshot.get(spec.baseline), window.get(spec.baseline))
-    candidate = stats_since(snapshot.get(spec.candidate), window.get(spec.candidate))
-    verdict = judge.decide(baseline, candidate)
+        )
+    else:
+        verdict = policy.decide(baseline, candidate)
     state = replace(state, last_verdict=verdict)
     numbers = _numbers(spec, state, verdict, baseline, candidate, snapshot, now)
     why = "; ".join(verdict.reasons) or verdict.decision.value
@@ -630,18 +664,38 @@ def step(
         return state, actions
 
     elapsed_s = now - state.stage_started_at
-    is_ready = (
-        elapsed_s >= stage.min_duration_s
-        and numbers["stage_requests"] >= stage.min_requests
-        and (not stage.needs_promote_verdict or verdict.decision is Decision.PROMOTE)
-    )
-    if not is_ready:
+    # The default (rollout) policy advances on evidence; a plain policy, like the threshold one,
+    # advances on time unless it is an A/B test, which always waits for a winner.
+    needs_evidence = comparable if isinstance(policy, RolloutPolicy) else stage.is_experiment
+    has_evidence = not needs_evidence or verdict.decision is Decision.PROMOTE
+    is_ready = elapsed_s >= stage.min_duration_s and numbers["stage_requests"] >= stage.min_requests
+    if not (is_ready and has_evidence):
         if stage.max_duration_s is None or elapsed_s < stage.max_duration_s:
             return state, actions
-        reason = f"no decision after {stage.max_duration_s:g} s; the baseline stays"
+        reason = (
+            f"no evidence after {stage.max_duration_s:g} s (stage {state.stage_index + 1} of "
+            f"{len(stages)}): {why}"
+            if is_ready
+            else f"stage {state.stage_index + 1} did not reach {stage.min_requests:,} requests in "
+            f"{stage.max_duration_s:g} s"
+        )
+        if spec.analysis.on_inconclusive == "hold":
+            held, held_actions = pause(
+                spec, state, now, actor=CONTROLLER, reason=f"held: {reason}; a person decides"
+            )
+            return held, actions + held_actions
         return _then(
             actions,
-            _finish(spec, state, Phase.ROLLED_BACK, now, CONTROLLER, "rollback", reason, numbers),
+            _finish(
+                spec,
+                state,
+                Phase.ROLLED_BACK,
+                now,
+                CONTROLLER,
+                "rollback",
+                f"{reason}; the baseline stays",
+                numbers,
+            ),
         )
     failed = _absolute_checks(stage, candidate)
     if failed:
@@ -811,6 +865,7 @@ def stats_since(current: VariantStats | None, start: VariantStats | None) -> Var
             max(current.conversions.trials - start.conversions.trials, 0),
             max(current.conversions.successes - start.conversions.successes, 0),
         ),
+        units=current.units.since(start.units),
     )
 
 

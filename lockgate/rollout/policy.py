@@ -1,9 +1,8 @@
 """The policies that judge a rollout, and the one a deployment's spec asks for.
 
-- :class:`SequentialRolloutPolicy` (the default): lockgate's anytime-valid
-  :class:`~lockgate.stats.decision.SequentialPolicy`, built per stage with that stage's split and a
-  share of the error budget, so the false-rollback rate stays at ``alpha`` however often the
-  controller looks.
+- :class:`SequentialRolloutPolicy` (the default): anytime-valid guardrails with practical margins,
+  analysed per analysis unit (sticky users as users), one error budget for the whole rollout; a
+  stage advances on evidence of non-inferiority, not on time.
 - :class:`ThresholdPolicy`: fixed limits on point estimates: simple and explainable, but checking it
   often raises its false-rollback rate (the statistics docs show by how much).
 
@@ -13,15 +12,27 @@ spec's ``analysis`` section.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from lockgate.errors import ValidationError
-from lockgate.rollout.spec import Analysis, DeploymentSpec
+from lockgate.rollout.analysis import DEFAULT_ERROR_MARGIN, DEFAULT_LATENCY_MARGIN, Analysis, PrimaryGoal
+from lockgate.rollout.spec import DeploymentSpec
+from lockgate.stats._arguments import check_alpha, check_positive
 from lockgate.stats.accumulators import Proportion, VariantStats
 from lockgate.stats.fixed import two_proportion_z_test
+from lockgate.stats.guardrails import Check, Margin, check_errors, check_latency, check_primary, check_srm
 from lockgate.stats.verdict import Decision, Policy, Verdict
 
-__all__ = ["SequentialRolloutPolicy", "ThresholdPolicy", "policy_for", "policy_for_analysis"]
+__all__ = [
+    "RolloutPolicy",
+    "RolloutView",
+    "SequentialRolloutPolicy",
+    "ThresholdPolicy",
+    "policy_for",
+    "policy_for_analysis",
+]
 
 
 @dataclass(frozen=True)
@@ -127,59 +138,240 @@ class ThresholdPolicy:
 
 
 @dataclass(frozen=True)
-class _Continue:
-    """The stage's numbers cannot be compared (one arm has all the traffic): decide nothing."""
+class RolloutView:
+    """What the controller shows a rollout policy at one look.
 
-    reason: str
+    ``baseline``/``candidate``: everything each arm served since the rollout started (the evidence
+    of every stage adds up); ``stage_baseline``/``stage_candidate``: since the current stage began,
+    where ``expected_share`` (the candidate's share the stage's weights imply) holds, for the
+    sample-ratio check. ``is_mirrored``: the candidate sees copies (shadow, warm-up), which may be
+    dropped under load, so the split is no test of routing. ``is_experiment``: an A/B test, decided
+    by the primary metric, not by non-inferiority.
+    """
 
-    def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
-        return Verdict(
-            Decision.CONTINUE,
-            (self.reason,),
-            {"n_baseline": float(baseline.requests), "n_candidate": float(candidate.requests)},
-        )
+    baseline: VariantStats
+    candidate: VariantStats
+    stage_baseline: VariantStats
+    stage_candidate: VariantStats
+    expected_share: float
+    is_mirrored: bool = False
+    is_experiment: bool = False
+
+
+@runtime_checkable
+class RolloutPolicy(Protocol):
+    """A policy that judges a whole rollout at each look (the controller's preferred kind)."""
+
+    def judge(self, view: RolloutView) -> Verdict: ...
 
 
 @dataclass(frozen=True)
 class SequentialRolloutPolicy:
-    """The anytime-valid :class:`~lockgate.stats.decision.SequentialPolicy`, one per stage.
+    """lockgate's default: anytime-valid guardrails with margins, on analysis units.
 
-    Each stage is judged on its own requests with the split its weights imply (so the sample-ratio
-    check knows what to expect), at ``alpha / stages``: the chance of a false rollback over the
-    whole rollout, however often the controller looks, stays at or below ``alpha`` (Bonferroni
-    over stages). Mirrored stages (shadow, blue-green warm-up) skip the sample-ratio check in
-    effect, since copies dropped under load are not a routing fault. A stage where one arm has all
-    the traffic (blue-green's bake) has nothing to compare: it continues until its own limits.
+    At each look, in this order:
+
+    1. **Sample ratio** of the current stage on assignment units (:func:`check_srm`); a mismatch
+       at ``srm_alpha`` halts: the numbers cannot be trusted.
+    2. **Minimum samples**: below ``min_samples`` requests in either arm since the rollout began,
+       continue.
+    3. **Harm**: a guardrail (errors, latency, the primary metric) shown worse than the baseline
+       and with its estimate past the margin rolls back at once.
+    4. **Evidence**: a canary stage may advance (verdict promote) once every guardrail is shown
+       non-inferior within its margin; an A/B test promotes once the primary metric is shown
+       better (and the guardrails non-inferior), and rolls back when the improvement hoped for is
+       ruled out (futility).
+
+    One error budget covers the whole rollout: the evidence since the rollout started is one
+    confidence sequence per guardrail, valid at every look, so no stage takes a share of ``alpha``;
+    it is split only across the guardrails (Bonferroni). A false rollback of an A/A candidate,
+    and a promotion of a candidate exactly a margin worse, each happen at most ``alpha / k`` of the
+    time for ``k`` guardrails, however often the controller looks.
     """
 
     alpha: float = 0.05
     min_samples: int = 200
-    max_samples: int | None = 10_000
-    error_rate_mde: float = 0.5
-    latency_tolerance: float = 0.2
     srm_alpha: float = 0.001
+    error_margin: Margin | None = DEFAULT_ERROR_MARGIN
+    latency_margin: Margin | None = DEFAULT_LATENCY_MARGIN
+    primary: PrimaryGoal | None = None
+    error_scale: float = 0.005
+    latency_scale: float = 0.1
 
     def __post_init__(self) -> None:
-        self.for_stage(0.5, 1, is_mirrored=False)  # validates every parameter at construction
+        check_alpha(self.alpha)
+        check_alpha(self.srm_alpha, "srm_alpha")
+        if self.min_samples < 2:
+            raise ValidationError(
+                f"min_samples {self.min_samples} is below 2", hint="judge after e.g. 200 requests per arm"
+            )
+        check_positive(self.error_scale, "error_scale")
+        check_positive(self.latency_scale, "latency_scale")
 
-    def for_stage(self, share: float, stages: int, *, is_mirrored: bool) -> Policy:
-        from lockgate.stats.decision import SequentialPolicy
+    @property
+    def guardrails(self) -> int:
+        return sum(x is not None for x in (self.error_margin, self.latency_margin, self.primary))
 
-        if not 0.0 < share < 1.0:
-            return _Continue(f"one arm has all the traffic (candidate share {share:g}): nothing to compare")
-        return SequentialPolicy(
-            alpha=self.alpha / max(stages, 1),
-            expected_split=share,
-            min_samples=self.min_samples,
-            max_samples=self.max_samples,
-            error_rate_mde=self.error_rate_mde,
-            latency_tolerance=self.latency_tolerance,
-            srm_alpha=1e-12 if is_mirrored else self.srm_alpha,
+    @property
+    def alpha_each(self) -> float:
+        return self.alpha / max(self.guardrails, 1)
+
+    def judge(self, view: RolloutView) -> Verdict:
+        """The verdict for one look at a rollout (pure)."""
+        base, cand = view.baseline, view.candidate
+        numbers: dict[str, float] = {
+            "alpha": self.alpha,
+            "alpha_per_guardrail": self.alpha_each,
+            "n_baseline": float(base.requests),
+            "n_candidate": float(cand.requests),
+        }
+        if 0.0 < view.expected_share < 1.0 and not view.is_mirrored:
+            srm = check_srm(
+                view.stage_baseline.analysis_units(),
+                view.stage_candidate.analysis_units(),
+                view.expected_share,
+            )
+            numbers.update(srm_p=srm.p_value, srm_share=srm.share, srm_expected_share=srm.expected)
+            if srm.p_value <= self.srm_alpha:
+                return Verdict(
+                    Decision.HALT,
+                    (
+                        f"sample-ratio mismatch: the candidate got {srm.share:.2%} of {srm.requests:,} "
+                        f"requests this stage, expected {srm.expected:.2%} (always-valid p={srm.p_value:.2g}"
+                        f" <= {self.srm_alpha:g}, on analysis units); assignment or logging is broken, "
+                        "so no other number can be trusted",
+                    ),
+                    numbers,
+                )
+        # the intervals are shown from the first requests on; they decide from min_samples on
+        checks = self._checks(base, cand) if min(base.requests, cand.requests) >= 2 else {}
+        for check in checks.values():
+            numbers.update(check.numbers())
+        clean = {k: v for k, v in numbers.items() if math.isfinite(v)}
+        if min(base.requests, cand.requests) < self.min_samples:
+            return Verdict(
+                Decision.CONTINUE,
+                (
+                    f"waiting for {self.min_samples:,} requests per arm "
+                    f"(baseline {base.requests:,}, candidate {cand.requests:,})",
+                ),
+                clean,
+            )
+        lines = {name: _describe(check) for name, check in checks.items()}
+        harmed = [name for name, check in checks.items() if check.is_harm]
+        if harmed:
+            return Verdict(
+                Decision.ROLLBACK, tuple(f"{name} is worse: {lines[name]}" for name in harmed), clean
+            )
+        guards = [name for name in checks if not (view.is_experiment and name == "primary")]
+        unproven = [name for name in guards if not checks[name].is_noninferior]
+        if self.primary is not None and "primary" not in checks:
+            unproven.append("primary")
+            lines["primary"] = "no outcomes joined yet in both arms"
+        if view.is_experiment:
+            return self._experiment(checks, lines, unproven, clean)
+        if not unproven:
+            return Verdict(
+                Decision.PROMOTE,
+                tuple(f"{name} non-inferior: {lines[name]}" for name in guards),
+                clean,
+            )
+        return Verdict(
+            Decision.CONTINUE,
+            tuple(f"no evidence yet that {name} is within its margin: {lines[name]}" for name in unproven),
+            clean,
         )
 
+    def _experiment(
+        self, checks: dict[str, Check], lines: dict[str, str], unproven: list[str], numbers: dict[str, float]
+    ) -> Verdict:
+        primary = checks.get("primary")
+        if primary is None:
+            reason = "the A/B test decides on the primary metric: waiting for outcomes in both arms"
+            if self.primary is None:
+                reason = "an A/B test needs analysis.primary (the metric that decides); none is set"
+            return Verdict(Decision.CONTINUE, (reason,), numbers)
+        if primary.is_futile:
+            return Verdict(
+                Decision.ROLLBACK,
+                (f"futility: the improvement hoped for is ruled out: {lines['primary']}",),
+                numbers,
+            )
+        if primary.is_superior and not unproven:
+            return Verdict(
+                Decision.PROMOTE,
+                (
+                    f"primary is better: {lines['primary']}",
+                    *(f"{n} non-inferior: {lines[n]}" for n in checks if n != "primary"),
+                ),
+                numbers,
+            )
+        return Verdict(
+            Decision.CONTINUE,
+            (
+                f"no conclusion yet: {lines['primary']}",
+                *(f"{n} not yet shown within its margin" for n in unproven),
+            ),
+            numbers,
+        )
+
+    def _checks(self, base: VariantStats, cand: VariantStats) -> dict[str, Check]:
+        alpha = self.alpha_each
+        units_b, units_c = base.analysis_units(), cand.analysis_units()
+        out: dict[str, Check] = {}
+        if self.error_margin is not None:
+            out["errors"] = check_errors(
+                units_b, units_c, self.error_margin, alpha=alpha, scale=self.error_scale
+            )
+        if self.latency_margin is not None:
+            out["latency"] = check_latency(
+                units_b,
+                units_c,
+                self.latency_margin,
+                alpha=alpha,
+                scale=self.latency_scale,
+                log_variances=(cand.latency.log_moments()[1], base.latency.log_moments()[1]),
+            )
+        if self.primary is not None:
+            primary = check_primary(
+                units_b,
+                units_c,
+                metric=self.primary.metric,
+                higher_is_better=self.primary.higher_is_better,
+                margin=self.primary.margin,
+                min_improvement=self.primary.min_improvement,
+                alpha=alpha,
+                scale=self.primary.mixing_scale(),
+                outcome_variances=(cand.outcome.variance, base.outcome.variance),
+            )
+            if primary is not None:
+                out["primary"] = primary
+        return out
+
     def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
-        """Judge as one stage at a 50/50 split (for callers that do not step stages)."""
-        return self.for_stage(0.5, 1, is_mirrored=False).decide(baseline, candidate)
+        """Judge two arms as one 50/50 stage (for callers that do not step a rollout)."""
+        return self.judge(RolloutView(baseline, candidate, baseline, candidate, 0.5))
+
+
+def _describe(check: Check) -> str:
+    """One check in words, with its interval and margin."""
+    if check.name == "latency":
+        return (
+            f"geometric-mean latency {check.candidate:.3g} ms vs baseline {check.baseline:.3g} ms, "
+            f"ratio {check.worse_by:.3f} (always-valid interval {check.ci_low:.3f}-{check.ci_high:.3f}, "
+            f"margin {check.margin:.3f}, level {check.alpha:.3g})"
+        )
+    if check.name == "errors":
+        return (
+            f"error rate {check.candidate:.3%} vs baseline {check.baseline:.3%}, worse by "
+            f"{check.worse_by * 100:+.3f} pp (always-valid interval {check.ci_low * 100:+.3f} to "
+            f"{check.ci_high * 100:+.3f} pp, margin {check.margin * 100:.3f} pp, level {check.alpha:.3g})"
+        )
+    return (
+        f"{check.candidate:.4g} vs baseline {check.baseline:.4g}, worse by {check.worse_by:+.4g} "
+        f"(always-valid interval {check.ci_low:+.4g} to {check.ci_high:+.4g}, margin {check.margin:.4g}, "
+        f"level {check.alpha:.3g})"
+    )
 
 
 def policy_for(spec: DeploymentSpec) -> Policy:
@@ -191,4 +383,9 @@ def policy_for_analysis(analysis: Analysis) -> Policy:
     options = dict(analysis.options)
     if analysis.policy == "threshold":
         return ThresholdPolicy(**options)  # type: ignore[arg-type]
-    return SequentialRolloutPolicy(**options)  # type: ignore[arg-type]
+    return SequentialRolloutPolicy(
+        **options,  # type: ignore[arg-type]
+        error_margin=analysis.error_margin,
+        latency_margin=analysis.latency_margin,
+        primary=analysis.primary,
+    )

@@ -15,13 +15,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from lockgate.errors import ValidationError
+from lockgate.stats.units import UNITS
 
 __all__ = [
     "BUCKETS",
     "RoutingTable",
     "assign",
+    "assign_many",
     "bucket",
+    "bucket_and_unit",
     "random_bucket",
     "should_shadow",
 ]
@@ -30,12 +36,25 @@ BUCKETS = 10_000
 """Buckets per deployment: one basis point of traffic each."""
 
 
-def bucket(salt: str, key: str) -> int:
-    """The bucket in ``[0, 10000)`` for ``key``: the same on every process, machine and restart."""
+def _digest(salt: str, key: str) -> int:
     # The salt's length goes in first so that ("ab", "c") and ("a", "bc") hash apart.
     data = f"{len(salt)}:{salt}{key}".encode()
-    digest = hashlib.blake2b(data, digest_size=8).digest()
-    return int.from_bytes(digest, "big") % BUCKETS
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def bucket(salt: str, key: str) -> int:
+    """The bucket in ``[0, 10000)`` for ``key``: the same on every process, machine and restart."""
+    return _digest(salt, key) % BUCKETS
+
+
+def bucket_and_unit(salt: str, key: str) -> tuple[int, int]:
+    """The routing bucket of ``key`` and its analysis unit (:mod:`lockgate.stats.units`).
+
+    Both come from one 64-bit hash: the bucket from its remainder by 10,000, the unit from the
+    digits above it, so which unit a key falls in says nothing about which variant serves it.
+    """
+    value = _digest(salt, key)
+    return value % BUCKETS, (value // BUCKETS) % UNITS
 
 
 def random_bucket(draw: float) -> int:
@@ -137,6 +156,14 @@ class RoutingTable:
 def assign(table: RoutingTable, bucket_index: int) -> str:
     """The variant that serves ``bucket_index``: the first whose cumulative weight exceeds it."""
     return table.variants[bisect_right(table.upper_bounds, bucket_index)]
+
+
+def assign_many(table: RoutingTable, buckets: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Vectorised :func:`assign`: the index into ``table.variants`` for each bucket."""
+    out: npt.NDArray[np.int64] = np.searchsorted(
+        np.asarray(table.upper_bounds), np.asarray(buckets, dtype=np.int64), side="right"
+    ).astype(np.int64)
+    return out
 
 
 def should_shadow(table: RoutingTable, bucket_index: int) -> bool:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from lockgate.rollout.analysis import PrimaryGoal
 from lockgate.rollout.controller import Stage, plan
 from lockgate.rollout.policy import SequentialRolloutPolicy, policy_for
 from lockgate.rollout.router import BUCKETS
 from lockgate.rollout.spec import DeploymentSpec
+from lockgate.stats.guardrails import Margin
 
 __all__ = ["RUNBOOK_SECTIONS", "render_runbook"]
 
@@ -157,13 +159,25 @@ def _thresholds(spec: DeploymentSpec, stages: int) -> list[str]:
     )
     for option in names:
         value = getattr(policy, option)
-        shown = "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+        if value is None:
+            shown = "off"
+        elif isinstance(value, float):
+            shown = f"{value:g}"
+        elif isinstance(value, Margin):
+            shown = f"{value.value:g} {'relative' if value.kind == 'relative' else 'absolute'}"
+        elif isinstance(value, PrimaryGoal):
+            shown = ", ".join(f"{k} {v}" for k, v in value.to_dict().items())
+        else:
+            shown = str(value)
         lines.append(f"- `{option}`: {shown}")
     if isinstance(policy, SequentialRolloutPolicy) and stages:
         lines.append(
-            f"- each of the {stages} stages is judged at alpha {policy.alpha:g} / {stages} = "
-            f"{policy.alpha / stages:.4g}, so the false-rollback rate of the whole rollout stays at "
-            f"or below {policy.alpha:g} however often it is looked at"
+            f"- one error budget for the whole rollout: each of the {policy.guardrails} guardrails is "
+            f"judged at alpha {policy.alpha:g} / {policy.guardrails} = {policy.alpha_each:.4g} on the "
+            f"evidence since the rollout began, however often it is looked at; a stage advances "
+            f"only when every guardrail is shown within its margin, and a stage still without that "
+            f"evidence at its longest duration is handled as `on_inconclusive: "
+            f"{spec.analysis.on_inconclusive}` says"
         )
     for index, stage in enumerate(plan(spec), 1):
         if stage.max_error_rate is not None:

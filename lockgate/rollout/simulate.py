@@ -25,24 +25,39 @@ from lockgate.rollout.controller import (
     start,
     step,
 )
-from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
+from lockgate.rollout.router import BUCKETS, RoutingTable, assign_many, bucket_and_unit
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.units import UNITS
 from lockgate.stats.verdict import Policy
 
 __all__ = ["SimulationResult", "TimelineEntry", "TrafficSource", "simulate"]
 
 
 class TrafficSource(Protocol):
-    """What :func:`simulate` needs from traffic (``lockgate.testing.SimulatedTraffic`` is one)."""
+    """What :func:`simulate` needs from traffic (``lockgate.testing.SimulatedTraffic`` is one).
+
+    Requests come from ``users`` users numbered from 0; user ``u`` sends the routing key
+    ``key_of(u)`` when its request carries one. ``outcomes`` may return None (no feedback).
+    """
+
+    users: int
+
+    def key_of(self, user: int) -> str: ...
 
     def arrivals(self, duration_s: float, rng: np.random.Generator | None = None) -> int: ...
 
-    def keys(self, count: int, rng: np.random.Generator | None = None) -> list[str | None]: ...
+    def requests(
+        self, count: int, rng: np.random.Generator | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]: ...
 
     def serve(
-        self, variant: str, count: int, rng: np.random.Generator | None = None
+        self, variant: str, count_or_users: npt.NDArray[np.int64], rng: np.random.Generator | None = None
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]: ...
+
+    def outcomes(
+        self, variant: str, users: npt.NDArray[np.int64], rng: np.random.Generator | None = None
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None: ...
 
 
 @dataclass(frozen=True)
@@ -99,7 +114,13 @@ def simulate(
         )
     rng = np.random.default_rng(seed)
     salt = spec.routing_salt
+    # every user's bucket and analysis unit, hashed once (the same function the server calls)
+    hashed = np.array(
+        [bucket_and_unit(salt, traffic.key_of(u)) for u in range(traffic.users)], dtype=np.int64
+    )
+    user_bucket, user_unit = hashed[:, 0], hashed[:, 1]
     stats = {name: VariantStats() for name in spec.variants}
+    pending: list[_Pending] = []
     timeline: list[TimelineEntry] = []
     now = 0.0
     state, actions = start(spec, initial_state(spec), stats, now)
@@ -108,27 +129,75 @@ def simulate(
     sent = 0
     while sent < total_requests and not state.is_finished:
         count = min(traffic.arrivals(tick_s, rng), total_requests - sent)
-        served: dict[str, int] = {}
-        mirrored = 0
-        for key in traffic.keys(count, rng):
-            index = bucket(salt, key) if key is not None else random_bucket(float(rng.random()))
-            variant = assign(table, index)
-            served[variant] = served.get(variant, 0) + 1
-            if table.shadow_variant is not None and should_shadow(table, index):
-                mirrored += 1
-        if table.shadow_variant is not None and mirrored:
-            served[table.shadow_variant] = served.get(table.shadow_variant, 0) + mirrored
-        for variant, n in served.items():
-            latencies, errors = traffic.serve(variant, n, rng)
-            accumulated = stats[variant]
-            accumulated.requests += n
-            accumulated.errors += int(np.count_nonzero(errors))
-            accumulated.latency.update(latencies)
+        users, keyed = traffic.requests(count, rng)
+        buckets = np.where(keyed, user_bucket[users], rng.integers(0, BUCKETS, count))
+        units = np.where(keyed, user_unit[users], rng.integers(0, UNITS, count))
+        chosen = assign_many(table, buckets)
+        for index, variant in enumerate(table.variants):
+            mask = chosen == index
+            if table.shadow_variant is not None and variant != table.shadow_variant:
+                # mirrored copies of this variant's requests in the shadow's range
+                mask_shadow = mask & (buckets >= BUCKETS - table.shadow_bp)
+                _serve(
+                    traffic,
+                    table.shadow_variant,
+                    users[mask_shadow],
+                    units[mask_shadow],
+                    now,
+                    stats,
+                    pending,
+                    rng,
+                )
+            _serve(traffic, variant, users[mask], units[mask], now, stats, pending, rng)
         sent += count
         now += tick_s
+        pending = _deliver(pending, now, stats)
         state, actions = step(spec, state, stats, now, policy)
         table = _record(timeline, actions, state, stats, table)
     return SimulationResult(tuple(timeline), state, sent, now, stats)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Outcomes not yet joined: each arrives at its ``due_s``."""
+
+    variant: str
+    due_s: npt.NDArray[np.float64]
+    units: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+
+def _serve(
+    traffic: TrafficSource,
+    variant: str,
+    users: npt.NDArray[np.int64],
+    units: npt.NDArray[np.int64],
+    now: float,
+    stats: Mapping[str, VariantStats],
+    pending: list[_Pending],
+    rng: np.random.Generator,
+) -> None:
+    if users.size == 0:
+        return
+    latencies, errors = traffic.serve(variant, users, rng)
+    stats[variant].record_many(latencies, errors, units)
+    outcomes = traffic.outcomes(variant, users[~errors], rng)
+    if outcomes is not None:
+        values, delays = outcomes
+        pending.append(_Pending(variant, now + delays, units[~errors], values))
+
+
+def _deliver(pending: list[_Pending], now: float, stats: Mapping[str, VariantStats]) -> list[_Pending]:
+    """Join the outcomes that have arrived by ``now``; keep the rest."""
+    left: list[_Pending] = []
+    for batch in pending:
+        due = batch.due_s <= now
+        if due.any():
+            stats[batch.variant].record_outcomes(batch.values[due], batch.units[due])
+        if not due.all():
+            keep = ~due
+            left.append(_Pending(batch.variant, batch.due_s[keep], batch.units[keep], batch.values[keep]))
+    return left
 
 
 def _record(

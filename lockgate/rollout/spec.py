@@ -7,8 +7,6 @@ Every problem raises :class:`lockgate.errors.ValidationError` whose message star
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +16,10 @@ from typing import Any, ClassVar, Literal, TypeAlias
 import yaml
 
 from lockgate.errors import NotFound, ValidationError
+from lockgate.rollout.analysis import Analysis, parse_analysis
+from lockgate.rollout.spec_node import Node as _Node
+from lockgate.rollout.spec_node import did_you_mean as _did_you_mean
+from lockgate.rollout.spec_node import spec_error as _error
 
 __all__ = [
     "AbStrategy",
@@ -44,11 +46,13 @@ _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 @dataclass(frozen=True)
 class CanaryStep:
-    """One canary step: the candidate's share, and how long and how many requests it must see."""
+    """One canary step: the candidate's share, how long and how many requests it must see, and how
+    long it may wait for evidence (``max_duration_s``; default three times ``min_duration_s``)."""
 
     weight_percent: float
     min_duration_s: float = 0.0
     min_requests: int = 0
+    max_duration_s: float | None = None
 
     @property
     def weight_bp(self) -> int:
@@ -139,25 +143,6 @@ class RoutingKey:
     name: str = "x-routing-key"
 
 
-_ANALYSIS_OPTIONS: Mapping[str, Mapping[str, type]] = {
-    "sequential": {
-        "alpha": float,
-        "min_samples": int,
-        "max_samples": int,
-        "error_rate_mde": float,
-        "latency_tolerance": float,
-        "srm_alpha": float,
-    },
-    "threshold": {
-        "max_error_rate_ratio": float,
-        "max_error_rate_increase": float,
-        "max_error_rate": float,
-        "max_p99_latency_ratio": float,
-        "min_requests": int,
-    },
-}
-
-
 @dataclass(frozen=True)
 class VariantScaling:
     """How many copies of one variant a distributed backend runs (``lockgate serve --backend ray``).
@@ -193,15 +178,6 @@ class VariantScaling:
 
 
 @dataclass(frozen=True)
-class Analysis:
-    """How the numbers decide: ``sequential`` (anytime-valid tests per stage, the default) or
-    ``threshold`` (fixed limits on point estimates), with that policy's options."""
-
-    policy: Literal["sequential", "threshold"] = "sequential"
-    options: Mapping[str, float | int | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class DeploymentSpec:
     """A deployment: named variants (model URIs), the baseline and candidate, and the strategy."""
 
@@ -234,7 +210,7 @@ class DeploymentSpec:
             "strategy": _strategy_to_dict(self.strategy),
             "routing_key": {"source": self.routing_key.source, "name": self.routing_key.name},
             "salt": self.salt,
-            "analysis": {"policy": self.analysis.policy, **self.analysis.options},
+            "analysis": self.analysis.to_dict(),
             # only when given: specs stored before scaling existed read back unchanged
             **({"scaling": {v: c.to_dict() for v, c in self.scaling.items()}} if self.scaling else {}),
         }
@@ -291,7 +267,7 @@ def parse_spec(data: Any) -> DeploymentSpec:
     strategy = _parse_strategy(root.mapping("strategy", required=True))
     routing_key = _parse_routing_key(root.mapping("routing_key"))
     salt = root.string("salt") or ""
-    analysis = _parse_analysis(root.mapping("analysis"))
+    analysis = parse_analysis(root.mapping("analysis"))
     scaling = _parse_scaling(root.mapping("scaling"), variants)
     return DeploymentSpec(name, variants, baseline, candidate, strategy, routing_key, salt, analysis, scaling)
 
@@ -335,36 +311,6 @@ def _parse_scaling(node: _Node, variants: Mapping[str, str]) -> dict[str, Varian
     return out
 
 
-def _parse_analysis(node: _Node) -> Analysis:
-    policy = node.string("policy") or "sequential"
-    if policy not in _ANALYSIS_OPTIONS:
-        raise _error(
-            node.path_of("policy"),
-            f"unknown policy '{policy}'{_did_you_mean(policy, _ANALYSIS_OPTIONS)}",
-            "use sequential (anytime-valid, the default) or threshold",
-        )
-    kinds = _ANALYSIS_OPTIONS[policy]
-    node.reject_unknown({"policy", *kinds})
-    options: dict[str, float | int | None] = {}
-    for key, kind in kinds.items():
-        if key not in node.data:
-            continue
-        if node.data[key] is None:
-            options[key] = None
-        elif kind is int:
-            options[key] = node.integer(key)
-        else:
-            options[key] = node.number(key)
-    analysis = Analysis("sequential" if policy == "sequential" else "threshold", options)
-    from lockgate.rollout.policy import policy_for_analysis  # the policies validate their values
-
-    try:
-        policy_for_analysis(analysis)
-    except ValidationError as exc:
-        raise _error(node.path or "analysis", exc.message, exc.hint or "check the values") from None
-    return analysis
-
-
 def _parse_strategy(node: _Node) -> Strategy:
     kind = node.required_string("type")
     parsers = {
@@ -397,7 +343,7 @@ def _parse_canary(node: _Node) -> Strategy:
     steps: list[CanaryStep] = []
     for index, item in enumerate(items):
         step_node = _Node(item, f"{node.path_of('steps')}[{index}]")
-        step_node.reject_unknown({"weight_percent", "min_duration_s", "min_requests"})
+        step_node.reject_unknown({"weight_percent", "min_duration_s", "min_requests", "max_duration_s"})
         weight = step_node.number("weight_percent", required=True)
         path = step_node.path_of("weight_percent")
         if not 0.0 < weight <= 100.0:
@@ -408,7 +354,14 @@ def _parse_canary(node: _Node) -> Strategy:
             weight,
             step_node.number("min_duration_s", default=0.0, minimum=0.0),
             step_node.integer("min_requests", default=0, minimum=0),
+            step_node.optional_number("max_duration_s", minimum=0.0),
         )
+        if step.max_duration_s is not None and step.max_duration_s < step.min_duration_s:
+            raise _error(
+                step_node.path_of("max_duration_s"),
+                f"must be at least min_duration_s ({step.min_duration_s:g})",
+                "raise max_duration_s or lower min_duration_s",
+            )
         if steps and step.weight_bp <= steps[-1].weight_bp:
             raise _error(
                 path,
@@ -540,6 +493,7 @@ def _strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
                 "weight_percent": s.weight_percent,
                 "min_duration_s": s.min_duration_s,
                 "min_requests": s.min_requests,
+                **({"max_duration_s": s.max_duration_s} if s.max_duration_s is not None else {}),
             }
             for s in strategy.steps
         ]
@@ -586,125 +540,3 @@ def _strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
 def _check_name(value: Any, path: str) -> None:
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         raise _error(path, f"{value!r} is not a valid name", NAME_RULE)
-
-
-def _error(path: str, problem: str, fix: str) -> ValidationError:
-    where = path or "spec"
-    return ValidationError(f"{where}: {problem}", hint=f"Fix: {fix}.", detail={"path": where})
-
-
-def _did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-_REQUIRED: Any = object()
-
-
-class _Node:
-    """A mapping being read, with the key path it sits at (for error messages)."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise _error(path, f"must be a mapping, not {type(data).__name__}", "use key: value")
-        self.data: Mapping[Any, Any] = data
-        self.path = path
-
-    def path_of(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def _raw(self, key: str, required: bool) -> Any:
-        if key in self.data and self.data[key] is not None:
-            return self.data[key]
-        if required:
-            raise _error(self.path_of(key), "is required", f"add '{key}' to the spec")
-        return None
-
-    def string(self, key: str, *, required: bool = False) -> str | None:
-        value = self._raw(key, required)
-        if value is not None and not isinstance(value, str):
-            raise _error(self.path_of(key), "must be a string", f"quote the value of '{key}'")
-        return value
-
-    def required_string(self, key: str) -> str:
-        return self.string(key, required=True) or ""
-
-    def number(
-        self,
-        key: str,
-        *,
-        required: bool = False,
-        default: float = 0.0,
-        minimum: float | None = None,
-    ) -> float:
-        value = self._raw(key, required)
-        if value is None:
-            return default
-        return self._check_number(key, value, minimum)
-
-    def optional_number(self, key: str, *, minimum: float | None = None) -> float | None:
-        value = self._raw(key, False)
-        return None if value is None else self._check_number(key, value, minimum)
-
-    def _check_number(self, key: str, value: Any, minimum: float | None) -> float:
-        path = self.path_of(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _error(path, f"must be a number, not {value!r}", "write it without quotes")
-        if not math.isfinite(value):
-            raise _error(path, "must be finite", "give a real number")
-        if minimum is not None and value < minimum:
-            raise _error(path, f"must be at least {minimum:g}", f"use a value >= {minimum:g}")
-        return float(value)
-
-    def integer(
-        self, key: str, *, required: bool = False, default: int = 0, minimum: int | None = None
-    ) -> int:
-        value = self._raw(key, required)
-        if value is None:
-            return default
-        path = self.path_of(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _error(path, f"must be a whole number, not {value!r}", "e.g. 500")
-        if minimum is not None and value < minimum:
-            raise _error(path, f"must be at least {minimum}", f"use a value >= {minimum}")
-        return value
-
-    def fraction(self, key: str, *, default: float) -> float:
-        value = self.optional_fraction(key)
-        return default if value is None else value
-
-    def optional_fraction(self, key: str) -> float | None:
-        value = self.optional_number(key)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise _error(self.path_of(key), "must be between 0 and 1", "e.g. 0.1 for 10%")
-        return value
-
-    def boolean(self, key: str, *, default: bool) -> bool:
-        value = self._raw(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise _error(self.path_of(key), "must be true or false", "write true or false")
-        return value
-
-    def mapping(self, key: str, *, required: bool = False) -> _Node:
-        return _Node(self._raw(key, required), self.path_of(key))
-
-    def sequence(self, key: str, *, required: bool = False) -> list[Any]:
-        value = self._raw(key, required)
-        if value is None:
-            return []
-        if not isinstance(value, list | tuple):
-            raise _error(self.path_of(key), "must be a list", "write it as a YAML list")
-        return list(value)
-
-    def reject_unknown(self, allowed: set[str]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                raise _error(
-                    self.path_of(str(key)),
-                    "is not a known key",
-                    f"remove it or use one of {', '.join(sorted(allowed))}{_did_you_mean(str(key), allowed)}",
-                )

@@ -124,6 +124,7 @@ class _Served:
     shadow: Variant | None = None
     request: InferenceRequest | None = None
     outputs: Outputs | None = None
+    unit: int | None = None
 
 
 def _media_type(value: bytes | None) -> str:
@@ -374,7 +375,7 @@ class ServingApp:
         await send({"type": "http.response.body", "body": response.body})
         if variant is not None:
             elapsed = time.perf_counter() - started
-            variant.record(elapsed * 1000.0, is_error=response.status >= 500)
+            variant.record(elapsed * 1000.0, is_error=response.status >= 500, unit=served.unit)
             if self.expose_metrics:
                 self.metrics.observe_request(
                     variant.model_name, variant.model_version, response.status, elapsed
@@ -438,10 +439,10 @@ class ServingApp:
         """Keep which variant answered, under the header's id and the V2 body's own id."""
         name = served.name
         assert name is not None
-        self.feedback.remember(name, request_id, variant)
+        self.feedback.remember(name, request_id, variant, served.unit)
         body_id = served.request.request_id if served.request is not None else None
         if body_id:
-            self.feedback.remember(name, body_id.encode(), variant)
+            self.feedback.remember(name, body_id.encode(), variant, served.unit)
         if served.deployment is not None and self.deployments is not None and self.deployments.persist_joins:
             self.deployments.note_join(name, request_id, variant)
             if body_id:
@@ -466,7 +467,7 @@ class ServingApp:
         """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""
         live, shadow, request, outputs = served.deployment, served.shadow, served.request, served.outputs
         if live is not None and shadow is not None and request is not None and outputs is not None:
-            live.mirror.offer(shadow, request, outputs, primary_ms)
+            live.mirror.offer(shadow, request, outputs, primary_ms, served.unit)
 
     async def _admin(
         self,
@@ -640,7 +641,9 @@ class ServingApp:
         if self.deployments is not None:
             live = self.deployments.live.get(name)
             if live is not None:
-                variant, served.shadow = live.choose(live.routing_key(scope["headers"], routing_key))
+                variant, served.shadow, served.unit = live.choose(
+                    live.routing_key(scope["headers"], routing_key)
+                )
                 served.deployment = live
                 served.variant = variant
                 served.name = name
@@ -655,7 +658,7 @@ class ServingApp:
         live = served.deployment
         assert live is not None and live.field_name is not None and served.variant is not None
         key = field_routing_key(request.inputs, served.variant.predictor.signature, live.field_name)
-        variant, served.shadow = live.choose(key)
+        variant, served.shadow, served.unit = live.choose(key)
         served.variant = variant
         return variant
 
@@ -786,8 +789,10 @@ class ServingApp:
         """The store decides, so an outcome counts once whichever gateway it reaches and however
         long after its request (joins are flushed to the store a few times a second)."""
         assert self.deployments is not None
+        unit: int | None = None
         try:
             known: Variant | None = self.feedback.variant_of(name, feedback.request_id)
+            unit = self.feedback.unit_of(name, feedback.request_id)
         except NotFound:
             known = None
         outcome = feedback.to_dict()
@@ -808,7 +813,8 @@ class ServingApp:
                     detail={"field": "request_id", "recorded": previous},
                 )
             return variant, False
-        variant.record_outcome(value=feedback.value, label=feedback.label)
+        # a request answered on another gateway has no unit known here: the next unit in turn
+        variant.record_outcome(value=feedback.value, label=feedback.label, unit=unit)
         return variant, True
 
     def _served_as(self, name: str, variant: Variant) -> str:

@@ -36,7 +36,14 @@ from lockgate.monitor.reference import Reference
 from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.monitor.timeline import WeightTimeline
 from lockgate.rollout.controller import RecordEvent, routing_table
-from lockgate.rollout.router import RoutingTable, assign, bucket, random_bucket, should_shadow
+from lockgate.rollout.router import (
+    BUCKETS,
+    RoutingTable,
+    assign,
+    bucket_and_unit,
+    random_bucket,
+    should_shadow,
+)
 from lockgate.rollout.runner import ChampionRegistry, RolloutRunner, check_replaceable
 from lockgate.rollout.shadow import ShadowComparison
 from lockgate.rollout.spec import DeploymentSpec, VariantScaling
@@ -45,6 +52,7 @@ from lockgate.serving.protocol import InferenceRequest, Outputs
 from lockgate.serving.signature import Signature
 from lockgate.serving.variant import Variant
 from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.units import UNITS
 from lockgate.stats.verdict import Policy
 
 if TYPE_CHECKING:
@@ -104,7 +112,7 @@ class ShadowMirror:
     mirrored: int = 0
     dropped: int = 0
     failed: int = 0
-    _queue: asyncio.Queue[tuple[Variant, InferenceRequest, Outputs, float]] | None = None
+    _queue: asyncio.Queue[tuple[Variant, InferenceRequest, Outputs, float, int | None]] | None = None
     _worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -119,19 +127,26 @@ class ShadowMirror:
                 await self._worker
             self._worker = None
 
-    def offer(self, shadow: Variant, request: InferenceRequest, primary: Outputs, primary_ms: float) -> None:
+    def offer(
+        self,
+        shadow: Variant,
+        request: InferenceRequest,
+        primary: Outputs,
+        primary_ms: float,
+        unit: int | None = None,
+    ) -> None:
         """Queue a copy, or drop it when the queue is full (never waits)."""
         if self._queue is None:
             return
         try:
-            self._queue.put_nowait((shadow, request, primary, primary_ms))
+            self._queue.put_nowait((shadow, request, primary, primary_ms, unit))
         except asyncio.QueueFull:
             self.dropped += 1
 
     async def _run(self) -> None:
         assert self._queue is not None
         while True:
-            shadow, request, primary, primary_ms = await self._queue.get()
+            shadow, request, primary, primary_ms, unit = await self._queue.get()
             started = time.perf_counter()
             is_error = False
             try:
@@ -141,7 +156,7 @@ class ShadowMirror:
                 is_error = True
                 self.failed += 1
             elapsed_ms = (time.perf_counter() - started) * 1000.0
-            shadow.record(elapsed_ms, is_error=is_error)
+            shadow.record(elapsed_ms, is_error=is_error, unit=unit)
             self.mirrored += 1
             if not is_error:
                 compare_outputs(self.comparison, primary, answer, shadow.predictor.primary_output)
@@ -183,15 +198,19 @@ class LiveDeployment:
         elif key.name.lower() != "x-routing-key":
             self._header = key.name.lower().encode("latin-1")
 
-    def choose(self, routing_key: str | None) -> tuple[Variant, Variant | None]:
-        """The variant that answers, and the one that gets a shadow copy (or None).
+    def choose(self, routing_key: str | None) -> tuple[Variant, Variant | None, int]:
+        """The variant that answers, the one that gets a shadow copy (or None), and the request's
+        analysis unit (a keyed request's comes from its key, so a user stays in one unit).
 
         The table is read once, so a request is routed wholly by the old table or the new one.
         """
         table = self.table
-        # no key: any uniform draw will do (traffic splitting, not security)
-        draw = random.random()  # noqa: S311
-        index = bucket(self._salt, routing_key) if routing_key else random_bucket(draw)
+        if routing_key:
+            index, unit = bucket_and_unit(self._salt, routing_key)
+        else:
+            # no key: any uniform draw will do (traffic splitting, not security)
+            draw = random.random()  # noqa: S311
+            index, unit = random_bucket(draw), int(draw * BUCKETS * UNITS) % UNITS
         chosen = assign(table, index)
         shadow = None
         if (
@@ -200,7 +219,7 @@ class LiveDeployment:
             and should_shadow(table, index)
         ):
             shadow = self.variants[table.shadow_variant]
-        return self.variants[chosen], shadow
+        return self.variants[chosen], shadow, unit
 
     def name_of(self, variant: Variant) -> str | None:
         """The name ``variant`` is served under here; None when it is not (any more) one of ours.

@@ -94,6 +94,14 @@ def parse_feedback(body: bytes) -> Feedback:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """Which variant answered a request, and the request's analysis unit (None: none known)."""
+
+    variant: Variant
+    unit: int | None = None
+
+
 @dataclass(frozen=True)
 class _Recorded:
     """A joined request whose outcome has been counted (kept to make repeats idempotent)."""
@@ -109,10 +117,11 @@ class FeedbackJoins:
         if max_ids < 1:
             raise UserError(f"max_ids={max_ids} must be 1 or more", hint="e.g. 100000")
         self.max_ids = max_ids
-        self._joins: dict[str, OrderedDict[bytes, Variant | _Recorded]] = {}
+        self._joins: dict[str, OrderedDict[bytes, _Answered | _Recorded]] = {}
 
-    def remember(self, name: str, request_id: bytes, variant: Variant) -> None:
-        """Note that ``variant`` answered ``request_id`` for ``name`` (the request path: O(1)).
+    def remember(self, name: str, request_id: bytes, variant: Variant, unit: int | None = None) -> None:
+        """Note that ``variant`` answered ``request_id`` for ``name`` (the request path: O(1)), in
+        analysis unit ``unit``: its outcome is counted in the same unit as the request.
 
         A repeated id keeps its first variant (and any outcome already counted for it).
         """
@@ -120,7 +129,7 @@ class FeedbackJoins:
         if joins is None:
             joins = self._joins[name] = OrderedDict()
         if request_id not in joins:
-            joins[request_id] = variant
+            joins[request_id] = _Answered(variant, unit)
             if len(joins) > self.max_ids:
                 joins.popitem(last=False)
 
@@ -129,10 +138,14 @@ class FeedbackJoins:
 
     def variant_of(self, name: str, request_id: str) -> Variant:
         """The variant that answered ``request_id``; NotFound when it is not remembered."""
-        entry = self._entry(name, request_id)
-        return entry.variant if isinstance(entry, _Recorded) else entry
+        return self._entry(name, request_id).variant
 
-    def _entry(self, name: str, request_id: str) -> Variant | _Recorded:
+    def unit_of(self, name: str, request_id: str) -> int | None:
+        """The analysis unit of ``request_id`` (None when it was counted or none was known)."""
+        entry = self._entry(name, request_id)
+        return entry.unit if isinstance(entry, _Answered) else None
+
+    def _entry(self, name: str, request_id: str) -> _Answered | _Recorded:
         joins = self._joins.get(name)
         entry = joins.get(request_id.encode()) if joins is not None else None
         if entry is None:
@@ -160,6 +173,6 @@ class FeedbackJoins:
                     detail={"field": "request_id", "recorded": entry.feedback.to_dict()},
                 )
             return entry.variant, False
-        entry.record_outcome(value=feedback.value, label=feedback.label)
-        self._joins[name][feedback.request_id.encode()] = _Recorded(entry, feedback)
-        return entry, True
+        entry.variant.record_outcome(value=feedback.value, label=feedback.label, unit=entry.unit)
+        self._joins[name][feedback.request_id.encode()] = _Recorded(entry.variant, feedback)
+        return entry.variant, True

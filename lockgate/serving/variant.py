@@ -14,6 +14,7 @@ from lockgate.serving.batcher import Batcher, BatchPolicy
 from lockgate.serving.predictor import Predictor
 from lockgate.serving.protocol import InferenceRequest, ModelInput, Outputs
 from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.units import UNITS
 
 __all__ = ["Execution", "ServingPolicy", "Variant"]
 
@@ -50,7 +51,8 @@ class Variant:
     batcher: Batcher | None = None
     _stats: VariantStats = field(default_factory=VariantStats)
     _latencies_ms: list[float] = field(default_factory=list)
-    _errors: int = 0
+    _errors: list[bool] = field(default_factory=list)
+    _units: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -128,30 +130,36 @@ class Variant:
                 hint="check the values against GET /v2/models/{name} (the signature)",
             ) from None
 
-    def record(self, latency_ms: float, *, is_error: bool) -> None:
-        """Count one answered request (cheap: folded into the statistics every few hundred)."""
+    def record(self, latency_ms: float, *, is_error: bool, unit: int | None = None) -> None:
+        """Count one answered request in its analysis unit (none: the next unit in turn; cheap:
+        folded into the statistics every few hundred)."""
         self._latencies_ms.append(latency_ms)
-        self._errors += is_error
+        self._errors.append(is_error)
+        self._units.append((self._stats.requests + len(self._units)) % UNITS if unit is None else unit)
         if len(self._latencies_ms) >= _FLUSH_EVERY:
             self._flush()
 
     def _flush(self) -> None:
         if self._latencies_ms:
-            self._stats.requests += len(self._latencies_ms)
-            self._stats.errors += self._errors
-            self._stats.latency.update(self._latencies_ms)
+            self._stats.record_many(self._latencies_ms, self._errors, self._units)
             self._latencies_ms = []
-            self._errors = 0
+            self._errors = []
+            self._units = []
 
-    def record_outcome(self, *, value: float | None = None, label: bool | None = None) -> None:
-        """Count one outcome of a request this variant answered (feedback, joined by request id).
+    def record_outcome(
+        self, *, value: float | None = None, label: bool | None = None, unit: int | None = None
+    ) -> None:
+        """Count one outcome of a request this variant answered (feedback, joined by request id),
+        in that request's analysis unit.
 
         A ``value`` goes to the outcome moments (a score, revenue), a ``label`` to the conversions.
         """
+        where = self._stats.outcome.count + self._stats.conversions.trials if unit is None else unit
         if value is not None:
             self._stats.outcome.add(value)
         if label is not None:
             self._stats.conversions.add(label)
+        self._stats.units.record_outcome(where % UNITS, value=value, label=label)
 
     def snapshot(self) -> VariantStats:
         """A copy of everything counted so far (requests, errors, latency, outcomes)."""

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lockgate.errors import UserError, ValidationError
+from lockgate.stats.units import UNITS, UnitTotals
 
 __all__ = ["LatencyHistogram", "Moments", "Proportion", "VariantStats", "default_latency_bounds_ms"]
 
@@ -237,6 +238,20 @@ class LatencyHistogram:
         n = self.count
         return self.sum_ms / n if n else 0.0
 
+    def log_moments(self) -> tuple[float, float]:
+        """Mean and variance of ``ln(latency)``, each bucket at its geometric midpoint (0, 0 when
+        empty): the request-level spread the latency guardrail never goes below."""
+        n = self.count
+        if n == 0:
+            return 0.0, 0.0
+        edges = np.log(np.maximum(self._edges, 1e-3))
+        lower = np.concatenate(([edges[0] - (edges[1] - edges[0]) if edges.size > 1 else edges[0]], edges))
+        upper = np.concatenate((edges, [edges[-1]]))
+        mids = (lower + upper) / 2.0
+        weights = self.counts / n
+        mean = float((weights * mids).sum())
+        return mean, float((weights * (mids - mean) ** 2).sum())
+
     def quantile(self, q: float) -> float:
         """The upper bound of the bucket holding quantile ``q`` (0 when empty)."""
         if not 0.0 <= q <= 1.0:
@@ -269,13 +284,20 @@ class LatencyHistogram:
 
 @dataclass
 class VariantStats:
-    """Everything counted for one variant: requests, errors, latency and outcomes."""
+    """Everything counted for one variant: requests, errors, latency and outcomes, in total and per
+    analysis unit (:mod:`lockgate.stats.units`).
+
+    A request recorded without a unit (no routing key) goes to the next unit in turn: requests
+    without a key are independent, so any even spread of them over the units gives the
+    request-level variance.
+    """
 
     requests: int = 0
     errors: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     outcome: Moments = field(default_factory=Moments)
     conversions: Proportion = field(default_factory=Proportion)
+    units: UnitTotals = field(default_factory=UnitTotals)
 
     def __post_init__(self) -> None:
         if self.requests < 0 or self.errors < 0 or self.errors > self.requests:
@@ -284,15 +306,23 @@ class VariantStats:
                 hint="both are counts >= 0 and errors cannot exceed requests",
             )
 
-    def record(self, latency_ms: float, *, is_error: bool = False) -> None:
+    def record(self, latency_ms: float, *, is_error: bool = False, unit: int | None = None) -> None:
+        self.latency.add(latency_ms)
+        self.units.record(self.requests % UNITS if unit is None else unit, latency_ms, is_error=is_error)
         self.requests += 1
         self.errors += int(is_error)
-        self.latency.add(latency_ms)
 
-    def record_many(self, latencies_ms: npt.ArrayLike, is_error: npt.ArrayLike | None = None) -> None:
-        """Vectorised :meth:`record`: a latency per request and, optionally, an error flag each."""
+    def record_many(
+        self,
+        latencies_ms: npt.ArrayLike,
+        is_error: npt.ArrayLike | None = None,
+        units: npt.ArrayLike | None = None,
+    ) -> None:
+        """Vectorised :meth:`record`: a latency per request and, optionally, an error flag and an
+        analysis unit each."""
         arr = np.asarray(latencies_ms, dtype=np.float64).ravel()
         errors = 0
+        flags = None
         if is_error is not None:
             flags = np.asarray(is_error).ravel()
             if flags.size != arr.size:
@@ -302,25 +332,63 @@ class VariantStats:
                 )
             errors = int(np.count_nonzero(flags))
         self.latency.update(arr)
+        self.units.record_many(self._units_for(arr.size, units), arr, flags)
         self.requests += int(arr.size)
         self.errors += errors
 
-    def record_outcomes(self, values: npt.ArrayLike) -> None:
+    def _units_for(self, count: int, units: npt.ArrayLike | None) -> npt.NDArray[np.int64]:
+        if units is not None:
+            return np.asarray(units, dtype=np.int64).ravel()
+        return (self.requests + np.arange(count, dtype=np.int64)) % UNITS
+
+    def record_outcomes(self, values: npt.ArrayLike, units: npt.ArrayLike | None = None) -> None:
         """Vectorised :meth:`record_outcome`."""
         arr = np.asarray(values, dtype=np.float64).ravel()
         self.outcome.update(arr)
         binary = arr[(arr == 0.0) | (arr == 1.0)]
         self.conversions.update(binary)
+        if units is None:
+            units = (self.outcome.count - arr.size + np.arange(arr.size, dtype=np.int64)) % UNITS
+        self.units.record_outcomes(units, arr)
 
-    def record_outcome(self, value: float) -> None:
+    def record_outcome(self, value: float, *, unit: int | None = None) -> None:
         """A numeric outcome (a score, revenue); 0/1 outcomes also count as conversions."""
         self.outcome.add(value)
-        if value in (0.0, 1.0):
+        is_label = value in (0.0, 1.0)
+        if is_label:
             self.conversions.add(bool(value))
+        where = (self.outcome.count - 1) % UNITS if unit is None else unit
+        self.units.record_outcome(where, value=value, label=bool(value) if is_label else None)
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+    def analysis_units(self) -> UnitTotals:
+        """The per-unit sums the guardrails analyse.
+
+        Counts recorded without units (stats built from totals, or stored before units existed)
+        are spread evenly over the units: that leaves no between-unit variance, so the analysis
+        falls back to the request-level variance (its floor), as for independent requests.
+        """
+        units = self.units
+        has_requests = int(units.requests.sum()) == self.requests and int(units.errors.sum()) == self.errors
+        has_outcomes = int(units.outcome_count.sum()) == self.outcome.count
+        has_conversions = int(units.conversion_trials.sum()) == self.conversions.trials
+        if has_requests and has_outcomes and has_conversions:
+            return units
+        out = units.copy()
+        if not has_requests:
+            out.requests = _spread(self.requests)
+            out.errors = _spread(self.errors)
+            out.log_latency = (out.requests * self.latency.log_moments()[0]).astype(np.float64)
+        if not has_outcomes:
+            out.outcome_count = _spread(self.outcome.count)
+            out.outcome_sum = (out.outcome_count * self.outcome.mean).astype(np.float64)
+        if not has_conversions:
+            out.conversion_trials = _spread(self.conversions.trials)
+            out.conversion_successes = _spread(self.conversions.successes)
+        return out
 
     def merge(self, other: VariantStats) -> None:
         self.requests += other.requests
@@ -328,6 +396,7 @@ class VariantStats:
         self.latency.merge(other.latency)
         self.outcome.merge(other.outcome)
         self.conversions.merge(other.conversions)
+        self.units.merge(other.units)
 
     def __add__(self, other: VariantStats) -> VariantStats:
         out = self.copy()
@@ -341,6 +410,7 @@ class VariantStats:
             self.latency.copy(),
             self.outcome.copy(),
             self.conversions.copy(),
+            self.units.copy(),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -350,6 +420,7 @@ class VariantStats:
             "latency": self.latency.to_dict(),
             "outcome": self.outcome.to_dict(),
             "conversions": self.conversions.to_dict(),
+            "units": self.units.to_dict(),
         }
 
     @classmethod
@@ -360,4 +431,13 @@ class VariantStats:
             LatencyHistogram.from_dict(data["latency"]),
             Moments.from_dict(data["outcome"]),
             Proportion.from_dict(data["conversions"]),
+            # snapshots stored before analysis units existed read back with empty units
+            UnitTotals.from_dict(data.get("units") or {}),
         )
+
+
+def _spread(total: int) -> npt.NDArray[np.int64]:
+    """``total`` split over the units as evenly as whole numbers allow."""
+    out: npt.NDArray[np.int64] = np.full(UNITS, total // UNITS, dtype=np.int64)
+    out[: total % UNITS] += 1
+    return out

@@ -59,18 +59,38 @@ def test_simulate_stats_aa_keeps_lockgate_within_alpha(cli: Cli) -> None:
     assert float(rows["naive"]) > 0.1  # peeking inflates false alarms: the comparison can fail
 
 
-def test_simulate_rolls_back_a_bad_canary(cli: Cli) -> None:
+def test_simulate_rolls_back_a_bad_canary_with_the_specs_own_policy(cli: Cli) -> None:
     code, out, _ = cli("simulate", "--candidate-error-rate", "0.05")
     assert code == 0
-    assert "rollback" in out and "final phase rolled_back" in out
+    assert "errors is worse" in out and "always-valid interval" in out
+    assert "final phase rolled_back" in out
     code, out, _ = cli("simulate")
-    assert code == 0 and "final phase promoted" in out
+    assert code == 0 and "final phase promoted" in out and "non-inferior" in out
 
 
-def test_simulate_can_judge_with_the_specs_own_sequential_policy(cli: Cli) -> None:
-    code, out, _ = cli("simulate", "--policy", "spec", "--candidate-error-rate", "0.05")
-    assert code == 0 and "final phase rolled_back" in out and "always-valid p=" in out
-    code, out, _ = cli("simulate", "--policy", "spec")
-    assert code == 0 and "final phase promoted" in out
+def test_simulate_takes_heavy_tails_a_slow_candidate_and_the_naive_policy(cli: Cli) -> None:
+    code, out, _ = cli("simulate", "--latency-shape", "pareto", "--candidate-latency-ms", "15")
+    assert code == 0 and "latency is worse" in out and "final phase rolled_back" in out
+    code, out, _ = cli("simulate", "--policy", "threshold", "--requests", "20000", "--users", "500")
+    assert code == 0 and "final phase" in out
     code, _, err = cli("simulate", "--policy", "bayes")
     assert code == 2 and "threshold or spec" in err
+    code, _, err = cli("simulate", "--latency-shape", "uniform")
+    assert code == 2 and "lognormal, pareto or bimodal" in err
+
+
+def test_simulate_an_ab_test_decided_by_late_conversions(cli: Cli) -> None:
+    code, out, _ = cli(
+        "simulate",
+        "--spec",
+        "examples/specs/ab_conversions.yaml",
+        "--baseline-conversion-rate",
+        "0.1",
+        "--candidate-conversion-rate",
+        "0.13",
+        "--outcome-delay-s",
+        "30",
+        "--rate",
+        "1000",
+    )
+    assert code == 0 and "primary is better" in out and "final phase promoted" in out

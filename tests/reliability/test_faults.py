@@ -401,7 +401,7 @@ def test_sigkill_at_each_rollout_step_comes_back_in_the_step_it_was_in(
         name: {
             **_spec(name, fault_models, "other"),
             "strategy": strategy,
-            "analysis": {"policy": "sequential", "latency_tolerance": 100.0},
+            "analysis": {"policy": "sequential", "guardrails": {"latency": None}},
         }
         for name in ("up", "back")
     }
@@ -563,7 +563,7 @@ def test_the_store_going_away_mid_rollout_pauses_it_and_loses_nothing(
             "type": "canary",
             "steps": [{"weight_percent": 30, "min_requests": 10**6}, {"weight_percent": 100}],
         },
-        "analysis": {"policy": "sequential", "latency_tolerance": 100.0},
+        "analysis": {"policy": "sequential", "guardrails": {"latency": None}},
     }
     acknowledged = Counter[str]()
     try:

@@ -36,6 +36,7 @@ from lockgate.rollout.controller import (
     stats_since,
     step,
 )
+from lockgate.rollout.policy import RolloutView
 from lockgate.rollout.spec import DeploymentSpec, parse_spec
 from lockgate.stats.accumulators import VariantStats
 from lockgate.stats.verdict import Decision, Verdict
@@ -347,7 +348,7 @@ def test_ab_waits_for_the_policy_and_gives_up_at_max_duration() -> None:
     assert won.phase is Phase.PROMOTED
     state, actions = step(spec, state, snap(500, 500), 3600.0, waiting)
     assert state.phase is Phase.ROLLED_BACK
-    assert "no decision after 3600 s" in of_type(actions, RecordEvent)[0].reason
+    assert "no evidence after 3600 s" in of_type(actions, RecordEvent)[0].reason
 
 
 def test_state_round_trips_through_json() -> None:
@@ -455,24 +456,21 @@ def test_a_spec_that_shrank_under_a_running_rollout_is_refused() -> None:
 
 
 @dataclass
-class PerStagePolicy:
-    """A StagePolicy that records what each stage asked for."""
+class RecordingRolloutPolicy:
+    """A RolloutPolicy that answers ``decision`` and keeps every view it was shown."""
 
-    asked: list[tuple[float, int, bool]]
-    inner: FixedPolicy
+    views: list[RolloutView]
+    decision: Decision = Decision.CONTINUE
 
-    def for_stage(self, share: float, stages: int, *, is_mirrored: bool) -> FixedPolicy:
-        self.asked.append((share, stages, is_mirrored))
-        return self.inner
-
-    def decide(self, baseline: VariantStats, candidate: VariantStats) -> Verdict:
-        return self.inner.decide(baseline, candidate)
+    def judge(self, view: RolloutView) -> Verdict:
+        self.views.append(view)
+        return Verdict(self.decision, (f"told to {self.decision.value}",))
 
 
-def test_a_stage_policy_judges_each_stage_on_its_own_traffic() -> None:
+def test_a_rollout_policy_sees_the_whole_rollout_and_the_stage_window() -> None:
     from lockgate.rollout.controller import candidate_share
 
-    policy = PerStagePolicy([], FixedPolicy())
+    policy = RecordingRolloutPolicy([], Decision.PROMOTE)
     state, _ = start(CANARY, initial_state(CANARY), {"stable": served(50), "canary": served(0)}, 0.0)
     # the first look opens stage 1's window; min_requests counts from there
     state, _ = step(CANARY, state, {"stable": served(60), "canary": served(1)}, 1.0, policy)
@@ -480,16 +478,80 @@ def test_a_stage_policy_judges_each_stage_on_its_own_traffic() -> None:
     at_stage_one = {"stable": served(1961), "canary": served(101)}
     state, _ = step(CANARY, state, at_stage_one, 61.0, policy)
     assert state.stage_index == 1
-    assert policy.asked == [(0.05, 2, False), (0.05, 2, False)]
+    assert [v.expected_share for v in policy.views] == [0.05, 0.05]
     # requests still routed by the old (5%) table while the advance was written: not stage 2's
     leaked = {"stable": served(2061), "canary": served(106)}
     state, _ = step(CANARY, state, leaked, 62.0, policy)
-    assert state.is_stage_window_open and policy.asked[-1] == (0.5, 2, False)
+    assert state.is_stage_window_open and policy.views[-1].expected_share == 0.5
     later = {"stable": served(3061), "canary": served(1106)}
     step(CANARY, state, later, 70.0, policy)
-    baseline, candidate = policy.inner.seen or (VariantStats(), VariantStats())
-    assert (baseline.requests, candidate.requests) == (1000, 1000)  # since stage 2's window opened
+    view = policy.views[-1]
+    # the stage window counts since stage 2's window opened; the evidence since the rollout began
+    assert (view.stage_baseline.requests, view.stage_candidate.requests) == (1000, 1000)
+    assert (view.baseline.requests, view.candidate.requests) == (3011, 1106)
+    assert not view.is_mirrored and not view.is_experiment
     mirrored = plan(make_spec(type="shadow", fraction=0.25))[0]
     assert candidate_share(mirrored) == pytest.approx(0.2)
     # the state, with the counters at the stage's start, survives a round trip through JSON
     assert RolloutState.from_dict(state.to_dict()) == state
+
+
+# --- advancing on evidence, and what happens without it ------------------------------------
+
+
+def test_a_stage_advances_only_on_evidence_and_rolls_back_at_its_longest_duration() -> None:
+    waiting = RecordingRolloutPolicy([], Decision.CONTINUE)
+    state, _ = start(CANARY, initial_state(CANARY), snap(1000, 0), 0.0)
+    # long enough and enough requests, but no evidence: the stage waits (max 3 x 60 s by default)
+    state, actions = step(CANARY, state, snap(3000, 500), 61.0, waiting)
+    state, actions = step(CANARY, state, snap(4000, 700), 179.0, waiting)
+    assert (state.phase, state.stage_index, actions) == (Phase.STEPPING, 0, ())
+    assert plan(CANARY)[0].max_duration_s == 180.0
+    state, actions = step(CANARY, state, snap(4000, 700), 180.0, waiting)
+    assert state.phase is Phase.ROLLED_BACK
+    [event] = of_type(actions, RecordEvent)
+    assert "no evidence after 180 s (stage 1 of 2)" in event.reason and "the baseline stays" in event.reason
+    assert of_type(actions, Rollback) == [Rollback("stable", ("canary",))]
+
+
+def test_on_inconclusive_hold_pauses_for_a_person_and_harm_still_rolls_back() -> None:
+    spec = replace(CANARY, analysis=replace(CANARY.analysis, on_inconclusive="hold"))
+    waiting = RecordingRolloutPolicy([], Decision.CONTINUE)
+    state, _ = start(spec, initial_state(spec), snap(1000, 0), 0.0)
+    state, _ = step(spec, state, snap(3000, 500), 1.0, waiting)
+    state, actions = step(spec, state, snap(4000, 700), 180.0, waiting)
+    assert state.phase is Phase.PAUSED
+    assert of_type(actions, Pause) == [Pause(None)]
+    assert "held: no evidence after 180 s" in of_type(actions, RecordEvent)[0].reason
+    # weights stay as they were; the analysis still runs and rolls back harm
+    assert state.weight_of("canary") == 500
+    harmful = RecordingRolloutPolicy([], Decision.ROLLBACK)
+    state, _ = step(spec, state, snap(5000, 900), 200.0, harmful)
+    assert state.phase is Phase.ROLLED_BACK
+
+
+def test_a_step_may_set_its_own_longest_duration_and_a_bake_needs_no_evidence() -> None:
+    spec = make_spec(type="canary", steps=[{"weight_percent": 5, "min_duration_s": 10, "max_duration_s": 15}])
+    assert plan(spec)[0].max_duration_s == 15.0
+    with pytest.raises(ValidationError, match=r"steps\[0\].max_duration_s: must be at least min_duration_s"):
+        make_spec(type="canary", steps=[{"weight_percent": 5, "min_duration_s": 10, "max_duration_s": 5}])
+    green = make_spec(type="blue_green", warmup={"min_requests": 10, "min_duration_s": 1}, bake_s=30)
+    policy = RecordingRolloutPolicy([], Decision.PROMOTE)
+    state, _ = start(green, initial_state(green), {}, 0.0)
+    state, _ = step(green, state, snap(100, 100), 1.0, policy)
+    state, _ = step(green, state, snap(200, 200), 2.0, policy)
+    assert state.phase is Phase.BAKING
+    # the bake has one arm only: the policy is not asked, and time alone ends it
+    asked = len(policy.views)
+    policy.decision = Decision.CONTINUE
+    state, _ = step(green, state, snap(200, 900), 33.0, policy)
+    assert state.phase is Phase.PROMOTED and len(policy.views) == asked
+
+
+def test_an_ab_stage_tells_the_policy_it_is_an_experiment() -> None:
+    spec = make_spec(type="ab", split_percent=50, min_requests=10, max_duration_s=3600)
+    policy = RecordingRolloutPolicy([], Decision.PROMOTE)
+    state, _ = start(spec, initial_state(spec), {}, 0.0)
+    state, _ = step(spec, state, snap(500, 500), 10.0, policy)  # opens the stage's window
+    state, _ = step(spec, state, snap(600, 600), 20.0, policy)
+    assert policy.views[-1].is_experiment and state.phase is Phase.PROMOTED

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lockgate.errors import ValidationError
 from lockgate.rollout.policy import ThresholdPolicy
 from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.guardrails import Margin
 from lockgate.stats.verdict import Decision, Policy
 
 
@@ -101,41 +102,96 @@ def _stats(requests: int, errors: int) -> VariantStats:
     return stats
 
 
-def test_the_sequential_policy_is_built_per_stage() -> None:
-    from lockgate.rollout.controller import StagePolicy
-    from lockgate.rollout.policy import SequentialRolloutPolicy
-    from lockgate.stats.decision import SequentialPolicy
+def _view(baseline: VariantStats, candidate: VariantStats, share: float = 0.5, **kwargs: Any) -> Any:
+    from lockgate.rollout.policy import RolloutView
+
+    return RolloutView(baseline, candidate, baseline, candidate, share, **kwargs)
+
+
+def test_the_sequential_policy_judges_whole_rollouts_and_splits_alpha_only_over_guardrails() -> None:
+    from lockgate.rollout.policy import RolloutPolicy, SequentialRolloutPolicy
 
     policy = SequentialRolloutPolicy(alpha=0.06)
-    assert isinstance(policy, StagePolicy)
-    stage = policy.for_stage(0.1, 3, is_mirrored=False)
-    assert isinstance(stage, SequentialPolicy)
-    assert stage.expected_split == 0.1 and stage.alpha == pytest.approx(0.02)  # Bonferroni
-    assert policy.for_stage(0.5, 1, is_mirrored=True).srm_alpha < 1e-9  # dropped copies are no SRM
-    idle = policy.for_stage(1.0, 2, is_mirrored=False)
-    assert idle.decide(_stats(500, 0), _stats(500, 400)).decision is Decision.CONTINUE
+    assert isinstance(policy, RolloutPolicy)
+    assert policy.guardrails == 2 and policy.alpha_each == pytest.approx(0.03)  # errors, latency
+    verdict = policy.judge(_view(_stats(20_000, 200), _stats(20_000, 200)))
+    assert verdict.numbers["alpha_per_guardrail"] == pytest.approx(0.03)
+    assert verdict.decision is Decision.PROMOTE  # both shown within their margins
+    assert any("errors non-inferior" in reason for reason in verdict.reasons)
 
 
 def test_twice_the_error_rate_rolls_back_and_an_equal_one_does_not() -> None:
     from lockgate.rollout.policy import SequentialRolloutPolicy
 
-    stage = SequentialRolloutPolicy().for_stage(0.5, 1, is_mirrored=False)
-    bad = stage.decide(_stats(4000, 200), _stats(4000, 400))
+    policy = SequentialRolloutPolicy()
+    bad = policy.judge(_view(_stats(4000, 200), _stats(4000, 400)))
     assert bad.decision is Decision.ROLLBACK
-    assert bad.numbers["error_rate_candidate"] == pytest.approx(0.1)
-    same = stage.decide(_stats(4000, 200), _stats(4000, 200))
+    assert bad.numbers["errors_candidate"] == pytest.approx(0.1)
+    assert bad.numbers["errors_worse_ci_low"] > 0
+    assert "errors is worse" in bad.reasons[0]
+    same = policy.judge(_view(_stats(4000, 200), _stats(4000, 200)))
     assert same.decision is not Decision.ROLLBACK
 
 
-def test_a_sample_ratio_mismatch_halts() -> None:
+def test_a_small_real_difference_inside_the_margin_is_no_rollback_at_high_volume() -> None:
     from lockgate.rollout.policy import SequentialRolloutPolicy
 
-    stage = SequentialRolloutPolicy().for_stage(0.1, 1, is_mirrored=False)
-    assert stage.decide(_stats(5000, 0), _stats(5000, 0)).decision is Decision.HALT
+    # +2% relative on a 1% error rate with ten million requests an arm: real, but far inside 0.5 pp
+    verdict = SequentialRolloutPolicy().judge(_view(_stats(10_000_000, 100_000), _stats(10_000_000, 102_000)))
+    assert verdict.numbers["errors_worse_ci_low"] > 0  # shown worse than zero...
+    assert verdict.decision is Decision.PROMOTE  # ...but by less than the margin: evidence to advance
+
+
+def test_no_evidence_yet_is_continue_and_says_which_guardrail_waits() -> None:
+    from lockgate.rollout.policy import SequentialRolloutPolicy
+
+    verdict = SequentialRolloutPolicy().judge(_view(_stats(300, 3), _stats(300, 3)))
+    assert verdict.decision is Decision.CONTINUE
+    assert "no evidence yet that errors is within its margin" in verdict.reasons[0]
+
+
+def test_a_sample_ratio_mismatch_halts_and_a_mirror_is_no_mismatch() -> None:
+    from lockgate.rollout.policy import SequentialRolloutPolicy
+
+    policy = SequentialRolloutPolicy()
+    halted = policy.judge(_view(_stats(5000, 0), _stats(5000, 0), share=0.1))
+    assert halted.decision is Decision.HALT
+    assert "sample-ratio mismatch" in halted.reasons[0]
+    mirrored = policy.judge(_view(_stats(5000, 0), _stats(5000, 0), share=0.1, is_mirrored=True))
+    assert mirrored.decision is not Decision.HALT
+
+
+def test_an_experiment_without_a_primary_metric_waits_and_says_why() -> None:
+    from lockgate.rollout.policy import SequentialRolloutPolicy
+
+    verdict = SequentialRolloutPolicy().judge(_view(_stats(5000, 0), _stats(5000, 0), is_experiment=True))
+    assert verdict.decision is Decision.CONTINUE
+    assert "needs analysis.primary" in verdict.reasons[0]
+
+
+def _converting(requests: int, rate: float) -> VariantStats:
+    stats = _stats(requests, 0)
+    stats.record_outcomes((np.arange(requests) < rate * requests).astype(float))
+    return stats
+
+
+def test_an_experiment_promotes_a_better_primary_and_stops_a_futile_one() -> None:
+    from lockgate.rollout.policy import PrimaryGoal, SequentialRolloutPolicy
+
+    policy = SequentialRolloutPolicy(primary=PrimaryGoal("conversions"))
+    better = policy.judge(_view(_converting(40_000, 0.10), _converting(40_000, 0.12), is_experiment=True))
+    assert better.decision is Decision.PROMOTE and "primary is better" in better.reasons[0]
+    worse = policy.judge(_view(_converting(40_000, 0.12), _converting(40_000, 0.10), is_experiment=True))
+    assert worse.decision is Decision.ROLLBACK  # shown worse: as a canary guardrail, harm
+    futile = SequentialRolloutPolicy(
+        primary=PrimaryGoal("conversions", min_improvement=Margin("absolute", 0.02))
+    )
+    same = futile.judge(_view(_converting(40_000, 0.10), _converting(40_000, 0.10), is_experiment=True))
+    assert same.decision is Decision.ROLLBACK and "futility" in same.reasons[0]
 
 
 def test_the_spec_chooses_the_policy_and_names_bad_keys() -> None:
-    from lockgate.rollout.policy import SequentialRolloutPolicy, policy_for
+    from lockgate.rollout.policy import PrimaryGoal, SequentialRolloutPolicy, policy_for
     from lockgate.rollout.spec import parse_spec
 
     base = {
@@ -149,13 +205,47 @@ def test_the_spec_chooses_the_policy_and_names_bad_keys() -> None:
     threshold = parse_spec({**base, "analysis": {"policy": "threshold", "min_requests": 50}})
     assert policy_for(threshold) == ThresholdPolicy(min_requests=50)
     assert parse_spec(threshold.to_dict()) == threshold
-    sequential = parse_spec({**base, "analysis": {"alpha": 0.01, "max_samples": None}})
-    assert policy_for(sequential) == SequentialRolloutPolicy(alpha=0.01, max_samples=None)
+    sequential = parse_spec({**base, "analysis": {"alpha": 0.01}})
+    assert policy_for(sequential) == SequentialRolloutPolicy(alpha=0.01)
+    assert parse_spec(sequential.to_dict()) == sequential
+    margins = {
+        "guardrails": {"errors": {"max_increase": {"relative": 0.1}}, "latency": None},
+        "primary": {"metric": "outcome_mean", "direction": "decrease", "margin": {"relative": 0.05}},
+        "on_inconclusive": "hold",
+    }
+    custom = parse_spec({**base, "analysis": margins})
+    assert custom.analysis.error_margin == Margin("relative", 0.1)
+    assert custom.analysis.latency_margin is None
+    assert custom.analysis.on_inconclusive == "hold"
+    assert policy_for(custom) == SequentialRolloutPolicy(
+        error_margin=Margin("relative", 0.1),
+        latency_margin=None,
+        primary=PrimaryGoal("outcome_mean", False, Margin("relative", 0.05)),
+    )
+    assert parse_spec(custom.to_dict()) == custom
+    pp = parse_spec({**base, "analysis": {"guardrails": {"errors": {"max_increase": {"absolute_pp": 0.5}}}}})
+    assert pp.analysis.error_margin == Margin("absolute", 0.005)
     for analysis, words in (
         ({"policy": "bayes"}, "analysis.policy: unknown policy 'bayes'"),
         ({"policy": "threshold", "alpha": 0.1}, "analysis.alpha: is not a known key"),
         ({"alpha": 2.0}, "analysis: alpha"),
         ({"min_samples": 1.5}, "analysis.min_samples: must be a whole number"),
+        ({"latency_tolerance": 2.0}, "analysis.latency_tolerance: is no longer an option"),
+        ({"max_samples": 100}, "analysis.max_samples: is no longer an option"),
+        (
+            {"guardrails": {"errors": {"max_increase": {"relative": 0.1, "absolute_pp": 1}}}},
+            "analysis.guardrails.errors.max_increase: must give exactly one of absolute_pp, relative",
+        ),
+        (
+            {"guardrails": {"latency": {"max_increase": {"seconds": 1}}}},
+            "analysis.guardrails.latency.max_increase.seconds: is not a known key",
+        ),
+        ({"guardrails": {"errors": {"max_increase": {"relative": -1}}}}, "must be at least 0"),
+        ({"guardrails": {"cost": {}}}, "analysis.guardrails.cost: is not a known key"),
+        ({"primary": {"metric": "revenue"}}, "analysis.primary.metric: unknown metric 'revenue'"),
+        ({"primary": {"direction": "up"}}, "analysis.primary.direction: must be increase or decrease"),
+        ({"on_inconclusive": "wait"}, "analysis.on_inconclusive: must be rollback or hold"),
+        ({"policy": "threshold", "primary": {}}, "analysis.primary: is not a known key"),
     ):
         with pytest.raises(ValidationError, match=words):
             parse_spec({**base, "analysis": analysis})

@@ -41,8 +41,8 @@ def test_the_runbook_has_the_templates_sections_in_order() -> None:
 def test_stages_owners_and_commands_come_from_the_spec() -> None:
     text = render_runbook(parse_spec(_spec()), owners=["owner=ana", "li"], url="http://gw:8080")
     assert "| owner | ana |" in text and "| on call | li |" in text
-    assert "| 1 | stepping | 5% | - | 300 s | 1,000 |" in text
-    assert "| 2 | stepping | 50% | - | 600 s | 0 |" in text
+    assert "| 1 | stepping | 5% | - | 300 s (at most 900 s) | 1,000 |" in text
+    assert "| 2 | stepping | 50% | - | 600 s (at most 1800 s) | 0 |" in text
     for verb in ("promote", "pause", "rollback"):
         assert re.search(rf"^lockgate rollout {verb} fraud .*--reason .*--url http://gw:8080$", text, re.M)
     assert "lockgate rollout status fraud --watch --url http://gw:8080" in text

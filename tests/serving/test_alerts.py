@@ -43,7 +43,10 @@ def test_a_rollback_posts_an_alert_and_writes_it_to_the_audit_log(
             "baseline": "stable",
             "candidate": "next",
             "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
-            "analysis": {"policy": "sequential", "latency_tolerance": 100.0},  # latency noise must not decide
+            "analysis": {
+                "policy": "sequential",
+                "guardrails": {"latency": None},
+            },  # latency noise must not decide
         }
         assert (
             httpx.put(f"{base}/admin/deployments/churn", json=spec, headers=AUTH, timeout=60).status_code
@@ -173,7 +176,10 @@ def test_a_sample_ratio_halt_posts_an_srm_alert(
             "baseline": "stable",
             "candidate": "next",
             "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
-            "analysis": {"policy": "sequential", "latency_tolerance": 100.0},  # latency noise must not decide
+            "analysis": {
+                "policy": "sequential",
+                "guardrails": {"latency": None},
+            },  # latency noise must not decide
         }
         assert (
             httpx.put(f"{base}/admin/deployments/churn", json=spec, headers=AUTH, timeout=60).status_code

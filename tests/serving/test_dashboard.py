@@ -61,7 +61,10 @@ def _canary(url: str, models: dict[str, Path], logged_model: Any, n: int) -> dic
         "baseline": "stable",
         "candidate": "next",
         "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
-        "analysis": {"policy": "sequential", "latency_tolerance": 100.0},  # latency noise must not decide
+        "analysis": {
+            "policy": "sequential",
+            "guardrails": {"latency": None},
+        },  # latency noise must not decide
     }
     created = httpx.put(f"{url}/admin/deployments/churn", json=spec, headers=AUTH, timeout=60)
     assert created.status_code == 201, created.text
@@ -190,7 +193,7 @@ def test_the_page_shows_the_live_numbers_in_a_real_browser(
     assert 'data-field="drift"' in dom and "Input drift vs cancer-train@1" in dom
     # the A/B statistics with their intervals: the error-rate difference, candidate minus baseline
     numbers = httpx.get(f"{gateway.url}/admin/deployments/churn", headers=AUTH).json()["verdict"]["numbers"]
-    assert "error_rate_diff_ci_low" in numbers and "always-valid" in dom
+    assert "errors_worse_ci_low" in numbers and "always-valid" in dom
     interval = re.search(
         r'data-interval="error rate, candidate − baseline">\[([-+]\d+\.\d+) pp, ([-+]\d+\.\d+) pp\]<', dom
     )

@@ -179,7 +179,7 @@ def test_twice_the_baselines_error_rate_is_rolled_back_by_the_sequential_policy(
         "candidate": "next",
         "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 10**9}]},
         # about the error rate: latency noise on a busy machine must not decide it first
-        "analysis": {"policy": "sequential", "alpha": 0.05, "max_samples": None, "latency_tolerance": 100.0},
+        "analysis": {"policy": "sequential", "alpha": 0.05, "guardrails": {"latency": None}},
     }
     deploy(url, spec)
     command(url, "twice", "start")
@@ -193,9 +193,9 @@ def test_twice_the_baselines_error_rate_is_rolled_back_by_the_sequential_policy(
     assert event["action"] == "rollback" and event["actor"] == "controller"
     assert "error" in event["reason"]
     numbers = event["numbers"]
-    assert numbers["error_p"] < numbers["alpha_per_guardrail"]
-    assert numbers["error_rate_candidate"] > numbers["error_rate_baseline"]
-    assert numbers["n_candidate"] > 0 and numbers["expected_split"] == 0.5
+    assert numbers["errors_worse_ci_low"] > 0 and numbers["alpha_per_guardrail"] == 0.05
+    assert numbers["errors_candidate"] > numbers["errors_baseline"]
+    assert numbers["n_candidate"] > 0 and numbers["srm_expected_share"] == 0.5
 
 
 def test_routing_by_an_input_field_or_another_header_is_sticky(

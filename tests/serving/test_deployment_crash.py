@@ -81,7 +81,7 @@ def test_sigkill_mid_canary_resumes_in_the_same_state(
                     "steps": [{"weight_percent": 30, "min_requests": 1_000_000}, {"weight_percent": 100}],
                 },
                 # mechanics, not statistics: latency noise on a busy machine must not end the canary
-                "analysis": {"policy": "sequential", "latency_tolerance": 100.0},
+                "analysis": {"policy": "sequential", "guardrails": {"latency": None}},
             }
         )
     )

@@ -118,7 +118,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, models: dict[str, Path]) -
         "baseline": "stable",
         "candidate": "next",
         "strategy": {"type": "ab", "split_percent": 50, "min_requests": 1_000_000},
-        "analysis": {"policy": "sequential", "latency_tolerance": 100.0},  # latency noise must not decide
+        "analysis": {
+            "policy": "sequential",
+            "guardrails": {"latency": None},
+        },  # latency noise must not decide
     }
     response = httpx.put(f"{handle.url}/admin/deployments/exp", json=spec, headers=AUTH, timeout=60)
     assert response.status_code == 201, response.text

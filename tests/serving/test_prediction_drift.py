@@ -90,7 +90,7 @@ def _deploy(url: str, name: str, stable: str, candidate: str) -> None:
         "baseline": "stable",
         "candidate": "next",
         "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
-        "analysis": {"policy": "sequential", "latency_tolerance": 100.0},
+        "analysis": {"policy": "sequential", "guardrails": {"latency": None}},
     }
     assert (
         httpx.put(f"{url}/admin/deployments/{name}", json=spec, headers=AUTH, timeout=60).status_code == 201

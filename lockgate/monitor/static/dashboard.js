@@ -124,26 +124,28 @@
     return box;
   }
 
-  // Each guardrail's difference, candidate minus baseline, with its interval: always-valid at the
-  // guardrail's level for the sequential policy, a one-look 95% interval for thresholds.
+  // Each guardrail's difference, candidate minus baseline in the harmful direction, with its
+  // interval and margin: always-valid at the guardrail's level for the sequential policy (a stage
+  // advances once the interval's upper end is inside the margin), a one-look 95% interval for
+  // thresholds.
   function intervalsTable(numbers) {
     const sequential = numbers.alpha_per_guardrail !== undefined;
     const level = sequential ? `always-valid ${fmt((1 - numbers.alpha_per_guardrail) * 100, 1)}%` : "fixed-horizon 95%";
     const pp = (v) => (v >= 0 ? "+" : "") + (v * 100).toFixed(2) + " pp";
     const plain = (v) => fmt(v, 3);
     const rows = [];
-    const add = (name, key, low, high, p, show) => {
+    const add = (name, key, low, high, margin, show) => {
       if (numbers[key] === undefined || numbers[low] === undefined) return;
       rows.push([name, show(numbers[key]), `[${show(numbers[low])}, ${show(numbers[high])}]`,
-                 p !== null && numbers[p] !== undefined ? fmt(numbers[p], 3) : "–"]);
+                 margin !== null && numbers[margin] !== undefined ? show(numbers[margin]) : "–"]);
     };
-    add("error rate, candidate − baseline", "error_rate_diff", "error_rate_diff_ci_low", "error_rate_diff_ci_high", "error_p", pp);
-    add("error rate, candidate ÷ baseline", "error_ratio", "error_ratio_ci_low", "error_ratio_ci_high", "error_p", plain);
-    add("slow requests beyond the allowed tail", "latency_slow_excess", "latency_slow_excess_ci_low", "latency_slow_excess_ci_high", "latency_p", pp);
-    add("primary metric, candidate − baseline", "primary_difference", "primary_ci_low", "primary_ci_high", "primary_p_harm", plain);
+    add("error rate, candidate − baseline", "errors_worse_by", "errors_worse_ci_low", "errors_worse_ci_high", "errors_margin", pp);
+    add("latency, candidate ÷ baseline", "latency_worse_by", "latency_worse_ci_low", "latency_worse_ci_high", "latency_margin", plain);
+    add("primary metric, how much worse", "primary_worse_by", "primary_worse_ci_low", "primary_worse_ci_high", "primary_margin", plain);
+    add("error rate, candidate − baseline", "error_rate_diff", "error_rate_diff_ci_low", "error_rate_diff_ci_high", null, pp);
     const box = el("div", { "data-field": "intervals" });
     if (!rows.length) return box;
-    box.appendChild(table(["guardrail", "estimate", level + " interval", "p"], rows));
+    box.appendChild(table(["guardrail", "estimate", level + " interval", "margin"], rows));
     const cells = box.querySelectorAll("tbody tr");
     cells.forEach((tr) => tr.cells[2].setAttribute("data-interval", tr.cells[0].textContent));
     return box;
