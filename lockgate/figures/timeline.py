@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def plot_timeline(result: SimulationResult, path: Path, *, title: str = "") -> P
             color=colour,
             va="top",
         )
+    if entries:  # why it ended where it did, in the controller's words
+        reason = textwrap.shorten(f"{entries[-1].action}: {entries[-1].reason}", width=140)
+        weights_axis.set_title(reason, fontsize=8, color="#374151")
     weights_axis.set_ylim(-3, 108)
     weights_axis.set_ylabel("share of traffic (%)")
     weights_axis.legend(loc="center right", fontsize=8)

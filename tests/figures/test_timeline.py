@@ -51,6 +51,7 @@ def test_the_svg_shows_every_event_and_variant(tmp_path: Path, error_rate: float
         assert action in texts
     assert {"stable", "canary"} <= set(texts)
     assert f"simulated rollout: {result.state.phase.value}" in svg
+    assert any(t.startswith(f"{last}: ") for t in texts)  # the last event's reason
 
 
 def test_the_same_rollout_draws_the_same_bytes(tmp_path: Path) -> None:
