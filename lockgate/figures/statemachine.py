@@ -38,8 +38,17 @@ def state_machine_dot(table: Mapping[Phase, frozenset[Phase]] = TRANSITIONS) -> 
     ]
     for phase in table:
         lines.append(f'  "{phase.value}" [fillcolor="{_FILL[_kind(phase)]}"];')
-    lines.append('  { rank=source; "pending"; }')
-    lines.append('  { rank=sink; "promoted"; "rolled_back"; "completed"; }')
+    # columns, left to right: where a rollout starts, the live phases, paused and halted, the ends
+    columns: dict[str, list[str]] = {"source": [], "live": [], "other": [], "sink": []}
+    for phase in table:
+        kind = _kind(phase)
+        if kind == "other" and not any(phase in targets for targets in table.values()):
+            kind = "source"  # nothing moves into it: the start
+        columns["sink" if kind == "terminal" else kind].append(f'"{phase.value}";')
+    for rank, names in columns.items():
+        if names:
+            same = rank if rank in ("source", "sink") else "same"
+            lines.append(f"  {{ rank={same}; {' '.join(names)} }}")
     for source, target in transitions(table):
         colour = {"rolled_back": "#dc2626", "promoted": "#16a34a"}.get(target, "#6b7280")
         lines.append(f'  "{source}" -> "{target}" [color="{colour}"];')
