@@ -59,6 +59,7 @@ bench: install
 # FIGURES=diagrams,commands skips the quickstart-based ones (runs compare, optimize), about 30 s.
 FIGURES ?= diagrams,commands,tracked
 FIGURES_OUT ?= docs/images
+comma := ,
 figures: $(STAMP)
 	bash scripts/install-graphviz >/dev/null
 	$(BIN)/python scripts/figures.py --out $(FIGURES_OUT) $(foreach kind,$(subst $(comma), ,$(FIGURES)),--only $(kind)) >/dev/null
@@ -70,7 +71,6 @@ figures: $(STAMP)
 SLIDES := docs/slides
 DECKS := mlops-fundamentals model-deployment
 SLIDES_OUT ?= build/slides
-comma := ,
 $(SLIDES)/node_modules/.package-lock.json: $(SLIDES)/package.json $(SLIDES)/package-lock.json
 	cd $(SLIDES) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -79,8 +79,8 @@ slides: figures $(SLIDES)/node_modules/.package-lock.json
 	mkdir -p $(SLIDES_OUT)/images
 	cp docs/images/*.svg docs/images/*.png $(SLIDES_OUT)/images/
 	for deck in $(DECKS); do $(SLIDES)/node_modules/.bin/marp --html --no-stdin $(SLIDES)/$$deck.md -o $(SLIDES_OUT)/$$deck.html; done
-	export CHROME_PATH="$$(bash scripts/install-chromium)"; \
-	for deck in $(DECKS); do $(SLIDES)/node_modules/.bin/marp --pdf --pdf-notes --allow-local-files --no-stdin $(SLIDES)/$$deck.md -o $(SLIDES_OUT)/$$deck.pdf; done
+	browser="$$(bash scripts/install-chromium)"; \
+	for deck in $(DECKS); do CHROME_PATH="$$browser" $(SLIDES)/node_modules/.bin/marp --pdf --pdf-notes --allow-local-files --no-stdin $(SLIDES)/$$deck.md -o $(SLIDES_OUT)/$$deck.pdf; done
 
 clean:
 	rm -rf $(VENV) .lockgate .pytest_cache .mypy_cache .ruff_cache
