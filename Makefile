@@ -56,7 +56,7 @@ bench: install
 
 # The images of the decks and docs (scripts/figures.py): Graphviz diagrams from docs/diagrams/*.dot, the
 # rollout state machine from the controller's table, and figures drawn by lockgate commands (`--plot`).
-# FIGURES=diagrams,commands skips the quickstart-based ones (runs compare, optimize), about 30 s.
+# FIGURES=diagrams,commands skips the quickstart-based ones (runs compare, optimize): about 15 s, not a minute.
 FIGURES ?= diagrams,commands,tracked
 FIGURES_OUT ?= docs/images
 comma := ,

@@ -55,3 +55,14 @@ def test_the_svg_names_each_decider_and_alpha(tmp_path: Path) -> None:
     assert any(t.startswith("naive peeking") for t in texts)
     assert any(t.startswith("lockgate sequential test") for t in texts)
     assert "no real difference: false rollbacks as looks grow" in texts
+
+
+def test_with_a_real_regression_the_lines_are_power_and_no_alpha_line(tmp_path: Path) -> None:
+    outcomes = _outcomes(0.02)
+    path = plot_peeking(
+        outcomes, tmp_path / "p.svg", looks=LOOKS, requests_per_look=PER_LOOK, alpha=0.05, is_aa=False
+    )
+    texts = re.findall(r"<text[^>]*>([^<]+)</text>", path.read_text(encoding="utf-8"))
+    assert "a real regression: rollbacks as looks grow" in texts
+    assert "alpha = 0.05" not in texts
+    assert rollbacks_by_look(outcomes["lockgate"], LOOKS, PER_LOOK)[-1] > 0.5  # 3% against 1% is found
