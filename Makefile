@@ -12,14 +12,15 @@ EXTRAS ?= all,dev,ray
 # pip prints one harmless warning per package for this machine's optional local indexes; hide only those.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help install demo test lint format bench slides clean
+.PHONY: help install demo test lint format bench figures slides clean
 
 help:
 	@echo "make demo   create .venv, install, run 'lockgate quickstart'"
 	@echo "make test   install, then ruff, mypy and the whole pytest suite"
 	@echo "make lint   ruff and mypy only"
 	@echo "make bench  run the benchmarks in benchmarks/ (writes benchmarks/results/*.json)"
-	@echo "make slides render docs/slides/*.md to HTML in build/slides/ (Marp, pinned in docs/slides/package-lock.json)"
+	@echo "make figures regenerate docs/images/ (Graphviz diagrams, lockgate --plot figures)"
+	@echo "make slides figures, then docs/slides/*.md to HTML and PDF in build/slides/ (Marp, Chromium)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +54,20 @@ test: lint
 bench: install
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
 
+# The images of the decks and docs (scripts/figures.py): Graphviz diagrams from docs/diagrams/*.dot, the
+# rollout state machine from the controller's table, and figures drawn by lockgate commands (`--plot`).
+# FIGURES=diagrams,commands skips the quickstart-based ones (runs compare, optimize): about 15 s, not a minute.
+FIGURES ?= diagrams,commands,tracked
+FIGURES_OUT ?= docs/images
+comma := ,
+figures: $(STAMP)
+	bash scripts/install-graphviz >/dev/null
+	$(BIN)/python scripts/figures.py --out $(FIGURES_OUT) $(foreach kind,$(subst $(comma), ,$(FIGURES)),--only $(kind)) >/dev/null
+
 # The teaching decks: Marp CLI at the exact version in docs/slides/package-lock.json, installed once by
-# `npm ci` into docs/slides/node_modules (git-ignored). HTML needs no browser.
+# `npm ci` into docs/slides/node_modules (git-ignored); the PDF is printed by the headless Chromium that
+# scripts/install-chromium installs. Images are referenced as images/NAME (docs/slides/images is a link
+# to docs/images) and copied next to the HTML.
 SLIDES := docs/slides
 DECKS := mlops-fundamentals model-deployment
 SLIDES_OUT ?= build/slides
@@ -62,9 +75,12 @@ $(SLIDES)/node_modules/.package-lock.json: $(SLIDES)/package.json $(SLIDES)/pack
 	cd $(SLIDES) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-slides: $(SLIDES)/node_modules/.package-lock.json
-	mkdir -p $(SLIDES_OUT)
+slides: figures $(SLIDES)/node_modules/.package-lock.json
+	mkdir -p $(SLIDES_OUT)/images
+	cp docs/images/*.svg docs/images/*.png $(SLIDES_OUT)/images/
 	for deck in $(DECKS); do $(SLIDES)/node_modules/.bin/marp --html --no-stdin $(SLIDES)/$$deck.md -o $(SLIDES_OUT)/$$deck.html; done
+	browser="$$(bash scripts/install-chromium)"; \
+	for deck in $(DECKS); do CHROME_PATH="$$browser" $(SLIDES)/node_modules/.bin/marp --pdf --pdf-notes --allow-local-files --no-stdin $(SLIDES)/$$deck.md -o $(SLIDES_OUT)/$$deck.pdf; done
 
 clean:
 	rm -rf $(VENV) .lockgate .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -83,6 +84,9 @@ def plan_command(
     mde: Annotated[float, typer.Option(help="A/B: smallest absolute change worth detecting.")] = 0.01,
     power: Annotated[float, typer.Option(help="A/B: chance of detecting a true effect of size MDE.")] = 0.8,
     store: StoreOption = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Also draw cost, duration and risk to this .svg or .png.")
+    ] = None,
 ) -> None:
     """Estimate what a rollout costs under each strategy, the spec's own marked.
 
@@ -160,3 +164,7 @@ def plan_command(
         f"{inputs.candidate_rps_per_replica:g} req/s each (baseline {estimate.baseline_replicas}): "
         f"{delta:+d} replicas, {estimate.steady_state_delta_cost:+,.2f} $ per {duration}"
     )
+    if plot is not None:
+        from lockgate.figures.cost import plot_cost
+
+        console.print(f"plot written to {plot_cost(estimate, plot)}")

@@ -71,6 +71,9 @@ def simulate_stats_command(
     requests_per_look: Annotated[int, typer.Option(help="Requests (both arms) between looks.")] = 240,
     alpha: Annotated[float, typer.Option(help="Level of each decider.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Also draw rollbacks by look to this .svg or .png file.")
+    ] = None,
 ) -> None:
     """False-alarm rate (effect 0) or power of four ways to watch a canary continuously.
 
@@ -78,7 +81,7 @@ def simulate_stats_command(
     (1.5x the baseline rate, 5 failed intervals), a Kayenta-style Mann-Whitney per interval, and
     lockgate's sequential policy.
 
-    Example:  lockgate simulate-stats --effect 0 --looks 100 --runs 2000
+    Example:  lockgate simulate-stats --effect 0 --looks 100 --runs 2000 --plot peeking.svg
     """
     import numpy as np
 
@@ -122,6 +125,13 @@ def simulate_stats_command(
     console.print(table)
     if effect == 0:
         console.print(f"a valid decider stays at or below alpha = {alpha} however often it looks")
+    if plot is not None:
+        from lockgate.figures.peeking import plot_peeking
+
+        plot_peeking(
+            outcomes, plot, looks=looks, requests_per_look=requests_per_look, alpha=alpha, is_aa=effect == 0
+        )
+        console.print(f"plot written to {plot}")
 
 
 def simulate_command(
@@ -167,6 +177,7 @@ def simulate_command(
             "by default); threshold: roll back above 2x the baseline's error rate (naive).",
         ),
     ] = "spec",
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw it to this .svg or .png.")] = None,
 ) -> None:
     """Run a rollout on synthetic traffic through the real router, controller and policy.
 
@@ -254,3 +265,7 @@ def simulate_command(
         f"final phase [bold]{result.state.phase.value}[/] after {result.requests_sent:,} requests "
         f"({result.duration_s:.0f} simulated seconds, {elapsed * 1000:.0f} ms of real time)"
     )
+    if plot is not None:
+        from lockgate.figures.timeline import plot_timeline
+
+        console.print(f"plot written to {plot_timeline(result, plot)}")

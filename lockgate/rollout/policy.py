@@ -178,9 +178,9 @@ class SequentialRolloutPolicy:
     3. **Harm**: a guardrail (errors, latency, the primary metric) shown worse than the baseline
        and with its estimate past the margin rolls back at once.
     4. **Evidence**: a canary stage may advance (verdict promote) once every guardrail is shown
-       non-inferior within its margin; an A/B test promotes once the primary metric is shown
+       non-inferior within its margin; an A/B test with a primary metric promotes once it is shown
        better (and the guardrails non-inferior), and rolls back when the improvement hoped for is
-       ruled out (futility).
+       ruled out (futility); without one, an A/B test is a fixed-split canary.
 
     One error budget covers the whole rollout: the evidence since the rollout started is one
     confidence sequence per guardrail, valid at every look, so no stage takes a share of ``alpha``;
@@ -263,12 +263,14 @@ class SequentialRolloutPolicy:
             return Verdict(
                 Decision.ROLLBACK, tuple(f"{name} is worse: {lines[name]}" for name in harmed), clean
             )
-        guards = [name for name in checks if not (view.is_experiment and name == "primary")]
+        # an A/B test decides on its primary metric; without one it is a fixed-split canary
+        decides = view.is_experiment and self.primary is not None
+        guards = [name for name in checks if not (decides and name == "primary")]
         unproven = [name for name in guards if not checks[name].is_noninferior]
         if self.primary is not None and "primary" not in checks:
             unproven.append("primary")
             lines["primary"] = "no outcomes joined yet in both arms"
-        if view.is_experiment:
+        if decides:
             return self._experiment(checks, lines, unproven, clean)
         if not unproven:
             return Verdict(
@@ -288,8 +290,6 @@ class SequentialRolloutPolicy:
         primary = checks.get("primary")
         if primary is None:
             reason = "the A/B test decides on the primary metric: waiting for outcomes in both arms"
-            if self.primary is None:
-                reason = "an A/B test needs analysis.primary (the metric that decides); none is set"
             return Verdict(Decision.CONTINUE, (reason,), numbers)
         if primary.is_futile:
             return Verdict(

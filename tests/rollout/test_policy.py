@@ -161,12 +161,14 @@ def test_a_sample_ratio_mismatch_halts_and_a_mirror_is_no_mismatch() -> None:
     assert mirrored.decision is not Decision.HALT
 
 
-def test_an_experiment_without_a_primary_metric_waits_and_says_why() -> None:
-    from lockgate.rollout.policy import SequentialRolloutPolicy
+def test_an_experiment_without_a_primary_metric_is_a_fixed_split_canary() -> None:
+    from lockgate.rollout.policy import PrimaryGoal, SequentialRolloutPolicy
 
-    verdict = SequentialRolloutPolicy().judge(_view(_stats(5000, 0), _stats(5000, 0), is_experiment=True))
-    assert verdict.decision is Decision.CONTINUE
-    assert "needs analysis.primary" in verdict.reasons[0]
+    same = (_stats(40_000, 400), _stats(40_000, 400))
+    verdict = SequentialRolloutPolicy().judge(_view(*same, is_experiment=True))
+    assert verdict.decision is Decision.PROMOTE and "errors non-inferior" in verdict.reasons[0]
+    waiting = SequentialRolloutPolicy(primary=PrimaryGoal()).judge(_view(*same, is_experiment=True))
+    assert waiting.decision is Decision.CONTINUE and "waiting for outcomes" in waiting.reasons[0]
 
 
 def _converting(requests: int, rate: float) -> VariantStats:

@@ -9,6 +9,7 @@ Chromium's ``--dump-dom``. The screenshot is kept under the test's tmp_path and 
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -180,6 +181,12 @@ def test_the_page_shows_the_live_numbers_in_a_real_browser(
 ) -> None:
     browser = _chromium()
     status = _canary(gateway.url, models, logged_model, 60)
+    # four more events within a second of deploy and start: their timeline labels must not overlap
+    for command in ("pause", "resume", "pause", "resume"):
+        moved = httpx.post(
+            f"{gateway.url}/admin/deployments/churn/{command}", json={"actor": "bob"}, headers=AUTH
+        )
+        assert moved.status_code == 200, moved.text
     page = f"{gateway.url}/dashboard?token={TOKEN}"
     dumped = _browse(browser, tmp_path / "profile-dom", page, "--dump-dom")
     assert dumped.returncode == 0, dumped.stderr[-2000:]
@@ -200,6 +207,31 @@ def test_the_page_shows_the_live_numbers_in_a_real_browser(
     assert interval is not None, dom[dom.find('data-field="intervals"') :][:2000]
     assert float(interval.group(1)) <= 0 <= float(interval.group(2))  # no errors in either arm yet
     assert 'data-field="prediction-drift"' in dom
+    # the verdict's numbers under plain headings, raw keys only in the hover title
+    verdict = dom[dom.find('data-field="verdict-numbers"') :]
+    verdict = verdict[: verdict.find("</div>")]
+    headings = re.findall(r'<h4 data-group="([^"]+)">', verdict)
+    assert {"Errors", "Traffic split (sample ratio)"} <= set(headings), verdict[:2000]
+    keys = re.findall(r'<tr data-key="(\w+)" title="\w+"><td>([^<]+)</td>', verdict)
+    assert len(keys) == len(numbers) and {key for key, _ in keys} == set(numbers)
+    assert not [label for key, label in keys if "_" in label], keys  # no raw key as a label
+    errors_group = verdict[
+        verdict.find('data-group="Errors"') : verdict.find("</table>", verdict.find('data-group="Errors"'))
+    ]
+    assert 'data-key="errors_worse_ci_low"' in errors_group
+    # every event's label on a row where no other label overlaps it (boxes measured by the browser)
+    chart = re.search(r'<svg class="timeline"[^>]*>', dom)
+    assert chart is not None
+    assert 'data-label-overlaps="0"' in chart.group(0), chart.group(0)
+    # the events came close together: on one row, some labels would cover their neighbours
+    placed = sorted(
+        (float(x), name) for x, name in re.findall(r'<text x="([\d.]+)" y="[\d.]+" data-event="(\w+)"', dom)
+    )
+    assert any(b[0] - a[0] < 6 * len(a[1]) for a, b in itertools.pairwise(placed)), placed
+    rows = re.search(r'data-label-rows="(\d+)"', chart.group(0))
+    assert rows is not None and int(rows.group(1)) >= 2
+    labels = re.findall(r'data-event="(\w+)"', dom)
+    assert labels.count("pause") == 2 and labels.count("resume") == 2
     errors = re.search(r'<pre id="console-errors">(.*?)</pre>', dom, re.S)
     assert errors is not None and errors.group(1).strip() == "", errors.group(1) if errors else dom
     assert "Uncaught" not in dumped.stderr

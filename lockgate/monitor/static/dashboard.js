@@ -55,23 +55,44 @@
     ]);
   }
 
+  // Event labels go in a band under the plot, in as many rows as it takes for none to overlap: each
+  // label takes the first row where it fits after the labels already there (widths estimated from the
+  // text, then measured by the browser in markLabelOverlaps).
+  const LABEL_ROW = 12, LABEL_CHAR = 6, LABEL_GAP = 6;
+  function labelRows(events, x, right) {
+    const ends = [];
+    return events.map((event) => {
+      const width = event.action.length * LABEL_CHAR;
+      const atEnd = x(event.at) + 2 + width > right;
+      const left = atEnd ? x(event.at) - 2 - width : x(event.at) + 2;
+      let row = ends.findIndex((end) => left >= end + LABEL_GAP);
+      if (row < 0) { row = ends.length; ends.push(0); }
+      ends[row] = left + width;
+      return { row: row, atEnd: atEnd };
+    });
+  }
+
   function timelineChart(timeline, events, names, now) {
-    const width = 800, height = 180, left = 34, right = 10, top = 10, bottom = 22;
-    const chart = svg("svg", { class: "timeline", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
+    const width = 800, plotHeight = 150, left = 34, right = 10, top = 10;
     const times = timeline.map((p) => p.at).concat(events.map((e) => e.at));
     const start = times.length ? Math.min(...times) : now - 60;
     const span = Math.max(now - start, 1);
     const x = (at) => left + ((at - start) / span) * (width - left - right);
-    const y = (percent) => top + (1 - percent / 100) * (height - top - bottom);
+    const y = (percent) => top + (1 - percent / 100) * (plotHeight - top);
+    const placed = labelRows(events, x, width - right);
+    const rows = Math.max(1, ...placed.map((p) => p.row + 1));
+    const height = plotHeight + 6 + rows * LABEL_ROW;
+    const chart = svg("svg", { class: "timeline", viewBox: `0 0 ${width} ${height}`, "data-label-rows": rows });
     for (const level of [0, 50, 100]) {
       chart.appendChild(svg("line", { x1: left, x2: width - right, y1: y(level), y2: y(level), stroke: "#e5e7eb" }));
       const label = svg("text", { x: 4, y: y(level) + 3 }); label.textContent = level + "%"; chart.appendChild(label);
     }
     events.forEach((event, i) => {
       const ex = x(event.at);
-      chart.appendChild(svg("line", { x1: ex, x2: ex, y1: top, y2: height - bottom, stroke: "#9ca3af", "stroke-dasharray": "3 3" }));
-      // labels of events close together are staggered over three rows so they stay readable
-      const label = svg("text", { x: ex + 2, y: height - 12 + (i % 3) * 5 - 5, "data-event": event.action });
+      const labelY = plotHeight + 6 + placed[i].row * LABEL_ROW + 9;
+      chart.appendChild(svg("line", { x1: ex, x2: ex, y1: top, y2: labelY - 9, stroke: "#9ca3af", "stroke-dasharray": "3 3" }));
+      const label = svg("text", { x: placed[i].atEnd ? ex - 2 : ex + 2, y: labelY, "data-event": event.action,
+                                  "text-anchor": placed[i].atEnd ? "end" : "start", class: "event-label" });
       label.textContent = event.action;
       chart.appendChild(label);
     });
@@ -86,6 +107,16 @@
       if (d) chart.appendChild(svg("path", { d: d, fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 2 }));
     });
     return chart;
+  }
+
+  // Once on the page, the browser measures the labels: how many pairs overlap goes in an attribute.
+  function markLabelOverlaps(chart) {
+    const boxes = Array.from(chart.querySelectorAll("text.event-label")).map((t) => t.getBBox());
+    let overlaps = 0;
+    boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+      if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps += 1;
+    }));
+    chart.setAttribute("data-label-overlaps", String(overlaps));
   }
 
   // Live drift: per variant, the features with the highest PSI first (the drifted ones flagged).
@@ -151,6 +182,37 @@
     return box;
   }
 
+  // The verdict's numbers under plain headings, grouped by the words in their keys (the keys change
+  // as policies gain checks; a key no group knows still shows, under "Other numbers").
+  const GROUPS = [
+    ["Errors", /(^|_)errors?(_|$)/],
+    ["Latency", /(^|_)(latency|p50|p95|p99|slow)(_|$)|_ms$/],
+    ["Primary metric", /(^|_)(primary|conversions?|outcome|outcomes|lift)(_|$)/],
+    ["Traffic split (sample ratio)", /(^|_)(srm|split|share|n)(_|$)/],
+    ["Test settings", /(^|_)(alpha|beta|mixture|mde)(_|$)/],
+  ];
+  const WORDS = { diff: "difference", ci: "interval", p: "p-value", n: "requests", ms: "(ms)", rate: "rate",
+                  srm: "", primary: "", error: "", errors: "", latency: "" };
+  function plainName(key) {
+    const words = key.split("_").map((w) => (w in WORDS ? WORDS[w] : w)).filter((w) => w);
+    return words.join(" ") || key;
+  }
+  function verdictNumbers(numbers) {
+    const box = el("div", { "data-field": "verdict-numbers" });
+    const grouped = new Map(GROUPS.map(([heading]) => [heading, []]).concat([["Other numbers", []]]));
+    for (const [key, value] of Object.entries(numbers)) {
+      const group = GROUPS.find(([, pattern]) => pattern.test(key));
+      grouped.get(group ? group[0] : "Other numbers").push([key, value]);
+    }
+    for (const [heading, entries] of grouped) {
+      if (!entries.length) continue;
+      box.appendChild(el("h4", { text: heading, "data-group": heading }));
+      box.appendChild(el("table", { class: "numbers" }, [el("tbody", {}, entries.map(([key, value]) =>
+        el("tr", { "data-key": key, title: key }, [el("td", { text: plainName(key) }), el("td", { text: fmt(value, 4) })])))]));
+    }
+    return box;
+  }
+
   function deploymentCard(item, now) {
     const s = item.status;
     const names = Object.keys(s.variants);
@@ -188,7 +250,7 @@
       right.appendChild(el("div", { class: "decision-" + s.verdict.decision, "data-field": "verdict", text: s.verdict.decision }));
       if (s.verdict.reasons.length) right.appendChild(el("div", { class: "muted", text: s.verdict.reasons.join("; ") }));
       right.appendChild(intervalsTable(s.verdict.numbers));
-      right.appendChild(table(["number", "value"], Object.entries(s.verdict.numbers).map(([k, v]) => [k, fmt(v, 4)])));
+      right.appendChild(verdictNumbers(s.verdict.numbers));
     } else {
       right.appendChild(el("div", { class: "muted", "data-field": "verdict", text: "no verdict yet" }));
     }
@@ -210,6 +272,7 @@
     main.replaceChildren(...(data.deployments.length
       ? data.deployments.map((item) => deploymentCard(item, data.now))
       : [el("p", { class: "muted", text: "No deployments are served here yet." })]));
+    main.querySelectorAll("svg.timeline").forEach(markLabelOverlaps);
     const updated = document.getElementById("updated");
     updated.textContent = "updated " + time(data.now);
     updated.setAttribute("data-now", String(data.now));
