@@ -76,7 +76,7 @@ def main() -> int:
 
     fixed_n = sample_size_two_proportions(BASELINE_RATE, MDE, alpha=ALPHA, alternative="greater")
     horizon = 2 * fixed_n
-    per_look = 2 * horizon // LOOKS  # both arms
+    per_look = 2 * -(-horizon // LOOKS)  # both arms; rounded up so the last look reaches the horizon
     results: dict[str, dict[str, Any]] = {
         name: {"fpr": None, "power": {}, "median_n": {}} for name in DECIDERS
     }

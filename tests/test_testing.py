@@ -65,3 +65,46 @@ def test_simulated_traffic_follows_its_behaviour() -> None:
 def test_bad_behaviours_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
         VariantBehaviour(**kwargs)
+
+
+def test_users_differ_and_keep_what_makes_them_differ() -> None:
+    behaviours = {"a": VariantBehaviour(0.01, 10.0), "b": VariantBehaviour(0.02, 10.0)}
+    traffic = SimulatedTraffic(
+        behaviours, users=2000, user_error_beta=(2, 198), user_latency_sigma=0.5, seed=3
+    )
+    assert traffic.error_factor.mean() == pytest.approx(1.0, abs=0.05)
+    assert traffic.error_factor.std() > 0.5  # Beta(2, 198): users far apart
+    again = SimulatedTraffic(behaviours, users=2000, user_error_beta=(2, 198), user_latency_sigma=0.5, seed=3)
+    assert np.array_equal(traffic.error_factor, again.error_factor)  # the same users for one seed
+    users = np.repeat(np.arange(10), 5000)
+    _, errors = traffic.serve("b", users, np.random.default_rng(0))
+    per_user = errors.reshape(10, 5000).mean(axis=1)
+    expected = np.minimum(0.02 * traffic.error_factor[:10], 1.0)
+    assert np.allclose(per_user, expected, atol=0.01)
+
+
+@pytest.mark.parametrize("shape", ["lognormal", "pareto", "bimodal"])
+def test_every_latency_shape_has_the_median_asked_for_and_scales_every_quantile(shape: str) -> None:
+    rng = np.random.default_rng(1)
+    base = VariantBehaviour(latency_median_ms=20.0, latency_shape=shape)  # type: ignore[arg-type]
+    slow = VariantBehaviour(latency_median_ms=30.0, latency_shape=shape)  # type: ignore[arg-type]
+    ones = np.ones(200_000)
+    fast_q = np.quantile(base.latencies(ones, rng), [0.5, 0.9, 0.99])
+    slow_q = np.quantile(slow.latencies(ones, rng), [0.5, 0.9, 0.99])
+    assert np.allclose(slow_q / fast_q, 1.5, rtol=0.08)
+    if shape != "bimodal":
+        assert fast_q[0] == pytest.approx(20.0, rel=0.03)
+    with pytest.raises(ValidationError, match="latency_shape"):
+        VariantBehaviour(latency_shape="uniform")  # type: ignore[arg-type]
+
+
+def test_outcomes_come_with_their_delays() -> None:
+    traffic = SimulatedTraffic(
+        {"a": VariantBehaviour(conversion_rate=0.3)}, outcome_delay_s=60.0, user_conversion_beta=(3, 7)
+    )
+    outcome = traffic.outcomes("a", np.arange(20_000) % 5000, np.random.default_rng(2))
+    assert outcome is not None
+    values, delays = outcome
+    assert values.mean() == pytest.approx(0.3, abs=0.02) and set(np.unique(values)) <= {0.0, 1.0}
+    assert delays.mean() == pytest.approx(60.0, rel=0.05)
+    assert SimulatedTraffic({"a": VariantBehaviour()}).outcomes("a", np.arange(3)) is None

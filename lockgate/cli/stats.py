@@ -14,8 +14,27 @@ from lockgate.errors import UserError
 
 
 def plan_test_command(
-    baseline: Annotated[float, typer.Option(help="Baseline rate of the metric, e.g. 0.10 for 10%.")],
-    mde: Annotated[float, typer.Option(help="Smallest absolute change worth detecting, e.g. 0.01.")],
+    baseline: Annotated[
+        float | None, typer.Option(help="Baseline rate of the metric, e.g. 0.10 for 10% (with --spec: 0.01).")
+    ] = None,
+    mde: Annotated[
+        float | None, typer.Option(help="Smallest absolute change worth detecting, e.g. 0.01.")
+    ] = None,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            help="Plan a rollout spec instead: when each stage has its evidence at --traffic, "
+            "for a candidate as good as the baseline.",
+        ),
+    ] = None,
+    latency_sigma: Annotated[
+        float, typer.Option(help="With --spec: spread of log-latency per request (0.5: p99 ~3x p50).")
+    ] = 0.5,
+    design_effect: Annotated[
+        float,
+        typer.Option(help="With --spec: variance inflation from sticky users (1: independent requests)."),
+    ] = 1.0,
     alpha: Annotated[float, typer.Option(help="False-positive rate.")] = 0.05,
     power: Annotated[float, typer.Option(help="Chance of detecting a true effect of size MDE.")] = 0.8,
     split: Annotated[
@@ -26,13 +45,24 @@ def plan_test_command(
     ] = None,
     one_sided: Annotated[bool, typer.Option("--one-sided", help="Test one direction only.")] = False,
 ) -> None:
-    """Samples per arm and expected duration of a fixed-horizon test of two proportions.
+    """Samples per arm and expected duration of a fixed-horizon test of two proportions, or, with
+    --spec, when each stage of a rollout has its evidence at your traffic.
 
-    Example:  lockgate plan-test --baseline 0.10 --mde 0.01 --alpha 0.05 --power 0.8 --traffic 200/s
+    Examples:  lockgate plan-test --baseline 0.10 --mde 0.01 --alpha 0.05 --power 0.8 --traffic 200/s
+
+               lockgate plan-test --spec examples/specs/canary.yaml --traffic 300/s --design-effect 1.3
     """
     from lockgate.stats._arguments import Alternative
     from lockgate.stats.power import sample_size_two_proportions
 
+    if spec_file is not None:
+        _plan_spec(spec_file, traffic, baseline, latency_sigma, design_effect, power)
+        return
+    if baseline is None or mde is None:
+        raise UserError(
+            "plan-test needs --baseline and --mde (a fixed-horizon test), or --spec (a rollout)",
+            hint="e.g. lockgate plan-test --baseline 0.10 --mde 0.01 --traffic 200/s",
+        )
     if not 0.0 < split < 1.0:
         raise UserError(f"--split {split} is outside (0, 1)", hint="e.g. 0.5 for an even A/B split")
     rate = parse_rate(traffic)
@@ -59,6 +89,65 @@ def plan_test_command(
         "lockgate's sequential policy may look at every request without inflating alpha, and stops "
         "early when the effect is larger than the MDE (see docs/statistics.md)."
     )
+
+
+def _plan_spec(
+    spec_file: Path,
+    traffic: str | None,
+    baseline: float | None,
+    latency_sigma: float,
+    design_effect: float,
+    power: float,
+) -> None:
+    from lockgate.rollout import load_spec, plan
+    from lockgate.rollout.evidence import evidence_plan
+
+    rate = parse_rate(traffic)
+    if rate is None:
+        raise UserError(
+            "--spec needs --traffic", hint="e.g. --traffic 300/s, the requests the deployment gets"
+        )
+    spec = load_spec(spec_file)
+    stages = evidence_plan(
+        spec,
+        rate,
+        baseline_error_rate=0.01 if baseline is None else baseline,
+        latency_log_sd=latency_sigma,
+        design_effect=design_effect,
+        power=power,
+    )
+    table = Table(
+        title=f"{spec.name}: evidence at {rate:g} requests/s ({power:.0%} chance, candidate as good)"
+    )
+    for column in (
+        "stage",
+        "candidate share",
+        "min duration",
+        "max duration",
+        "evidence after",
+        "stage ends",
+    ):
+        table.add_column(column, justify="right")
+    for stage in stages:
+        table.add_row(
+            str(stage.index),
+            f"{stage.candidate_share:.0%}",
+            fmt_duration(stage.min_duration_s),
+            "none" if stage.max_duration_s is None else fmt_duration(stage.max_duration_s),
+            "never" if stage.evidence_s is None else fmt_duration(stage.evidence_s),
+            f"{spec.analysis.on_inconclusive} (no evidence)"
+            if stage.ends_s is None
+            else fmt_duration(stage.ends_s),
+        )
+    console.print(table)
+    if stages and stages[-1].ends_s is not None and len(stages) == len(plan(spec)):
+        total = sum(stage.ends_s or 0.0 for stage in stages)
+        console.print(f"a candidate as good as the baseline is promoted after about {fmt_duration(total)}")
+    else:
+        console.print(
+            "[bold]not enough traffic for this spec[/]: widen the margins (analysis.guardrails), lengthen "
+            "the stage (max_duration_s), or raise its weight"
+        )
 
 
 def simulate_stats_command(

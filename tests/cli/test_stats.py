@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,26 @@ def test_simulate_an_ab_test_decided_by_late_conversions(cli: Cli) -> None:
         "1000",
     )
     assert code == 0 and "primary is better" in out and "final phase promoted" in out
+
+
+def test_plan_test_says_when_a_spec_has_its_evidence_at_a_traffic(cli: Cli) -> None:
+    code, out, _ = cli("plan-test", "--spec", "examples/specs/canary.yaml", "--traffic", "1000/s")
+    assert code == 0 and "evidence after" in out and "promoted after about 20.0 min" in out
+    code, out, _ = cli("plan-test", "--spec", "examples/specs/canary.yaml", "--traffic", "100/s")
+    assert code == 0 and "rollback (no evidence)" in out and "not enough traffic" in out
+    code, _, err = cli("plan-test", "--spec", "examples/specs/canary.yaml")
+    assert code == 2 and "--spec needs --traffic" in err
+    code, _, err = cli("plan-test")
+    assert code == 2 and "--baseline and --mde" in err
+
+
+def test_a_bad_margin_in_a_spec_is_exit_code_2_naming_the_key_and_the_fix(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        Path("examples/specs/canary.yaml").read_text()
+        + "analysis:\n  guardrails:\n    errors: {max_increase: {percent: 1}}\n"
+    )
+    code, _, err = cli("plan-test", "--spec", str(spec), "--traffic", "100/s")
+    assert code == 2
+    assert "analysis.guardrails.errors.max_increase.percent: is not a known key" in err
+    assert "absolute_pp, relative" in err
