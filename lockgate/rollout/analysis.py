@@ -168,20 +168,18 @@ def _guardrail(
 
 def _primary(node: Node) -> PrimaryGoal:
     node.reject_unknown({"metric", "direction", "margin", "min_improvement", "scale"})
-    metric = node.string("metric") or "conversions"
-    if metric not in ("conversions", "outcome_mean"):
-        raise spec_error(
-            node.path_of("metric"),
-            f"unknown metric '{metric}'{did_you_mean(metric, ('conversions', 'outcome_mean'))}",
-            "use conversions (0/1 labels from /feedback) or outcome_mean (values from /feedback)",
-        )
-    direction = node.string("direction") or "increase"
-    if direction not in ("increase", "decrease"):
-        raise spec_error(
-            node.path_of("direction"),
-            f"must be increase or decrease, not '{direction}'",
-            "say which way is better for the business, e.g. increase for conversions",
-        )
+    metric = node.choice(
+        "metric",
+        ("conversions", "outcome_mean"),
+        default="conversions",
+        fix="use conversions (0/1 labels from /feedback) or outcome_mean (values from /feedback)",
+    )
+    direction = node.choice(
+        "direction",
+        ("increase", "decrease"),
+        default="increase",
+        fix="say which way is better for the business, e.g. increase for conversions",
+    )
     absolute = {"absolute": 1.0}
     zero = Margin("absolute", 0.0)
     margin = (
@@ -234,13 +232,12 @@ def parse_analysis(node: Node) -> Analysis:
     if policy == "sequential":
         guards = node.mapping("guardrails")
         guards.reject_unknown({"errors", "latency"})
-        on_inconclusive = node.string("on_inconclusive") or "rollback"
-        if on_inconclusive not in ("rollback", "hold"):
-            raise spec_error(
-                node.path_of("on_inconclusive"),
-                f"must be rollback or hold, not '{on_inconclusive}'",
-                "rollback sends traffic back to the baseline; hold pauses for a person to decide",
-            )
+        on_inconclusive = node.choice(
+            "on_inconclusive",
+            ("rollback", "hold"),
+            default="rollback",
+            fix="rollback sends traffic back to the baseline; hold pauses for a person to decide",
+        )
         analysis = Analysis(
             "sequential",
             options,

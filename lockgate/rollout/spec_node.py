@@ -53,6 +53,17 @@ class Node:
             raise spec_error(self.path_of(key), "must be a string", f"quote the value of '{key}'")
         return value
 
+    def choice(self, key: str, choices: tuple[str, ...], *, default: str, fix: str) -> str:
+        """A string that must be one of ``choices`` (``default`` when absent)."""
+        value = self.string(key) or default
+        if value not in choices:
+            raise spec_error(
+                self.path_of(key),
+                f"must be one of {', '.join(choices)}, not '{value}'{did_you_mean(value, choices)}",
+                fix,
+            )
+        return value
+
     def required_string(self, key: str) -> str:
         return self.string(key, required=True) or ""
 

@@ -244,9 +244,12 @@ def test_the_spec_chooses_the_policy_and_names_bad_keys() -> None:
         ),
         ({"guardrails": {"errors": {"max_increase": {"relative": -1}}}}, "must be at least 0"),
         ({"guardrails": {"cost": {}}}, "analysis.guardrails.cost: is not a known key"),
-        ({"primary": {"metric": "revenue"}}, "analysis.primary.metric: unknown metric 'revenue'"),
-        ({"primary": {"direction": "up"}}, "analysis.primary.direction: must be increase or decrease"),
-        ({"on_inconclusive": "wait"}, "analysis.on_inconclusive: must be rollback or hold"),
+        (
+            {"primary": {"metric": "revenue"}},
+            "analysis.primary.metric: must be one of conversions, outcome_mean",
+        ),
+        ({"primary": {"direction": "up"}}, "analysis.primary.direction: must be one of increase, decrease"),
+        ({"on_inconclusive": "wait"}, "analysis.on_inconclusive: must be one of rollback, hold"),
         ({"policy": "threshold", "primary": {}}, "analysis.primary: is not a known key"),
     ):
         with pytest.raises(ValidationError, match=words):
