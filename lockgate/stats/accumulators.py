@@ -13,6 +13,7 @@ formulae and a pairwise algorithm for computing sample variances".
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,6 +151,20 @@ def default_latency_bounds_ms() -> tuple[float, ...]:
     return tuple(float(b) for b in np.geomspace(0.05, 60_000.0, 360))
 
 
+@functools.lru_cache(maxsize=32)
+def _edges(bounds_ms: tuple[float, ...]) -> npt.NDArray[np.float64]:
+    """The bounds as a read-only array, checked once per distinct tuple (histograms are copied a
+    few times a controller tick, always with the same bounds)."""
+    edges = np.asarray(bounds_ms, dtype=np.float64)
+    if edges.size == 0 or not np.all(np.diff(edges) > 0):
+        raise ValidationError(
+            "latency bucket bounds must be a non-empty, strictly increasing sequence",
+            hint="use default_latency_bounds_ms()",
+        )
+    edges.setflags(write=False)
+    return edges
+
+
 @dataclass(eq=False)
 class LatencyHistogram:
     """Counts of latencies (milliseconds) in fixed buckets; the last bucket takes all above.
@@ -176,12 +191,7 @@ class LatencyHistogram:
     def __post_init__(self) -> None:
         if self.counts.size == 0:
             self.counts = np.zeros(len(self.bounds_ms) + 1, dtype=np.int64)
-        self._edges = np.asarray(self.bounds_ms, dtype=np.float64)
-        if self._edges.size == 0 or not np.all(np.diff(self._edges) > 0):
-            raise ValidationError(
-                "latency bucket bounds must be a non-empty, strictly increasing sequence",
-                hint="use default_latency_bounds_ms()",
-            )
+        self._edges = _edges(self.bounds_ms)
         if self.counts.shape != (len(self.bounds_ms) + 1,):
             raise ValidationError(
                 f"latency histogram has {self.counts.size} counts for {len(self.bounds_ms)} bounds",

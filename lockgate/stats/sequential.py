@@ -106,15 +106,26 @@ def one_sided_radius(variance: float, tau2: float, alpha: float) -> float:
     The bound is where the half-normal mixture likelihood ratio (the prior on the positive half)
     reaches ``1 / alpha``; by Ville's inequality the chance that the true value ever falls beyond
     it is at most ``alpha``. Tighter than the two-sided radius, which spends ``alpha`` on both ends.
+    Scalar arithmetic (the controller calls it a few times a tick).
     """
     if variance <= 0:
         return 0.0
     target = math.log(1.0 / alpha)
-    high = float(normal_mixture_radius(variance, tau2, alpha))
+    total = variance + tau2
+    base = 0.5 * math.log(variance / total) + math.log(2.0)
+    quad = tau2 / (2.0 * variance * total)
+    slope = math.sqrt(tau2) / math.sqrt(variance * total)
 
     def excess(radius: float) -> float:
-        return float(normal_mixture_log_lr(radius, variance, tau2, "greater")) - target
+        # log LR of the half-normal mixture at ``radius``: log Phi by erfc, exact for radius >= 0
+        return (
+            base
+            + quad * radius * radius
+            + math.log(0.5 * math.erfc(-slope * radius / math.sqrt(2.0)))
+            - target
+        )
 
+    high = float(normal_mixture_radius(variance, tau2, alpha))
     if excess(high) < 0:  # cannot happen for alpha < 1; keep the two-sided radius rather than fail
         return high
     return float(brentq(excess, 0.0, high, xtol=1e-12 * max(high, 1e-300), rtol=1e-10))
