@@ -853,6 +853,9 @@ class DeploymentManager:
                         reuse[variant_name] = variant
                         del pool[index]
                         break
+            for variant_name, variant in reuse.items():
+                if current.name_of(variant) != variant_name:
+                    variant.restart_counters()  # counters belong to (variant, model), as in the store
 
         async def load_one(variant_name: str, uri: str) -> Variant:
             try:
