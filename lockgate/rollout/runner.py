@@ -217,11 +217,16 @@ class RolloutRunner:
         if previous is not None and previous.isdigit():
             numbers["from_version"] = float(previous)
         what = "promotion" if isinstance(action, Promote) else "rollback"
+        moved_how = (
+            f"champion alias stays at version {current}"
+            if previous == current
+            else f"champion alias moved from version {previous or 'none'} to {current}"
+        )
         event = RecordEvent(
             at=now,
             actor="registry",
             action="champion",
-            reason=f"{what}: champion alias moved from version {previous or 'none'} to {current} ({uri})",
+            reason=f"{what}: {moved_how} ({uri})",
             from_phase=deployment.state.phase.value,
             to_phase=deployment.state.phase.value,
             numbers=numbers,

@@ -367,6 +367,12 @@ class ServingApp:
         if variant is not None:
             headers.append((b"x-model-name", variant.model_name.encode()))
             headers.append((b"x-model-version", variant.model_version.encode()))
+            live = served.deployment
+            if live is not None:
+                # the model's name is the registered model's for every variant: this says which
+                variant_name = live.name_of(variant)
+                if variant_name is not None:
+                    headers.append((b"x-lockgate-variant", variant_name.encode()))
         if response.retry_after_s is not None:
             headers.append((b"retry-after", str(max(1, round(response.retry_after_s))).encode()))
         if response.extra_headers:

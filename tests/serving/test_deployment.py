@@ -149,7 +149,16 @@ def test_promotion_and_rollback_move_the_champion_alias(
         deploy(url, spec)
         assert status_of(url, "registry")["variants"]["next"]["model_version"] == "2"
         command(url, "registry", "start")
+        answers = send(url, "registry", logged_model, 100)
+        # both variants serve the registered model 'cancer': only x-lockgate-variant tells them apart
+        assert {r.headers["x-model-name"] for r in answers} == {"cancer"}
+        assert {(r.headers["x-lockgate-variant"], r.headers["x-model-version"]) for r in answers} == {
+            ("stable", "1"),
+            ("next", "2"),
+        }
         assert command(url, "registry", "promote").json()["phase"] == "promoted"
+        send(url, "registry", logged_model, 20)
+        served = wait_for_counts(url, "registry")
         assert str(client.get_model_version_by_alias("cancer", "champion").version) == "2"
         moved = history_of(url, "registry")[-1]
         assert moved["action"] == "champion"
@@ -157,12 +166,30 @@ def test_promotion_and_rollback_move_the_champion_alias(
         # a new rollout of the old version, rolled back: the champion goes back to where it was
         back = {**spec, "variants": {"stable": "models:/cancer/2", "next": "models:/cancer/1"}}
         httpx.put(f"{url}/admin/deployments/registry", json=back, headers=AUTH, timeout=60)
+        # counters belong to (variant, model): neither variant's new model has served anything
+        redeployed = status_of(url, "registry")["variants"]
+        assert served["next"] >= 20
+        assert (redeployed["stable"]["requests"], redeployed["next"]["requests"]) == (0, 0), redeployed
         command(url, "registry", "start")
         command(url, "registry", "rollback", reason="not better")
         assert str(client.get_model_version_by_alias("cancer", "champion").version) == "2"
-        assert "rollback" in history_of(url, "registry")[-1]["reason"]
+        kept = history_of(url, "registry")[-1]
+        assert kept["action"] == "champion" and "rollback" in kept["reason"]
+        assert "champion alias stays at version 2" in kept["reason"], kept
     client.set_registered_model_alias("cancer", "champion", "1")
     store.close()
+
+
+def wait_for_counts(url: str, name: str, timeout_s: float = 10.0) -> dict[str, int]:
+    """Each variant's requests once the store holds every answer sent so far."""
+    deadline = time.monotonic() + timeout_s
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        counts = {n: v["requests"] for n, v in status_of(url, name)["variants"].items()}
+        if sum(counts.values()) >= 120:
+            break
+        time.sleep(0.05)
+    return counts
 
 
 def test_twice_the_baselines_error_rate_is_rolled_back_by_the_sequential_policy(
