@@ -441,13 +441,34 @@ def _move(state: RolloutState, to: Phase, now: float, reason: str, **changes: An
     """The only place a phase changes: checked against :data:`TRANSITIONS`."""
     allowed = TRANSITIONS[state.phase]
     if to not in allowed:
-        options = ", ".join(sorted(p.value for p in allowed)) or "nowhere (it has finished)"
+        hint = (
+            _AFTER_THE_END
+            if state.phase in TERMINAL_PHASES
+            else f"from {state.phase.value} it can move to: {', '.join(sorted(p.value for p in allowed))}."
+        )
         raise IllegalTransition(
             f"cannot move a rollout from {state.phase.value} to {to.value}",
-            hint=f"from {state.phase.value} it can move to: {options}.",
+            hint=hint,
             detail={"from": state.phase.value, "to": to.value},
         )
     return replace(state, phase=to, reason=reason, updated_at=now, **changes)
+
+
+_AFTER_THE_END = (
+    "the rollout has finished; to roll out again, deploy a spec and start it: lockgate deploy SPEC --start."
+)
+"""What a person can do with a finished rollout (none of the commands moves it again)."""
+
+
+def _resume_hint(phase: Phase) -> str:
+    """Why a rollout in ``phase`` cannot resume, and what to do instead."""
+    if phase in TERMINAL_PHASES:
+        return _AFTER_THE_END
+    if phase is Phase.PENDING:
+        return "it has not started: lockgate rollout start NAME."
+    if phase is Phase.HALTED:
+        return "a halted rollout waits for a person: promote it or roll it back."
+    return f"it is {phase.value}, not paused: it carries on by itself."
 
 
 def _event(
@@ -566,7 +587,7 @@ def resume(
     if state.phase is not Phase.PAUSED or state.paused_from is None:
         raise IllegalTransition(
             f"cannot resume a rollout that is {state.phase.value}",
-            hint="only a paused rollout resumes; pause it first.",
+            hint=f"only a paused rollout resumes; {_resume_hint(state.phase)}",
             detail={"from": state.phase.value, "to": "resume"},
         )
     resumed = _move(

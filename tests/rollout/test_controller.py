@@ -232,6 +232,26 @@ def test_commands_on_a_finished_rollout_name_both_phases(command: Any) -> None:
         command(CANARY, state, 2.0, actor="dave")
     assert "from promoted to" in str(info.value)
     assert info.value.http_status == 409
+    # the hint says what a person can do next, not that it can move "nowhere"
+    assert info.value.hint is not None and "nowhere" not in info.value.hint
+    assert "lockgate deploy SPEC --start" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("end", "hint"),
+    [
+        (rollback, "deploy a spec and start it"),
+        (promote, "deploy a spec and start it"),
+        (None, "lockgate rollout start"),
+    ],
+)
+def test_resume_says_what_to_do_instead_of_pausing_first(end: Any, hint: str) -> None:
+    """A finished or unstarted rollout cannot be paused, so "pause it first" would be a dead end."""
+    state = initial_state(CANARY) if end is None else end(CANARY, initial_after_start(), 1.0, actor="d")[0]
+    with pytest.raises(IllegalTransition) as info:
+        resume(CANARY, state, 2.0, actor="dave")
+    assert info.value.hint is not None and hint in info.value.hint
+    assert "pause it first" not in info.value.hint
 
 
 def test_pausing_twice_is_illegal() -> None:
