@@ -7,7 +7,7 @@ about the deployment's history; :mod:`lockgate.readiness` decides.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,18 +15,20 @@ from rich.table import Table
 
 from lockgate.cli.output import console
 from lockgate.errors import NotFound
-from lockgate.readiness.checklist import DeploymentFacts, VersionFacts
-from lockgate.readiness.rubric import Level
-from lockgate.rollout.spec import DeploymentSpec
-from lockgate.tracking.registry import MODELS_URI
+
+if TYPE_CHECKING:  # the readiness rubric and the rollout package load numpy: only the command needs them
+    from lockgate.readiness.checklist import DeploymentFacts, VersionFacts
+    from lockgate.readiness.rubric import Level
+    from lockgate.rollout.spec import DeploymentSpec
 
 _STATUS_STYLE = {"done": "[green]✓ done[/]", "left": "[red]✗ left[/]", "manual": "[yellow]☐ by hand[/]"}
 
 
 def _version_facts(uri: str) -> VersionFacts:
     from lockgate.gates.gate import TAG_VERDICT
+    from lockgate.readiness.checklist import VersionFacts
     from lockgate.tracking.connection import connect
-    from lockgate.tracking.registry import get_model_version
+    from lockgate.tracking.registry import MODELS_URI, get_model_version
 
     match = MODELS_URI.match(uri)
     if match is None:
@@ -79,6 +81,8 @@ def gather_facts(
     spec: DeploymentSpec, store_url: str | None, alert_rules: tuple[str, ...] | None = None
 ) -> DeploymentFacts:
     """Ask the registry about every variant and, when given, the store about the deployment."""
+    from lockgate.readiness.checklist import DeploymentFacts
+
     versions = {variant: _version_facts(uri) for variant, uri in spec.variants.items()}
     if store_url is None:
         return DeploymentFacts(versions, alert_rules=alert_rules)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES
-from lockgate.serving.runtimes import FastPath
-from lockgate.serving.server import ServeConfig, serve
-from lockgate.serving.variant import Execution, ServingPolicy
+if TYPE_CHECKING:  # the serving stack loads numpy and more: only ``lockgate serve`` needs it
+    from lockgate.serving.server import ServeConfig
 
 __all__ = ["serve_command"]
 
@@ -61,9 +59,9 @@ def serve_command(
         typer.Option(help="auto, onnx, native or pyfunc: how scikit-learn models are run."),
     ] = "auto",
     threads: Annotated[int, typer.Option(help="Threads per model call (ONNX Runtime).")] = 1,
-    max_body_bytes: Annotated[
-        int, typer.Option(help="Largest request body accepted (413 beyond).")
-    ] = DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 10
+    * 1024
+    * 1024,  # lockgate.serving.app.DEFAULT_MAX_BODY_BYTES (a test pins the two)
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     deployment: Annotated[
         list[Path] | None,
@@ -150,7 +148,7 @@ def serve_command(
         str,
         typer.Option(
             help="embedded (every variant in this process) or ray (each variant a Ray Serve "
-            "deployment with the spec's replicas; needs lockgate[ray]).",
+            "deployment with the spec's replicas; needs lockgate\\[ray]).",
         ),
     ] = "embedded",
     ray_address: Annotated[
@@ -192,7 +190,7 @@ def serve_command(
         # JSON logs with an access line per request; capture 1 in 100 requests for replay
         lockgate serve --deployment canary.yaml --log-format json --access-log --capture-every 100
 
-        # each variant a Ray Serve deployment (pip install 'lockgate[ray]'); see docs/scale-out.md
+        # each variant a Ray Serve deployment (pip install 'lockgate\\[ray]'); see docs/scale-out.md
         lockgate serve --backend ray --deployment canary.yaml --ray-cpus 2
     """
     from lockgate.errors import UserError
@@ -215,6 +213,10 @@ def serve_command(
         )
     if backend == "embedded" and (ray_address is not None or ray_cpus is not None):
         raise UserError("--ray-address and --ray-cpus need --backend ray", hint="add --backend ray")
+    from lockgate.serving.runtimes import FastPath
+    from lockgate.serving.server import ServeConfig, serve
+    from lockgate.serving.variant import Execution, ServingPolicy
+
     exec_mode: Execution = execution  # type: ignore[assignment]
     path_mode: FastPath = fast_path  # type: ignore[assignment]
     from lockgate.rollout.spec import load_spec
