@@ -97,7 +97,11 @@ def main() -> int:
     }
     print(f"CPU: {result['cpu']} ({result['cpus']} cores), load average {result['load_average_1m']}")
     print(f"{'command':<24}{'median s':>10}{'target s':>10}   runs")
-    names = {"help_s": "lockgate --help", "models_list_s": "lockgate models list", "python_s": "python -c pass"}
+    names = {
+        "help_s": "lockgate --help",
+        "models_list_s": "lockgate models list",
+        "python_s": "python -c pass",
+    }
     for key, name in names.items():
         target = f"{TARGETS[key]:.1f}" if key in TARGETS else "-"
         runs = " ".join(f"{v:.2f}" for v in times[key])
