@@ -173,7 +173,8 @@ def _command(verb: str, summary: str, example: str) -> None:
 _command("start", "Start a deployment's rollout (its first stage).", "lockgate rollout start churn")
 _command(
     "promote",
-    "Give the candidate all traffic now, skipping the remaining stages; moves the champion alias.",
+    "Give the candidate all traffic now, skipping the remaining stages; moves the champion alias. "
+    "At a pause step ({pause: {}}) it is the approval instead: the rollout moves on to the next step.",
     'lockgate rollout promote churn --reason "metrics look good"',
 )
 _command(

@@ -133,6 +133,7 @@ class Stage:
     is_experiment: bool = False
     max_error_rate: float | None = None
     max_p99_latency_ms: float | None = None
+    needs_approval: bool = False  # a pause step with no duration: waits for `lockgate rollout promote`
 
 
 def candidate_share(stage: Stage) -> float:
@@ -158,7 +159,8 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
                 s.weight_bp,
                 s.min_duration_s,
                 s.min_requests,
-                max_duration_s=_max_duration(s.min_duration_s, s.max_duration_s),
+                max_duration_s=None if s.is_pause else _max_duration(s.min_duration_s, s.max_duration_s),
+                needs_approval=s.needs_approval,
             )
             for s in strategy.steps
         )
@@ -528,8 +530,24 @@ def promote(
     *,
     actor: str,
     reason: str = "promoted by hand",
+    full: bool = False,
 ) -> Result:
-    """Skip the remaining stages: the candidate takes all traffic."""
+    """Skip the remaining stages: the candidate takes all traffic. At a pause step that waits for
+    approval, promote is the approval: the rollout moves on to the next stage (or, after the last
+    one, promotes), as Argo Rollouts' ``promote`` does; ``full`` skips the remaining stages anyway."""
+    stages = plan(spec)
+    if (
+        not full
+        and state.phase is Phase.STEPPING
+        and state.stage_index < len(stages)
+        and stages[state.stage_index].needs_approval
+        and state.stage_index + 1 < len(stages)
+    ):
+        why = reason if reason != "promoted by hand" else "approved by hand"
+        # the counters at the pause's start stand in for now (a rollout policy reopens the window
+        # at its first look anyway)
+        entered = state.stats_at_stage_start
+        return _enter(spec, state, stages, state.stage_index + 1, entered, now, actor, "approve", why)
     return _finish(spec, state, Phase.PROMOTED, now, actor, "promote", reason)
 
 
@@ -683,6 +701,10 @@ def step(
         )
     if state.phase is Phase.PAUSED or state.stage_started_at is None:
         return state, actions
+    if stage.needs_approval:
+        # a pause step: it is judged like any stage (harm still rolls back), but only a person
+        # moves it on, with `lockgate rollout promote`
+        return state, actions
 
     elapsed_s = now - state.stage_started_at
     # The default (rollout) policy advances on evidence; a plain policy, like the threshold one,
@@ -764,6 +786,8 @@ def _enter(
     numbers: Mapping[str, float] | None = None,
 ) -> Result:
     stage = stages[index]
+    if stage.needs_approval:
+        reason = f"{reason}; waiting for approval: lockgate rollout promote {spec.name}"
     weights = _weights(spec, stage.candidate_bp)
     shadow = spec.candidate if stage.shadow_fraction > 0 else None
     entered = _move(

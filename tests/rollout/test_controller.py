@@ -575,3 +575,52 @@ def test_an_ab_stage_tells_the_policy_it_is_an_experiment() -> None:
     state, _ = step(spec, state, snap(500, 500), 10.0, policy)  # opens the stage's window
     state, _ = step(spec, state, snap(600, 600), 20.0, policy)
     assert policy.views[-1].is_experiment and state.phase is Phase.PROMOTED
+
+
+APPROVAL = make_spec(
+    type="canary",
+    steps=[
+        {"weight_percent": 5, "min_duration_s": 60},
+        {"pause": {}},
+        {"weight_percent": 50, "min_duration_s": 60},
+        {"pause": {"duration_s": 30}},
+    ],
+)
+
+
+def test_a_pause_step_waits_at_its_weight_for_rollout_promote() -> None:
+    """Argo Rollouts' `pause: {}`: evidence and time do not move it on; `promote` approves it."""
+    policy = FixedPolicy(Decision.PROMOTE)
+    state, _ = start(APPROVAL, initial_state(APPROVAL), snap(0, 0), now=0.0)
+    state, actions = step(APPROVAL, state, snap(5000, 300), 61.0, policy)
+    assert (state.stage_index, state.weight_of("canary")) == (1, 500)
+    assert "waiting for approval: lockgate rollout promote fraud" in state.reason
+    for now in (100.0, 10_000.0, 1e6):  # however long, however good the numbers
+        assert step(APPROVAL, state, snap(50_000, 3000), now, policy)[0].stage_index == 1
+    # a harmful candidate is still rolled back while it waits
+    assert step(APPROVAL, state, snap(5000, 300), 70.0, FixedPolicy(Decision.ROLLBACK))[0].phase is (
+        Phase.ROLLED_BACK
+    )
+    approved, actions = promote(APPROVAL, state, 200.0, actor="erin")
+    assert (approved.phase, approved.stage_index, approved.weight_of("canary")) == (Phase.STEPPING, 2, 5000)
+    [event] = of_type(actions, RecordEvent)
+    assert (event.action, event.actor, event.reason) == ("approve", "erin", "approved by hand")
+    # a pause with a duration moves on by itself; the last stage then promotes
+    state, _ = step(APPROVAL, approved, snap(60_000, 6000), 261.0, policy)
+    assert (state.stage_index, state.weight_of("canary")) == (3, 5000)
+    assert step(APPROVAL, state, snap(70_000, 7000), 280.0, policy)[0].stage_index == 3
+    assert step(APPROVAL, state, snap(70_000, 7000), 292.0, policy)[0].phase is Phase.PROMOTED
+    # --full (and promote anywhere else) still skips to the end
+    assert promote(APPROVAL, approved, 201.0, actor="erin")[0].phase is Phase.PROMOTED
+    full, _ = promote(APPROVAL, step(APPROVAL, approved, snap(0, 0), 0.0, policy)[0], 1.0, actor="e")
+    assert full.phase is Phase.PROMOTED
+
+
+def test_a_pause_step_round_trips_and_cannot_come_first() -> None:
+    assert parse_spec(APPROVAL.to_dict()) == APPROVAL
+    with pytest.raises(ValidationError, match=r"strategy.steps\[0\].pause.*cannot be the first step"):
+        make_spec(type="canary", steps=[{"pause": {}}, {"weight_percent": 5}])
+    with pytest.raises(ValidationError, match="weight_percent"):
+        make_spec(type="canary", steps=[{"weight_percent": 5}, {"pause": {}}, {"weight_percent": 5}])
+    with pytest.raises(ValidationError, match="minutes"):
+        make_spec(type="canary", steps=[{"weight_percent": 5}, {"pause": {"minutes": 3}}])

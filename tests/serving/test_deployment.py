@@ -303,3 +303,29 @@ def test_metrics_show_the_rollout_and_the_shadow(
     assert 'lockgate_rollout_phase{deployment="watched",phase="pending"} 0.0' in text
     assert 'lockgate_shadow_agreement_ratio{deployment="watched"}' in text
     assert 'lockgate_shadow_dropped{deployment="watched"} 0.0' in text
+
+
+def test_a_pause_step_waits_on_the_server_until_rollout_promote(
+    gateway: Any, models: dict[str, Path]
+) -> None:
+    url = gateway.url
+    strategy = {
+        "type": "canary",
+        "steps": [{"weight_percent": 10}, {"pause": {}}, {"weight_percent": 50, "min_requests": 10**9}],
+    }
+    spec = {**spec_for("approval", models, "weak", strategy), "analysis": {"policy": "threshold"}}
+    deploy(url, spec)
+    command(url, "approval", "start")
+    deadline = time.monotonic() + 10
+    while status_of(url, "approval")["stage"] != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few controller ticks: nothing moves it on
+    waiting = status_of(url, "approval")
+    assert (waiting["phase"], waiting["stage"]) == ("stepping", 2), waiting
+    assert "waiting for approval: lockgate rollout promote approval" in waiting["reason"]
+    assert waiting["variants"]["next"]["weight_percent"] == 10.0
+    approved = command(url, "approval", "promote", reason="dashboard looks fine").json()
+    assert (approved["phase"], approved["stage"]) == ("stepping", 3)
+    assert approved["variants"]["next"]["weight_percent"] == 50.0
+    event = history_of(url, "approval")[-1]
+    assert (event["action"], event["reason"]) == ("approve", "dashboard looks fine")
