@@ -529,7 +529,7 @@ def promote(
     now: float,
     *,
     actor: str,
-    reason: str = "promoted by hand",
+    reason: str | None = None,
     full: bool = False,
 ) -> Result:
     """Skip the remaining stages: the candidate takes all traffic. At a pause step that waits for
@@ -543,12 +543,12 @@ def promote(
         and stages[state.stage_index].needs_approval
         and state.stage_index + 1 < len(stages)
     ):
-        why = reason if reason != "promoted by hand" else "approved by hand"
+        why = reason or "approved by hand"
         # the counters at the pause's start stand in for now (a rollout policy reopens the window
         # at its first look anyway)
         entered = state.stats_at_stage_start
         return _enter(spec, state, stages, state.stage_index + 1, entered, now, actor, "approve", why)
-    return _finish(spec, state, Phase.PROMOTED, now, actor, "promote", reason)
+    return _finish(spec, state, Phase.PROMOTED, now, actor, "promote", reason or "promoted by hand")
 
 
 def rollback(

@@ -179,7 +179,7 @@ class RolloutRunner:
             snapshot: Snapshot = self.store.load_snapshot(name)
             new_state, actions = start(spec, state, snapshot, now, actor=actor, **why)
         elif verb == "promote":
-            new_state, actions = promote(spec, state, now, actor=actor, **why)
+            new_state, actions = promote(spec, state, now, actor=actor, reason=reason)
         elif verb == "rollback":
             new_state, actions = rollback(spec, state, now, actor=actor, **why)
         elif verb == "pause":
