@@ -96,9 +96,17 @@ def serve_command(
             "--alert-webhook",
             metavar="URL",
             help="POST a JSON alert here when a rollout rolls back or halts on a sample-ratio "
-            "mismatch (also written to the audit log). Off by default.",
+            "mismatch (also written to the audit log; a failed delivery is tried 3 times). Off by default.",
         ),
     ] = None,
+    alert_format: Annotated[
+        str,
+        typer.Option(
+            "--alert-format",
+            help="slack (Slack's text and blocks; Mattermost takes it too), generic (lockgate's JSON "
+            "document) or auto (slack for hooks.slack.com, else generic).",
+        ),
+    ] = "auto",
     drift_reference: Annotated[
         str | None,
         typer.Option(
@@ -242,6 +250,7 @@ def serve_command(
         follow_registry=follow_registry,
         persist_joins=persist_feedback,
         alert_webhook=alert_webhook,
+        alert_format=alert_format,
         drift_reference=drift_reference,
         drift_sample_every=drift_sample_every,
         retrain_pipeline=str(retrain_on_drift) if retrain_on_drift is not None else None,
