@@ -58,6 +58,15 @@ def serve_command(
         str,
         typer.Option(help="auto, onnx, native or pyfunc: how scikit-learn models are run."),
     ] = "auto",
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            metavar="URL",
+            help="The Prometheus that a spec's analysis.metrics are queried on at each look "
+            "(e.g. http://127.0.0.1:9090).",
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(help="Threads per model call (ONNX Runtime).")] = 1,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 10
     * 1024
@@ -251,6 +260,7 @@ def serve_command(
         persist_joins=persist_feedback,
         alert_webhook=alert_webhook,
         alert_format=alert_format,
+        prometheus_url=prometheus_url,
         drift_reference=drift_reference,
         drift_sample_every=drift_sample_every,
         retrain_pipeline=str(retrain_on_drift) if retrain_on_drift is not None else None,

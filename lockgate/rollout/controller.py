@@ -631,8 +631,13 @@ def step(
     snapshot: Snapshot,
     now: float,
     policy: Policy,
+    external: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Result:
-    """One controller tick: analyse, then roll back, halt, wait, advance or finish."""
+    """One controller tick: analyse, then roll back, halt, wait, advance or finish.
+
+    ``external``: the values of the spec's ``analysis.metrics`` at this look, metric name →
+    variant → value, as a metrics provider gave them (a missing value is not judged); a
+    candidate's value past its limit rolls the rollout back like a harmful verdict."""
     actions: tuple[Action, ...] = ()
     if state.phase is Phase.PAUSED and state.pause_until is not None and now >= state.pause_until:
         state, actions = resume(spec, state, state.pause_until, actor=CONTROLLER, reason="pause elapsed")
@@ -698,6 +703,21 @@ def step(
         return _then(
             actions,
             _finish(spec, state, Phase.HALTED, now, CONTROLLER, "halt", reason, numbers),
+        )
+    breaches = []
+    for metric in spec.analysis.metrics:
+        measured = (external or {}).get(metric.name, {})
+        for variant, value in measured.items():
+            numbers[f"metric_{metric.name}_{variant}"] = float(value)
+        candidate_value = measured.get(spec.candidate)
+        breach = metric.breach(candidate_value) if candidate_value is not None else None
+        if breach is not None:
+            breaches.append(f"{metric.name} of the candidate is {candidate_value:g}, {breach}")
+    if breaches:
+        reason = "analysis metric: " + "; ".join(breaches)
+        return _then(
+            actions,
+            _finish(spec, state, Phase.ROLLED_BACK, now, CONTROLLER, "rollback", reason, numbers),
         )
     if state.phase is Phase.PAUSED or state.stage_started_at is None:
         return state, actions

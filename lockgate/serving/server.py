@@ -28,6 +28,7 @@ from typing import Any
 from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
 from lockgate.monitor.alerts import WebhookSender, check_webhook_url, webhook_format
 from lockgate.monitor.capture import DEFAULT_KEEP
+from lockgate.monitor.prometheus import PrometheusReader
 from lockgate.monitor.reference import load_reference
 from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.rollout.spec import DeploymentSpec
@@ -77,6 +78,7 @@ class ServeConfig:
     persist_joins: bool = False
     alert_webhook: str | None = None
     alert_format: str = "auto"  # slack, generic, or auto (slack for hooks.slack.com)
+    prometheus_url: str | None = None  # where a spec's analysis.metrics are queried
     drift_reference: str | None = None
     drift_sample_every: int = 10
     retrain_pipeline: str | None = None
@@ -227,6 +229,7 @@ def build_deployments(
         alerts=WebhookSender(config.alert_webhook, body_format=config.alert_format)
         if config.alert_webhook
         else None,
+        external_metrics=PrometheusReader(config.prometheus_url).values if config.prometheus_url else None,
         drift_reference=load_reference(config.drift_reference) if config.drift_reference else None,
         drift_sample_every=config.drift_sample_every,
         retrain=_retrain_trigger(config),

@@ -624,3 +624,34 @@ def test_a_pause_step_round_trips_and_cannot_come_first() -> None:
         make_spec(type="canary", steps=[{"weight_percent": 5}, {"pause": {}}, {"weight_percent": 5}])
     with pytest.raises(ValidationError, match="minutes"):
         make_spec(type="canary", steps=[{"weight_percent": 5}, {"pause": {"minutes": 3}}])
+
+
+def test_an_analysis_metric_past_its_limit_rolls_back_the_candidate() -> None:
+    """Argo's analysis metric: a number from a provider (Prometheus), judged at every look."""
+    spec = parse_spec(
+        {
+            **CANARY.to_dict(),
+            "analysis": {
+                "metrics": [
+                    {"name": "checkout_errors", "query": 'rate(x{variant="{{variant}}"}[1m])', "max": 0.05},
+                    {"name": "revenue", "query": "sum(y)", "min": 10},
+                ]
+            },
+        }
+    )
+    assert parse_spec(spec.to_dict()) == spec
+    assert spec.analysis.metrics[0].query_for("fraud", "canary") == 'rate(x{variant="canary"}[1m])'
+    state = start(spec, initial_state(spec), snap(0, 0), now=0.0)[0]
+    fine = {"checkout_errors": {"stable": 0.2, "canary": 0.01}, "revenue": {"canary": 12.0}}
+    kept, _ = step(spec, state, snap(100, 10), 1.0, FixedPolicy(), fine)
+    assert kept.phase is Phase.STEPPING  # the baseline's own value is not judged
+    assert step(spec, state, snap(100, 10), 1.0, FixedPolicy(), {})[0].phase is Phase.STEPPING  # none yet
+    bad = {"checkout_errors": {"stable": 0.01, "canary": 0.08}, "revenue": {"canary": 3.0}}
+    rolled, actions = step(spec, state, snap(100, 10), 2.0, FixedPolicy(), bad)
+    assert rolled.phase is Phase.ROLLED_BACK
+    [event] = of_type(actions, RecordEvent)
+    assert "checkout_errors of the candidate is 0.08, above its max 0.05" in event.reason
+    assert "revenue of the candidate is 3, below its min 10" in event.reason
+    assert event.numbers["metric_checkout_errors_stable"] == 0.01
+    with pytest.raises(ValidationError, match="needs max or min"):
+        parse_spec({**CANARY.to_dict(), "analysis": {"metrics": [{"name": "a", "query": "q"}]}})
