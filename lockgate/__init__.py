@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from lockgate.tracking.tracker import (
-    TrackedRun,
-    active_run,
-    log_metric,
-    log_metrics,
-    log_param,
-    log_params,
-    track,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lockgate.tracking.tracker import (
+        TrackedRun,
+        active_run,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        track,
+    )
 
 __version__ = "0.1.0"
 
@@ -24,3 +27,13 @@ __all__ = [
     "log_params",
     "track",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The tracking API, imported on first use: ``lockgate --help`` and the commands that do not
+    track stay clear of it (PEP 562)."""
+    if name in __all__ and name != "__version__":
+        from lockgate.tracking import tracker
+
+        return getattr(tracker, name)
+    raise AttributeError(f"module 'lockgate' has no attribute {name!r}")

@@ -8,7 +8,7 @@ the same admin URL and token as ``lockgate rollout``) and computes in
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -17,7 +17,9 @@ from rich.text import Text
 
 from lockgate.cli.output import console
 from lockgate.cli.rollout import NameArgument, TokenOption, UrlOption
-from lockgate.stats.analysis import Analysis
+
+if TYPE_CHECKING:  # the statistics load scipy: only the command itself needs them
+    from lockgate.stats.analysis import Analysis
 
 _VERDICT_STYLE = {"better": "bold green", "worse": "bold red", "worse: error rate": "bold red"}
 _METRIC_WORDS = {"conversions": "conversion rate", "outcome": "outcome mean", "errors": "error rate"}

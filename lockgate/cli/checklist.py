@@ -7,7 +7,7 @@ about the deployment's history; :mod:`lockgate.readiness` decides.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,18 +15,20 @@ from rich.table import Table
 
 from lockgate.cli.output import console
 from lockgate.errors import NotFound
-from lockgate.readiness.checklist import DeploymentFacts, VersionFacts
-from lockgate.readiness.rubric import Level
-from lockgate.rollout.spec import DeploymentSpec
-from lockgate.tracking.registry import MODELS_URI
+
+if TYPE_CHECKING:  # the readiness rubric and the rollout package load numpy: only the command needs them
+    from lockgate.readiness.checklist import DeploymentFacts, VersionFacts
+    from lockgate.readiness.rubric import Level
+    from lockgate.rollout.spec import DeploymentSpec
 
 _STATUS_STYLE = {"done": "[green]✓ done[/]", "left": "[red]✗ left[/]", "manual": "[yellow]☐ by hand[/]"}
 
 
 def _version_facts(uri: str) -> VersionFacts:
-    from lockgate.gates.gate import TAG_VERDICT
+    from lockgate.gates.gate import TAG_KINDS, TAG_REPORT, TAG_VERDICT
+    from lockgate.readiness.checklist import VersionFacts
     from lockgate.tracking.connection import connect
-    from lockgate.tracking.registry import get_model_version
+    from lockgate.tracking.registry import MODELS_URI, get_model_version
 
     match = MODELS_URI.match(uri)
     if match is None:
@@ -41,11 +43,34 @@ def _version_facts(uri: str) -> VersionFacts:
         is_registered=True,
         artifact_sha256=version.artifact_sha256,
         gate_verdict=version.tags.get(TAG_VERDICT),
+        gate_kinds=_gate_kinds(version.tags.get(TAG_KINDS), version.run_id, version.tags.get(TAG_REPORT)),
         aliases=version.aliases,
         run_id=version.run_id,
         git_commit=version.git_commit,
         has_datasets=bool(version.datasets),
     )
+
+
+def _gate_kinds(tagged: str | None, run_id: str | None, report: str | None) -> frozenset[str]:
+    """The check kinds the gate ran: from the version's tag, or (a version gated before the tag
+    existed) from the report the gate logged to its run."""
+    if tagged is not None:
+        return frozenset(kind for kind in tagged.split(",") if kind)
+    if run_id is None or report is None:
+        return frozenset()
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    from lockgate.tracking.connection import connect
+
+    try:
+        local = connect().client.download_artifacts(run_id, report)
+        with open(local, encoding="utf-8") as file:
+            results = json.load(file).get("checks", [])
+    except (OSError, ValueError, MlflowException):
+        return frozenset()
+    return frozenset(r["kind"] for r in results if r.get("kind") and r.get("status") != "skipped")
 
 
 def read_alert_rules(paths: list[Path]) -> tuple[str, ...]:
@@ -79,6 +104,8 @@ def gather_facts(
     spec: DeploymentSpec, store_url: str | None, alert_rules: tuple[str, ...] | None = None
 ) -> DeploymentFacts:
     """Ask the registry about every variant and, when given, the store about the deployment."""
+    from lockgate.readiness.checklist import DeploymentFacts
+
     versions = {variant: _version_facts(uri) for variant, uri in spec.variants.items()}
     if store_url is None:
         return DeploymentFacts(versions, alert_rules=alert_rules)
@@ -113,8 +140,8 @@ def checklist_command(
         str | None,
         typer.Option(
             "--store",
-            help="Rollout store URL, to look for a rehearsed rollback in its history (default for a "
-            "DEPLOYMENT: sqlite under LOCKGATE_HOME).",
+            help="Rollout store URL, to look for a rehearsed rollback in its history (default: the "
+            "sqlite store under LOCKGATE_HOME, when it exists).",
         ),
     ] = None,
     alert_rules: Annotated[
@@ -146,11 +173,16 @@ def checklist_command(
 
         lockgate checklist churn --alert-rules deploy/monitoring/alert-rules.yml
     """
-    from lockgate.cli.target import resolve_spec
+    from lockgate.cli.target import default_store, resolve_spec, sqlite_file
     from lockgate.readiness.checklist import check_deployment, rubric_evidence
     from lockgate.readiness.rubric import SECTIONS, score_rubric
 
     spec, live_store = resolve_spec(target, store)
+    if live_store is None and store is None:
+        # a spec file: its deployment's history is in the default store when there is one
+        default = default_store()
+        found = sqlite_file(default)
+        live_store = default if found is not None and found.exists() else None
     rules = read_alert_rules(alert_rules) if alert_rules else None
     facts = gather_facts(spec, live_store or store, rules)
     results = check_deployment(spec, facts)

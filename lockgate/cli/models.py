@@ -78,10 +78,16 @@ def models_list_command() -> None:
 
     Example:  lockgate models list
     """
-    from lockgate.tracking.connection import connect
-    from lockgate.tracking.registry import list_models
+    from lockgate.cli.registry_index import models_in
+    from lockgate.settings import current_settings
 
-    models = list_models(connect())
+    # a local SQLite registry is read directly (read-only), without MLflow's 2-3 s import
+    models = models_in(current_settings().registry_uri)
+    if models is None:
+        from lockgate.tracking.connection import connect
+        from lockgate.tracking.registry import list_models
+
+        models = list_models(connect())
     if not models:
         console.print("no registered models yet; register one with `lockgate register RUN --name NAME`")
         return

@@ -14,10 +14,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from lockgate.cli.output import console
+from lockgate.cli.output import console, err_console
 from lockgate.errors import UserError
 
 app = typer.Typer(
@@ -98,7 +99,9 @@ def render_status(status: dict[str, Any]) -> Group:
     verdict = status.get("verdict")
     if verdict:
         reasons = "; ".join(verdict["reasons"]) or "-"
-        parts.append(Text.assemble(("verdict: ", "bold"), verdict["decision"], f"  ({reasons})"))
+        # a finished rollout's last verdict is history: a hand rollback may follow a "promote"
+        label = f"last verdict before it was {phase.replace('_', ' ')}: " if phase in _DONE else "verdict: "
+        parts.append(Text.assemble((label, "bold"), verdict["decision"], f"  ({reasons})"))
     shadow = status.get("shadow") or {}
     if shadow.get("mirrored"):
         parts.append(
@@ -137,9 +140,12 @@ def deploy_command(
           type: canary
           steps: [{weight_percent: 5, min_requests: 500}, {weight_percent: 50, min_duration_s: 600}]
     """
+    from lockgate.rollout.evidence import stage_warnings
     from lockgate.rollout.spec import load_spec
 
     spec = load_spec(spec_file)
+    for warning in stage_warnings(spec):
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     with _client(url, token) as client:
         client.deploy(spec.to_dict(), actor=_actor(actor))
         status = (
@@ -167,7 +173,8 @@ def _command(verb: str, summary: str, example: str) -> None:
 _command("start", "Start a deployment's rollout (its first stage).", "lockgate rollout start churn")
 _command(
     "promote",
-    "Give the candidate all traffic now, skipping the remaining stages; moves the champion alias.",
+    "Give the candidate all traffic now, skipping the remaining stages; moves the champion alias. "
+    "At a pause step ({pause: {}}) it is the approval instead: the rollout moves on to the next step.",
     'lockgate rollout promote churn --reason "metrics look good"',
 )
 _command(
@@ -236,6 +243,10 @@ def status_command(
         if not watch:
             console.print(render_status(status))
             return
+        if not console.is_terminal:
+            # a CI log: no live view to redraw, so one line each time something changes
+            _watch_lines(client, name, status, interval_s)
+            return
         from rich.live import Live
 
         with Live(render_status(status), console=console, refresh_per_second=4) as live:
@@ -246,6 +257,41 @@ def status_command(
                     live.update(render_status(status))
             except KeyboardInterrupt:
                 pass
+
+
+def status_line(status: dict[str, Any]) -> str:
+    """One line of a status for a log: phase, stage, weights, verdict, requests and why."""
+    variants = status["variants"]
+    weights = ", ".join(f"{name} {v['weight_percent']:g}%" for name, v in variants.items())
+    requests = ", ".join(f"{name} {v['requests']}" for name, v in variants.items())
+    verdict = status.get("verdict")
+    decision = verdict["decision"] if verdict else "none yet"
+    return (
+        f"{dt.datetime.now():%H:%M:%S} {status['name']} {status['phase']} stage {status['stage']}: "
+        f"weights {weights}; verdict {decision}; requests {requests}; {status.get('reason') or '-'}"
+    )
+
+
+def _change(status: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a new line: not the counters, which change with every request."""
+    verdict = status.get("verdict")
+    weights = tuple((name, v["weight_percent"]) for name, v in status["variants"].items())
+    return status["phase"], status["stage"], weights, verdict and verdict["decision"], status.get("reason")
+
+
+def _watch_lines(client: Any, name: str, status: dict[str, Any], interval_s: float) -> None:
+    last: tuple[Any, ...] | None = None
+    try:
+        while True:
+            if _change(status) != last:
+                print(status_line(status), flush=True)
+                last = _change(status)
+            if status["phase"] in _DONE:
+                return
+            time.sleep(interval_s)
+            status = client.status(name)
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command("history")

@@ -44,8 +44,15 @@ def list_command(
     metric_keys = sorted({k for r in runs for k in r.metrics})[: min(4, room)]
     fmt = "{:.4g}".format
     table = Table(title="runs (newest first)")
+    # the ids stay whole (commands take a prefix of 6 or more); names and data wrap instead
+    whole = {"run": 8, "started": 11, "commit": 8}
     for col in ("run", "name", "started", "duration", *metric_keys, "commit", "data"):
-        table.add_column(col, no_wrap=True, min_width=min(len(col), 8))
+        table.add_column(
+            col,
+            no_wrap=col in whole or col == "duration",
+            min_width=whole.get(col, min(len(col), 8)),
+            overflow="fold",
+        )
     for r in runs:
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
         data = ", ".join(f"{d['name']}@{d['version']}" for d in r.datasets) or "-"

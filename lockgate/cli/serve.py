@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES
-from lockgate.serving.runtimes import FastPath
-from lockgate.serving.server import ServeConfig, serve
-from lockgate.serving.variant import Execution, ServingPolicy
+if TYPE_CHECKING:  # the serving stack loads numpy and more: only ``lockgate serve`` needs it
+    from lockgate.serving.server import ServeConfig
 
 __all__ = ["serve_command"]
 
@@ -60,10 +58,19 @@ def serve_command(
         str,
         typer.Option(help="auto, onnx, native or pyfunc: how scikit-learn models are run."),
     ] = "auto",
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            metavar="URL",
+            help="The Prometheus that a spec's analysis.metrics are queried on at each look "
+            "(e.g. http://127.0.0.1:9090).",
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(help="Threads per model call (ONNX Runtime).")] = 1,
-    max_body_bytes: Annotated[
-        int, typer.Option(help="Largest request body accepted (413 beyond).")
-    ] = DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 10
+    * 1024
+    * 1024,  # lockgate.serving.app.DEFAULT_MAX_BODY_BYTES (a test pins the two)
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     deployment: Annotated[
         list[Path] | None,
@@ -98,9 +105,17 @@ def serve_command(
             "--alert-webhook",
             metavar="URL",
             help="POST a JSON alert here when a rollout rolls back or halts on a sample-ratio "
-            "mismatch (also written to the audit log). Off by default.",
+            "mismatch (also written to the audit log; a failed delivery is tried 3 times). Off by default.",
         ),
     ] = None,
+    alert_format: Annotated[
+        str,
+        typer.Option(
+            "--alert-format",
+            help="slack (Slack's text and blocks; Mattermost takes it too), generic (lockgate's JSON "
+            "document) or auto (slack for hooks.slack.com, else generic).",
+        ),
+    ] = "auto",
     drift_reference: Annotated[
         str | None,
         typer.Option(
@@ -150,7 +165,7 @@ def serve_command(
         str,
         typer.Option(
             help="embedded (every variant in this process) or ray (each variant a Ray Serve "
-            "deployment with the spec's replicas; needs lockgate[ray]).",
+            "deployment with the spec's replicas; needs lockgate\\[ray]).",
         ),
     ] = "embedded",
     ray_address: Annotated[
@@ -192,7 +207,7 @@ def serve_command(
         # JSON logs with an access line per request; capture 1 in 100 requests for replay
         lockgate serve --deployment canary.yaml --log-format json --access-log --capture-every 100
 
-        # each variant a Ray Serve deployment (pip install 'lockgate[ray]'); see docs/scale-out.md
+        # each variant a Ray Serve deployment (pip install 'lockgate\\[ray]'); see docs/scale-out.md
         lockgate serve --backend ray --deployment canary.yaml --ray-cpus 2
     """
     from lockgate.errors import UserError
@@ -215,6 +230,10 @@ def serve_command(
         )
     if backend == "embedded" and (ray_address is not None or ray_cpus is not None):
         raise UserError("--ray-address and --ray-cpus need --backend ray", hint="add --backend ray")
+    from lockgate.serving.runtimes import FastPath
+    from lockgate.serving.server import ServeConfig, serve
+    from lockgate.serving.variant import Execution, ServingPolicy
+
     exec_mode: Execution = execution  # type: ignore[assignment]
     path_mode: FastPath = fast_path  # type: ignore[assignment]
     from lockgate.rollout.spec import load_spec
@@ -240,6 +259,8 @@ def serve_command(
         follow_registry=follow_registry,
         persist_joins=persist_feedback,
         alert_webhook=alert_webhook,
+        alert_format=alert_format,
+        prometheus_url=prometheus_url,
         drift_reference=drift_reference,
         drift_sample_every=drift_sample_every,
         retrain_pipeline=str(retrain_on_drift) if retrain_on_drift is not None else None,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from lockgate.errors import NotFound, UserError
-from lockgate.rollout.spec import NAME_PATTERN, NAME_RULE, DeploymentSpec
+
+if TYPE_CHECKING:  # importing the rollout package loads numpy: only the commands need it
+    from lockgate.rollout.spec import DeploymentSpec
 
 StoreOption = Annotated[
     str | None,
@@ -34,6 +36,8 @@ class Target:
 
 def classify_target(text: str, *, is_file: bool) -> Target:
     """A spec file when it exists or looks like one; a deployment name when it is a valid name."""
+    from lockgate.rollout.spec import NAME_PATTERN, NAME_RULE
+
     if is_file or text.lower().endswith(_SPEC_SUFFIXES) or "/" in text or "\\" in text:
         return Target("spec", text)
     if NAME_PATTERN.fullmatch(text):

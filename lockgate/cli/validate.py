@@ -83,21 +83,28 @@ def validate_command(
 
     Example:  lockgate validate prompts:/support-answer/2 --policy prompt-gate.yaml
     """
+    from lockgate.errors import LockgateError
     from lockgate.gates.gate import record_report, validate
     from lockgate.gates.policy import load_policy
-    from lockgate.gates.report import to_json, to_junit_xml, to_markdown
+    from lockgate.gates.report import error_junit_xml, to_json, to_junit_xml, to_markdown
     from lockgate.tracking.connection import connect
 
-    parsed = load_policy(policy)
-    conn = connect()
     is_prompt = model.startswith("prompts:/")
-    with console.status(f"validating {model}..."):
-        if is_prompt:
-            from lockgate.prompts.gate import validate_prompt
+    try:
+        parsed = load_policy(policy)
+        conn = connect()
+        with console.status(f"validating {model}..."):
+            if is_prompt:
+                from lockgate.prompts.gate import validate_prompt
 
-            report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)
-        else:
-            report = validate(conn, model, parsed, against=against)
+                report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)
+            else:
+                report = validate(conn, model, parsed, against=against)
+    except LockgateError as exc:
+        # the gate could not run (exit 2): CI still gets a JUnit file that says why
+        if junit is not None:
+            _write(junit, error_junit_xml(model, type(exc).__name__, exc.message, exc.hint))
+        raise
     console.print(report_table(report))
     if junit is not None:
         _write(junit, to_junit_xml(report))

@@ -115,7 +115,12 @@ def champion_mcnemar(result: McNemarResult, margin: float) -> CheckResult:
     )
     if result.is_non_inferior(margin):
         return check_passed(name, detail, **numbers)
-    return check_failed(name, f"worse than the champion by more than {margin}: {detail}", **numbers)
+    # the reason is the lower bound, not the estimate (which may be well within the margin)
+    why = (
+        f"not shown within {margin} of the champion: the {1 - result.alpha:.0%} lower bound of the "
+        f"accuracy difference, {result.ci_low:+.4f}, is below {-margin:+.4f}"
+    )
+    return check_failed(name, f"{why}; {detail}", **numbers)
 
 
 def champion_bootstrap(result: BootstrapResult, margin: float) -> CheckResult:
@@ -138,7 +143,12 @@ def champion_bootstrap(result: BootstrapResult, margin: float) -> CheckResult:
     )
     if result.is_non_inferior(margin):
         return check_passed(name, detail, **numbers)
-    return check_failed(name, f"worse than the champion by more than {margin}: {detail}", **numbers)
+    # the reason is the lower bound, not the estimate (which may be well within the margin)
+    why = (
+        f"not shown within {margin} of the champion: the {1 - result.alpha:.0%} lower bound of the "
+        f"{result.metric} improvement, {result.ci_low:+.4f}, is below {-margin:+.4f}"
+    )
+    return check_failed(name, f"{why}; {detail}", **numbers)
 
 
 def slice_against_baseline(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
 
 __all__ = [
+    "TAG_KINDS",
     "TAG_POLICY_SHA256",
     "TAG_VERDICT",
     "LoadedModel",
@@ -42,6 +43,8 @@ __all__ = [
 TAG_VERDICT = "lockgate.gate.verdict"
 TAG_POLICY_SHA256 = "lockgate.gate.policy_sha256"
 TAG_REPORT = "lockgate.gate.report"
+TAG_KINDS = "lockgate.gate.kinds"
+"""The check kinds that ran (not skipped), comma-separated: what the checklist credits the gate with."""
 
 
 def parse_model_uri(text: str) -> Ref:
@@ -406,6 +409,8 @@ def record_report(conn: Connection, report: GateReport) -> str | None:
     client = conn.client
     client.set_model_version_tag(version.name, str(version.version), TAG_VERDICT, report.verdict)
     client.set_model_version_tag(version.name, str(version.version), TAG_POLICY_SHA256, report.policy_sha256)
+    kinds = ",".join(sorted({r.kind for r in report.results if r.kind and not r.is_skipped}))
+    client.set_model_version_tag(version.name, str(version.version), TAG_KINDS, kinds)
     if version.run_id is None:
         return None
     artifact = f"gates/validate-{version.name}-v{version.version}-{report.started_ms}.json"

@@ -9,7 +9,15 @@ from collections.abc import Mapping
 
 from lockgate.gates.result import CheckResult, GateReport, Number
 
-__all__ = ["MARKDOWN_MARKER", "format_number", "format_numbers", "to_json", "to_junit_xml", "to_markdown"]
+__all__ = [
+    "MARKDOWN_MARKER",
+    "error_junit_xml",
+    "format_number",
+    "format_numbers",
+    "to_json",
+    "to_junit_xml",
+    "to_markdown",
+]
 
 MARKDOWN_MARKER = "<!-- lockgate-validate -->"
 _ICONS = {"passed": "✅", "failed": "❌", "skipped": "⏭️"}
@@ -35,6 +43,21 @@ def _title(report: GateReport) -> str:
     if report.passed:
         return f"{report.model} passed {counts['passed']} of {total} checks ({counts['skipped']} skipped)"
     return f"{report.model} failed {counts['failed']} of {total} checks"
+
+
+def error_junit_xml(model: str, error_type: str, message: str, hint: str | None) -> str:
+    """A gate that could not run (bad input, exit 2) as one errored ``<testcase>``, so a CI page
+    shows why instead of nothing."""
+    attrs = {"tests": "1", "failures": "0", "errors": "1", "skipped": "0", "time": "0"}
+    suites = ET.Element("testsuites", {"name": "lockgate validate", **attrs})
+    suite = ET.SubElement(suites, "testsuite", {"name": f"lockgate validate {model}", **attrs})
+    case = ET.SubElement(
+        suite, "testcase", {"classname": "lockgate.gate", "name": "run the gate", "time": "0"}
+    )
+    error = ET.SubElement(case, "error", {"message": message, "type": error_type})
+    error.text = message + (f"\nhint: {hint}" if hint else "")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
 def to_junit_xml(report: GateReport) -> str:

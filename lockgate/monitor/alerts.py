@@ -4,8 +4,11 @@ The decision is pure: :func:`pending_alert` reads a deployment's audit log and r
 alert still owed, if any: the newest ``rollback`` or ``halt`` event that no ``alert`` event names
 yet (so a restart or a second look does not send it twice) and that is recent. The shell is
 :class:`WebhookSender`: a bounded queue and one background thread that POSTs JSON with a
-timeout. Nothing here runs on the request path; a full queue drops the alert and counts it, a
-failed post is logged and counted, never retried in a loop.
+timeout, in the format the receiver takes (:func:`webhook_body`: Slack's ``text`` and
+``blocks``, which Mattermost and Rocket.Chat take too, or lockgate's own generic document).
+Nothing here runs on the request path; a full queue drops the alert and counts it; a delivery
+that fails (no answer, a 5xx or a 429) is tried again a few times with a growing pause, then
+logged and counted as failed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -33,6 +37,8 @@ __all__ = [
     "alert_event",
     "check_webhook_url",
     "pending_alert",
+    "webhook_body",
+    "webhook_format",
 ]
 
 _log = logging.getLogger("lockgate.monitor")
@@ -125,6 +131,45 @@ def alert_event(alert: Alert, *, now: float, destination: str) -> RecordEvent:
     )
 
 
+FORMATS = ("auto", "slack", "generic")
+
+
+def webhook_format(url: str, requested: str = "auto") -> str:
+    """The body format for ``url``: ``slack`` or ``generic`` as asked; ``auto`` picks ``slack`` for
+    Slack's own hooks and ``generic`` (lockgate's document, which has a ``text`` too) elsewhere."""
+    if requested not in FORMATS:
+        raise UserError(
+            f"alert format '{requested}' is unknown", hint="use auto, slack (Slack, Mattermost) or generic"
+        )
+    if requested != "auto":
+        return requested
+    host = url.split("/", 3)[2].split(":", 1)[0].lower() if url.count("/") >= 2 else ""
+    return "slack" if host == "hooks.slack.com" else "generic"
+
+
+def webhook_body(alert: Alert, body_format: str) -> dict[str, Any]:
+    """What is POSTed: Slack's incoming-webhook message, or lockgate's generic document (pure)."""
+    if body_format != "slack":
+        return alert.to_dict()
+    shown = ", ".join(f"{k}={v:g}" for k, v in list(alert.numbers.items())[:8] if v is not None)
+    return {
+        "text": alert.text,  # the notification and any client without blocks
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{alert.text}*"}},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"{alert.kind} · {alert.from_phase} → {alert.to_phase} · event "
+                        f"{alert.event_id}" + (f" · {shown}" if shown else ""),
+                    }
+                ],
+            },
+        ],
+    }
+
+
 def check_webhook_url(url: str) -> str:
     """``url`` if it is an http(s) URL; a UserError naming the fix otherwise."""
     if not url.startswith(("http://", "https://")) or len(url) < len("http://x"):
@@ -151,17 +196,35 @@ class AlertSender(Protocol):
 
 
 class WebhookSender:
-    """POSTs alerts as JSON to ``url`` from one daemon thread, ``timeout_s`` per post.
+    """POSTs alerts as JSON to ``url`` from one daemon thread, ``timeout_s`` per post, in
+    ``body_format`` (see :func:`webhook_format`).
 
-    ``sent``, ``failed`` and ``dropped`` count what happened (dropped: the queue of ``max_queue``
-    was full)."""
+    A post that gets no answer, a 5xx or a 429 is tried up to ``attempts`` times, waiting
+    ``backoff_s``, then twice that, and so on; another 4xx is not tried again (the receiver
+    refuses it). ``sent``, ``failed``, ``retried`` and ``dropped`` count what happened (dropped:
+    the queue of ``max_queue`` was full)."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0, max_queue: int = 100) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        max_queue: int = 100,
+        body_format: str = "auto",
+        attempts: int = 3,
+        backoff_s: float = 0.5,
+    ) -> None:
         self.url = check_webhook_url(url)
+        self.body_format = webhook_format(self.url, body_format)
         self.timeout_s = timeout_s
         self.max_queue = max_queue
+        if attempts < 1:
+            raise UserError(f"attempts must be at least 1, got {attempts}", hint="e.g. 3")
+        self.attempts = attempts
+        self.backoff_s = backoff_s
         self.sent = 0
         self.failed = 0
+        self.retried = 0
         self.dropped = 0
         self._queue: queue.Queue[Alert | None] = queue.Queue(max_queue)
         self._thread: threading.Thread | None = None
@@ -210,24 +273,38 @@ class WebhookSender:
             self._post(alert)
 
     def _post(self, alert: Alert) -> None:
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s)
-            self.url,
-            data=orjson.dumps(alert.to_dict()),
-            headers={"content-type": "application/json", "user-agent": "lockgate-alerts"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:  # noqa: S310
-                answer.read()
-        # a webhook that is down or slow must never take the server with it: log, count, go on
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            self.failed += 1
-            _log.warning(
-                "could not post the %s alert of '%s' to %s: %s",
-                alert.kind,
-                alert.deployment,
-                self.destination,
-                exc,
+        body = orjson.dumps(webhook_body(alert, self.body_format))
+        for attempt in range(self.attempts):
+            if attempt:
+                self.retried += 1
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s)
+                self.url,
+                data=body,
+                headers={"content-type": "application/json", "user-agent": "lockgate-alerts"},
+                method="POST",
             )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:  # noqa: S310
+                    answer.read()
+            # a webhook that is down or slow must never take the server with it: log, count, go on
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                error: Exception = exc
+                status = None
+                if isinstance(exc, urllib.error.HTTPError):
+                    status = exc.code
+                    exc.close()  # it holds the answer's socket
+                if status is not None and status < 500 and status != 429:
+                    break  # the receiver refuses this body: sending it again will not help
+                continue
+            self.sent += 1
             return
-        self.sent += 1
+        self.failed += 1
+        _log.warning(
+            "could not post the %s alert of '%s' to %s after %d attempt(s): %s",
+            alert.kind,
+            alert.deployment,
+            self.destination,
+            attempt + 1,
+            error,
+        )

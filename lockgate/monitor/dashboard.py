@@ -8,6 +8,7 @@ bearer header or a ``?token=`` query parameter (the page sends it on as a header
 
 from __future__ import annotations
 
+import html
 from collections import deque
 from functools import cache
 from importlib import resources
@@ -23,10 +24,12 @@ __all__ = [
     "DASHBOARD_HEADERS",
     "DASHBOARD_PATH",
     "DATA_PATH",
+    "SIGN_IN_HEADERS",
     "RecentEvents",
     "dashboard_authorization",
     "dashboard_data",
     "dashboard_page",
+    "sign_in_page",
 ]
 
 DASHBOARD_PATH = "/dashboard"
@@ -46,6 +49,37 @@ DASHBOARD_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 )
+
+
+SIGN_IN_HEADERS = (
+    # no script at all; the one form may only go back to this server
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
+        b"frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
+
+
+def sign_in_page(problem: str) -> bytes:
+    """What a browser gets at /dashboard without a valid token: a page that says so and asks for
+    it (a JSON 401 left a person with nothing to act on)."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lockgate dashboard: token needed</title>
+<style>body{{font:16px system-ui,sans-serif;max-width:34em;margin:4em auto;padding:0 1em}}
+input{{font:inherit;padding:.3em;width:100%;box-sizing:border-box}}button{{font:inherit;margin-top:.6em}}
+.problem{{color:#a40000}}</style></head>
+<body><h1>lockgate dashboard</h1>
+<p class="problem">{html.escape(problem)}.</p>
+<p>Enter the server's admin token (<code>$LOCKGATE_ADMIN_TOKEN</code>), or open
+<code>/dashboard?token=…</code> directly.</p>
+<form method="get" action="{DASHBOARD_PATH}"><label for="token">admin token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" autofocus required>
+<button type="submit">open the dashboard</button></form></body></html>
+""".encode()
 
 
 @cache

@@ -72,6 +72,7 @@ class VersionFacts:
     run_id: str | None = None
     git_commit: str | None = None
     has_datasets: bool = False
+    gate_kinds: frozenset[str] = frozenset()  # the gate's check kinds that ran on this version
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,11 @@ def rubric_evidence(spec: DeploymentSpec, facts: DeploymentFacts) -> dict[str, L
     evidence: dict[str, Level] = {}
     if candidate.gate_verdict is not None:
         evidence["I4"] = "automated"  # the gate ran and tagged its verdict
+        if "budgets" in candidate.gate_kinds:
+            evidence["D3"] = "automated"  # latency and size budgets bound what features cost
+            evidence["N6"] = "automated"
+        if "slices" in candidate.gate_kinds:
+            evidence["M6"] = "automated"  # quality on the slices that matter
         if candidate.has_datasets:
             evidence["D1"] = "automated"  # profiled dataset versions and the gate's data checks
     if candidate.run_id and candidate.git_commit:

@@ -13,6 +13,10 @@ analysis:
     margin: {absolute: 0.005} # canary: how much worse it may be (non-inferiority)
     min_improvement: {relative: 0.02}  # A/B: smaller gains are not worth waiting for (futility)
   on_inconclusive: rollback   # at a stage's max_duration_s without evidence: rollback or hold
+  metrics:                    # numbers from a metrics provider (Prometheus), either policy
+    - name: checkout_errors
+      query: 'sum(rate(shop_errors_total{variant="{{variant}}"}[1m]))'   # once per variant
+      max: 0.05               # the candidate's value must stay at or below (or min: above)
 ```
 """
 
@@ -30,6 +34,7 @@ __all__ = [
     "DEFAULT_ERROR_MARGIN",
     "DEFAULT_LATENCY_MARGIN",
     "Analysis",
+    "ExternalMetric",
     "PrimaryGoal",
     "parse_analysis",
 ]
@@ -99,6 +104,65 @@ class PrimaryGoal:
 
 
 @dataclass(frozen=True)
+class ExternalMetric:
+    """A number a metrics provider computes per variant (``{{variant}}`` and ``{{deployment}}`` in
+    ``query`` are filled in), judged on the candidate against ``max_value`` and/or ``min_value``
+    at every look, Argo Rollouts' analysis metric."""
+
+    name: str
+    query: str
+    max_value: float | None = None
+    min_value: float | None = None
+
+    def query_for(self, deployment: str, variant: str) -> str:
+        return self.query.replace("{{deployment}}", deployment).replace("{{variant}}", variant)
+
+    def breach(self, value: float) -> str | None:
+        """Why ``value`` fails this metric ("" never; None when it passes)."""
+        if self.max_value is not None and value > self.max_value:
+            return f"above its max {self.max_value:g}"
+        if self.min_value is not None and value < self.min_value:
+            return f"below its min {self.min_value:g}"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "query": self.query}
+        if self.max_value is not None:
+            out["max"] = self.max_value
+        if self.min_value is not None:
+            out["min"] = self.min_value
+        return out
+
+
+def _metrics(node: Node, items: list[Any]) -> tuple[ExternalMetric, ...]:
+    out: list[ExternalMetric] = []
+    for index, item in enumerate(items):
+        metric = Node(item, f"{node.path_of('metrics')}[{index}]")
+        metric.reject_unknown({"name", "query", "max", "min"})
+        name = metric.required_string("name")
+        if not name.replace("_", "").isalnum() or name in {m.name for m in out}:
+            raise spec_error(
+                metric.path_of("name"),
+                f"'{name}' is not a new name of letters, digits and _",
+                "e.g. checkout_errors",
+            )
+        found = ExternalMetric(
+            name,
+            metric.required_string("query"),
+            metric.optional_number("max"),
+            metric.optional_number("min"),
+        )
+        if found.max_value is None and found.min_value is None:
+            raise spec_error(
+                metric.path,
+                "needs max or min",
+                "e.g. max: 0.05 (the candidate's value must stay at or below)",
+            )
+        out.append(found)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Analysis:
     """How the numbers decide: ``sequential`` (anytime-valid, margins, the default) or
     ``threshold`` (fixed limits on point estimates), with that policy's scalar options."""
@@ -109,10 +173,13 @@ class Analysis:
     latency_margin: Margin | None = DEFAULT_LATENCY_MARGIN
     primary: PrimaryGoal | None = None
     on_inconclusive: Literal["rollback", "hold"] = "rollback"
+    metrics: tuple[ExternalMetric, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The plain form :func:`parse_analysis` reads back to an equal section."""
         out: dict[str, Any] = {"policy": self.policy, **self.options}
+        if self.metrics:
+            out["metrics"] = [m.to_dict() for m in self.metrics]
         if self.policy != "sequential":
             return out
         out["guardrails"] = {
@@ -217,7 +284,8 @@ def parse_analysis(node: Node) -> Analysis:
         if old in node.data and policy == "sequential":
             raise spec_error(node.path_of(old), "is no longer an option", f"use {new}")
     kinds = _OPTIONS[policy]
-    node.reject_unknown({"policy", *kinds, *(_SEQUENTIAL_ONLY if policy == "sequential" else ())})
+    node.reject_unknown({"policy", "metrics", *kinds, *(_SEQUENTIAL_ONLY if policy == "sequential" else ())})
+    metrics = _metrics(node, node.sequence("metrics"))
     options: dict[str, float | int | None] = {}
     for key, kind in kinds.items():
         if key not in node.data:
@@ -228,7 +296,7 @@ def parse_analysis(node: Node) -> Analysis:
             options[key] = node.integer(key)
         else:
             options[key] = node.number(key)
-    analysis = Analysis("sequential" if policy == "sequential" else "threshold", options)
+    analysis = Analysis("sequential" if policy == "sequential" else "threshold", options, metrics=metrics)
     if policy == "sequential":
         guards = node.mapping("guardrails")
         guards.reject_unknown({"errors", "latency"})
@@ -251,6 +319,7 @@ def parse_analysis(node: Node) -> Analysis:
             _guardrail(guards, "latency", DEFAULT_LATENCY_MARGIN, {"ms": 1.0}, "{relative: 0.1} or {ms: 20}"),
             _primary(node.mapping("primary")) if node.data.get("primary") is not None else None,
             "hold" if on_inconclusive == "hold" else "rollback",
+            metrics,
         )
     from lockgate.rollout.policy import policy_for_analysis  # the policies validate their values
 

@@ -133,6 +133,7 @@ class Stage:
     is_experiment: bool = False
     max_error_rate: float | None = None
     max_p99_latency_ms: float | None = None
+    needs_approval: bool = False  # a pause step with no duration: waits for `lockgate rollout promote`
 
 
 def candidate_share(stage: Stage) -> float:
@@ -158,7 +159,8 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
                 s.weight_bp,
                 s.min_duration_s,
                 s.min_requests,
-                max_duration_s=_max_duration(s.min_duration_s, s.max_duration_s),
+                max_duration_s=None if s.is_pause else _max_duration(s.min_duration_s, s.max_duration_s),
+                needs_approval=s.needs_approval,
             )
             for s in strategy.steps
         )
@@ -441,13 +443,34 @@ def _move(state: RolloutState, to: Phase, now: float, reason: str, **changes: An
     """The only place a phase changes: checked against :data:`TRANSITIONS`."""
     allowed = TRANSITIONS[state.phase]
     if to not in allowed:
-        options = ", ".join(sorted(p.value for p in allowed)) or "nowhere (it has finished)"
+        hint = (
+            _AFTER_THE_END
+            if state.phase in TERMINAL_PHASES
+            else f"from {state.phase.value} it can move to: {', '.join(sorted(p.value for p in allowed))}."
+        )
         raise IllegalTransition(
             f"cannot move a rollout from {state.phase.value} to {to.value}",
-            hint=f"from {state.phase.value} it can move to: {options}.",
+            hint=hint,
             detail={"from": state.phase.value, "to": to.value},
         )
     return replace(state, phase=to, reason=reason, updated_at=now, **changes)
+
+
+_AFTER_THE_END = (
+    "the rollout has finished; to roll out again, deploy a spec and start it: lockgate deploy SPEC --start."
+)
+"""What a person can do with a finished rollout (none of the commands moves it again)."""
+
+
+def _resume_hint(phase: Phase) -> str:
+    """Why a rollout in ``phase`` cannot resume, and what to do instead."""
+    if phase in TERMINAL_PHASES:
+        return _AFTER_THE_END
+    if phase is Phase.PENDING:
+        return "it has not started: lockgate rollout start NAME."
+    if phase is Phase.HALTED:
+        return "a halted rollout waits for a person: promote it or roll it back."
+    return f"it is {phase.value}, not paused: it carries on by itself."
 
 
 def _event(
@@ -506,10 +529,26 @@ def promote(
     now: float,
     *,
     actor: str,
-    reason: str = "promoted by hand",
+    reason: str | None = None,
+    full: bool = False,
 ) -> Result:
-    """Skip the remaining stages: the candidate takes all traffic."""
-    return _finish(spec, state, Phase.PROMOTED, now, actor, "promote", reason)
+    """Skip the remaining stages: the candidate takes all traffic. At a pause step that waits for
+    approval, promote is the approval: the rollout moves on to the next stage (or, after the last
+    one, promotes), as Argo Rollouts' ``promote`` does; ``full`` skips the remaining stages anyway."""
+    stages = plan(spec)
+    if (
+        not full
+        and state.phase is Phase.STEPPING
+        and state.stage_index < len(stages)
+        and stages[state.stage_index].needs_approval
+        and state.stage_index + 1 < len(stages)
+    ):
+        why = reason or "approved by hand"
+        # the counters at the pause's start stand in for now (a rollout policy reopens the window
+        # at its first look anyway)
+        entered = state.stats_at_stage_start
+        return _enter(spec, state, stages, state.stage_index + 1, entered, now, actor, "approve", why)
+    return _finish(spec, state, Phase.PROMOTED, now, actor, "promote", reason or "promoted by hand")
 
 
 def rollback(
@@ -566,7 +605,7 @@ def resume(
     if state.phase is not Phase.PAUSED or state.paused_from is None:
         raise IllegalTransition(
             f"cannot resume a rollout that is {state.phase.value}",
-            hint="only a paused rollout resumes; pause it first.",
+            hint=f"only a paused rollout resumes; {_resume_hint(state.phase)}",
             detail={"from": state.phase.value, "to": "resume"},
         )
     resumed = _move(
@@ -592,8 +631,13 @@ def step(
     snapshot: Snapshot,
     now: float,
     policy: Policy,
+    external: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Result:
-    """One controller tick: analyse, then roll back, halt, wait, advance or finish."""
+    """One controller tick: analyse, then roll back, halt, wait, advance or finish.
+
+    ``external``: the values of the spec's ``analysis.metrics`` at this look, metric name →
+    variant → value, as a metrics provider gave them (a missing value is not judged); a
+    candidate's value past its limit rolls the rollout back like a harmful verdict."""
     actions: tuple[Action, ...] = ()
     if state.phase is Phase.PAUSED and state.pause_until is not None and now >= state.pause_until:
         state, actions = resume(spec, state, state.pause_until, actor=CONTROLLER, reason="pause elapsed")
@@ -660,7 +704,26 @@ def step(
             actions,
             _finish(spec, state, Phase.HALTED, now, CONTROLLER, "halt", reason, numbers),
         )
+    breaches = []
+    for metric in spec.analysis.metrics:
+        measured = (external or {}).get(metric.name, {})
+        for variant, value in measured.items():
+            numbers[f"metric_{metric.name}_{variant}"] = float(value)
+        candidate_value = measured.get(spec.candidate)
+        breach = metric.breach(candidate_value) if candidate_value is not None else None
+        if breach is not None:
+            breaches.append(f"{metric.name} of the candidate is {candidate_value:g}, {breach}")
+    if breaches:
+        reason = "analysis metric: " + "; ".join(breaches)
+        return _then(
+            actions,
+            _finish(spec, state, Phase.ROLLED_BACK, now, CONTROLLER, "rollback", reason, numbers),
+        )
     if state.phase is Phase.PAUSED or state.stage_started_at is None:
+        return state, actions
+    if stage.needs_approval:
+        # a pause step: it is judged like any stage (harm still rolls back), but only a person
+        # moves it on, with `lockgate rollout promote`
         return state, actions
 
     elapsed_s = now - state.stage_started_at
@@ -743,6 +806,8 @@ def _enter(
     numbers: Mapping[str, float] | None = None,
 ) -> Result:
     stage = stages[index]
+    if stage.needs_approval:
+        reason = f"{reason}; waiting for approval: lockgate rollout promote {spec.name}"
     weights = _weights(spec, stage.candidate_bp)
     shadow = spec.candidate if stage.shadow_fraction > 0 else None
     entered = _move(

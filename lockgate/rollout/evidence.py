@@ -18,12 +18,12 @@ from scipy.stats import norm
 
 from lockgate.errors import ValidationError
 from lockgate.rollout.controller import Stage, candidate_share, is_comparable, plan
-from lockgate.rollout.policy import SequentialRolloutPolicy, policy_for
+from lockgate.rollout.policy import SequentialRolloutPolicy, ThresholdPolicy, policy_for
 from lockgate.rollout.router import BUCKETS
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.stats.sequential import one_sided_radius
 
-__all__ = ["StageEvidence", "evidence_plan"]
+__all__ = ["StageEvidence", "evidence_plan", "stage_warnings"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +145,33 @@ def _has_evidence(
         if not _radius_ok(variance, policy.latency_scale**2, alpha, log_margin, z_power):
             return False
     return True
+
+
+def stage_warnings(spec: DeploymentSpec) -> list[str]:
+    """What a spec's stages ask for that its policy overrides, in words (empty: nothing).
+
+    A stage's ``min_requests`` below the policy's own minimum does not make the stage shorter: the
+    default policy judges nothing until both arms have ``min_samples`` requests (so the stage
+    waits for them), and the threshold policy advances on time with no verdict at all.
+    """
+    policy = policy_for(spec)
+    if isinstance(policy, SequentialRolloutPolicy):
+        floor, what, name = policy.min_samples, "min_samples", "sequential"
+    elif isinstance(policy, ThresholdPolicy):
+        floor, what, name = policy.min_requests, "min_requests", "threshold"
+    else:
+        return []
+    out = []
+    for index, stage in enumerate(plan(spec)):
+        if is_comparable(stage) and 0 < stage.min_requests < floor:
+            then = (
+                f"the stage waits until both arms have {floor:,} requests since the rollout began"
+                if isinstance(policy, SequentialRolloutPolicy)
+                else "the stage can end on time with no verdict at all"
+            )
+            out.append(
+                f"stage {index + 1} asks for {stage.min_requests:,} requests, but the {name} "
+                f"policy judges nothing before {floor:,} per arm (analysis {what}): {then}; "
+                f"set the stage's min_requests to at least {floor:,} or lower analysis.{what}"
+            )
+    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -101,6 +101,7 @@ class RolloutRunner:
         registry: ChampionRegistry | None = None,
         clock: Callable[[], float] = time.time,
         lease_ttl_s: float = 5.0,
+        external: Callable[[DeploymentSpec], Mapping[str, Mapping[str, float]]] | None = None,
     ) -> None:
         self.store = store
         self.target = target
@@ -109,6 +110,7 @@ class RolloutRunner:
         self.registry = registry
         self.clock = clock
         self.lease_ttl_s = lease_ttl_s
+        self.external = external  # the spec's analysis.metrics, from a provider (Prometheus)
 
     # ------------------------------------------------------------------ the loop
 
@@ -124,7 +126,9 @@ class RolloutRunner:
             ):
                 snapshot = self.store.load_snapshot(name)
                 policy = self.policy_for(deployment.spec)
-                new_state, actions = step(deployment.spec, state, snapshot, now, policy)
+                spec = deployment.spec
+                external = self.external(spec) if self.external and spec.analysis.metrics else None
+                new_state, actions = step(spec, state, snapshot, now, policy, external)
                 if new_state != state:
                     try:
                         deployment = self._commit(deployment, new_state, actions, now)
@@ -179,7 +183,7 @@ class RolloutRunner:
             snapshot: Snapshot = self.store.load_snapshot(name)
             new_state, actions = start(spec, state, snapshot, now, actor=actor, **why)
         elif verb == "promote":
-            new_state, actions = promote(spec, state, now, actor=actor, **why)
+            new_state, actions = promote(spec, state, now, actor=actor, reason=reason)
         elif verb == "rollback":
             new_state, actions = rollback(spec, state, now, actor=actor, **why)
         elif verb == "pause":
@@ -217,11 +221,16 @@ class RolloutRunner:
         if previous is not None and previous.isdigit():
             numbers["from_version"] = float(previous)
         what = "promotion" if isinstance(action, Promote) else "rollback"
+        moved_how = (
+            f"champion alias stays at version {current}"
+            if previous == current
+            else f"champion alias moved from version {previous or 'none'} to {current}"
+        )
         event = RecordEvent(
             at=now,
             actor="registry",
             action="champion",
-            reason=f"{what}: champion alias moved from version {previous or 'none'} to {current} ({uri})",
+            reason=f"{what}: {moved_how} ({uri})",
             from_phase=deployment.state.phase.value,
             to_phase=deployment.state.phase.value,
             numbers=numbers,

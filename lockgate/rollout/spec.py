@@ -47,12 +47,23 @@ _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 @dataclass(frozen=True)
 class CanaryStep:
     """One canary step: the candidate's share, how long and how many requests it must see, and how
-    long it may wait for evidence (``max_duration_s``; default three times ``min_duration_s``)."""
+    long it may wait for evidence (``max_duration_s``; default three times ``min_duration_s``).
+
+    ``is_pause``: a ``pause:`` entry (Argo Rollouts' step of that name), which holds the previous
+    step's share: with no duration it waits for a person (``lockgate rollout promote``), with one
+    it waits that long.
+    """
 
     weight_percent: float
     min_duration_s: float = 0.0
     min_requests: int = 0
     max_duration_s: float | None = None
+    is_pause: bool = False
+
+    @property
+    def needs_approval(self) -> bool:
+        """A pause with no duration: only ``lockgate rollout promote`` moves the rollout on."""
+        return self.is_pause and self.min_duration_s == 0
 
     @property
     def weight_bp(self) -> int:
@@ -343,6 +354,9 @@ def _parse_canary(node: _Node) -> Strategy:
     steps: list[CanaryStep] = []
     for index, item in enumerate(items):
         step_node = _Node(item, f"{node.path_of('steps')}[{index}]")
+        if isinstance(item, dict) and "pause" in item:
+            steps.append(_parse_pause(step_node, steps))
+            continue
         step_node.reject_unknown({"weight_percent", "min_duration_s", "min_requests", "max_duration_s"})
         weight = step_node.number("weight_percent", required=True)
         path = step_node.path_of("weight_percent")
@@ -373,6 +387,21 @@ def _parse_canary(node: _Node) -> Strategy:
 
 
 _STEP_EXAMPLE = "e.g. steps: [{weight_percent: 5, min_duration_s: 60, min_requests: 500}]"
+
+
+def _parse_pause(step_node: _Node, steps: list[CanaryStep]) -> CanaryStep:
+    """``{pause: {}}`` (wait for a person) or ``{pause: {duration_s: 600}}`` (wait that long)."""
+    step_node.reject_unknown({"pause"})
+    pause = step_node.mapping("pause")  # {pause: {}} and a bare "pause:" read as an empty mapping
+    pause.reject_unknown({"duration_s"})
+    if not steps:
+        raise _error(
+            step_node.path_of("pause"),
+            "cannot be the first step: a pause holds the previous step's weight",
+            "put a step with weight_percent before it, e.g. [{weight_percent: 5}, {pause: {}}]",
+        )
+    duration_s = pause.number("duration_s", default=0.0, minimum=0.0)
+    return CanaryStep(steps[-1].weight_percent, duration_s, 0, None, is_pause=True)
 
 
 def _parse_blue_green(node: _Node) -> Strategy:
@@ -489,7 +518,9 @@ def _strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
     out: dict[str, Any] = {"type": strategy.kind}
     if isinstance(strategy, CanaryStrategy):
         out["steps"] = [
-            {
+            {"pause": {"duration_s": s.min_duration_s} if s.min_duration_s else {}}
+            if s.is_pause
+            else {
                 "weight_percent": s.weight_percent,
                 "min_duration_s": s.min_duration_s,
                 "min_requests": s.min_requests,

@@ -33,6 +33,7 @@ from lockgate.rollout.store import (
     _missing,
     _stale,
     _taken,
+    changed_variants,
 )
 from lockgate.stats.accumulators import VariantStats
 
@@ -195,6 +196,18 @@ class SqlStore:
         if spec is not None:
             values["spec"] = json.dumps(spec.to_dict())
         with self._engine.begin() as connection:
+            if spec is not None:
+                before = connection.execute(
+                    sa.select(_deployments.c.spec).where(_deployments.c.name == name)
+                ).scalar()
+                if before is not None:
+                    stale = changed_variants(parse_spec(json.loads(before)), spec)
+                    if stale:
+                        connection.execute(
+                            _snapshots.delete().where(
+                                _snapshots.c.deployment == name, _snapshots.c.variant.in_(sorted(stale))
+                            )
+                        )
             result = connection.execute(
                 _deployments.update()
                 .where(_deployments.c.name == name, _deployments.c.version == expected_version)

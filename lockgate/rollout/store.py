@@ -124,7 +124,9 @@ class Store(Protocol):
         events: Sequence[RecordEvent] = (),
     ) -> Deployment:
         """Give an existing deployment a new spec and state (a new rollout), compare-and-set on
-        the version like :meth:`save_state`; the old accumulator snapshots are kept."""
+        the version like :meth:`save_state`. Counters belong to a variant's model: the
+        accumulator snapshots of a variant whose model URI is unchanged are kept, those of a
+        variant with a new model (or a new name) are dropped, so it starts counting from zero."""
         ...
 
     def append_events(self, name: str, events: Sequence[RecordEvent]) -> None:
@@ -198,6 +200,13 @@ def default_store_url(home: Path) -> str:
 def _finite(numbers: Mapping[str, float]) -> dict[str, float | None]:
     """JSON has no infinity or NaN (Postgres refuses them): store those as null."""
     return {k: (float(v) if math.isfinite(v) else None) for k, v in numbers.items()}
+
+
+def changed_variants(old: DeploymentSpec, new: DeploymentSpec) -> frozenset[str]:
+    """The variants of ``new`` whose counters cannot carry over from ``old``: a new model URI, or
+    a name ``old`` did not have (and every variant ``old`` had that ``new`` drops)."""
+    kept = {name for name, uri in new.variants.items() if old.variants.get(name) == uri}
+    return frozenset(set(old.variants) | set(new.variants)) - kept
 
 
 def _merge(pairs: Iterable[tuple[str, VariantStats]]) -> dict[str, VariantStats]:
@@ -304,6 +313,10 @@ class InMemoryStore:
             row = self._row(spec.name)
             if row["version"] != expected_version:
                 raise _stale(spec.name, expected_version, row["version"])
+            stale = changed_variants(parse_spec(row["spec"]), spec)
+            for key, by_variant in self._snapshots.items():
+                if key[0] == spec.name:
+                    self._snapshots[key] = {v: d for v, d in by_variant.items() if v not in stale}
             row.update(spec=spec.to_dict(), state=state.to_dict(), version=row["version"] + 1, updated_at=now)
             self._append(spec.name, events)
             return self._deployment(spec.name)

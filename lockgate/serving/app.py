@@ -28,11 +28,13 @@ import orjson
 import lockgate
 from lockgate.errors import (
     Conflict,
+    Forbidden,
     LockgateError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    Unauthorized,
     UnsupportedMediaType,
     UserError,
 )
@@ -40,10 +42,12 @@ from lockgate.monitor.dashboard import (
     DASHBOARD_HEADERS,
     DASHBOARD_PATH,
     DATA_PATH,
+    SIGN_IN_HEADERS,
     RecentEvents,
     dashboard_authorization,
     dashboard_data,
     dashboard_page,
+    sign_in_page,
 )
 from lockgate.serving.admin import check_admin_token, handle_admin
 from lockgate.serving.deployment import field_routing_key
@@ -367,6 +371,12 @@ class ServingApp:
         if variant is not None:
             headers.append((b"x-model-name", variant.model_name.encode()))
             headers.append((b"x-model-version", variant.model_version.encode()))
+            live = served.deployment
+            if live is not None:
+                # the model's name is the registered model's for every variant: this says which
+                variant_name = live.name_of(variant)
+                if variant_name is not None:
+                    headers.append((b"x-lockgate-variant", variant_name.encode()))
         if response.retry_after_s is not None:
             headers.append((b"retry-after", str(max(1, round(response.retry_after_s))).encode()))
         if response.extra_headers:
@@ -503,7 +513,14 @@ class ServingApp:
         if path not in (DASHBOARD_PATH, DATA_PATH):
             raise NotFound(f"no endpoint {path}", hint=f"the dashboard is GET {DASHBOARD_PATH}")
         token = dashboard_authorization(authorization, scope.get("query_string", b""), self.admin_token)
-        check_admin_token(self.admin_token, token)
+        try:
+            check_admin_token(self.admin_token, token)
+        except (Unauthorized, Forbidden) as exc:
+            if path != DASHBOARD_PATH:
+                raise
+            # a person in a browser: a page that asks for the token, not JSON
+            page = sign_in_page(exc.message)
+            return _Response(exc.http_status, page, b"text/html; charset=utf-8", None, SIGN_IN_HEADERS)
         self._require(scope["method"], "GET")
         if path == DASHBOARD_PATH:
             return _Response(200, dashboard_page(), b"text/html; charset=utf-8", None, DASHBOARD_HEADERS)

@@ -21,7 +21,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -308,6 +308,7 @@ class DeploymentManager:
         retrain: RetrainTrigger | None = None,
         capture_every: int = 0,
         capture_keep: int = DEFAULT_KEEP,
+        external_metrics: Callable[[DeploymentSpec], Mapping[str, Mapping[str, float]]] | None = None,
     ) -> None:
         self.store = store
         self.retrain = retrain
@@ -334,7 +335,12 @@ class DeploymentManager:
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.live: dict[str, LiveDeployment] = {}
         self.runner = RolloutRunner(
-            store, self, worker_id=self.worker_id, policy_for=policy_for, registry=registry
+            store,
+            self,
+            worker_id=self.worker_id,
+            policy_for=policy_for,
+            registry=registry,
+            external=external_metrics,
         )
         self._collected: dict[str, dict[str, VariantStats]] = {}
         self._app: ServingApp | None = None
@@ -853,6 +859,9 @@ class DeploymentManager:
                         reuse[variant_name] = variant
                         del pool[index]
                         break
+            for variant_name, variant in reuse.items():
+                if current.name_of(variant) != variant_name:
+                    variant.restart_counters()  # counters belong to (variant, model), as in the store
 
         async def load_one(variant_name: str, uri: str) -> Variant:
             try:

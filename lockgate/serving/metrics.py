@@ -239,7 +239,7 @@ class DeploymentCollector:
     and of predictions ``lockgate_prediction_drift_psi``/``_js`` and
     ``lockgate_embedding_cosine_distance``/``lockgate_embedding_mean_cosine{deployment,variant}``.
     ``lockgate_variant_info{deployment,variant,model,version}`` joins the request metrics to
-    variants. With alerts on: ``lockgate_alerts{outcome}`` (sent, failed, dropped).
+    variants. With alerts on: ``lockgate_alerts{outcome}`` (sent, failed, retried, dropped).
     """
 
     def __init__(self, manager: DeploymentManager) -> None:
@@ -300,7 +300,7 @@ class DeploymentCollector:
             counted = GaugeMetricFamily(
                 "lockgate_alerts", "Alerts by what became of them.", labels=["outcome"]
             )
-            for outcome in ("sent", "failed", "dropped"):
+            for outcome in ("sent", "failed", "retried", "dropped"):
                 counted.add_metric([outcome], float(getattr(alerts, outcome, 0)))
             yield counted
 

@@ -32,8 +32,15 @@ _ERRORS = {
 
 _MODEL_HEADERS = {
     "x-request-id": {"schema": {"type": "string"}, "description": "The client's or a new id."},
-    "x-model-name": {"schema": {"type": "string"}},
-    "x-model-version": {"schema": {"type": "string"}},
+    "x-model-name": {
+        "schema": {"type": "string"},
+        "description": "The model's name: the registered model's, shared by a deployment's variants.",
+    },
+    "x-model-version": {"schema": {"type": "string"}, "description": "The version of that model."},
+    "x-lockgate-variant": {
+        "schema": {"type": "string"},
+        "description": "The deployment's variant that answered (e.g. stable, canary); only for deployments.",
+    },
 }
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -26,8 +26,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
-from lockgate.monitor.alerts import WebhookSender, check_webhook_url
+from lockgate.monitor.alerts import WebhookSender, check_webhook_url, webhook_format
 from lockgate.monitor.capture import DEFAULT_KEEP
+from lockgate.monitor.prometheus import PrometheusReader
 from lockgate.monitor.reference import load_reference
 from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.rollout.spec import DeploymentSpec
@@ -76,6 +77,8 @@ class ServeConfig:
     tick_s: float = 0.25
     persist_joins: bool = False
     alert_webhook: str | None = None
+    alert_format: str = "auto"  # slack, generic, or auto (slack for hooks.slack.com)
+    prometheus_url: str | None = None  # where a spec's analysis.metrics are queried
     drift_reference: str | None = None
     drift_sample_every: int = 10
     retrain_pipeline: str | None = None
@@ -101,6 +104,7 @@ class ServeConfig:
             raise UserError(f"threads must be >= 1, got {self.threads}")
         if self.alert_webhook is not None:
             check_webhook_url(self.alert_webhook)
+            webhook_format(self.alert_webhook, self.alert_format)
         if not 0 < self.graceful_timeout_s <= 3600:
             raise UserError(
                 f"graceful_timeout_s must be in (0, 3600] seconds, got {self.graceful_timeout_s}",
@@ -222,7 +226,10 @@ def build_deployments(
         tick_s=config.tick_s,
         initial=config.deployments,
         persist_joins=config.persist_joins,
-        alerts=WebhookSender(config.alert_webhook) if config.alert_webhook else None,
+        alerts=WebhookSender(config.alert_webhook, body_format=config.alert_format)
+        if config.alert_webhook
+        else None,
+        external_metrics=PrometheusReader(config.prometheus_url).values if config.prometheus_url else None,
         drift_reference=load_reference(config.drift_reference) if config.drift_reference else None,
         drift_sample_every=config.drift_sample_every,
         retrain=_retrain_trigger(config),

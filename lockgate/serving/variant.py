@@ -161,6 +161,12 @@ class Variant:
             self._stats.conversions.add(label)
         self._stats.units.record_outcome(where % UNITS, value=value, label=label)
 
+    def restart_counters(self) -> None:
+        """Count from zero: the model now serves under another variant name, whose counters are
+        its own (a promoted candidate becoming the next rollout's baseline)."""
+        self._stats = VariantStats()
+        self._latencies_ms, self._errors, self._units = [], [], []
+
     def snapshot(self) -> VariantStats:
         """A copy of everything counted so far (requests, errors, latency, outcomes)."""
         self._flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,3 +131,51 @@ def test_runs_compare_formats(
     assert (tmp_path / "p.png").exists()
     code, out, _ = cli("runs", "diff", a, b)
     assert code == 0 and "params" in out
+
+
+_LITERAL_BRACKETS = re.compile(r"(\w)\\?\[([a-z][a-z,_-]*)\]")
+
+
+@pytest.mark.parametrize("path", _all_command_paths(), ids=lambda p: " ".join(p))
+def test_help_shows_square_brackets_literally(cli: Cli, path: list[str]) -> None:
+    """Rich markup ate "[ray]" from "pip install 'lockgate[ray]'" (issue 20): an extra, an index
+    or a default written in brackets must reach the reader as written."""
+    root = typer.main.get_command(app)
+    command = root
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+    wanted = {f"{m[1]}[{m[2]}]" for text in texts for m in _LITERAL_BRACKETS.finditer(text)}
+    code, out, _ = cli(*path, "--help")
+    assert code == 0
+    for literal in wanted:
+        assert literal in out, (literal, out)
+
+
+def test_help_loads_no_heavy_library() -> None:
+    """`lockgate --help` took 2.5-3 s when every command module imported its stack at the top
+    (issue 20): the commands import numpy, scipy, MLflow and the server when they run."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from lockgate.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('numpy', 'scipy', 'mlflow', 'pandas', 'sklearn', 'sqlalchemy', 'uvicorn',\n"
+        "         'lockgate.tracking')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
+
+
+def test_serve_takes_the_servers_default_body_limit() -> None:
+    import inspect
+
+    from lockgate.cli.serve import serve_command
+    from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES
+
+    assert inspect.signature(serve_command).parameters["max_body_bytes"].default == DEFAULT_MAX_BODY_BYTES

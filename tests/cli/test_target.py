@@ -163,3 +163,24 @@ def test_plan_cost_takes_the_candidates_measured_speedup_from_its_run(
     assert code == 0, err
     assert "candidate throughput 150 req/s" in " ".join(out.split())
     assert "the candidate needs 2 replicas at 150 req/s each (baseline 4)" in " ".join(out.split())
+
+
+@pytest.mark.integration
+def test_checklist_of_a_spec_file_reads_the_default_store(cli: Cli, lockgate_home: Path) -> None:
+    """Issue 20: `checklist SPEC` ignored the default store, so a rehearsed rollback was 'left'."""
+    from lockgate.cli.target import default_store
+    from lockgate.rollout.controller import RecordEvent
+
+    spec_path = Path(__file__).resolve().parents[2] / "examples" / "specs" / "canary.yaml"
+    spec = load_spec(spec_path)
+    lockgate_home.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(default_store())
+    store.create_deployment(spec, initial_state(spec), now=1.0)
+    store.append_events(
+        spec.name, [RecordEvent(2.0, "bob", "rollback", "rehearsal", "stepping", "rolled_back")]
+    )
+    store.close()
+    code, out, _ = cli("checklist", str(spec_path))
+    assert code == 0
+    [row] = [line for line in out.splitlines() if "rollback was rehearsed" in line]
+    assert "done" in row, out

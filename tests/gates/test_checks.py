@@ -51,6 +51,18 @@ def test_champion_mcnemar_margin() -> None:
     assert checks.champion_mcnemar(result, margin=0.0).numbers["baseline_only"] == 3
 
 
+def test_a_failed_mcnemar_check_names_its_lower_bound_as_the_reason() -> None:
+    """Issue 20: "worse by more than 0.02: accuracy difference -0.0117" read as a contradiction."""
+    # 8 rows only the champion got right, 4 only the candidate, 288 both
+    base = [True] * 8 + [False] * 4 + [True] * 288
+    cand = [False] * 8 + [True] * 4 + [True] * 288
+    result = mcnemar_exact(cand, base)
+    failed = checks.champion_mcnemar(result, margin=0.02)
+    assert not failed.passed and -0.02 < result.difference < 0 and result.ci_low < -0.02
+    assert f"lower bound of the accuracy difference, {result.ci_low:+.4f}, is below -0.0200" in failed.message
+    assert "worse than the champion by more than" not in failed.message
+
+
 def test_slice_rules() -> None:
     kwargs = {"greater_is_better": True, "margin": 0.05, "min_rows": 10}
     assert checks.slice_against_baseline("big", "accuracy", 50, 0.90, 0.93, **kwargs).passed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lockgate.errors import IntegrityError
-from lockgate.gates.gate import TAG_POLICY_SHA256, TAG_VERDICT, validate
+from lockgate.gates.gate import TAG_KINDS, TAG_POLICY_SHA256, TAG_VERDICT, validate
 from lockgate.gates.policy import parse_policy
 from lockgate.gates.report import MARKDOWN_MARKER
 from lockgate.tracking.connection import connect
@@ -57,6 +57,9 @@ def test_an_equal_model_passes_and_the_verdict_is_recorded(
     version = get_model_version(conn, gate_home.equal)
     assert version.tags[TAG_VERDICT] == "pass"
     assert version.tags[TAG_POLICY_SHA256] == parse_policy(policy.read_text()).sha256
+    # the kinds that ran, for the checklist's rubric (every kind of the policy ran here)
+    ran = set(version.tags[TAG_KINDS].split(","))
+    assert {"champion", "provenance"} <= ran, ran
     artifacts = [a.path for a in conn.client.list_artifacts(version.run_id, "gates")]
     assert len(artifacts) == 1 and artifacts[0].endswith(".json")
 

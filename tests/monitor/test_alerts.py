@@ -10,7 +10,15 @@ import orjson
 import pytest
 
 from lockgate.errors import UserError
-from lockgate.monitor.alerts import Alert, WebhookSender, alert_event, check_webhook_url, pending_alert
+from lockgate.monitor.alerts import (
+    Alert,
+    WebhookSender,
+    alert_event,
+    check_webhook_url,
+    pending_alert,
+    webhook_body,
+    webhook_format,
+)
 from lockgate.rollout.store import AuditEvent
 
 
@@ -54,12 +62,14 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     bodies: list[Any]
     delay_s = 0.0
     status = 200
+    fail_first = 0  # answer 503 to this many posts first
 
     def do_POST(self) -> None:
         length = int(self.headers["content-length"])
         type(self).bodies.append(orjson.loads(self.rfile.read(length)))
         time.sleep(self.delay_s)
-        self.send_response(self.status)
+        failing = len(type(self).bodies) <= self.fail_first
+        self.send_response(503 if failing else self.status)
         self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -97,13 +107,14 @@ def test_a_failing_or_slow_webhook_is_counted_never_raised(
 ) -> None:
     url, handler = receiver
     handler.status = 500
-    sender = WebhookSender(url, timeout_s=2.0)
+    sender = WebhookSender(url, timeout_s=2.0, backoff_s=0.05)
     sender.send(_alert())
     sender.close()
-    assert (sender.sent, sender.failed) == (0, 1)
+    assert (sender.sent, sender.failed, sender.retried) == (0, 1, 2)
+    assert len(handler.bodies) == 3  # a 5xx is tried again, twice
     assert "could not post the rollback alert of 'churn'" in caplog.text
     handler.status, handler.delay_s = 200, 1.0
-    slow = WebhookSender(url, timeout_s=0.2, max_queue=1)
+    slow = WebhookSender(url, timeout_s=0.2, max_queue=1, attempts=1)
     results = [slow.send(_alert(i)) for i in range(3)]
     slow.close()
     assert slow.dropped >= 1 and results.count(False) == slow.dropped
@@ -111,7 +122,46 @@ def test_a_failing_or_slow_webhook_is_counted_never_raised(
 
 
 def test_a_closed_port_is_a_failure() -> None:
-    sender = WebhookSender("http://127.0.0.1:9/hook", timeout_s=1.0)
+    sender = WebhookSender("http://127.0.0.1:9/hook", timeout_s=1.0, backoff_s=0.01)
     sender.send(_alert())
     sender.close()
-    assert sender.failed == 1
+    assert (sender.failed, sender.retried) == (1, 2)
+
+
+def test_a_delivery_is_retried_until_it_lands_and_a_refusal_is_not(
+    receiver: tuple[str, type[_Receiver]],
+) -> None:
+    url, handler = receiver
+    handler.fail_first = 2
+    sender = WebhookSender(url, timeout_s=2.0, backoff_s=0.01)
+    sender.send(_alert())
+    sender.close()
+    assert (sender.sent, sender.failed, sender.retried) == (1, 0, 2)
+    assert handler.bodies == [_alert().to_dict()] * 3
+    handler.bodies.clear()
+    handler.fail_first, handler.status = 0, 400  # the receiver refuses the body: no point in resending
+    refused = WebhookSender(url, timeout_s=2.0, backoff_s=0.01)
+    refused.send(_alert())
+    refused.close()
+    assert (refused.sent, refused.failed, refused.retried, len(handler.bodies)) == (0, 1, 0, 1)
+
+
+def test_slack_gets_text_and_blocks_and_the_format_follows_the_url(
+    receiver: tuple[str, type[_Receiver]],
+) -> None:
+    alert = Alert("churn", "rollback", 7, 1.0, "alice", "p99 too high", "stepping", "rolled_back", {"n": 3.0})
+    slack = webhook_body(alert, "slack")
+    assert slack["text"] == alert.text
+    assert slack["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": f"*{alert.text}*"}}
+    assert "stepping → rolled_back" in slack["blocks"][1]["elements"][0]["text"]
+    assert webhook_body(alert, "generic") == alert.to_dict()
+    assert webhook_format("https://hooks.slack.com/services/T/B/X") == "slack"
+    assert webhook_format("https://chat.example.com/hooks/abc") == "generic"
+    assert webhook_format("https://hooks.slack.com/services/T/B/X", "generic") == "generic"
+    with pytest.raises(UserError, match="alert format 'teams' is unknown"):
+        webhook_format("https://chat.example.com/hooks/abc", "teams")
+    url, handler = receiver
+    sender = WebhookSender(url, timeout_s=2.0, body_format="slack")
+    sender.send(alert)
+    sender.close()
+    assert handler.bodies == [slack]

@@ -78,3 +78,18 @@ def test_facts_become_rubric_evidence() -> None:
         _spec("direct"), DeploymentFacts({"stable": OLD, "canary": VersionFacts("x", False)})
     )
     assert bare == {"I7": "manual"}
+
+
+def test_the_gates_budgets_and_slices_count_when_the_gate_ran_them() -> None:
+    """Issue 20: budgets and slices scored "missing" although the gate had run both."""
+    from dataclasses import replace
+
+    from lockgate.readiness.checklist import rubric_evidence
+
+    plain = rubric_evidence(_spec(), DeploymentFacts({"stable": OLD, "canary": GOOD}))
+    assert not {"D3", "N6", "M6"} & set(plain)
+    gated = replace(GOOD, gate_kinds=frozenset({"metrics", "budgets", "slices"}))
+    evidence = rubric_evidence(_spec(), DeploymentFacts({"stable": OLD, "canary": gated}))
+    assert {evidence[t] for t in ("D3", "N6", "M6")} == {"automated"}
+    ungated = replace(gated, gate_verdict=None)  # kinds without a verdict prove nothing
+    assert "D3" not in rubric_evidence(_spec(), DeploymentFacts({"stable": OLD, "canary": ungated}))

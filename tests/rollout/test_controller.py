@@ -232,6 +232,26 @@ def test_commands_on_a_finished_rollout_name_both_phases(command: Any) -> None:
         command(CANARY, state, 2.0, actor="dave")
     assert "from promoted to" in str(info.value)
     assert info.value.http_status == 409
+    # the hint says what a person can do next, not that it can move "nowhere"
+    assert info.value.hint is not None and "nowhere" not in info.value.hint
+    assert "lockgate deploy SPEC --start" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("end", "hint"),
+    [
+        (rollback, "deploy a spec and start it"),
+        (promote, "deploy a spec and start it"),
+        (None, "lockgate rollout start"),
+    ],
+)
+def test_resume_says_what_to_do_instead_of_pausing_first(end: Any, hint: str) -> None:
+    """A finished or unstarted rollout cannot be paused, so "pause it first" would be a dead end."""
+    state = initial_state(CANARY) if end is None else end(CANARY, initial_after_start(), 1.0, actor="d")[0]
+    with pytest.raises(IllegalTransition) as info:
+        resume(CANARY, state, 2.0, actor="dave")
+    assert info.value.hint is not None and hint in info.value.hint
+    assert "pause it first" not in info.value.hint
 
 
 def test_pausing_twice_is_illegal() -> None:
@@ -555,3 +575,83 @@ def test_an_ab_stage_tells_the_policy_it_is_an_experiment() -> None:
     state, _ = step(spec, state, snap(500, 500), 10.0, policy)  # opens the stage's window
     state, _ = step(spec, state, snap(600, 600), 20.0, policy)
     assert policy.views[-1].is_experiment and state.phase is Phase.PROMOTED
+
+
+APPROVAL = make_spec(
+    type="canary",
+    steps=[
+        {"weight_percent": 5, "min_duration_s": 60},
+        {"pause": {}},
+        {"weight_percent": 50, "min_duration_s": 60},
+        {"pause": {"duration_s": 30}},
+    ],
+)
+
+
+def test_a_pause_step_waits_at_its_weight_for_rollout_promote() -> None:
+    """Argo Rollouts' `pause: {}`: evidence and time do not move it on; `promote` approves it."""
+    policy = FixedPolicy(Decision.PROMOTE)
+    state, _ = start(APPROVAL, initial_state(APPROVAL), snap(0, 0), now=0.0)
+    state, actions = step(APPROVAL, state, snap(5000, 300), 61.0, policy)
+    assert (state.stage_index, state.weight_of("canary")) == (1, 500)
+    assert "waiting for approval: lockgate rollout promote fraud" in state.reason
+    for now in (100.0, 10_000.0, 1e6):  # however long, however good the numbers
+        assert step(APPROVAL, state, snap(50_000, 3000), now, policy)[0].stage_index == 1
+    # a harmful candidate is still rolled back while it waits
+    assert step(APPROVAL, state, snap(5000, 300), 70.0, FixedPolicy(Decision.ROLLBACK))[0].phase is (
+        Phase.ROLLED_BACK
+    )
+    approved, actions = promote(APPROVAL, state, 200.0, actor="erin")
+    assert (approved.phase, approved.stage_index, approved.weight_of("canary")) == (Phase.STEPPING, 2, 5000)
+    [event] = of_type(actions, RecordEvent)
+    assert (event.action, event.actor, event.reason) == ("approve", "erin", "approved by hand")
+    # a pause with a duration moves on by itself; the last stage then promotes
+    state, _ = step(APPROVAL, approved, snap(60_000, 6000), 261.0, policy)
+    assert (state.stage_index, state.weight_of("canary")) == (3, 5000)
+    assert step(APPROVAL, state, snap(70_000, 7000), 280.0, policy)[0].stage_index == 3
+    assert step(APPROVAL, state, snap(70_000, 7000), 292.0, policy)[0].phase is Phase.PROMOTED
+    # --full (and promote anywhere else) still skips to the end
+    assert promote(APPROVAL, approved, 201.0, actor="erin")[0].phase is Phase.PROMOTED
+    full, _ = promote(APPROVAL, step(APPROVAL, approved, snap(0, 0), 0.0, policy)[0], 1.0, actor="e")
+    assert full.phase is Phase.PROMOTED
+
+
+def test_a_pause_step_round_trips_and_cannot_come_first() -> None:
+    assert parse_spec(APPROVAL.to_dict()) == APPROVAL
+    with pytest.raises(ValidationError, match=r"strategy.steps\[0\].pause.*cannot be the first step"):
+        make_spec(type="canary", steps=[{"pause": {}}, {"weight_percent": 5}])
+    with pytest.raises(ValidationError, match="weight_percent"):
+        make_spec(type="canary", steps=[{"weight_percent": 5}, {"pause": {}}, {"weight_percent": 5}])
+    with pytest.raises(ValidationError, match="minutes"):
+        make_spec(type="canary", steps=[{"weight_percent": 5}, {"pause": {"minutes": 3}}])
+
+
+def test_an_analysis_metric_past_its_limit_rolls_back_the_candidate() -> None:
+    """Argo's analysis metric: a number from a provider (Prometheus), judged at every look."""
+    spec = parse_spec(
+        {
+            **CANARY.to_dict(),
+            "analysis": {
+                "metrics": [
+                    {"name": "checkout_errors", "query": 'rate(x{variant="{{variant}}"}[1m])', "max": 0.05},
+                    {"name": "revenue", "query": "sum(y)", "min": 10},
+                ]
+            },
+        }
+    )
+    assert parse_spec(spec.to_dict()) == spec
+    assert spec.analysis.metrics[0].query_for("fraud", "canary") == 'rate(x{variant="canary"}[1m])'
+    state = start(spec, initial_state(spec), snap(0, 0), now=0.0)[0]
+    fine = {"checkout_errors": {"stable": 0.2, "canary": 0.01}, "revenue": {"canary": 12.0}}
+    kept, _ = step(spec, state, snap(100, 10), 1.0, FixedPolicy(), fine)
+    assert kept.phase is Phase.STEPPING  # the baseline's own value is not judged
+    assert step(spec, state, snap(100, 10), 1.0, FixedPolicy(), {})[0].phase is Phase.STEPPING  # none yet
+    bad = {"checkout_errors": {"stable": 0.01, "canary": 0.08}, "revenue": {"canary": 3.0}}
+    rolled, actions = step(spec, state, snap(100, 10), 2.0, FixedPolicy(), bad)
+    assert rolled.phase is Phase.ROLLED_BACK
+    [event] = of_type(actions, RecordEvent)
+    assert "checkout_errors of the candidate is 0.08, above its max 0.05" in event.reason
+    assert "revenue of the candidate is 3, below its min 10" in event.reason
+    assert event.numbers["metric_checkout_errors_stable"] == 0.01
+    with pytest.raises(ValidationError, match="needs max or min"):
+        parse_spec({**CANARY.to_dict(), "analysis": {"metrics": [{"name": "a", "query": "q"}]}})

@@ -6,7 +6,7 @@ import pytest
 
 from lockgate.errors import ValidationError
 from lockgate.rollout import load_spec, parse_spec
-from lockgate.rollout.evidence import evidence_plan
+from lockgate.rollout.evidence import evidence_plan, stage_warnings
 
 CANARY = load_spec("examples/specs/canary.yaml")
 
@@ -41,3 +41,26 @@ def test_a_threshold_policy_or_bad_numbers_are_refused() -> None:
         evidence_plan(parse_spec(data), 1000.0)
     with pytest.raises(ValidationError, match="requests_per_s"):
         evidence_plan(CANARY, 0.0)
+
+
+def with_steps(steps: list[dict[str, float]], analysis: dict[str, object] | None = None) -> dict[str, object]:
+    data = CANARY.to_dict()
+    data["strategy"] = {"type": "canary", "steps": steps}
+    if analysis is not None:
+        data["analysis"] = analysis
+    return data
+
+
+def test_a_stage_asking_for_fewer_requests_than_the_policy_judges_on_is_warned_about() -> None:
+    """Issue 20: min_requests 100 under min_samples 200 passed without a word."""
+    spec = parse_spec(with_steps([{"weight_percent": 5, "min_requests": 100}, {"weight_percent": 50}]))
+    [warning] = stage_warnings(spec)
+    assert "stage 1 asks for 100 requests" in warning and "200 per arm" in warning
+    assert "min_requests to at least 200" in warning
+    threshold = parse_spec(with_steps([{"weight_percent": 5, "min_requests": 50}], {"policy": "threshold"}))
+    [warning] = stage_warnings(threshold)
+    assert "no verdict at all" in warning
+    # enough requests, or none asked for (the stage waits for the evidence): nothing to say
+    fine = [{"weight_percent": 5, "min_requests": 200}, {"weight_percent": 50}]
+    assert stage_warnings(parse_spec(with_steps(fine))) == []
+    assert stage_warnings(CANARY) == []

@@ -156,20 +156,37 @@ def test_state_writes_are_compare_and_set(store: Store) -> None:
 def test_a_new_spec_replaces_the_old_one_compare_and_set(store: Store) -> None:
     spec = make_spec()
     created = store.create_deployment(spec, initial_state(spec), now=0.0)
-    store.save_snapshot("fraud", "w1", {"stable": served(40)}, now=0.5)
-    changed = replace(spec, variants={"stable": "models:/fraud/4", "canary": "models:/fraud/5"})
+    store.save_snapshot("fraud", "w1", {"stable": served(40), "canary": served(7)}, now=0.5)
+    changed = replace(spec, variants={"stable": "models:/fraud/3", "canary": "models:/fraud/5"})
     saved = store.replace_spec(
         changed, initial_state(changed), expected_version=created.version, now=1.0, events=[event("deploy")]
     )
     assert saved.version == 2
     assert store.get_deployment("fraud").spec == changed
     assert [e.action for e in store.events("fraud")] == ["deploy"]
-    assert store.load_snapshot("fraud")["stable"].requests == 40  # counters are cumulative
+    counters = store.load_snapshot("fraud")
+    assert counters["stable"].requests == 40  # the same model: its counters carry on
+    assert "canary" not in counters  # a new model under the name starts from zero
     with pytest.raises(Conflict, match="version 2, not 1"):
         store.replace_spec(spec, initial_state(spec), expected_version=1, now=2.0)
     assert store.get_deployment("fraud").spec == changed
     with pytest.raises(NotFound):
         store.replace_spec(make_spec("other"), initial_state(spec), expected_version=1, now=2.0)
+
+
+def test_a_redeploy_starts_new_counters_for_every_worker_of_a_changed_variant(store: Store) -> None:
+    """Counters belong to (variant, model): a worker that died before the redeploy left its row,
+    which must not be credited to the new model (the 16,048 requests of issue 20)."""
+    spec = make_spec()
+    created = store.create_deployment(spec, initial_state(spec), now=0.0)
+    store.save_snapshot("fraud", "dead", {"stable": served(500), "canary": served(16_048, 9)}, now=0.5)
+    store.save_snapshot("fraud", "live", {"stable": served(20), "canary": served(30)}, now=0.6)
+    changed = replace(spec, variants={"stable": "models:/fraud/3", "canary": "models:/fraud/5"})
+    store.replace_spec(changed, initial_state(changed), expected_version=created.version, now=1.0)
+    store.save_snapshot("fraud", "live", {"stable": served(21), "canary": served(2)}, now=1.5)
+    counters = store.load_snapshot("fraud")
+    assert counters["stable"].requests == 521
+    assert (counters["canary"].requests, counters["canary"].errors) == (2, 0)
 
 
 def test_feedback_joins_count_an_outcome_once_across_writers(store: Store) -> None:

@@ -128,5 +128,6 @@ def history_of(url: str, name: str) -> list[dict[str, Any]]:
 
 
 def paths_of(responses: list[httpx.Response]) -> set[str]:
-    assert all("x-model-name" in r.headers for r in responses), [r.text for r in responses][:3]
-    return {r.headers["x-model-name"] for r in responses}
+    """The variants that answered, by the header every answer from a deployment carries."""
+    assert all("x-lockgate-variant" in r.headers for r in responses), [r.text for r in responses][:3]
+    return {r.headers["x-lockgate-variant"] for r in responses}

@@ -202,8 +202,9 @@ def test_ab_split_is_sticky_per_routing_key(gateway: Any, models: dict[str, Path
     command(url, "exp", "start")
     first = send(url, "exp", logged_model, 200)
     second = send(url, "exp", logged_model, 200)
-    assert [r.headers["x-model-name"] for r in first] == [r.headers["x-model-name"] for r in second]
-    share = sum(r.headers["x-model-name"] == "next" for r in first) / len(first)
+    answered = [r.headers["x-lockgate-variant"] for r in first]
+    assert answered == [r.headers["x-lockgate-variant"] for r in second]
+    share = sum(variant == "next" for variant in answered) / len(first)
     assert 0.35 < share < 0.65
     assert status_of(url, "exp")["phase"] == "experimenting"
 

@@ -95,8 +95,17 @@ def test_the_dashboard_is_off_without_an_admin_token() -> None:
 
 def test_the_dashboard_needs_the_admin_token(gateway: Any) -> None:
     url = gateway.url
-    assert httpx.get(f"{url}/dashboard").status_code == 401
-    assert httpx.get(f"{url}/dashboard?token=wrong").status_code == 403
+    # a browser without the token gets a page that asks for it, not JSON (issue 20)
+    for query, status, problem in (("", 401, "needs a bearer token"), ("?token=wrong", 403, "not valid")):
+        asked = httpx.get(f"{url}/dashboard{query}")
+        assert asked.status_code == status
+        assert asked.headers["content-type"].startswith("text/html")
+        assert problem in asked.text and '<form method="get" action="/dashboard">' in asked.text
+        assert (
+            'name="token"' in asked.text and "form-action 'self'" in asked.headers["content-security-policy"]
+        )
+        assert "wrong" not in asked.text  # the token tried is not echoed
+    assert httpx.get(f"{url}/dashboard/data").json()["error"]  # the data stays JSON
     assert httpx.get(f"{url}/dashboard/data", headers={"authorization": "Bearer wrong"}).status_code == 403
     page = httpx.get(f"{url}/dashboard?token={TOKEN}")
     assert page.status_code == 200

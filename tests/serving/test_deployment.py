@@ -149,7 +149,16 @@ def test_promotion_and_rollback_move_the_champion_alias(
         deploy(url, spec)
         assert status_of(url, "registry")["variants"]["next"]["model_version"] == "2"
         command(url, "registry", "start")
+        answers = send(url, "registry", logged_model, 100)
+        # both variants serve the registered model 'cancer': only x-lockgate-variant tells them apart
+        assert {r.headers["x-model-name"] for r in answers} == {"cancer"}
+        assert {(r.headers["x-lockgate-variant"], r.headers["x-model-version"]) for r in answers} == {
+            ("stable", "1"),
+            ("next", "2"),
+        }
         assert command(url, "registry", "promote").json()["phase"] == "promoted"
+        send(url, "registry", logged_model, 20)
+        served = wait_for_counts(url, "registry")
         assert str(client.get_model_version_by_alias("cancer", "champion").version) == "2"
         moved = history_of(url, "registry")[-1]
         assert moved["action"] == "champion"
@@ -157,12 +166,30 @@ def test_promotion_and_rollback_move_the_champion_alias(
         # a new rollout of the old version, rolled back: the champion goes back to where it was
         back = {**spec, "variants": {"stable": "models:/cancer/2", "next": "models:/cancer/1"}}
         httpx.put(f"{url}/admin/deployments/registry", json=back, headers=AUTH, timeout=60)
+        # counters belong to (variant, model): neither variant's new model has served anything
+        redeployed = status_of(url, "registry")["variants"]
+        assert served["next"] >= 20
+        assert (redeployed["stable"]["requests"], redeployed["next"]["requests"]) == (0, 0), redeployed
         command(url, "registry", "start")
         command(url, "registry", "rollback", reason="not better")
         assert str(client.get_model_version_by_alias("cancer", "champion").version) == "2"
-        assert "rollback" in history_of(url, "registry")[-1]["reason"]
+        kept = history_of(url, "registry")[-1]
+        assert kept["action"] == "champion" and "rollback" in kept["reason"]
+        assert "champion alias stays at version 2" in kept["reason"], kept
     client.set_registered_model_alias("cancer", "champion", "1")
     store.close()
+
+
+def wait_for_counts(url: str, name: str, timeout_s: float = 10.0) -> dict[str, int]:
+    """Each variant's requests once the store holds every answer sent so far."""
+    deadline = time.monotonic() + timeout_s
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        counts = {n: v["requests"] for n, v in status_of(url, name)["variants"].items()}
+        if sum(counts.values()) >= 120:
+            break
+        time.sleep(0.05)
+    return counts
 
 
 def test_twice_the_baselines_error_rate_is_rolled_back_by_the_sequential_policy(
@@ -276,3 +303,29 @@ def test_metrics_show_the_rollout_and_the_shadow(
     assert 'lockgate_rollout_phase{deployment="watched",phase="pending"} 0.0' in text
     assert 'lockgate_shadow_agreement_ratio{deployment="watched"}' in text
     assert 'lockgate_shadow_dropped{deployment="watched"} 0.0' in text
+
+
+def test_a_pause_step_waits_on_the_server_until_rollout_promote(
+    gateway: Any, models: dict[str, Path]
+) -> None:
+    url = gateway.url
+    strategy = {
+        "type": "canary",
+        "steps": [{"weight_percent": 10}, {"pause": {}}, {"weight_percent": 50, "min_requests": 10**9}],
+    }
+    spec = {**spec_for("approval", models, "weak", strategy), "analysis": {"policy": "threshold"}}
+    deploy(url, spec)
+    command(url, "approval", "start")
+    deadline = time.monotonic() + 10
+    while status_of(url, "approval")["stage"] != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few controller ticks: nothing moves it on
+    waiting = status_of(url, "approval")
+    assert (waiting["phase"], waiting["stage"]) == ("stepping", 2), waiting
+    assert "waiting for approval: lockgate rollout promote approval" in waiting["reason"]
+    assert waiting["variants"]["next"]["weight_percent"] == 10.0
+    approved = command(url, "approval", "promote", reason="dashboard looks fine").json()
+    assert (approved["phase"], approved["stage"]) == ("stepping", 3)
+    assert approved["variants"]["next"]["weight_percent"] == 50.0
+    event = history_of(url, "approval")[-1]
+    assert (event["action"], event["reason"]) == ("approve", "dashboard looks fine")

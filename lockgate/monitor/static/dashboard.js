@@ -247,7 +247,10 @@
 
     right.appendChild(el("h3", { text: "Verdict" }));
     if (s.verdict) {
-      right.appendChild(el("div", { class: "decision-" + s.verdict.decision, "data-field": "verdict", text: s.verdict.decision }));
+      // a finished rollout's last verdict is history (a hand rollback may follow a "promote")
+      const ended = ["promoted", "completed", "rolled_back", "halted"].includes(s.phase);
+      const said = ended ? `last verdict before it was ${s.phase.replace("_", " ")}: ${s.verdict.decision}` : s.verdict.decision;
+      right.appendChild(el("div", { class: ended ? "muted" : "decision-" + s.verdict.decision, "data-field": "verdict", text: said }));
       if (s.verdict.reasons.length) right.appendChild(el("div", { class: "muted", text: s.verdict.reasons.join("; ") }));
       right.appendChild(intervalsTable(s.verdict.numbers));
       right.appendChild(verdictNumbers(s.verdict.numbers));
