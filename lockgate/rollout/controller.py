@@ -5,40 +5,44 @@ and, for :func:`step`, a snapshot of cumulative per-variant stats and a policy; 
 state and the actions for the shell to carry out (:class:`SetWeights`, :class:`Promote`,
 :class:`Rollback`, :class:`Pause`, :class:`RecordEvent`). No clock, no I/O, no randomness.
 
-A strategy compiles to a :func:`plan`: a sequence of :class:`Stage` objects, each a phase with its
-weights and the time and requests it must last. :func:`step` runs the same loop for all of them:
-analyse (the policy judges baseline and candidate stats since the rollout started), roll back or
-halt on a bad verdict, otherwise advance when the stage has lasted long enough, and finish after the
-last stage. A paused rollout does not advance, but its analysis still rolls back a bad candidate.
+A strategy compiles to a :func:`plan` (:mod:`lockgate.rollout.stages`): a sequence of
+:class:`Stage` objects, each a phase with its weights and the time and requests it must last.
+:func:`step` runs the same loop for all of them: analyse (the policy judges baseline and candidate
+stats since the rollout started), roll back or halt on a bad verdict, otherwise advance when the
+stage has its evidence and has lasted long enough, and finish after the last stage. A paused
+rollout does not advance, but its analysis still rolls back a bad candidate. The phases and their
+table are in :mod:`lockgate.rollout.phases`, the state and actions in :mod:`lockgate.rollout.state`;
+this module re-exports them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Any, TypeAlias
-
-import numpy as np
+from dataclasses import replace
+from typing import Any
 
 from lockgate.errors import IllegalTransition, ValidationError
+from lockgate.rollout.phases import LIVE_PHASES, TERMINAL_PHASES, TRANSITIONS, Phase
 from lockgate.rollout.policy import RolloutPolicy, RolloutView
-from lockgate.rollout.router import BUCKETS, RoutingTable
-from lockgate.rollout.spec import (
-    AbStrategy,
-    BlueGreenStrategy,
-    CanaryStrategy,
-    DeploymentSpec,
-    DirectStrategy,
-    RollingStrategy,
-    ShadowStrategy,
+from lockgate.rollout.router import BUCKETS
+from lockgate.rollout.spec import BlueGreenStrategy, DeploymentSpec
+from lockgate.rollout.stages import Stage, candidate_share, final_phase, is_comparable, plan
+from lockgate.rollout.state import (
+    Action,
+    Pause,
+    Promote,
+    RecordEvent,
+    Result,
+    Rollback,
+    RolloutState,
+    SetWeights,
+    Snapshot,
+    initial_state,
+    routing_table,
+    stats_since,
+    weights_for,
 )
-from lockgate.stats.accumulators import (
-    LatencyHistogram,
-    Moments,
-    Proportion,
-    VariantStats,
-)
+from lockgate.stats.accumulators import VariantStats
 from lockgate.stats.verdict import Decision, Policy, Verdict
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "Stage",
     "candidate_share",
     "initial_state",
+    "is_comparable",
     "pause",
     "plan",
     "promote",
@@ -68,375 +73,7 @@ __all__ = [
     "step",
 ]
 
-Snapshot: TypeAlias = Mapping[str, VariantStats]
-"""Cumulative stats per variant name, summed over workers (missing variants count as empty)."""
-
 CONTROLLER = "controller"
-
-
-class Phase(StrEnum):
-    """Where a rollout is. The live phases carry traffic to the candidate (or a mirror of it)."""
-
-    PENDING = "pending"
-    WARMING = "warming"  # blue-green: the candidate warms up on mirrored traffic
-    SHADOWING = "shadowing"  # shadow: the candidate answers mirrored requests, never returned
-    STEPPING = "stepping"  # canary and rolling: the candidate's share grows step by step
-    BAKING = "baking"  # blue-green: the candidate has all traffic, the baseline stays warm
-    EXPERIMENTING = "experimenting"  # A/B: a fixed split until the policy decides
-    PAUSED = "paused"
-    HALTED = "halted"  # the numbers cannot be trusted; traffic back on the baseline, a human decides
-    PROMOTED = "promoted"
-    ROLLED_BACK = "rolled_back"
-    COMPLETED = "completed"  # a shadow test passed; traffic stays on the baseline
-
-
-LIVE_PHASES = frozenset({Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.BAKING, Phase.EXPERIMENTING})
-TERMINAL_PHASES = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.COMPLETED})
-_ENDS = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
-
-TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
-    Phase.PENDING: frozenset({Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.EXPERIMENTING} | _ENDS),
-    Phase.WARMING: frozenset({Phase.BAKING, Phase.PAUSED, Phase.HALTED} | _ENDS),
-    Phase.SHADOWING: frozenset({Phase.PAUSED, Phase.HALTED, Phase.COMPLETED} | _ENDS),
-    Phase.STEPPING: frozenset({Phase.STEPPING, Phase.PAUSED, Phase.HALTED} | _ENDS),
-    Phase.BAKING: frozenset({Phase.PAUSED, Phase.HALTED} | _ENDS),
-    Phase.EXPERIMENTING: frozenset({Phase.PAUSED, Phase.HALTED} | _ENDS),
-    Phase.PAUSED: LIVE_PHASES | {Phase.HALTED} | _ENDS,
-    Phase.HALTED: _ENDS,
-    Phase.PROMOTED: frozenset(),
-    Phase.ROLLED_BACK: frozenset(),
-    Phase.COMPLETED: frozenset(),
-}
-"""The one table of allowed moves: phase → the phases it may move to."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stretch of a rollout: a phase, the candidate's weight and mirror, and how long it lasts.
-
-    The stage ends when it has lasted ``min_duration_s``, the candidate has served
-    ``min_requests`` since it began and, where the two arms can be compared, the policy has the
-    evidence (verdict promote: every guardrail non-inferior, or an A/B winner). A stage still
-    without evidence at ``max_duration_s`` ends as the spec's ``on_inconclusive`` says (roll back by
-    default, or hold). ``max_error_rate`` and ``max_p99_latency_ms`` are absolute checks on the
-    candidate when the stage ends.
-    """
-
-    phase: Phase
-    candidate_bp: int
-    min_duration_s: float = 0.0
-    min_requests: int = 0
-    shadow_fraction: float = 0.0
-    replicas: tuple[tuple[str, int], ...] = ()
-    keep_warm: tuple[str, ...] = ()
-    max_duration_s: float | None = None
-    is_experiment: bool = False
-    max_error_rate: float | None = None
-    max_p99_latency_ms: float | None = None
-    needs_approval: bool = False  # a pause step with no duration: waits for `lockgate rollout promote`
-
-
-def candidate_share(stage: Stage) -> float:
-    """The candidate's expected share of the requests the two arms see during ``stage``.
-
-    Routed traffic splits by weight; mirrored copies (shadow, blue-green warm-up) add ``f`` of the
-    baseline's requests to the candidate: a share of f / (1 + f).
-    """
-    if stage.candidate_bp == 0 and stage.shadow_fraction > 0:
-        return stage.shadow_fraction / (1.0 + stage.shadow_fraction)
-    return stage.candidate_bp / BUCKETS
-
-
-def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
-    """The stages a strategy goes through; after the last one the rollout finishes."""
-    strategy = spec.strategy
-    if isinstance(strategy, DirectStrategy):
-        return ()
-    if isinstance(strategy, CanaryStrategy):
-        return tuple(
-            Stage(
-                Phase.STEPPING,
-                s.weight_bp,
-                s.min_duration_s,
-                s.min_requests,
-                max_duration_s=None if s.is_pause else _max_duration(s.min_duration_s, s.max_duration_s),
-                needs_approval=s.needs_approval,
-            )
-            for s in strategy.steps
-        )
-    if isinstance(strategy, BlueGreenStrategy):
-        warmup = strategy.warmup
-        return (
-            Stage(
-                Phase.WARMING,
-                0,
-                warmup.min_duration_s,
-                warmup.min_requests,
-                shadow_fraction=warmup.shadow_fraction,
-                keep_warm=(spec.candidate,),
-                max_duration_s=_max_duration(warmup.min_duration_s, None),
-                max_error_rate=warmup.max_error_rate,
-                max_p99_latency_ms=warmup.max_p99_latency_ms,
-            ),
-            Stage(
-                Phase.BAKING,
-                BUCKETS,
-                strategy.bake_s,
-                strategy.bake_min_requests,
-                keep_warm=(spec.baseline,),
-            ),
-        )
-    if isinstance(strategy, RollingStrategy):
-        stages = []
-        replaced = 0
-        while replaced < strategy.replicas:
-            replaced = min(strategy.replicas, replaced + strategy.batch_size)
-            stages.append(
-                Stage(
-                    Phase.STEPPING,
-                    replaced * BUCKETS // strategy.replicas,
-                    strategy.min_duration_s,
-                    strategy.min_requests,
-                    replicas=(
-                        (spec.baseline, strategy.replicas - replaced),
-                        (spec.candidate, replaced),
-                    ),
-                    max_duration_s=_max_duration(strategy.min_duration_s, None),
-                )
-            )
-        return tuple(stages)
-    if isinstance(strategy, ShadowStrategy):
-        return (
-            Stage(
-                Phase.SHADOWING,
-                0,
-                strategy.min_duration_s,
-                strategy.min_requests,
-                shadow_fraction=strategy.fraction,
-                max_duration_s=_max_duration(strategy.min_duration_s, None),
-            ),
-        )
-    if isinstance(strategy, AbStrategy):
-        return (
-            Stage(
-                Phase.EXPERIMENTING,
-                round(strategy.split_percent * 100),
-                strategy.min_duration_s,
-                strategy.min_requests,
-                max_duration_s=strategy.max_duration_s,
-                is_experiment=True,
-            ),
-        )
-    raise ValidationError(f"strategy {strategy!r} has no plan", hint="use a known strategy type")
-
-
-INCONCLUSIVE_FACTOR = 3.0
-"""A stage without its own ``max_duration_s`` waits for evidence up to this many times its
-``min_duration_s`` (a stage without a duration waits for evidence as long as it takes)."""
-
-
-def _max_duration(min_duration_s: float, given: float | None) -> float | None:
-    if given is not None:
-        return given
-    return INCONCLUSIVE_FACTOR * min_duration_s if min_duration_s > 0 else None
-
-
-def is_comparable(stage: Stage) -> bool:
-    """Whether both arms see traffic in ``stage``, so the policy can compare them."""
-    return 0.0 < candidate_share(stage) < 1.0
-
-
-def _final_phase(spec: DeploymentSpec) -> Phase:
-    strategy = spec.strategy
-    if isinstance(strategy, ShadowStrategy) and not strategy.promote_on_pass:
-        return Phase.COMPLETED
-    return Phase.PROMOTED
-
-
-# --- actions ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SetWeights:
-    """Route traffic by these weights (basis points, baseline first), mirror, and size workers."""
-
-    weights_bp: tuple[tuple[str, int], ...]
-    shadow_variant: str | None = None
-    shadow_fraction: float = 0.0
-    replicas: tuple[tuple[str, int], ...] = ()
-    keep_warm: tuple[str, ...] = ()
-
-    def table(self) -> RoutingTable:
-        """The immutable routing table to swap in."""
-        return RoutingTable.from_weights(
-            self.weights_bp,
-            shadow_variant=self.shadow_variant if self.shadow_fraction > 0 else None,
-            shadow_fraction=self.shadow_fraction,
-        )
-
-
-@dataclass(frozen=True)
-class Promote:
-    """``variant`` is now the champion; ``retire`` may be unloaded after ``retire_after_s``."""
-
-    variant: str
-    retire: tuple[str, ...] = ()
-    retire_after_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Rollback:
-    """All traffic is back on ``variant``; ``retire`` (the candidate) may be unloaded."""
-
-    variant: str
-    retire: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Pause:
-    """The rollout stopped advancing; it resumes by command or, when set, at ``until``."""
-
-    until: float | None = None
-
-
-@dataclass(frozen=True)
-class RecordEvent:
-    """One entry for the append-only audit log: who did what, when, why, and the numbers."""
-
-    at: float
-    actor: str
-    action: str
-    reason: str
-    from_phase: str
-    to_phase: str
-    numbers: Mapping[str, float] = field(default_factory=dict)
-
-
-Action: TypeAlias = SetWeights | Promote | Rollback | Pause | RecordEvent
-Result: TypeAlias = tuple["RolloutState", tuple[Action, ...]]
-
-
-# --- state -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    """Everything the controller knows between ticks; JSON-able with :meth:`to_dict`.
-
-    ``stats_at_start`` holds each variant's cumulative stats when the rollout started: analysis
-    judges what happened since then. ``requests_at_stage_start`` counts toward a stage's
-    ``min_requests``. A paused rollout keeps the time its stage had run in ``stage_elapsed_s``.
-    """
-
-    phase: Phase = Phase.PENDING
-    stage_index: int = 0
-    weights_bp: tuple[tuple[str, int], ...] = ()
-    shadow_variant: str | None = None
-    shadow_fraction: float = 0.0
-    replicas: tuple[tuple[str, int], ...] = ()
-    started_at: float | None = None
-    stage_started_at: float | None = None
-    paused_at: float | None = None
-    paused_from: Phase | None = None
-    pause_until: float | None = None
-    stage_elapsed_s: float = 0.0
-    stats_at_start: Mapping[str, VariantStats] = field(default_factory=dict)
-    requests_at_stage_start: Mapping[str, int] = field(default_factory=dict)
-    stats_at_stage_start: Mapping[str, VariantStats] = field(default_factory=dict)
-    is_stage_window_open: bool = True
-    last_verdict: Verdict | None = None
-    reason: str = ""
-    updated_at: float | None = None
-
-    @property
-    def is_finished(self) -> bool:
-        return self.phase in TERMINAL_PHASES
-
-    def weight_of(self, variant: str) -> int:
-        return dict(self.weights_bp).get(variant, 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        verdict = self.last_verdict
-        return {
-            "phase": self.phase.value,
-            "stage_index": self.stage_index,
-            "weights_bp": [[name, weight] for name, weight in self.weights_bp],
-            "shadow_variant": self.shadow_variant,
-            "shadow_fraction": self.shadow_fraction,
-            "replicas": [[name, count] for name, count in self.replicas],
-            "started_at": self.started_at,
-            "stage_started_at": self.stage_started_at,
-            "paused_at": self.paused_at,
-            "paused_from": self.paused_from.value if self.paused_from else None,
-            "pause_until": self.pause_until,
-            "stage_elapsed_s": self.stage_elapsed_s,
-            "stats_at_start": {k: v.to_dict() for k, v in self.stats_at_start.items()},
-            "requests_at_stage_start": dict(self.requests_at_stage_start),
-            "stats_at_stage_start": {k: v.to_dict() for k, v in self.stats_at_stage_start.items()},
-            "is_stage_window_open": self.is_stage_window_open,
-            "last_verdict": None
-            if verdict is None
-            else {
-                "decision": verdict.decision.value,
-                "reasons": list(verdict.reasons),
-                "numbers": dict(verdict.numbers),
-            },
-            "reason": self.reason,
-            "updated_at": self.updated_at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RolloutState:
-        verdict = data.get("last_verdict")
-        return cls(
-            phase=Phase(data["phase"]),
-            stage_index=int(data["stage_index"]),
-            weights_bp=tuple((str(n), int(w)) for n, w in data["weights_bp"]),
-            shadow_variant=data.get("shadow_variant"),
-            shadow_fraction=float(data.get("shadow_fraction", 0.0)),
-            replicas=tuple((str(n), int(c)) for n, c in data.get("replicas", ())),
-            started_at=data.get("started_at"),
-            stage_started_at=data.get("stage_started_at"),
-            paused_at=data.get("paused_at"),
-            paused_from=Phase(data["paused_from"]) if data.get("paused_from") else None,
-            pause_until=data.get("pause_until"),
-            stage_elapsed_s=float(data.get("stage_elapsed_s", 0.0)),
-            stats_at_start={k: VariantStats.from_dict(v) for k, v in data.get("stats_at_start", {}).items()},
-            requests_at_stage_start={
-                str(k): int(v) for k, v in data.get("requests_at_stage_start", {}).items()
-            },
-            stats_at_stage_start={
-                k: VariantStats.from_dict(v) for k, v in data.get("stats_at_stage_start", {}).items()
-            },
-            is_stage_window_open=bool(data.get("is_stage_window_open", True)),
-            last_verdict=None
-            if verdict is None
-            else Verdict(
-                Decision(verdict["decision"]),
-                tuple(verdict["reasons"]),
-                {str(k): float(v) for k, v in verdict["numbers"].items()},
-            ),
-            reason=str(data.get("reason", "")),
-            updated_at=data.get("updated_at"),
-        )
-
-
-def initial_state(spec: DeploymentSpec) -> RolloutState:
-    """A rollout not yet started: all traffic on the baseline."""
-    return RolloutState(weights_bp=_baseline_only(spec), reason="created")
-
-
-def routing_table(state: RolloutState) -> RoutingTable:
-    """The routing table a state implies (what a restarted shell swaps in)."""
-    return SetWeights(state.weights_bp, state.shadow_variant, state.shadow_fraction).table()
-
-
-def _baseline_only(spec: DeploymentSpec) -> tuple[tuple[str, int], ...]:
-    return ((spec.baseline, BUCKETS), (spec.candidate, 0))
-
-
-def _weights(spec: DeploymentSpec, candidate_bp: int) -> tuple[tuple[str, int], ...]:
-    return ((spec.baseline, BUCKETS - candidate_bp), (spec.candidate, candidate_bp))
 
 
 def _move(state: RolloutState, to: Phase, now: float, reason: str, **changes: Any) -> RolloutState:
@@ -519,7 +156,7 @@ def start(
     )
     stages = plan(spec)
     if not stages:
-        return _finish(spec, begun, _final_phase(spec), now, actor, "promote", reason)
+        return _finish(spec, begun, final_phase(spec), now, actor, "promote", reason)
     return _enter(spec, begun, stages, 0, snapshot, now, actor, "start", reason)
 
 
@@ -781,10 +418,10 @@ def step(
             numbers,
         )
         return _then(actions, entered)
-    action = "promote" if _final_phase(spec) is Phase.PROMOTED else "complete"
+    action = "promote" if final_phase(spec) is Phase.PROMOTED else "complete"
     return _then(
         actions,
-        _finish(spec, state, _final_phase(spec), now, CONTROLLER, action, done, numbers),
+        _finish(spec, state, final_phase(spec), now, CONTROLLER, action, done, numbers),
     )
 
 
@@ -808,7 +445,7 @@ def _enter(
     stage = stages[index]
     if stage.needs_approval:
         reason = f"{reason}; waiting for approval: lockgate rollout promote {spec.name}"
-    weights = _weights(spec, stage.candidate_bp)
+    weights = weights_for(spec, stage.candidate_bp)
     shadow = spec.candidate if stage.shadow_fraction > 0 else None
     entered = _move(
         state,
@@ -841,7 +478,7 @@ def _finish(
     numbers: Mapping[str, float] | None = None,
 ) -> Result:
     candidate_bp = BUCKETS if to is Phase.PROMOTED else 0
-    weights = _weights(spec, candidate_bp)
+    weights = weights_for(spec, candidate_bp)
     finished = _move(
         state,
         to,
@@ -904,42 +541,3 @@ def _numbers(
         "stage_requests": float(stage_requests),
         "stage_elapsed_s": float(elapsed),
     }
-
-
-def stats_since(current: VariantStats | None, start: VariantStats | None) -> VariantStats:
-    """What a variant served between two cumulative snapshots.
-
-    A ``current`` below ``start`` means the counters were reset (the workers restarted), so all of
-    ``current`` counts, as Prometheus does for a counter reset.
-    """
-    if current is None:
-        return VariantStats()
-    if start is None or start.requests == 0 or current.requests < start.requests:
-        return current.copy()
-    latency = LatencyHistogram(
-        current.latency.bounds_ms,
-        np.maximum(current.latency.counts - start.latency.counts, 0),
-        max(current.latency.sum_ms - start.latency.sum_ms, 0.0),
-    )
-    return VariantStats(
-        requests=current.requests - start.requests,
-        errors=max(current.errors - start.errors, 0),
-        latency=latency,
-        outcome=_moments_since(current.outcome, start.outcome),
-        conversions=Proportion(
-            max(current.conversions.trials - start.conversions.trials, 0),
-            max(current.conversions.successes - start.conversions.successes, 0),
-        ),
-        units=current.units.since(start.units),
-    )
-
-
-def _moments_since(current: Moments, start: Moments) -> Moments:
-    """Undo Chan et al.'s merge: the moments of the values added after ``start``."""
-    count = current.count - start.count
-    if count <= 0:
-        return Moments()
-    mean = (current.mean * current.count - start.mean * start.count) / count
-    delta = mean - start.mean
-    m2 = current.m2 - start.m2 - delta * delta * start.count * count / current.count
-    return Moments(count, mean, max(m2, 0.0))

@@ -1,0 +1,262 @@
+"""What the controller keeps between ticks (:class:`RolloutState`) and the actions it returns for
+the shell to carry out, plus :func:`stats_since`, the window of counts a rollout judges."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from lockgate.rollout.phases import TERMINAL_PHASES, Phase
+from lockgate.rollout.router import BUCKETS, RoutingTable
+from lockgate.rollout.spec import DeploymentSpec
+from lockgate.stats.accumulators import LatencyHistogram, Moments, Proportion, VariantStats
+from lockgate.stats.verdict import Decision, Verdict
+
+__all__ = [
+    "Action",
+    "Pause",
+    "Promote",
+    "RecordEvent",
+    "Rollback",
+    "RolloutState",
+    "SetWeights",
+    "Snapshot",
+    "baseline_weights",
+    "initial_state",
+    "routing_table",
+    "stats_since",
+    "weights_for",
+]
+
+Snapshot: TypeAlias = Mapping[str, VariantStats]
+"""Cumulative stats per variant name, summed over workers (missing variants count as empty)."""
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Route traffic by these weights (basis points, baseline first), mirror, and size workers."""
+
+    weights_bp: tuple[tuple[str, int], ...]
+    shadow_variant: str | None = None
+    shadow_fraction: float = 0.0
+    replicas: tuple[tuple[str, int], ...] = ()
+    keep_warm: tuple[str, ...] = ()
+
+    def table(self) -> RoutingTable:
+        """The immutable routing table to swap in."""
+        return RoutingTable.from_weights(
+            self.weights_bp,
+            shadow_variant=self.shadow_variant if self.shadow_fraction > 0 else None,
+            shadow_fraction=self.shadow_fraction,
+        )
+
+
+@dataclass(frozen=True)
+class Promote:
+    """``variant`` is now the champion; ``retire`` may be unloaded after ``retire_after_s``."""
+
+    variant: str
+    retire: tuple[str, ...] = ()
+    retire_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """All traffic is back on ``variant``; ``retire`` (the candidate) may be unloaded."""
+
+    variant: str
+    retire: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The rollout stopped advancing; it resumes by command or, when set, at ``until``."""
+
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """One entry for the append-only audit log: who did what, when, why, and the numbers."""
+
+    at: float
+    actor: str
+    action: str
+    reason: str
+    from_phase: str
+    to_phase: str
+    numbers: Mapping[str, float] = field(default_factory=dict)
+
+
+Action: TypeAlias = SetWeights | Promote | Rollback | Pause | RecordEvent
+Result: TypeAlias = tuple["RolloutState", tuple[Action, ...]]
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """Everything the controller knows between ticks; JSON-able with :meth:`to_dict`.
+
+    ``stats_at_start`` holds each variant's cumulative stats when the rollout started: analysis
+    judges what happened since then. ``requests_at_stage_start`` counts toward a stage's
+    ``min_requests``. A paused rollout keeps the time its stage had run in ``stage_elapsed_s``.
+    """
+
+    phase: Phase = Phase.PENDING
+    stage_index: int = 0
+    weights_bp: tuple[tuple[str, int], ...] = ()
+    shadow_variant: str | None = None
+    shadow_fraction: float = 0.0
+    replicas: tuple[tuple[str, int], ...] = ()
+    started_at: float | None = None
+    stage_started_at: float | None = None
+    paused_at: float | None = None
+    paused_from: Phase | None = None
+    pause_until: float | None = None
+    stage_elapsed_s: float = 0.0
+    stats_at_start: Mapping[str, VariantStats] = field(default_factory=dict)
+    requests_at_stage_start: Mapping[str, int] = field(default_factory=dict)
+    stats_at_stage_start: Mapping[str, VariantStats] = field(default_factory=dict)
+    is_stage_window_open: bool = True
+    last_verdict: Verdict | None = None
+    reason: str = ""
+    updated_at: float | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+    def weight_of(self, variant: str) -> int:
+        return dict(self.weights_bp).get(variant, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        verdict = self.last_verdict
+        return {
+            "phase": self.phase.value,
+            "stage_index": self.stage_index,
+            "weights_bp": [[name, weight] for name, weight in self.weights_bp],
+            "shadow_variant": self.shadow_variant,
+            "shadow_fraction": self.shadow_fraction,
+            "replicas": [[name, count] for name, count in self.replicas],
+            "started_at": self.started_at,
+            "stage_started_at": self.stage_started_at,
+            "paused_at": self.paused_at,
+            "paused_from": self.paused_from.value if self.paused_from else None,
+            "pause_until": self.pause_until,
+            "stage_elapsed_s": self.stage_elapsed_s,
+            "stats_at_start": {k: v.to_dict() for k, v in self.stats_at_start.items()},
+            "requests_at_stage_start": dict(self.requests_at_stage_start),
+            "stats_at_stage_start": {k: v.to_dict() for k, v in self.stats_at_stage_start.items()},
+            "is_stage_window_open": self.is_stage_window_open,
+            "last_verdict": None
+            if verdict is None
+            else {
+                "decision": verdict.decision.value,
+                "reasons": list(verdict.reasons),
+                "numbers": dict(verdict.numbers),
+            },
+            "reason": self.reason,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RolloutState:
+        verdict = data.get("last_verdict")
+        return cls(
+            phase=Phase(data["phase"]),
+            stage_index=int(data["stage_index"]),
+            weights_bp=tuple((str(n), int(w)) for n, w in data["weights_bp"]),
+            shadow_variant=data.get("shadow_variant"),
+            shadow_fraction=float(data.get("shadow_fraction", 0.0)),
+            replicas=tuple((str(n), int(c)) for n, c in data.get("replicas", ())),
+            started_at=data.get("started_at"),
+            stage_started_at=data.get("stage_started_at"),
+            paused_at=data.get("paused_at"),
+            paused_from=Phase(data["paused_from"]) if data.get("paused_from") else None,
+            pause_until=data.get("pause_until"),
+            stage_elapsed_s=float(data.get("stage_elapsed_s", 0.0)),
+            stats_at_start={k: VariantStats.from_dict(v) for k, v in data.get("stats_at_start", {}).items()},
+            requests_at_stage_start={
+                str(k): int(v) for k, v in data.get("requests_at_stage_start", {}).items()
+            },
+            stats_at_stage_start={
+                k: VariantStats.from_dict(v) for k, v in data.get("stats_at_stage_start", {}).items()
+            },
+            is_stage_window_open=bool(data.get("is_stage_window_open", True)),
+            last_verdict=None
+            if verdict is None
+            else Verdict(
+                Decision(verdict["decision"]),
+                tuple(verdict["reasons"]),
+                {str(k): float(v) for k, v in verdict["numbers"].items()},
+            ),
+            reason=str(data.get("reason", "")),
+            updated_at=data.get("updated_at"),
+        )
+
+
+def baseline_weights(spec: DeploymentSpec) -> tuple[tuple[str, int], ...]:
+    """All traffic on the baseline, the candidate listed with weight 0."""
+    return ((spec.baseline, BUCKETS), (spec.candidate, 0))
+
+
+def weights_for(spec: DeploymentSpec, candidate_bp: int) -> tuple[tuple[str, int], ...]:
+    """The baseline first, the candidate last with ``candidate_bp`` basis points."""
+    return ((spec.baseline, BUCKETS - candidate_bp), (spec.candidate, candidate_bp))
+
+
+def initial_state(spec: DeploymentSpec) -> RolloutState:
+    """A rollout not yet started: all traffic on the baseline."""
+    return RolloutState(weights_bp=baseline_weights(spec), reason="created")
+
+
+def routing_table(state: RolloutState) -> RoutingTable:
+    """The routing table a state implies (what a restarted shell swaps in)."""
+    return SetWeights(state.weights_bp, state.shadow_variant, state.shadow_fraction).table()
+
+
+def stats_since(current: VariantStats | None, start: VariantStats | None) -> VariantStats:
+    """What a variant served between two cumulative snapshots.
+
+    A ``current`` below ``start`` means the counters were reset (the workers restarted), so all of
+    ``current`` counts, as Prometheus does for a counter reset.
+    """
+    if current is None:
+        return VariantStats()
+    if start is None or start.requests == 0 or current.requests < start.requests:
+        return current.copy()
+    latency = LatencyHistogram(
+        current.latency.bounds_ms,
+        np.maximum(current.latency.counts - start.latency.counts, 0),
+        max(current.latency.sum_ms - start.latency.sum_ms, 0.0),
+    )
+    return VariantStats(
+        requests=current.requests - start.requests,
+        errors=max(current.errors - start.errors, 0),
+        latency=latency,
+        outcome=_moments_since(current.outcome, start.outcome),
+        conversions=Proportion(
+            max(current.conversions.trials - start.conversions.trials, 0),
+            max(current.conversions.successes - start.conversions.successes, 0),
+        ),
+        units=current.units.since(start.units),
+    )
+
+
+def _moments_since(current: Moments, start: Moments) -> Moments:
+    """Undo Chan et al.'s merge: the moments of the values added after ``start``."""
+    count = current.count - start.count
+    if count <= 0:
+        return Moments()
+    mean = (current.mean * current.count - start.mean * start.count) / count
+    delta = mean - start.mean
+    m2 = current.m2 - start.m2 - delta * delta * start.count * count / current.count
+    return Moments(count, mean, max(m2, 0.0))
