@@ -176,8 +176,11 @@ def list_models(conn: Connection) -> list[dict[str, Any]]:
     return sorted(out, key=lambda m: str(m["name"]))
 
 
-def _find_logged_model(conn: Connection, run_id: str, experiment_id: str, artifact: str) -> tuple[str, str]:
-    """(source URI, local folder) of the model named ``artifact`` logged by the run."""
+def _find_logged_model(
+    conn: Connection, run_id: str, experiment_id: str, artifact: str
+) -> tuple[str, str, str | None]:
+    """(source URI, local folder, logged model id or None) of the model named ``artifact`` logged by
+    the run. A tracking server checks that a ``models:/m-...`` source names the version's model id."""
     import mlflow.artifacts
 
     logged = conn.client.search_logged_models(
@@ -187,7 +190,7 @@ def _find_logged_model(conn: Connection, run_id: str, experiment_id: str, artifa
     if logged:
         model = logged[0]
         local = mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location)
-        return f"models:/{model.model_id}", local
+        return f"models:/{model.model_id}", local, str(model.model_id)
     # MLflow 2 layout: the model folder is an artifact of the run.
     try:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact)
@@ -213,7 +216,7 @@ def _find_logged_model(conn: Connection, run_id: str, experiment_id: str, artifa
             f"artifact '{artifact}' of run '{run_id}' is not an MLflow model (no MLmodel file)",
             hint="log the model with run.log_model(model) or mlflow.<flavor>.log_model",
         )
-    return f"runs:/{run_id}/{artifact}", local
+    return f"runs:/{run_id}/{artifact}", local, None
 
 
 def register(
@@ -237,7 +240,7 @@ def register(
         validate_alias(alias)
     run = get_run(conn, run_ref)
     parent_version = get_model_version(conn, parent) if parent else None
-    source, local = _find_logged_model(conn, run.info.run_id, run.info.experiment_id, artifact)
+    source, local, model_id = _find_logged_model(conn, run.info.run_id, run.info.experiment_id, artifact)
     tags = {
         TAG_RUN: run.info.run_id,
         TAG_ARTIFACT_SHA256: model_sha256(Path(local)),
@@ -255,7 +258,7 @@ def register(
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     mv = conn.client.create_model_version(
-        name, source, run_id=run.info.run_id, tags=tags, description=description or None
+        name, source, run_id=run.info.run_id, tags=tags, description=description or None, model_id=model_id
     )
     if alias is not None:
         conn.client.set_registered_model_alias(name, alias, mv.version)
