@@ -213,15 +213,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI; turn lockgate errors into a message and their exit code.
 
     Usage errors (a missing argument, an unknown option) are Click's: it prints them and exits 2.
+    A refusal from a tracking server (401, 403) that no command turned into a lockgate error yet
+    is one here too: a message naming the user and the fix, exit code 2, no traceback.
     """
     command = typer.main.get_command(app)
     try:
         command.main(args=list(argv) if argv is not None else None, prog_name="lockgate")
     except LockgateError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
-        if exc.hint:
-            err_console.print(f"[bold]hint:[/] {escape(exc.hint)}")
-        sys.exit(exc.exit_code)
+        _exit_with(exc)
+    except Exception as exc:
+        translated = _server_refusal(exc)
+        if translated is None:
+            raise
+        _exit_with(translated)
+
+
+def _exit_with(exc: LockgateError) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err_console.print(f"[bold]hint:[/] {escape(exc.hint)}")
+    sys.exit(exc.exit_code)
+
+
+def _server_refusal(exc: Exception) -> LockgateError | None:
+    if not type(exc).__module__.startswith("mlflow"):
+        return None  # not MLflow's: no need to import it to know
+    from lockgate.settings import current_settings
+    from lockgate.tracking.connection import server_error
+
+    return server_error(exc, current_settings().tracking_uri, "do that")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import NotFound
-from lockgate.tracking.connection import Connection
+from lockgate.tracking.connection import Connection, server_errors
 from lockgate.tracking.digest import model_sha256
 from lockgate.tracking.refs import Ref, parse_ref, validate_alias, validate_artifact_path, validate_name
 from lockgate.tracking.runs import get_run
@@ -253,15 +253,26 @@ def register(
     if method_params:
         tags[TAG_METHOD_PARAMS] = json.dumps(dict(method_params), sort_keys=True)
     try:
-        conn.client.create_registered_model(name)
+        with server_errors(conn, f"create registered model '{name}'"):
+            conn.client.create_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    mv = conn.client.create_model_version(
-        name, source, run_id=run.info.run_id, tags=tags, description=description or None, model_id=model_id
-    )
-    if alias is not None:
-        conn.client.set_registered_model_alias(name, alias, mv.version)
+    with server_errors(
+        conn,
+        f"add a version to registered model '{name}'",
+        hint=f"ask the model's owner or an admin of the server for EDIT on registered model '{name}'",
+    ):
+        mv = conn.client.create_model_version(
+            name,
+            source,
+            run_id=run.info.run_id,
+            tags=tags,
+            description=description or None,
+            model_id=model_id,
+        )
+        if alias is not None:
+            conn.client.set_registered_model_alias(name, alias, mv.version)
     return get_model_version(conn, Ref(name, version=int(mv.version)))
 
 
@@ -269,7 +280,8 @@ def set_alias(conn: Connection, name: str, alias: str, version: int) -> Register
     """Point ``alias`` of model ``name`` at ``version`` (moving it if it pointed elsewhere)."""
     validate_alias(alias)
     target = get_model_version(conn, Ref(name, version=version))
-    conn.client.set_registered_model_alias(name, alias, str(target.version))
+    with server_errors(conn, f"set alias '{alias}' of registered model '{name}'"):
+        conn.client.set_registered_model_alias(name, alias, str(target.version))
     return get_model_version(conn, Ref(name, version=version))
 
 
@@ -298,13 +310,15 @@ def move_alias(conn: Connection, model_uri: str, alias: str) -> tuple[str | None
     except MlflowException:
         previous = None
     if previous != target:
-        client.set_registered_model_alias(name, alias, target)
+        with server_errors(conn, f"move alias '{alias}' of registered model '{name}'"):
+            client.set_registered_model_alias(name, alias, target)
     return previous, target
 
 
 def delete_alias(conn: Connection, name: str, alias: str) -> None:
     get_model_version(conn, Ref(name, alias=validate_alias(alias)))
-    conn.client.delete_registered_model_alias(name, alias)
+    with server_errors(conn, f"delete alias '{alias}' of registered model '{name}'"):
+        conn.client.delete_registered_model_alias(name, alias)
 
 
 def derived_versions(conn: Connection, version: RegisteredVersion) -> list[RegisteredVersion]:
