@@ -11,6 +11,7 @@ the data, so an outage can be simulated.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -43,6 +44,29 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _group_is_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_port_free(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TrackingServerError(f"port {port} is still taken after {timeout_s:.0f} s") from None
+        time.sleep(0.2)
 
 
 def _fresh_database(postgres_url: str, prefix: str) -> str:
@@ -107,6 +131,8 @@ class TrackingServer:
         first = not self._is_set_up
         if first:
             self._set_up()
+        else:
+            _wait_port_free(self.port, self.start_timeout_s)
         command = [
             sys.executable,
             "-m",
@@ -152,18 +178,24 @@ class TrackingServer:
         return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop the server and its worker processes; return once none is left (the port is free)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while _group_is_alive(process.pid):  # uvicorn's workers outlive their parent by a moment
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            time.sleep(0.1)
 
     def __enter__(self) -> TrackingServer:
         return self.start()
