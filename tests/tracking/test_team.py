@@ -248,13 +248,14 @@ def test_eight_writers_as_two_users_lose_nothing(team_user: TeamUser, tmp_path: 
     server = team_user("alice")
     conn = connect()
     model = f"shared-{unique}"
-    # the team's set-up (docs/team.md): alice owns the experiment; an admin lets bob write to it,
-    # to the datasets and to the shared model
+    # the team's set-up (docs/team.md): alice owns the experiment; an admin lets bob write to it and
+    # to the datasets, and both to the shared model (whoever registers first creates, and owns, it)
     experiment_id = conn.experiment_id()
     datasets_id = conn.experiment_id("lockgate-datasets")
     server.grant("bob", "experiment", experiment_id, "EDIT")
     server.grant("bob", "experiment", datasets_id, "EDIT")
-    server.grant("bob", "registered_model", model, "EDIT")
+    for user in ("alice", "bob"):
+        server.grant(user, "registered_model", model, "EDIT")
     points = 500
     writers = []
     for index in range(8):
