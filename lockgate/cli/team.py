@@ -23,7 +23,7 @@ TEMPLATE = """\
 tracking_uri = "{tracking_uri}"
 # where credentials come from (documentation for teammates; lockgate reads only the environment)
 credentials = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"
-# the experiment runs go to; convention: one per project, runs named <what>-<who>
+# the experiment runs go to; convention: one per project, shared; run names say what changed
 experiment = "{experiment}"
 # dataset paths are recorded relative to the folder of this file
 """
