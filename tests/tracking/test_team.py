@@ -111,6 +111,7 @@ def test_registering_into_a_teammates_model_without_edit_names_the_model(
     assert "Traceback" not in err
 
 
+@pytest.mark.timeout(600)  # a restart of the server is most of it
 def test_a_server_restart_mid_run_loses_no_point(team_user: TeamUser) -> None:
     server = team_user("alice")
     restarted = threading.Event()
@@ -140,6 +141,7 @@ def test_a_server_restart_mid_run_loses_no_point(team_user: TeamUser) -> None:
     assert connect().client.get_run(run.run_id).info.status == "FINISHED"
 
 
+@pytest.mark.timeout(600)
 def test_a_server_away_longer_than_the_window_spills_and_runs_sync_sends_it(
     team_user: TeamUser, cli: Cli
 ) -> None:
@@ -244,6 +246,8 @@ def test_a_teammate_pulls_a_copied_snapshot_and_the_run_reproduces(
 WRITER = Path(__file__).with_name("team_writer.py")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # 8 processes that each import MLflow and scikit-learn, on 2 shared CPUs
 def test_eight_writers_as_two_users_lose_nothing(team_user: TeamUser, tmp_path: Path, unique: str) -> None:
     server = team_user("alice")
     conn = connect()
