@@ -259,10 +259,12 @@ class TrackingServer:
         self._is_set_up = True
 
     def _wait_healthy(self) -> None:
-        assert self._process is not None
+        process = self._process  # stop() from another thread may clear the attribute meanwhile
+        if process is None:
+            raise TrackingServerError("mlflow server was stopped while it started")
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 self._process = None
                 raise TrackingServerError(f"mlflow server exited at start:\n{self._log_tail()}")
             try:
