@@ -7,11 +7,16 @@ those tests use unique names so they cannot see each other's runs and models.
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from lockgate.tracking.server import TrackingServer
 
 
 def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
@@ -19,6 +24,8 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     for var in (
         "MLFLOW_TRACKING_URI",
         "MLFLOW_REGISTRY_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
         "LOCKGATE_ARTIFACT_ROOT",
         "LOCKGATE_EXPERIMENT",
     ):
@@ -47,6 +54,41 @@ def mlflow_home(shared_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LOCKGATE_EXPERIMENT", f"test-{uuid.uuid4().hex[:8]}")
     monkeypatch.chdir(tmp_path)
     return shared_home
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+    """A real ``mlflow server`` with basic auth and two users, alice and bob, on 127.0.0.1 for the
+    session: the suite's Postgres as its stores when LOCKGATE_TEST_POSTGRES_URL is set (else SQLite),
+    ``--serve-artifacts`` with a folder no client touches. Every other user gets READ by default."""
+    from lockgate.tracking.server import TrackingServer
+
+    server = TrackingServer(
+        tmp_path_factory.mktemp("team-server"),
+        users=("alice", "bob"),
+        postgres_url=os.environ.get("LOCKGATE_TEST_POSTGRES_URL") or None,
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture
+def team_user(
+    team_server: TrackingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str | None], TrackingServer]:
+    """``team_user("alice")``: this process talks to the team server as alice (``None``: with no
+    credentials), in its own working directory and experiment, as a teammate's shell would."""
+    experiment = f"team-{uuid.uuid4().hex[:8]}"
+
+    def become(user: str | None) -> TrackingServer:
+        _isolate(monkeypatch, tmp_path / ".lockgate")
+        for key, value in team_server.env(user).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("LOCKGATE_EXPERIMENT", experiment)
+        return team_server
+
+    monkeypatch.chdir(tmp_path)
+    return become
 
 
 @pytest.fixture

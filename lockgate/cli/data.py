@@ -198,3 +198,22 @@ def diff_command(
             console.print(table)
             if len(changes) > len(shown):
                 console.print(f"  ... {len(changes) - len(shown)} smaller changes (show them with --all)")
+
+
+@app.command("pull")
+def pull_command(
+    ref: Annotated[str, typer.Argument(help="A dataset version snapshotted with --copy: NAME@VERSION.")],
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="Where to put it. Default: where it was recorded, in this project."),
+    ] = None,
+) -> None:
+    """Fetch a copied dataset version from the artifact store to this machine, digest checked.
+
+    Example:  lockgate data pull breast-cancer@1
+    """
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.datasets import pull
+
+    path = pull(connect(), ref, to)
+    console.print(f"[green]{ref}[/] is at {path} (digest verified)")

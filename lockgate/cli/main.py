@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lockgate import __version__
-from lockgate.cli import analyze, data, models, monitor, rollout, runs, stats, validate
+from lockgate.cli import analyze, data, models, monitor, rollout, runs, stats, team, validate
 from lockgate.cli import pipeline as pipeline_cli
 from lockgate.cli import prompts as prompts_cli
 from lockgate.cli.checklist import checklist_command
@@ -25,6 +25,7 @@ from lockgate.cli.replay import replay_command
 from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
 from lockgate.errors import LockgateError
+from lockgate.settings import Settings
 
 EPILOG = (
     "Examples:\n\n"
@@ -53,6 +54,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(pipeline_cli.app, name="pipeline")
 app.add_typer(prompts_cli.app, name="prompts")
+app.add_typer(team.app, name="team")
 app.command("register")(models.register_command)
 app.command("lineage")(models.lineage_command)
 app.command("serve")(serve_command)
@@ -98,8 +100,10 @@ def info_command(
     from lockgate.settings import current_settings
 
     settings = current_settings()
+    rows = {k: (s.value, s.source) for k, s in settings.sources.items()}
+    rows.update(_server_rows(settings))
     if as_json:
-        doc = {k: {"value": s.value, "source": s.source} for k, s in settings.sources.items()}
+        doc = {k: {"value": value, "source": source} for k, (value, source) in rows.items()}
         doc["versions"] = {
             "value": f"lockgate {__version__}, python {platform.python_version()}",
             "source": "-",
@@ -109,9 +113,44 @@ def info_command(
     table = Table(title=f"lockgate {__version__} (python {platform.python_version()})")
     for col in ("setting", "value", "source"):
         table.add_column(col)
-    for key, setting in settings.sources.items():
-        table.add_row(key, setting.value, setting.source)
+    for key, (value, source) in rows.items():
+        table.add_row(key, escape(value), source)
     console.print(table)
+
+
+def _server_rows(settings: Settings) -> dict[str, tuple[str, str]]:
+    """For a tracking server: whether it answered, its version, the user it sees, where artifacts go."""
+    from urllib.parse import urlparse
+
+    from lockgate.tracking.connection import ask_server, tracking_user
+
+    if urlparse(settings.tracking_uri).scheme not in ("http", "https"):
+        return {}
+    user = tracking_user()
+    rows = {"user": (user or "(none set)", "MLFLOW_TRACKING_USERNAME" if user else "-")}
+    try:
+        answer = ask_server(settings.tracking_uri)
+    except LockgateError as exc:
+        rows["server"] = (f"did not answer as it should: {exc}", "asked now")
+        return rows
+    rows["server"] = (f"answered: MLflow {answer.version or '?'}", "asked now")
+    if answer.user is not None:
+        rows["user"] = (answer.user + (" (admin)" if answer.is_admin else ""), "the server")
+    rows["artifact_root"] = (_artifact_location(settings), "the server")
+    return rows
+
+
+def _artifact_location(settings: Settings) -> str:
+    """Where the configured experiment's artifacts go, as the server says; its rule if there is none."""
+    from lockgate.tracking.connection import connect
+
+    experiment = connect(settings).client.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        return "the server's default artifact root (experiment not created yet)"
+    location = str(experiment.artifact_location)
+    if location.startswith("mlflow-artifacts:"):
+        return f"{location} (stored by the server: --serve-artifacts)"
+    return location
 
 
 @app.command("reproduce")
@@ -213,15 +252,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI; turn lockgate errors into a message and their exit code.
 
     Usage errors (a missing argument, an unknown option) are Click's: it prints them and exits 2.
+    A refusal from a tracking server (401, 403) that no command turned into a lockgate error yet
+    is one here too: a message naming the user and the fix, exit code 2, no traceback.
     """
     command = typer.main.get_command(app)
     try:
         command.main(args=list(argv) if argv is not None else None, prog_name="lockgate")
     except LockgateError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
-        if exc.hint:
-            err_console.print(f"[bold]hint:[/] {escape(exc.hint)}")
-        sys.exit(exc.exit_code)
+        _exit_with(exc)
+    except Exception as exc:
+        translated = _server_refusal(exc)
+        if translated is None:
+            raise
+        _exit_with(translated)
+
+
+def _exit_with(exc: LockgateError) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err_console.print(f"[bold]hint:[/] {escape(exc.hint)}")
+    sys.exit(exc.exit_code)
+
+
+def _server_refusal(exc: Exception) -> LockgateError | None:
+    if not type(exc).__module__.startswith("mlflow"):
+        return None  # not MLflow's: no need to import it to know
+    from lockgate.settings import current_settings
+    from lockgate.tracking.connection import server_error
+
+    return server_error(exc, current_settings().tracking_uri, "do that")
 
 
 if __name__ == "__main__":  # pragma: no cover

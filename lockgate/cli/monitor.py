@@ -50,6 +50,10 @@ def drift_command(
     min_count: Annotated[int, typer.Option(help="Rows needed before a feature is judged.")] = 200,
     url: Annotated[str | None, typer.Option("--url", help=_URL_HELP)] = None,
     token: Annotated[str | None, typer.Option("--token", help=_TOKEN_HELP)] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(help="A folder holding the reference data, when it is not where it was recorded."),
+    ] = None,
 ) -> None:
     """Drift against the training data: of a served deployment, or of a data file.
 
@@ -82,16 +86,16 @@ def drift_command(
     from lockgate.monitor.drift import DriftThresholds, drift_report
     from lockgate.monitor.reference import reference_from_frame
     from lockgate.tracking.connection import connect
-    from lockgate.tracking.datasets import get_version, verify_path
+    from lockgate.tracking.datasets import get_version, locate, project_root, verify_path
 
     version = get_version(connect(), reference)
-    source = Path(version.source)
+    source = locate(version.source, project_root(), data_root)
     if source.is_dir():
         raise UserError(
             f"{version.ref} is a folder; drift needs one table",
             hint="snapshot the table file itself as a dataset version",
         )
-    verify_path(version)
+    verify_path(version, source)
     ref_frame = _read_table(source)
     cur_frame = _read_table(current)
     assert isinstance(ref_frame, pd.DataFrame) and isinstance(cur_frame, pd.DataFrame)

@@ -180,3 +180,32 @@ def diff_command(
                 [f"[red]-{p}[/]" for p in d.packages_removed] + [f"[green]+{p}[/]" for p in d.packages_added]
             )
         )
+
+
+@app.command("sync")
+def sync_command() -> None:
+    """Send the metrics and final statuses that runs spilled to LOCKGATE_HOME/spill while their
+    tracking server was away; each file is removed once the server has acknowledged all of it.
+
+    Example:  lockgate runs sync
+    """
+    from lockgate.tracking.connection import connect
+    from lockgate.tracking.spill import spill_folder, sync_spilled
+
+    conn = connect()
+    results = sync_spilled(conn)
+    if not results:
+        console.print(f"nothing to send: no spill files in {spill_folder(conn.settings.home)}")
+        return
+    table = Table(title=f"spilled runs sent to {conn.settings.tracking_uri}")
+    for col in ("run", "points", "final status", "sent", "file"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(
+            r.run_id,
+            str(r.points),
+            r.status or "-",
+            "yes" if r.is_sent else f"no: {r.note}",
+            str(r.path),
+        )
+    console.print(table)

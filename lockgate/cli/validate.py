@@ -70,6 +70,13 @@ def validate_command(
             help="Tag the model version with the verdict and log the report to its run.",
         ),
     ] = True,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder holding the holdout data, when it is not where its snapshot recorded it "
+            "(relative to this project)."
+        ),
+    ] = None,
 ) -> None:
     """Check a model version against a policy before it ships; exit 0 pass, 1 a check failed, 2 bad input.
 
@@ -99,7 +106,7 @@ def validate_command(
 
                 report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)
             else:
-                report = validate(conn, model, parsed, against=against)
+                report = validate(conn, model, parsed, against=against, data_root=data_root)
     except LockgateError as exc:
         # the gate could not run (exit 2): CI still gets a JUnit file that says why
         if junit is not None:

@@ -291,14 +291,16 @@ def validate(
     policy: Policy,
     *,
     against: str | None = None,
+    data_root: Path | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> GateReport:
     """Run every check of ``policy`` on ``model`` (``NAME@VERSION`` or a ``models:/`` URI).
 
     ``against`` overrides the policy's baseline (an alias of the same model such as ``champion``, or
-    ``NAME@VERSION``; ``none`` for no baseline).
+    ``NAME@VERSION``; ``none`` for no baseline). ``data_root`` is a folder holding the holdout data
+    when it is not where it was recorded (relative to this project).
     """
-    from lockgate.tracking.datasets import get_version, profile_table, verify_path
+    from lockgate.tracking.datasets import get_version, locate, profile_table, project_root, verify_path
 
     started, started_ms = clock(), int(time.time() * 1000)
     settings = policy.settings
@@ -330,8 +332,9 @@ def validate(
         holdout = settings.holdout
         if holdout is not None and needs & {"holdout", "latency", "profiles"}:
             dataset = get_version(conn, holdout.dataset)
-            verify_path(dataset)
-            path = _holdout_file(Path(dataset.source), holdout)
+            data_path = locate(dataset.source, project_root(), data_root)
+            verify_path(dataset, data_path)
+            path = _holdout_file(data_path, holdout)
             frame = _read_table(path)
             if holdout.target not in frame.columns:
                 raise ValidationError(

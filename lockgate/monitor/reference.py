@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockgate.monitor.sketch import CategoricalSketch, NumericSketch, Sketch, sketch_from_dict
@@ -71,25 +72,24 @@ def reference_from_frame(
     return Reference(dataset, digest, sketches, rows=rows if keep_rows > 0 else None)
 
 
-def load_reference(ref: str, *, exclude: tuple[str, ...] = ()) -> Reference:
+def load_reference(ref: str, *, exclude: tuple[str, ...] = (), data_root: Path | None = None) -> Reference:
     """The reference of dataset version ``ref`` (``NAME@VERSION``, one CSV or Parquet table),
-    its bytes checked against the digest recorded when it was versioned."""
-    from pathlib import Path
-
+    its bytes checked against the digest recorded when it was versioned (found under ``data_root``
+    when given, else where it was recorded, relative to this project)."""
     import pandas as pd
 
     from lockgate.errors import UserError
     from lockgate.tracking.connection import connect
-    from lockgate.tracking.datasets import get_version, verify_path
+    from lockgate.tracking.datasets import get_version, locate, project_root, verify_path
 
     version = get_version(connect(), ref)
-    source = Path(version.source)
+    source = locate(version.source, project_root(), data_root)
     suffix = source.suffix.lower()
     if source.is_dir() or suffix not in (".csv", ".parquet", ".pq"):
         raise UserError(
             f"{version.ref} is not one CSV or Parquet table; drift needs one",
             hint="snapshot the table file itself as a dataset version",
         )
-    verify_path(version)
+    verify_path(version, source)
     frame = pd.read_csv(source) if suffix == ".csv" else pd.read_parquet(source)
     return reference_from_frame(frame, dataset=version.ref, digest=version.digest, exclude=exclude)

@@ -4,18 +4,24 @@ Each version is an MLflow run in the ``lockgate-datasets`` experiment holding th
 file's path, size and SHA-256), a profile of tabular files (rows, columns, types, summary statistics)
 and, with ``copy=True``, the files themselves. The dataset is also logged as an MLflow dataset input of
 that run, so it shows in MLflow's UI. Training runs link to versions by digest (``use_dataset``).
+
+Paths are recorded relative to the project (the folder of ``lockgate.toml``, else the git repository,
+else the working directory) when the data lies inside it, so a teammate's checkout finds the same
+files; ``data_root`` points at a copy elsewhere, and ``pull`` fetches a copied snapshot.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockgate.errors import IntegrityError, NotFound, UserError
+from lockgate.errors import Conflict, IntegrityError, NotFound, UserError
 from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
 from lockgate.tracking.digest import FileEntry, links_out_of, manifest, manifest_digest
 from lockgate.tracking.refs import Ref, parse_ref, validate_name
@@ -33,7 +39,11 @@ __all__ = [
     "get_version",
     "link_dataset",
     "list_versions",
+    "locate",
     "profile_table",
+    "project_root",
+    "pull",
+    "recorded_path",
     "snapshot",
     "verify_path",
 ]
@@ -167,6 +177,51 @@ def _profiles(root: Path, entries: list[FileEntry]) -> dict[str, Any]:
     return out
 
 
+# -- where the files are ---------------------------------------------------------------------------
+def recorded_path(path: Path, project: Path) -> str:
+    """How a snapshot records ``path`` (absolute): relative to ``project`` (POSIX separators) when it
+    lies inside it, else absolute."""
+    try:
+        return path.relative_to(project).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+def locate(recorded: str, project: Path, data_root: Path | None = None) -> Path:
+    """Where a recorded path is on this machine: under ``data_root`` when given (the recorded
+    relative path, else the file or folder's name there), else relative to ``project``."""
+    path = Path(recorded)
+    if data_root is not None:
+        candidates = (
+            [data_root / path.name] if path.is_absolute() else [data_root / path, data_root / path.name]
+        )
+        return next((c for c in candidates if c.exists()), candidates[0])
+    return path if path.is_absolute() else project / path
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The folder dataset paths are relative to: the team file's, else the git repository's top,
+    else the working directory."""
+    from lockgate.settings import find_team_file
+
+    cwd = cwd or Path.cwd()
+    team_file = find_team_file(cwd)
+    if team_file is not None:
+        return team_file.parent
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        top = ""
+    return Path(top) if top else cwd.resolve()
+
+
 # -- MLflow shell --------------------------------------------------------------------------------
 def _version_from_run(run: Run, *, is_new: bool = True) -> DatasetVersion:
     tags = run.data.tags
@@ -269,6 +324,7 @@ def snapshot(
     if existing and existing[-1].digest == digest:
         return _with_new(existing[-1], is_new=False)
     version = (existing[-1].version + 1) if existing else 1
+    source = recorded_path(root, project_root())
     size_bytes = sum(e.size_bytes for e in entries)
     profiles = _profiles(root, entries)
     tags = {
@@ -276,7 +332,7 @@ def snapshot(
         _TAG + "name": name,
         _TAG + "version": str(version),
         _TAG + "digest": digest,
-        _TAG + "source": str(root),
+        _TAG + "source": source,
         _TAG + "copied": str(copy).lower(),
         _TAG + "files": str(len(entries)),
         _TAG + "size_bytes": str(size_bytes),
@@ -291,7 +347,7 @@ def snapshot(
             "name": name,
             "version": version,
             "digest": digest,
-            "source": str(root),
+            "source": source,
             "files": [e.__dict__ for e in entries],
         }
         conn.client.log_dict(run_id, doc, "manifest.json")
@@ -306,7 +362,7 @@ def snapshot(
             name=name,
             digest=digest[:32],
             source_type="lockgate",
-            source=json.dumps({"path": str(root), "ref": f"{name}@{version}"}),
+            source=json.dumps({"path": source, "ref": f"{name}@{version}"}),
             schema=json.dumps(_schema_of(profiles)) if profiles else None,
             profile=json.dumps({"files": len(entries), "size_bytes": size_bytes}),
         )
@@ -377,12 +433,15 @@ def diff_versions(conn: Connection, a: str, b: str) -> DatasetDiff:
 
 
 def verify_path(version: DatasetVersion, path: Path | None = None) -> str:
-    """Digest the data on disk and raise :class:`IntegrityError` unless it matches ``version``."""
-    root = Path(path or version.source)
+    """Digest the data on disk (at ``path``, else where :func:`locate` finds the recorded source) and
+    raise :class:`IntegrityError` unless it matches ``version``."""
+    root = path or locate(version.source, project_root())
     if not root.exists():
+        pull_hint = f"fetch it with `lockgate data pull {version.ref}`, " if version.is_copied else ""
         raise NotFound(
             f"the data of {version.ref} is not on disk at '{root}'",
-            hint="restore it there, or pass --data-root pointing at a copy",
+            hint=f"{pull_hint}restore it there, or pass --data-root pointing at a folder holding "
+            f"'{Path(version.source).name}'",
         )
     digest = manifest_digest(manifest(root))
     if digest != version.digest:
@@ -409,10 +468,11 @@ def link_dataset(conn: Connection, run_id: str, ref: str | Path, context: str) -
         root = as_path.resolve()
         digest = manifest_digest(manifest(root))
         found = find_by_digest(conn, digest)
+        where = recorded_path(root, project_root())
         if found is not None:
-            link = DatasetLink(found.name, digest, context, found.version, str(root))
+            link = DatasetLink(found.name, digest, context, found.version, where)
         else:
-            link = DatasetLink(root.name, digest, context, None, str(root))
+            link = DatasetLink(root.name, digest, context, None, where)
     else:
         version = get_version(conn, str(ref))
         link = DatasetLink(version.name, version.digest, context, version.version, version.source)
@@ -425,3 +485,40 @@ def link_dataset(conn: Connection, run_id: str, ref: str | Path, context: str) -
     )
     conn.client.log_inputs(run_id, [me.DatasetInput(dataset, [me.InputTag("mlflow.data.context", context)])])
     return link
+
+
+def pull(conn: Connection, ref: str, destination: Path | None = None) -> Path:
+    """Download a copied snapshot (``snapshot(copy=True)``) to ``destination`` (default: where it was
+    recorded, relative to this project) and verify its digest; return the local path."""
+    import mlflow.artifacts
+
+    version = get_version(conn, ref)
+    if not version.is_copied:
+        raise UserError(
+            f"{version.ref} was snapshotted without --copy: only its manifest is in the artifact store",
+            hint=f"snapshot the data again with `lockgate data snapshot PATH --name {version.name} --copy`",
+        )
+    manifest_entries = load_manifest(conn, version)
+    target = destination or locate(version.source, project_root())
+    if target.exists() and manifest_digest(manifest(target)) == version.digest:
+        return target
+    with tempfile.TemporaryDirectory(prefix="lockgate-pull-") as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="data", dst_path=tmp)
+        )
+        # a file was copied as data/<its name>; a folder's files as data/<their paths>
+        is_file = len(manifest_entries) == 1 and manifest_entries[0].path == Path(version.source).name
+        fetched = local / manifest_entries[0].path if is_file else local
+        if manifest_digest(manifest(fetched)) != version.digest:
+            raise IntegrityError(
+                f"the copy of {version.ref} in the artifact store does not match its digest",
+                hint="snapshot the data again with --copy",
+            )
+        if target.exists():
+            raise Conflict(
+                f"'{target}' exists and is not {version.ref}",
+                hint="move it away, or pull to another path with --to",
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(fetched), str(target))
+    return target

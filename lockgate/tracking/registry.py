@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import NotFound
-from lockgate.tracking.connection import Connection
+from lockgate.tracking.connection import Connection, server_errors
 from lockgate.tracking.digest import model_sha256
 from lockgate.tracking.refs import Ref, parse_ref, validate_alias, validate_artifact_path, validate_name
 from lockgate.tracking.runs import get_run
@@ -176,8 +176,11 @@ def list_models(conn: Connection) -> list[dict[str, Any]]:
     return sorted(out, key=lambda m: str(m["name"]))
 
 
-def _find_logged_model(conn: Connection, run_id: str, experiment_id: str, artifact: str) -> tuple[str, str]:
-    """(source URI, local folder) of the model named ``artifact`` logged by the run."""
+def _find_logged_model(
+    conn: Connection, run_id: str, experiment_id: str, artifact: str
+) -> tuple[str, str, str | None]:
+    """(source URI, local folder, logged model id or None) of the model named ``artifact`` logged by
+    the run. A tracking server checks that a ``models:/m-...`` source names the version's model id."""
     import mlflow.artifacts
 
     logged = conn.client.search_logged_models(
@@ -187,7 +190,7 @@ def _find_logged_model(conn: Connection, run_id: str, experiment_id: str, artifa
     if logged:
         model = logged[0]
         local = mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location)
-        return f"models:/{model.model_id}", local
+        return f"models:/{model.model_id}", local, str(model.model_id)
     # MLflow 2 layout: the model folder is an artifact of the run.
     try:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact)
@@ -213,7 +216,7 @@ def _find_logged_model(conn: Connection, run_id: str, experiment_id: str, artifa
             f"artifact '{artifact}' of run '{run_id}' is not an MLflow model (no MLmodel file)",
             hint="log the model with run.log_model(model) or mlflow.<flavor>.log_model",
         )
-    return f"runs:/{run_id}/{artifact}", local
+    return f"runs:/{run_id}/{artifact}", local, None
 
 
 def register(
@@ -237,7 +240,7 @@ def register(
         validate_alias(alias)
     run = get_run(conn, run_ref)
     parent_version = get_model_version(conn, parent) if parent else None
-    source, local = _find_logged_model(conn, run.info.run_id, run.info.experiment_id, artifact)
+    source, local, model_id = _find_logged_model(conn, run.info.run_id, run.info.experiment_id, artifact)
     tags = {
         TAG_RUN: run.info.run_id,
         TAG_ARTIFACT_SHA256: model_sha256(Path(local)),
@@ -250,15 +253,26 @@ def register(
     if method_params:
         tags[TAG_METHOD_PARAMS] = json.dumps(dict(method_params), sort_keys=True)
     try:
-        conn.client.create_registered_model(name)
+        with server_errors(conn, f"create registered model '{name}'"):
+            conn.client.create_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    mv = conn.client.create_model_version(
-        name, source, run_id=run.info.run_id, tags=tags, description=description or None
-    )
-    if alias is not None:
-        conn.client.set_registered_model_alias(name, alias, mv.version)
+    with server_errors(
+        conn,
+        f"add a version to registered model '{name}'",
+        hint=f"ask the model's owner or an admin of the server for EDIT on registered model '{name}'",
+    ):
+        mv = conn.client.create_model_version(
+            name,
+            source,
+            run_id=run.info.run_id,
+            tags=tags,
+            description=description or None,
+            model_id=model_id,
+        )
+        if alias is not None:
+            conn.client.set_registered_model_alias(name, alias, mv.version)
     return get_model_version(conn, Ref(name, version=int(mv.version)))
 
 
@@ -266,7 +280,8 @@ def set_alias(conn: Connection, name: str, alias: str, version: int) -> Register
     """Point ``alias`` of model ``name`` at ``version`` (moving it if it pointed elsewhere)."""
     validate_alias(alias)
     target = get_model_version(conn, Ref(name, version=version))
-    conn.client.set_registered_model_alias(name, alias, str(target.version))
+    with server_errors(conn, f"set alias '{alias}' of registered model '{name}'"):
+        conn.client.set_registered_model_alias(name, alias, str(target.version))
     return get_model_version(conn, Ref(name, version=version))
 
 
@@ -295,13 +310,15 @@ def move_alias(conn: Connection, model_uri: str, alias: str) -> tuple[str | None
     except MlflowException:
         previous = None
     if previous != target:
-        client.set_registered_model_alias(name, alias, target)
+        with server_errors(conn, f"move alias '{alias}' of registered model '{name}'"):
+            client.set_registered_model_alias(name, alias, target)
     return previous, target
 
 
 def delete_alias(conn: Connection, name: str, alias: str) -> None:
     get_model_version(conn, Ref(name, alias=validate_alias(alias)))
-    conn.client.delete_registered_model_alias(name, alias)
+    with server_errors(conn, f"delete alias '{alias}' of registered model '{name}'"):
+        conn.client.delete_registered_model_alias(name, alias)
 
 
 def derived_versions(conn: Connection, version: RegisteredVersion) -> list[RegisteredVersion]:

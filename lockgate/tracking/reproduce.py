@@ -67,12 +67,16 @@ class ReproducePlan:
 
 
 def check_data(datasets: list[dict[str, object]], data_root: Path | None = None) -> tuple[DataCheck, ...]:
-    """Digest each recorded dataset's files on disk (under ``data_root`` if given)."""
+    """Digest each recorded dataset's files on disk (under ``data_root`` if given, else where the
+    recorded path is relative to this project)."""
+    from lockgate.tracking.datasets import locate, project_root
+
+    project = project_root()
     checks = []
     for d in datasets:
-        recorded_path = Path(str(d.get("path") or ""))
-        path = (data_root / recorded_path.name) if data_root is not None else recorded_path
-        disk = manifest_digest(manifest(path)) if str(recorded_path) and path.exists() else None
+        recorded = str(d.get("path") or "")
+        path = locate(recorded, project, data_root)
+        disk = manifest_digest(manifest(path)) if recorded and path.exists() else None
         version = d.get("version")
         checks.append(
             DataCheck(

@@ -15,24 +15,33 @@ On entry it records the git commit, branch, dirty flag and a digest of the uncom
 Python version, a digest of the installed packages (the list itself as an artifact) and the host; and
 the digests of the datasets used, as MLflow dataset inputs. Metrics are buffered and sent with
 ``log_batch`` when 1,000 are pending, when the oldest has waited ``max_age_s``, and on exit.
+
+A batch leaves the buffer only when the server has acknowledged it. A transient failure (the server
+down or restarting) is retried with backoff for ``retry_window_s``; after that the points go to a
+local spill file (``lockgate.tracking.spill``) that ``lockgate runs sync`` sends later, and the
+training carries on. The run's final status is sent, or spilled with its points, so a run never
+stays RUNNING because its server was away.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from lockgate.errors import UserError
-from lockgate.tracking.connection import Connection, connect
+from lockgate.errors import StoreUnreachable, UserError
+from lockgate.tracking.connection import Connection, connect, server_errors
 from lockgate.tracking.environment import capture_code, capture_environment
 from lockgate.tracking.refs import validate_artifact_path
+from lockgate.tracking.spill import DEFAULT_RETRY_WINDOW_S, SpillFile, backoff_s, is_transient
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
@@ -55,6 +64,7 @@ MLFLOW_MAX_PARAMS_PER_BATCH = 100
 MLFLOW_MAX_TAGS_PER_BATCH = 100
 
 _active: ContextVar[TrackedRun | None] = ContextVar("lockgate_active_run", default=None)
+_log = logging.getLogger("lockgate.tracking")
 
 
 def is_flush_due(pending: int, oldest_age_s: float, *, max_pending: int, max_age_s: float) -> bool:
@@ -91,11 +101,15 @@ class TrackedRun:
     experiment_id: str
     max_pending: int = MLFLOW_MAX_METRICS_PER_BATCH
     max_age_s: float = 5.0
+    retry_window_s: float = DEFAULT_RETRY_WINDOW_S
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
     _pending: list[Metric] = field(default_factory=list)
     _oldest_at: float = 0.0
     _datasets: list[DatasetLink] = field(default_factory=list)
+    spill: SpillFile | None = None
     flushes: int = 0
+    retries: int = 0
 
     # -- metrics and params -------------------------------------------------------------------
     def log_metric(self, key: str, value: float, step: int = 0, timestamp_ms: int | None = None) -> None:
@@ -128,7 +142,8 @@ class TrackedRun:
         items = [Param(str(k), str(v)) for k, v in params.items()]
         for start in range(0, len(items), MLFLOW_MAX_PARAMS_PER_BATCH):
             chunk = items[start : start + MLFLOW_MAX_PARAMS_PER_BATCH]
-            self.conn.client.log_batch(self.run_id, params=chunk, synchronous=True)
+            with server_errors(self.conn, f"log to run '{self.run_id}'"):
+                self.conn.client.log_batch(self.run_id, params=chunk, synchronous=True)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -136,18 +151,83 @@ class TrackedRun:
         items = [RunTag(str(k), str(v)) for k, v in tags.items()]
         for start in range(0, len(items), MLFLOW_MAX_TAGS_PER_BATCH):
             chunk = items[start : start + MLFLOW_MAX_TAGS_PER_BATCH]
-            self.conn.client.log_batch(self.run_id, tags=chunk, synchronous=True)
+            with server_errors(self.conn, f"log to run '{self.run_id}'"):
+                self.conn.client.log_batch(self.run_id, tags=chunk, synchronous=True)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
     def flush(self) -> None:
-        """Send every buffered metric now (in batches of at most 1,000, MLflow's limit)."""
-        pending, self._pending = self._pending, []
-        for start in range(0, len(pending), MLFLOW_MAX_METRICS_PER_BATCH):
-            chunk = pending[start : start + MLFLOW_MAX_METRICS_PER_BATCH]
-            self.conn.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+        """Send every buffered metric now (in batches of at most 1,000, MLflow's limit).
+
+        A batch leaves the buffer once the server acknowledged it, or once it is in the spill file
+        (after ``retry_window_s`` of failed retries, and for the rest of the run after that).
+        """
+        while self._pending:
+            chunk = self._pending[:MLFLOW_MAX_METRICS_PER_BATCH]
+            if self.spill is None and not self._send_metrics(chunk):
+                self.spill = SpillFile.for_run(
+                    self.conn.settings.home, self.run_id, self.conn.settings.tracking_uri
+                )
+                _log.warning(
+                    "lockgate: the tracking server at %s did not acknowledge run %s's metrics for "
+                    "%.0f s; they go to %s from now on (training continues); send them with "
+                    "`lockgate runs sync`",
+                    self.conn.settings.tracking_uri,
+                    self.run_id,
+                    self.retry_window_s,
+                    self.spill.path,
+                )
+            if self.spill is not None:
+                self.spill.append_metrics(chunk)
+            del self._pending[: len(chunk)]
             self.flushes += 1
+
+    def _send_metrics(self, chunk: Sequence[Metric]) -> bool:
+        return self._call_with_retry(
+            f"log metrics to run '{self.run_id}'",
+            lambda: self.conn.client.log_batch(self.run_id, metrics=list(chunk), synchronous=True),
+        )
+
+    def _call_with_retry(self, action: str, call: Callable[[], object]) -> bool:
+        """Call, retrying transient failures with backoff while ``retry_window_s`` lasts (plus one
+        request's timeout at most); False when it ran out. Other failures raise."""
+        started = self.clock()
+        for attempt in itertools.count():
+            try:
+                with server_errors(self.conn, action):
+                    call()
+                return True
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = backoff_s(attempt)
+                if self.clock() - started + delay > self.retry_window_s:
+                    return False
+                self.retries += 1
+                self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def end(self, status: str) -> None:
+        """Send the run's final status; when the server is away, spill it with the points."""
+        import mlflow
+
+        active = mlflow.active_run()
+        is_ended = False
+        if active is not None and active.info.run_id == self.run_id:
+            # mlflow.end_run leaves MLflow's run stack first, then sends the status (once here)
+            with contextlib.suppress(Exception), _no_http_retries():
+                mlflow.end_run(status=status)
+                is_ended = True
+        if not is_ended and self.spill is None:
+            is_ended = self._call_with_retry(
+                f"end run '{self.run_id}'", lambda: self.conn.client.set_terminated(self.run_id, status)
+            )
+        if not is_ended:
+            self.spill = self.spill or SpillFile.for_run(
+                self.conn.settings.home, self.run_id, self.conn.settings.tracking_uri
+            )
+            self.spill.append_status(status)
 
     # -- artifacts ----------------------------------------------------------------------------
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -212,6 +292,7 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
         capture_env: bool = True,
         max_pending: int = MLFLOW_MAX_METRICS_PER_BATCH,
         max_age_s: float = 5.0,
+        retry_window_s: float = DEFAULT_RETRY_WINDOW_S,
     ) -> None:
         if not 1 <= max_pending <= MLFLOW_MAX_METRICS_PER_BATCH:
             raise UserError(
@@ -227,6 +308,7 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
             "capture_env": capture_env,
             "max_pending": max_pending,
             "max_age_s": max_age_s,
+            "retry_window_s": retry_window_s,
         }
         self._run: TrackedRun | None = None
         self._token: Any = None
@@ -246,18 +328,26 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
             **{k: str(v) for k, v in (kw["tags"] or {}).items()},
         }
         active = mlflow.active_run()
-        mlflow_run = mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name=kw["run_name"],
-            tags=start_tags,
-            nested=active is not None,
-        )
+        name = kw["experiment"] or conn.settings.experiment
+        with server_errors(
+            conn,
+            f"create a run in experiment '{name}' (id {experiment_id})",
+            hint=f"ask its owner or an admin of the server for EDIT on experiment '{name}', or set "
+            "LOCKGATE_EXPERIMENT to an experiment of your own",
+        ):
+            mlflow_run = mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=kw["run_name"],
+                tags=start_tags,
+                nested=active is not None,
+            )
         run = TrackedRun(
             conn,
             mlflow_run.info.run_id,
             experiment_id,
             max_pending=kw["max_pending"],
             max_age_s=kw["max_age_s"],
+            retry_window_s=kw["retry_window_s"],
         )
         self._run = run
         self._token = _active.set(run)
@@ -279,11 +369,11 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._finish("FINISHED" if exc_type is None else "FAILED")
+        self._finish("FINISHED" if exc_type is None else "FAILED", is_raising=exc_type is not None)
 
-    def _finish(self, status: str) -> None:
-        import mlflow
-
+    def _finish(self, status: str, *, is_raising: bool = True) -> None:
+        """Flush, then end the run whatever happened; an error of the block (``is_raising``) is the
+        one the caller sees, never one from ending the run."""
         run, self._run = self._run, None
         if self._token is not None:
             _active.reset(self._token)
@@ -292,8 +382,34 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
             return
         try:
             run.flush()
-        finally:
-            mlflow.end_run(status=status)
+        except BaseException:
+            run.end("FAILED")
+            if is_raising:
+                return  # the block's own error propagates; this one is secondary
+            raise
+        run.end(status)
+        if run.spill is not None and not is_raising:
+            raise StoreUnreachable(
+                f"the tracking server at '{run.conn.settings.tracking_uri}' did not acknowledge run "
+                f"'{run.run_id}' within {run.retry_window_s:.0f} s; its unsent metrics and final status "
+                f"are in '{run.spill.path}'",
+                hint="run `lockgate runs sync` when the server is back: it sends them and ends the run",
+            )
+
+
+@contextlib.contextmanager
+def _no_http_retries() -> Iterator[None]:
+    import os
+
+    saved = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
+        else:
+            os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = saved
 
 
 def _record_provenance(run: TrackedRun) -> None:

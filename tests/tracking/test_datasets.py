@@ -14,7 +14,9 @@ from lockgate.tracking.datasets import (
     get_version,
     list_versions,
     load_manifest,
+    locate,
     profile_table,
+    recorded_path,
     snapshot,
     verify_path,
 )
@@ -118,3 +120,23 @@ def test_verify_path(mlflow_home: Path, tmp_path: Path, unique: str) -> None:
     data.unlink()
     with pytest.raises(NotFound, match="not on disk"):
         verify_path(v)
+
+
+def test_paths_inside_the_project_are_recorded_relative_and_found_from_any_checkout(tmp_path: Path) -> None:
+    alice, bob = tmp_path / "home-a" / "proj", tmp_path / "home-b" / "proj"
+    assert recorded_path(alice / "data" / "train.csv", alice) == "data/train.csv"
+    assert recorded_path(alice, alice) == "."
+    assert recorded_path(tmp_path / "elsewhere.csv", alice) == str(tmp_path / "elsewhere.csv")
+    assert locate("data/train.csv", bob) == bob / "data" / "train.csv"
+    assert locate(str(tmp_path / "elsewhere.csv"), bob) == tmp_path / "elsewhere.csv"
+
+
+def test_data_root_finds_the_recorded_path_or_the_name_under_it(tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    (copy / "data").mkdir(parents=True)
+    assert locate("data/train.csv", tmp_path / "proj", copy) == copy / "data" / "train.csv"
+    (copy / "train.csv").write_text("x\n")
+    assert locate("data/train.csv", tmp_path / "proj", copy) == copy / "train.csv"
+    (copy / "data" / "train.csv").write_text("x\n")
+    assert locate("data/train.csv", tmp_path / "proj", copy) == copy / "data" / "train.csv"
+    assert locate("/home/a/old/train.csv", tmp_path / "proj", copy) == copy / "train.csv"
