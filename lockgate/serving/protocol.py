@@ -99,13 +99,48 @@ def _json_type(value: Any) -> str:
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a JSON body; malformed JSON is a 400 that says where it broke."""
+    """Parse a JSON body; malformed JSON is a 400 that says where it broke.
+
+    ``NaN`` (what Python's ``json`` and pandas send for a missing value, and MLflow reads) is read as
+    null, so a column whose signature allows missing values takes it; ``Infinity`` is a 422. Only a
+    body orjson refuses is read again this way: the common case pays nothing.
+    """
     if not body:
         raise UserError("the request body is empty", hint="send a JSON document")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if b"NaN" in body or b"Infinity" in body:
+            document = _parse_with_non_finite(body)
+            if document is not _UNREADABLE:
+                return document
         raise UserError(f"malformed JSON: {exc}", hint="send a valid JSON document") from None
+
+
+_UNREADABLE = object()
+
+
+def _parse_with_non_finite(body: bytes) -> Any:
+    import json
+
+    infinite: list[str] = []
+
+    def constant(name: str) -> float | None:
+        if name == "NaN":
+            return None
+        infinite.append(name)
+        return None
+
+    try:
+        document = json.loads(body, parse_constant=constant)
+    except (ValueError, RecursionError):
+        return _UNREADABLE
+    if infinite:
+        raise ValidationError(
+            f"the body holds {infinite[0]}, which is not a finite number",
+            hint="send a finite number, or null (or NaN) for a missing value",
+        )
+    return document
 
 
 # ---------------------------------------------------------------------------------------------

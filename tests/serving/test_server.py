@@ -234,3 +234,17 @@ def test_the_openapi_document_describes_the_admin_api() -> None:
         operations = [op for verb, op in paths[path].items() if verb != "parameters"]
         assert operations and all(op["security"] == [{"adminToken": []}] for op in operations), path
     assert doc["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
+
+
+def test_nan_from_pythons_json_is_read_not_malformed(server: Any, logged_model: Any) -> None:
+    import json
+
+    row = logged_model.features[0].tolist()
+    row[3] = float("nan")  # what json.dumps and pandas send for a missing value
+    body = json.dumps({"dataframe_split": {"columns": logged_model.columns, "data": [row]}})
+    response = httpx.post(
+        f"{server.url}/invocations", content=body, headers={"content-type": "application/json"}
+    )
+    # read as a missing value: these columns are required, so the answer names the column (422)
+    assert response.status_code == 422, response.text
+    assert f"'{logged_model.columns[3]}' is required" in response.json()["detail"]
