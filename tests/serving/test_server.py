@@ -154,6 +154,19 @@ def test_chunked_body_over_the_limit_is_refused(server: Any) -> None:
     assert response.status_code == 413
 
 
+def test_a_large_body_over_the_limit_gets_a_readable_413(server: Any) -> None:
+    # 24 MB: the client is still sending when the server has decided; it must read the 413, not a reset
+    for _ in range(3):
+        response = httpx.post(
+            f"{server.url}/invocations",
+            content=b" " * 24_000_000,
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        assert response.status_code == 413
+        assert "the limit is" in response.json()["detail"]
+
+
 def test_metrics_count_requests_by_status(server: Any, logged_model: Any) -> None:
     httpx.post(f"{server.url}/invocations", json=_split(logged_model, slice(0, 1)))
     text = httpx.get(f"{server.url}/metrics").text
