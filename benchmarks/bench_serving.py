@@ -35,6 +35,9 @@ HELLO = """
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
+    message = {"more_body": True}
+    while message.get("more_body", False):  # read the body, as any real server must
+        message = await receive()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"hello"})
@@ -124,13 +127,46 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+class Binary:
+    """A V2 request with the binary tensor data extension: JSON header, then the tensor's bytes."""
+
+    def __init__(self, features: list[float]) -> None:
+        import struct
+
+        data = struct.pack(f"<{len(features)}d", *features)
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [1, len(features)],
+                        "datatype": "FP64",
+                        "parameters": {"binary_data_size": len(data)},
+                    }
+                ],
+                "parameters": {"binary_data_output": True},
+            }
+        ).encode()
+        self.body = header + data
+        self.header_length = len(header)
+
+    def lua(self) -> str:
+        escaped = "".join(f"\\{b:03d}" for b in self.body)
+        return (
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n'
+            f'wrk.headers["Inference-Header-Content-Length"] = "{self.header_length}"\n'
+            f'wrk.body = "{escaped}"\n'
+        )
+
+
 def wrk(wrk_bin: str, url: str, body: object, connections: int, duration_s: int) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        payload = json.dumps(json.dumps(body)) if body is not None else None
-        if payload:
+        if isinstance(body, Binary):
+            script.write(body.lua())
+        elif body is not None:
             script.write(
                 f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                f"wrk.body = {payload}\n"
+                f"wrk.body = {json.dumps(json.dumps(body))}\n"
             )
     out = subprocess.run(
         [
@@ -214,8 +250,9 @@ def main() -> None:
     model_path, body = log_model(work)
     port = args.port
     base = f"http://127.0.0.1:{port}"
-    results: dict[str, dict[str, float]] = {"sklearn": {}, "minilm": {}}
+    results: dict[str, dict[str, float]] = {"sklearn": {}, "minilm": {}, "v2_binary": {}}
     sk = results["sklearn"]
+    v2b = results["v2_binary"]
 
     (work / "hello.py").write_text(HELLO)
     hello_port = port + 1
@@ -243,9 +280,15 @@ def main() -> None:
     proc = start([*lockgate_cmd, str(model_path)], base + "/v2/health/ready")
     # Both servers are up at once and the runs alternate, so the machine's background load falls on
     # the peer and on lockgate alike.
-    ((sk["ceiling_rps"], _), (sk["rps"], sk["p99_ms"])), _ = interleaved(
+    features = body["dataframe_split"]["data"][0]  # type: ignore[index]
+    served = httpx.get(base + "/v2").json()["models"][0]
+    ((sk["ceiling_rps"], _), (sk["rps"], sk["p99_ms"]), (v2b["rps"], v2b["p99_ms"])), _ = interleaved(
         wrk_bin,
-        [(f"http://127.0.0.1:{hello_port}/", None), (base + "/invocations", body)],
+        [
+            (f"http://127.0.0.1:{hello_port}/", body),  # the ceiling reads the same body
+            (base + "/invocations", body),
+            (f"{base}/v2/models/{served}/infer", Binary(features)),
+        ],
         16,
         args,
     )
@@ -305,8 +348,12 @@ def main() -> None:
     }
     print(f"(also measured, not in the JSON: {extra})")
     results = {k: {m: round(v, 2) for m, v in d.items()} for k, d in results.items()}
+    from lockgate.optimize.cpu import cpu_info
+
+    cpu = cpu_info()
+    print(f"CPU: {cpu.describe()}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    OUT.write_text(json.dumps({**results, "cpu": cpu.to_dict()}, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     checks = [
         (

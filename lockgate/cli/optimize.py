@@ -84,7 +84,9 @@ def optimize_command(
         bool,
         typer.Option("--all", help="Try every method that applies (a progress bar, a table, no --alias)."),
     ] = False,
-    mode: Annotated[str | None, typer.Option(help="quantize: dynamic or static (calibrated).")] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="quantize: dynamic or static int8, or bf16 (encoders).")
+    ] = None,
     per_channel: Annotated[
         bool | None, typer.Option("--per-channel/--per-tensor", help="quantize: one scale per channel.")
     ] = None,
@@ -169,7 +171,7 @@ def optimize_command(
         given = {k: v for k, v in params.items() if v is not None}
         specs = [make_spec(method, given, tolerance)]
     else:
-        specs = sweep_plan(optimizer.kind)
+        specs = sweep_plan(optimizer.kind, optimizer.cpu)
     results: list[OptimizationResult] = []
     with Progress(
         TextColumn("{task.description}"),
@@ -182,16 +184,22 @@ def optimize_command(
         task = progress.add_task(f"measuring {optimizer.version.ref}", total=len(specs) + 1)
         optimizer.parent_record()
         progress.advance(task)
-        for spec in specs:
-            progress.update(task, description=f"{spec.label}")
-            if sweep:
-                try:
-                    results.append(optimizer.run(spec, name=name, is_registering=is_registering))
-                except UserError as exc:
-                    console.print(f"[yellow]skipped {escape(spec.label)}:[/] {escape(str(exc))}")
-            else:
+        if sweep:
+            # every candidate is measured here first; only the Pareto front is registered
+            results = optimizer.sweep(
+                specs,
+                name=name,
+                is_registering=is_registering,
+                on_skip=lambda spec, exc: console.print(
+                    f"[yellow]skipped {escape(spec.label)}:[/] {escape(str(exc))}"
+                ),
+                on_measured=lambda spec: progress.advance(task),
+            )
+        else:
+            for spec in specs:
+                progress.update(task, description=f"{spec.label}")
                 results.append(optimizer.run(spec, name=name, alias=alias, is_registering=is_registering))
-            progress.advance(task)
+                progress.advance(task)
     parent = optimizer.parent_record()
     console.print(tradeoff_table(optimizer.version.ref, parent, results))
     for result in results:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lockgate.errors import UserError
+from lockgate.optimize.cpu import CpuInfo
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -30,7 +31,8 @@ DEFAULT_TOLERANCE: Mapping[Method, float] = {"onnx": 1e-4, "quantize": 0.02, "pr
 
 _ALLOWED: Mapping[str, Mapping[str, tuple[Any, ...]]] = {
     "onnx": {"exporter": ("dynamo", "torchscript")},
-    "quantize": {"mode": ("dynamic", "static")},
+    # bf16: bfloat16 weights and activations in PyTorch, a candidate only where the CPU computes bf16
+    "quantize": {"mode": ("dynamic", "static", "bf16")},
     "prune": {"kind": ("unstructured", "structured")},
     "distill": {"student": ("logistic", "tree")},
 }
@@ -103,6 +105,11 @@ def make_spec(
 
 def check_applicable(spec: MethodSpec, kind: ModelKind) -> None:
     """Raise UserError when ``spec`` cannot apply to a model of ``kind``."""
+    if spec.method == "quantize" and spec.params.get("mode") == "bf16" and kind != "encoder":
+        raise UserError(
+            f"--mode bf16 applies to sentence encoders (PyTorch), not to a {kind} model",
+            hint="use --mode dynamic or --mode static (int8 with ONNX Runtime)",
+        )
     kinds = _APPLIES[spec.method]
     if kind not in kinds:
         names = {"onnx-encoder": "exported sentence encoder"}
@@ -124,6 +131,9 @@ def _relevant(method: Method, kind: ModelKind, params: Mapping[str, Any]) -> dic
             out.pop("steps", None)
     if method == "onnx" and kind == "sklearn":
         out.pop("exporter", None)
+    if method == "quantize" and out.get("mode") == "bf16":
+        out.pop("per_channel", None)
+        out.pop("exclude_sensitive", None)
     return out
 
 
@@ -132,8 +142,9 @@ def spec_for(spec: MethodSpec, kind: ModelKind) -> MethodSpec:
     return MethodSpec(spec.method, _relevant(spec.method, kind, spec.params), spec.tolerance)
 
 
-def sweep_plan(kind: ModelKind) -> list[MethodSpec]:
-    """The candidates ``lockgate optimize --all`` tries for a model of ``kind``."""
+def sweep_plan(kind: ModelKind, cpu: CpuInfo | None = None) -> list[MethodSpec]:
+    """The candidates ``lockgate optimize --all`` tries for a model of ``kind`` on ``cpu``: bf16 only
+    where the CPU computes it (AMX or AVX-512 BF16); without it bf16 is emulated and slower."""
     plans: dict[ModelKind, list[tuple[str, dict[str, Any]]]] = {
         "sklearn": [
             ("onnx", {}),
@@ -165,4 +176,7 @@ def sweep_plan(kind: ModelKind) -> list[MethodSpec]:
             ("quantize", {"mode": "dynamic", "per_channel": True}),
         ],
     }
-    return [spec_for(make_spec(m, p), kind) for m, p in plans[kind]]
+    plan = list(plans[kind])
+    if kind == "encoder" and cpu is not None and cpu.has_bf16:
+        plan.insert(1, ("quantize", {"mode": "bf16"}))
+    return [spec_for(make_spec(m, p), kind) for m, p in plan]

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lockgate.errors import UserError
+from lockgate.optimize.cpu import CpuInfo, cpu_info
 from lockgate.optimize.distill import distill_encoder, distill_tabular
 from lockgate.optimize.encoder import ENCODER_FILE, GRAPH_FILE, EncoderPythonModel, OnnxSentenceEncoder
 from lockgate.optimize.export import sklearn_to_onnx, torch_to_onnx
@@ -32,7 +33,7 @@ from lockgate.optimize.methods import MethodSpec, ModelKind, check_applicable, m
 from lockgate.optimize.prune import prune_encoder_ffn, prune_mlp_neurons, prune_unstructured, sparsity
 from lockgate.optimize.quantize import quantize_dynamic_int8, quantize_static_int8, sensitive_nodes
 from lockgate.optimize.sentences import generate_sentences
-from lockgate.optimize.tradeoff import TradeOff, cosine_rows, max_abs_diff
+from lockgate.optimize.tradeoff import TradeOff, cosine_rows, max_abs_diff, pareto_optimal
 from lockgate.tracking.connection import Connection
 from lockgate.tracking.registry import RegisteredVersion, get_model_version, register
 
@@ -315,6 +316,7 @@ class Optimizer:
     measure: MeasureConfig
     workdir: Path
     seed: int = 0
+    cpu: CpuInfo = field(default_factory=cpu_info)
     _parent_record: TradeOff | None = None
     _parent_outputs: npt.NDArray[Any] | None = None
 
@@ -387,6 +389,7 @@ class Optimizer:
                 quality,
                 extra={**extra, **model.extra},
                 notes=model.notes,
+                cpu=self.cpu.describe(),
             )
         parent = self.parent_record()
         diff = max_abs_diff(self.parent_outputs(), outputs)
@@ -405,6 +408,7 @@ class Optimizer:
             tolerance=spec.tolerance,
             extra={**extra, **model.extra},
             notes=model.notes,
+            cpu=self.cpu.describe(),
         )
 
     def parent_record(self) -> TradeOff:
@@ -455,6 +459,8 @@ class Optimizer:
         )
 
     def _quantize(self, spec: MethodSpec, work: Path) -> Candidate:
+        if spec.params.get("mode") == "bf16":
+            return self._bf16()
         base = self.parent if self.kind in ("onnx", "onnx-encoder") else self._onnx(make_spec("onnx"), work)
         is_text = base.kind == "onnx-encoder"
         src = Path(base.obj) / GRAPH_FILE if is_text else Path(base.obj)
@@ -476,6 +482,19 @@ class Optimizer:
         config = json.loads((folder / ENCODER_FILE).read_text())
         (folder / ENCODER_FILE).write_text(json.dumps({**config, "graph": GRAPH_FILE}, indent=2) + "\n")
         return Candidate("onnx-encoder", folder, base.threads, notes=notes)
+
+    def _bf16(self) -> Candidate:
+        """The encoder with bfloat16 weights, run by PyTorch: on a CPU with AMX or AVX-512 BF16 its
+        matrix products run in hardware (embeddings come back as float32)."""
+        import copy
+
+        import torch
+
+        model = copy.deepcopy(self.parent.obj).to(torch.bfloat16)
+        hardware = "AMX" if "amx_bf16" in self.cpu.flags else "AVX-512 BF16"
+        if not self.cpu.has_bf16:
+            hardware = "no bf16 instructions: emulated"
+        return Candidate("encoder", model, self.parent.threads, notes=(f"bfloat16 in PyTorch ({hardware})",))
 
     def _calibration(self, base: Candidate) -> list[dict[str, npt.NDArray[Any]]]:
         train = self.inputs.train
@@ -542,21 +561,79 @@ class Optimizer:
         is_registering: bool = True,
     ) -> OptimizationResult:
         """Make, verify, measure, log and (when within tolerance) register one candidate."""
-        from lockgate.tracking.tracker import track
-
         spec = spec_for(spec, self.kind)
+        candidate, record = self._evaluate(spec)
+        if not is_registering:
+            return OptimizationResult(spec, self.parent_record(), record, None, None)
+        return self._log(spec, candidate, record, name=name, alias=alias, is_registering=record.is_verified)
+
+    def sweep(
+        self,
+        specs: Sequence[MethodSpec],
+        *,
+        name: str | None = None,
+        is_registering: bool = True,
+        on_skip: Callable[[MethodSpec, UserError], None] | None = None,
+        on_measured: Callable[[MethodSpec], None] | None = None,
+    ) -> list[OptimizationResult]:
+        """Make and measure every candidate on this machine, then log each and register the verified
+        ones on the Pareto front (quality, latency, size) with the parent: a candidate that another
+        beats on every axis here is logged, not registered. A spec that does not apply is skipped."""
+        measured: list[tuple[MethodSpec, Candidate, TradeOff]] = []
+        for given in specs:
+            spec = spec_for(given, self.kind)
+            try:
+                candidate, record = self._evaluate(spec)
+            except UserError as exc:
+                if on_skip is None:
+                    raise
+                on_skip(spec, exc)
+                continue
+            measured.append((spec, candidate, record))
+            if on_measured is not None:
+                on_measured(spec)
+        parent = self.parent_record()
+        front = pareto_optimal([parent, *(record for _, _, record in measured)])[1:]
+        if not is_registering:
+            return [OptimizationResult(spec, parent, record, None, None) for spec, _, record in measured]
+        return [
+            self._log(
+                spec, candidate, record, name=name, alias=None, is_registering=is_optimal, front=front_flag
+            )
+            for (spec, candidate, record), is_optimal, front_flag in zip(measured, front, front, strict=True)
+        ]
+
+    def _evaluate(self, spec: MethodSpec) -> tuple[Candidate, TradeOff]:
         candidate = self.make(spec)
         outputs = self._predict_all(candidate)
-        record = self._record(candidate, spec, outputs)
+        return candidate, self._record(candidate, spec, outputs)
+
+    def _log(
+        self,
+        spec: MethodSpec,
+        candidate: Candidate,
+        record: TradeOff,
+        *,
+        name: str | None,
+        alias: str | None,
+        is_registering: bool,
+        front: bool | None = None,
+    ) -> OptimizationResult:
+        """One MLflow run with the trade-off (and the model when it is registered)."""
+        from lockgate.tracking.tracker import track
+
         parent = self.parent_record()
-        if not is_registering:
-            return OptimizationResult(spec, parent, record, None, None)
         params = {f"optimize.{k}": v for k, v in spec.params.items()}
         tags = {
             "lockgate.optimize.parent": self.version.ref,
             "lockgate.optimize.method": spec.method,
             "lockgate.optimize.verified": str(record.is_verified).lower(),
+            # the numbers hold for this CPU only
+            "lockgate.optimize.cpu": self.cpu.describe(),
+            "lockgate.optimize.cpu_flags": " ".join(self.cpu.flags),
         }
+        if front is not None:
+            tags["lockgate.optimize.pareto"] = str(front).lower()
         datasets = [
             str(d["path"]) for d in self.version.datasets if d.get("path") and Path(str(d["path"])).exists()
         ]
@@ -569,15 +646,16 @@ class Optimizer:
             run.log_metrics(record.metrics())
             run.log_metrics({f"parent_{k}": v for k, v in parent.metrics().items()})
             run.log_dict(
-                {"parent": parent.to_dict(), "candidate": record.to_dict()}, "optimize/tradeoff.json"
+                {"parent": parent.to_dict(), "candidate": record.to_dict(), "cpu": self.cpu.to_dict()},
+                "optimize/tradeoff.json",
             )
-            if record.is_verified:
+            if is_registering:
                 signature = self.signature
                 if candidate.kind == "onnx-encoder":
                     signature = None
                 candidate.log(signature)
         version = None
-        if record.is_verified:
+        if is_registering:
             version = register(
                 self.conn,
                 run.run_id,

@@ -88,6 +88,7 @@ class TradeOff:
     tolerance: float | None = None
     extra: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    cpu: str = ""  # the CPU it was measured on (model, cores, relevant flags)
 
     @property
     def throughput_per_s(self) -> float:
@@ -119,6 +120,7 @@ class TradeOff:
             "tolerance": self.tolerance,
             "quality_metric": self.quality_metric,
             "notes": list(self.notes),
+            "cpu": self.cpu,
             **self.metrics(),
         }
 

@@ -50,6 +50,7 @@ from lockgate.monitor.dashboard import (
     sign_in_page,
 )
 from lockgate.serving.admin import check_admin_token, handle_admin
+from lockgate.serving.binary_data import parse_header_length
 from lockgate.serving.deployment import field_routing_key
 from lockgate.serving.feedback import DEFAULT_MAX_IDS, Feedback, FeedbackJoins, parse_feedback
 from lockgate.serving.logs import AccessLog
@@ -63,6 +64,7 @@ from lockgate.serving.protocol import (
     decode_v2,
     encode_invocations,
     encode_v2,
+    encode_v2_binary,
 )
 from lockgate.serving.variant import Variant
 
@@ -84,6 +86,7 @@ Route = Callable[[str, "str | None"], Variant]
 """Picks the variant for (requested model name, routing key); raises NotFound for unknown names."""
 
 _JSON = b"application/json"
+_OCTET_STREAM = b"application/octet-stream"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 """The Host names a loopback-bound server answers (``allowed_hosts=None`` answers any)."""
 _ids = random.Random()  # noqa: S311 - request ids are unique, not secret
@@ -129,6 +132,14 @@ class _Served:
     request: InferenceRequest | None = None
     outputs: Outputs | None = None
     unit: int | None = None
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """One request header, looked up only where it matters (not on every request)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
 
 
 def _media_type(value: bytes | None) -> str:
@@ -648,7 +659,7 @@ class ServingApp:
             {
                 "name": "lockgate",
                 "version": lockgate.__version__,
-                "extensions": ["model_repository_metadata"],
+                "extensions": ["model_repository_metadata", "binary_tensor_data"],
                 "models": sorted(self.variants),
             }
         )
@@ -735,24 +746,47 @@ class ServingApp:
             rest = rest[2:]  # /v2/models/{name}/versions/{version}/... : the version is informative
         if rest == ["infer"]:
             self._require(method, "POST")
-            if _media_type(content_type) != "application/json":
+            header_length = _header(scope, b"inference-header-content-length")
+            media_type = _media_type(content_type)
+            # binary tensor data: tritonclient sends no content type, others octet-stream or JSON
+            if media_type != "application/json" and (
+                header_length is None or media_type != "application/octet-stream"
+            ):
                 raise UnsupportedMediaType(
-                    f"/v2/models/{name}/infer reads JSON, not '{_media_type(content_type)}'",
-                    hint="send Content-Type: application/json",
+                    f"/v2/models/{name}/infer reads JSON, not '{media_type}'",
+                    hint="send Content-Type: application/json, or application/octet-stream with "
+                    "an Inference-Header-Content-Length header (binary tensor data)",
                 )
             variant = self._route(name, scope, routing_key, served)
             body = await self._read_body(receive, content_length)
-            request: InferenceRequest = decode_v2(body, variant.predictor.signature)
+            request: InferenceRequest = decode_v2(
+                body,
+                variant.predictor.signature,
+                None if header_length is None else parse_header_length(header_length),
+            )
             served.request = request
             if served.deployment is not None and served.deployment.field_name is not None:
                 variant = self._route_by_field(served, request)
             outputs = served.outputs = await variant.infer(request)
+            answer_id = request.request_id or request_id.decode()
+            binary = request.binary_outputs(request.output_names or list(outputs))
+            if binary:
+                payload, json_length = encode_v2_binary(
+                    variant.model_name,
+                    variant.model_version,
+                    answer_id,
+                    outputs,
+                    request.output_names,
+                    binary,
+                )
+                return _Response(
+                    200,
+                    payload,
+                    _OCTET_STREAM,
+                    extra_headers=((b"inference-header-content-length", b"%d" % json_length),),
+                )
             payload = encode_v2(
-                variant.model_name,
-                variant.model_version,
-                request.request_id or request_id.decode(),
-                outputs,
-                request.output_names,
+                variant.model_name, variant.model_version, answer_id, outputs, request.output_names
             )
             return _Response(200, payload)
         if rest == ["feedback"]:

@@ -43,6 +43,14 @@ _MODEL_HEADERS = {
     },
 }
 
+_HEADER_LENGTH = {
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "Binary tensor data extension: the byte length of the JSON header that starts "
+    "the body; the binary data of the tensors follows it.",
+}
+# the binary tensor data extension: a JSON header (InferenceRequest / InferenceResponse), then bytes
+_BINARY_BODY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _ROUTING = {
     "name": "x-routing-key",
@@ -64,7 +72,11 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Tensor": {
         "type": "object",
-        "required": ["name", "shape", "datatype", "data"],
+        "description": (
+            "A tensor: its values in 'data' (row-major, flattened or nested), or, with the binary "
+            "tensor data extension, parameters.binary_data_size bytes after the JSON header."
+        ),
+        "required": ["name", "shape", "datatype"],
         "properties": {
             "name": {"type": "string"},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
@@ -86,7 +98,17 @@ _SCHEMAS: dict[str, Any] = {
                     "BYTES",
                 ],
             },
-            "parameters": {"type": "object"},
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "binary_data_size": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "The tensor's values are this many bytes of the binary data "
+                        "after the JSON header (in the order of the tensors); no 'data' then.",
+                    }
+                },
+            },
             "data": {"type": "array"},
         },
     },
@@ -95,14 +117,29 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["inputs"],
         "properties": {
             "id": {"type": "string"},
-            "parameters": {"type": "object"},
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "binary_data_output": {
+                        "type": "boolean",
+                        "description": "Answer every output as binary data (unless its own "
+                        "parameters.binary_data says otherwise).",
+                    }
+                },
+            },
             "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Tensor"}},
             "outputs": {
                 "type": "array",
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"type": "string"}},
+                    "properties": {
+                        "name": {"type": "string"},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data": {"type": "boolean"}},
+                        },
+                    },
                 },
             },
         },
@@ -472,7 +509,14 @@ def openapi_document() -> dict[str, Any]:
 
 def _document() -> dict[str, Any]:
     infer_responses = {
-        "200": {**_ok("Model outputs.", "InferenceResponse"), "headers": _MODEL_HEADERS},
+        "200": {
+            "description": (
+                "Model outputs: JSON, or with binary outputs asked for, a JSON header of "
+                "Inference-Header-Content-Length bytes followed by the outputs' binary data."
+            ),
+            "content": {**_json("InferenceResponse"), **_BINARY_BODY},
+            "headers": {**_MODEL_HEADERS, "Inference-Header-Content-Length": _HEADER_LENGTH},
+        },
         **_ERRORS,
     }
     invocations_responses = {
@@ -535,8 +579,26 @@ def _document() -> dict[str, Any]:
                 "post": {
                     "summary": "Inference (Open Inference Protocol)",
                     "operationId": "infer",
-                    "parameters": [_NAME, _ROUTING],
-                    "requestBody": {"required": True, "content": _json("InferenceRequest")},
+                    "description": (
+                        "Takes JSON, or the binary tensor data extension: a JSON header of "
+                        "Inference-Header-Content-Length bytes, then the inputs' bytes "
+                        "(little-endian, row-major; BYTES elements each a 4-byte length and the "
+                        "bytes). A body whose sizes do not add up is a 400."
+                    ),
+                    "parameters": [
+                        _NAME,
+                        _ROUTING,
+                        {
+                            "name": "Inference-Header-Content-Length",
+                            "in": "header",
+                            "required": False,
+                            **_HEADER_LENGTH,
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {**_json("InferenceRequest"), **_BINARY_BODY},
+                    },
                     "responses": infer_responses,
                 }
             },

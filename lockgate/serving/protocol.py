@@ -18,7 +18,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy.typing as npt
 import orjson
 
 from lockgate.errors import UserError, ValidationError
+from lockgate.serving.binary_data import array_from_bytes, array_to_bytes, split_body
 from lockgate.serving.signature import FieldSpec, Signature
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "decode_v2",
     "encode_invocations",
     "encode_v2",
+    "encode_v2_binary",
     "parse_json",
     "v2_datatype",
 ]
@@ -53,12 +55,24 @@ _MAX_REPORTED = 80
 
 @dataclass(frozen=True)
 class InferenceRequest:
-    """A decoded request: model inputs with the batch on axis 0, plus protocol extras."""
+    """A decoded request: model inputs with the batch on axis 0, plus protocol extras.
+
+    ``is_binary_output`` (V2 ``parameters.binary_data_output``) asks for every output as binary
+    data; ``output_binary`` holds the per-output ``binary_data`` choices, which take precedence.
+    """
 
     inputs: ModelInput
     n_rows: int
     request_id: str | None = None
     output_names: tuple[str, ...] | None = None
+    is_binary_output: bool = False
+    output_binary: Mapping[str, bool] = field(default_factory=dict)
+
+    def binary_outputs(self, names: Sequence[str]) -> frozenset[str]:
+        """Which of the outputs ``names`` go back as binary data."""
+        if not self.is_binary_output and not self.output_binary:
+            return frozenset()
+        return frozenset(n for n in names if self.output_binary.get(n, self.is_binary_output))
 
 
 def _short(value: Any) -> str:
@@ -85,13 +99,48 @@ def _json_type(value: Any) -> str:
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a JSON body; malformed JSON is a 400 that says where it broke."""
+    """Parse a JSON body; malformed JSON is a 400 that says where it broke.
+
+    ``NaN`` (what Python's ``json`` and pandas send for a missing value, and MLflow reads) is read as
+    null, so a column whose signature allows missing values takes it; ``Infinity`` is a 422. Only a
+    body orjson refuses is read again this way: the common case pays nothing.
+    """
     if not body:
         raise UserError("the request body is empty", hint="send a JSON document")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if b"NaN" in body or b"Infinity" in body:
+            document = _parse_with_non_finite(body)
+            if document is not _UNREADABLE:
+                return document
         raise UserError(f"malformed JSON: {exc}", hint="send a valid JSON document") from None
+
+
+_UNREADABLE = object()
+
+
+def _parse_with_non_finite(body: bytes) -> Any:
+    import json
+
+    infinite: list[str] = []
+
+    def constant(name: str) -> float | None:
+        if name == "NaN":
+            return None
+        infinite.append(name)
+        return None
+
+    try:
+        document = json.loads(body, parse_constant=constant)
+    except (ValueError, RecursionError):
+        return _UNREADABLE
+    if infinite:
+        raise ValidationError(
+            f"the body holds {infinite[0]}, which is not a finite number",
+            hint="send a finite number, or null (or NaN) for a missing value",
+        )
+    return document
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +219,7 @@ def _has_bool(rows: list[Any]) -> bool:
 
 
 def _numeric_matrix(
-    rows: list[Any],
+    rows: list[Any] | npt.NDArray[Any],
     sig: Signature,
     positions: list[int | None] | None,
     width: int,
@@ -187,7 +236,7 @@ def _numeric_matrix(
         return None
     if matrix.ndim != 2 or matrix.shape[1] != width or matrix.dtype.kind not in "iuf":
         return None
-    if may_have_bools and _has_bool(rows):
+    if may_have_bools and isinstance(rows, list) and _has_bool(rows):
         return None
     if positions is not None:
         if any(p is None for p in positions):
@@ -581,7 +630,11 @@ def v2_datatype(dtype: np.dtype[Any]) -> str:
     }.get(dtype.kind, "BYTES")
 
 
-def _v2_tensor(item: Any, index: int) -> tuple[str, npt.NDArray[Any]]:
+def _v2_tensor(
+    item: Any, index: int, binary: memoryview | None, offset: int
+) -> tuple[str, npt.NDArray[Any], int]:
+    """One input tensor, from its JSON ``data`` or from ``binary`` at ``offset``; returns the name,
+    the array and how many binary bytes it took."""
     where = f"inputs[{index}]"
     if not isinstance(item, dict):
         raise ValidationError(f"{where} must be an object", detail={"field": where})
@@ -596,6 +649,10 @@ def _v2_tensor(item: Any, index: int) -> tuple[str, npt.NDArray[Any]]:
     ):
         raise ValidationError(f"input '{name}' needs 'shape', a list of sizes >= 0", detail={"field": name})
     datatype = item.get("datatype")
+    parameters = item.get("parameters")
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if binary_size is not None:
+        return name, _v2_binary_tensor(name, shape, datatype, binary_size, item, binary, offset), binary_size
     if datatype not in _V2_KINDS:
         raise ValidationError(
             f"input '{name}' has datatype {_short(datatype)}; expected one of {list(_V2_KINDS)}",
@@ -603,7 +660,10 @@ def _v2_tensor(item: Any, index: int) -> tuple[str, npt.NDArray[Any]]:
         )
     data = item.get("data")
     if not isinstance(data, list):
-        raise ValidationError(f"input '{name}' needs 'data', a list", detail={"field": name})
+        raise ValidationError(
+            f"input '{name}' needs 'data', a list (or parameters.binary_data_size with binary data)",
+            detail={"field": name},
+        )
     try:
         array = np.asarray(data)
     except (ValueError, TypeError):
@@ -625,7 +685,51 @@ def _v2_tensor(item: Any, index: int) -> tuple[str, npt.NDArray[Any]]:
         raise ValidationError(
             f"input '{name}' is {datatype} but its data holds booleans", detail={"field": name}
         )
-    return name, array.reshape(shape)
+    return name, array.reshape(shape), 0
+
+
+def _v2_binary_tensor(
+    name: str,
+    shape: list[int],
+    datatype: Any,
+    binary_size: Any,
+    item: dict[str, Any],
+    binary: memoryview | None,
+    offset: int,
+) -> npt.NDArray[Any]:
+    """A tensor sent with the binary data extension; its framing errors are 400s (the rest of the
+    body cannot be read without it)."""
+    if binary is None:
+        raise UserError(
+            f"input '{name}' has parameters.binary_data_size but the request has no "
+            "Inference-Header-Content-Length header",
+            hint="send the header with the byte length of the JSON part, or send the values in 'data'",
+            detail={"field": name},
+        )
+    if not isinstance(binary_size, int) or isinstance(binary_size, bool) or binary_size < 0:
+        raise UserError(
+            f"input '{name}' has binary_data_size {_short(binary_size)}; expected a byte count",
+            detail={"field": name},
+        )
+    if datatype not in _V2_KINDS:
+        raise UserError(
+            f"input '{name}' has datatype {_short(datatype)}; binary data needs one of {list(_V2_KINDS)}",
+            detail={"field": name},
+        )
+    if "data" in item:
+        raise UserError(
+            f"input '{name}' has both 'data' and parameters.binary_data_size",
+            hint="send its values one way: in 'data', or as binary data after the JSON",
+            detail={"field": name},
+        )
+    if offset + binary_size > len(binary):
+        raise UserError(
+            f"input '{name}' needs {binary_size} bytes of binary data from byte {offset}, "
+            f"but only {len(binary) - offset} follow the JSON header",
+            hint="each binary_data_size must count its input's bytes; they follow the JSON in order",
+            detail={"field": name},
+        )
+    return array_from_bytes(datatype, shape, binary[offset : offset + binary_size], name)
 
 
 def _flat(data: list[Any]) -> list[Any]:
@@ -648,6 +752,16 @@ def _v2_columns(tensors: dict[str, npt.NDArray[Any]], sig: Signature) -> npt.NDA
                     f"expected [-1, {len(sig.inputs)}] (one column per signature input)",
                     detail={"field": name},
                 )
+            # a numeric matrix (binary data, or JSON numbers) skips the detour through lists
+            if (
+                sig.is_all_numeric
+                and array.shape[0]
+                and array.dtype.kind in "iuf"
+                and (array.dtype.kind != "f" or np.isfinite(array).all())
+            ):
+                matrix = _numeric_matrix(array, sig, None, len(sig.inputs), may_have_bools=False)
+                if matrix is not None:
+                    return matrix
             return _columns_from_rows(array.tolist(), sig, None, name)
     columns: list[list[Any]] = []
     n_rows: int | None = None
@@ -677,9 +791,32 @@ def _v2_columns(tensors: dict[str, npt.NDArray[Any]], sig: Signature) -> npt.NDA
     return _columns_from_rows(rows, sig, None, "inputs")
 
 
-def decode_v2(body: bytes, sig: Signature) -> InferenceRequest:
-    """Decode an Open Inference Protocol ``infer`` request body."""
-    document = parse_json(body)
+def _flag(parameters: Any, key: str, where: str) -> bool | None:
+    value = parameters.get(key) if isinstance(parameters, dict) else None
+    if value is not None and not isinstance(value, bool):
+        raise ValidationError(f"{where}.parameters.{key} must be true or false", detail={"field": key})
+    return value
+
+
+def decode_v2(body: bytes, sig: Signature, header_length: int | None = None) -> InferenceRequest:
+    """Decode an Open Inference Protocol ``infer`` request body.
+
+    ``header_length`` (the ``Inference-Header-Content-Length`` header) says the body is a JSON
+    header of that many bytes followed by binary tensor data (see :mod:`binary_data`).
+    """
+    binary: memoryview | None = None
+    if header_length is not None:
+        body, binary = split_body(body, header_length)
+    try:
+        document = parse_json(body)
+    except UserError:
+        if binary is None and b'"binary_data_size"' in body:
+            raise UserError(
+                "the body holds binary tensor data (binary_data_size) but the request has no "
+                "Inference-Header-Content-Length header",
+                hint="send the header with the byte length of the JSON part of the body",
+            ) from None
+        raise
     if not isinstance(document, dict):
         raise UserError(
             f"the body must be a JSON object with 'inputs', got {_json_type(document)}",
@@ -701,12 +838,27 @@ def decode_v2(body: bytes, sig: Signature) -> InferenceRequest:
                 "'outputs' must be a list of objects with a 'name'", detail={"field": "outputs"}
             )
         output_names = tuple(o["name"] for o in requested)
+        output_binary = {
+            o["name"]: flag
+            for o in requested
+            if (flag := _flag(o.get("parameters"), "binary_data", f"output '{o['name']}'")) is not None
+        }
+    else:
+        output_binary = {}
+    is_binary_output = bool(_flag(document.get("parameters"), "binary_data_output", "the request"))
     tensors: dict[str, npt.NDArray[Any]] = {}
+    offset = 0
     for index, item in enumerate(items):
-        name, array = _v2_tensor(item, index)
+        name, array, used = _v2_tensor(item, index, binary, offset)
+        offset += used
         if name in tensors:
             raise ValidationError(f"input '{name}' appears twice", detail={"field": name})
         tensors[name] = array
+    if binary is not None and offset != len(binary):
+        raise UserError(
+            f"the body has {len(binary) - offset} bytes of binary data after the last input's",
+            hint="the binary_data_size of the inputs must add up to the bytes after the JSON header",
+        )
     inputs: ModelInput
     if sig.kind == "columns":
         inputs = _v2_columns(tensors, sig)
@@ -739,7 +891,7 @@ def decode_v2(body: bytes, sig: Signature) -> InferenceRequest:
             raise ValidationError(f"inputs do not form a table: {exc}") from None
     if _rows(inputs) == 0:
         raise ValidationError("the request has no rows", detail={"field": "inputs"})
-    return InferenceRequest(inputs, _rows(inputs), request_id, output_names)
+    return InferenceRequest(inputs, _rows(inputs), request_id, output_names, is_binary_output, output_binary)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,14 +924,13 @@ def encode_invocations(outputs: Outputs, primary: str | None, *, as_records: boo
     )
 
 
-def encode_v2(
+def _v2_body(
     model_name: str,
     model_version: str,
     request_id: str | None,
     outputs: Outputs,
     output_names: tuple[str, ...] | None,
-) -> bytes:
-    """An Open Inference Protocol ``infer`` response; ``output_names`` filters the outputs."""
+) -> tuple[dict[str, Any], list[str]]:
     names = list(outputs) if output_names is None else list(output_names)
     for name in names:
         if name not in outputs:
@@ -790,6 +941,18 @@ def encode_v2(
     body: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         body["id"] = request_id
+    return body, names
+
+
+def encode_v2(
+    model_name: str,
+    model_version: str,
+    request_id: str | None,
+    outputs: Outputs,
+    output_names: tuple[str, ...] | None,
+) -> bytes:
+    """An Open Inference Protocol ``infer`` response; ``output_names`` filters the outputs."""
+    body, names = _v2_body(model_name, model_version, request_id, outputs, output_names)
     body["outputs"] = [
         {
             "name": name,
@@ -800,3 +963,36 @@ def encode_v2(
         for name in names
     ]
     return orjson.dumps(body, option=_ORJSON_OPTIONS)
+
+
+def encode_v2_binary(
+    model_name: str,
+    model_version: str,
+    request_id: str | None,
+    outputs: Outputs,
+    output_names: tuple[str, ...] | None,
+    binary_names: frozenset[str],
+) -> tuple[bytes, int]:
+    """A response with the binary data extension: a JSON header, then the data of the outputs in
+    ``binary_names`` in order; returns the body and the header's length (the value of the
+    ``Inference-Header-Content-Length`` response header)."""
+    body, names = _v2_body(model_name, model_version, request_id, outputs, output_names)
+    items: list[dict[str, Any]] = []
+    buffers: list[bytes] = []
+    for name in names:
+        array = outputs[name]
+        item: dict[str, Any] = {
+            "name": name,
+            "datatype": v2_datatype(array.dtype),
+            "shape": list(array.shape),
+        }
+        if name in binary_names:
+            data = array_to_bytes(array)
+            item["parameters"] = {"binary_data_size": len(data)}
+            buffers.append(data)
+        else:
+            item["data"] = _jsonable(array.reshape(-1))
+        items.append(item)
+    body["outputs"] = items
+    header = orjson.dumps(body, option=_ORJSON_OPTIONS)
+    return b"".join([header, *buffers]), len(header)

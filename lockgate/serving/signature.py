@@ -7,14 +7,16 @@ names in order, their numpy dtypes, and whether all of them are numeric (the no-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from lockgate.errors import UserError
 
-__all__ = ["FieldSpec", "Signature", "SignatureKind", "signature_from_mlflow"]
+__all__ = ["FieldSpec", "Signature", "SignatureKind", "output_fields", "signature_from_mlflow"]
 
 SignatureKind = Literal["columns", "tensor", "text", "any"]
 
@@ -135,6 +137,16 @@ class Signature:
             "inputs": [spec.to_dict() for spec in self.inputs],
             "outputs": [spec.to_dict() for spec in self.outputs],
         }
+
+
+def output_fields(outputs: Mapping[str, npt.NDArray[Any]]) -> tuple[FieldSpec, ...]:
+    """What a model really returned, as metadata: each output's name, dtype and per-row shape (as
+    seen on one answer: a size that depends on the input is not guessed)."""
+    fields: list[FieldSpec] = []
+    for name, array in outputs.items():
+        dtype = "object" if array.dtype.kind in "OSU" else str(array.dtype)
+        fields.append(FieldSpec(name, dtype, tuple(int(d) for d in array.shape[1:])))
+    return tuple(fields)
 
 
 def _tensor_field(name: str | None, dtype: np.dtype[Any], shape: tuple[int, ...]) -> FieldSpec:

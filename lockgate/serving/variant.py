@@ -13,6 +13,7 @@ from lockgate.errors import LockgateError, UserError, ValidationError
 from lockgate.serving.batcher import Batcher, BatchPolicy
 from lockgate.serving.predictor import Predictor
 from lockgate.serving.protocol import InferenceRequest, ModelInput, Outputs
+from lockgate.serving.signature import FieldSpec, output_fields
 from lockgate.stats.accumulators import VariantStats
 from lockgate.stats.units import UNITS
 
@@ -49,6 +50,9 @@ class Variant:
     key: str = ""
     warmup_ms: float | None = None
     batcher: Batcher | None = None
+    # the outputs the model really returns (from the warm-up probe or the first answer): what
+    # metadata lists, since an MLflow signature names them differently or not at all
+    returned_outputs: tuple[FieldSpec, ...] | None = None
     _stats: VariantStats = field(default_factory=VariantStats)
     _latencies_ms: list[float] = field(default_factory=list)
     _errors: list[bool] = field(default_factory=list)
@@ -90,11 +94,13 @@ class Variant:
         for _ in range(rounds):
             started = time.perf_counter()
             try:
-                self.predictor.predict(probe)
+                outputs = self.predictor.predict(probe)
             # any failure here only means "unknown speed": the model is served in a thread
             except Exception:  # noqa: BLE001
                 return
             timings.append((time.perf_counter() - started) * 1000.0)
+            if self.returned_outputs is None:
+                self.returned_outputs = output_fields(outputs)
         self.warmup_ms = min(timings)  # the least disturbed call: other load only adds to it
 
     def start(self, on_batch: Callable[[int, float], None] | None = None) -> None:
@@ -121,7 +127,7 @@ class Variant:
         if self.batcher is None:
             raise UserError(f"model '{self.key}' is not started")
         try:
-            return await self.batcher.submit(request.inputs, request.n_rows)
+            outputs = await self.batcher.submit(request.inputs, request.n_rows)
         except LockgateError:
             raise
         except (ValueError, TypeError, KeyError) as exc:
@@ -129,6 +135,9 @@ class Variant:
                 f"model '{self.model_name}' rejected the input: {exc}",
                 hint="check the values against GET /v2/models/{name} (the signature)",
             ) from None
+        if self.returned_outputs is None:
+            self.returned_outputs = output_fields(outputs)
+        return outputs
 
     def record(self, latency_ms: float, *, is_error: bool, unit: int | None = None) -> None:
         """Count one answered request in its analysis unit (none: the next unit in turn; cheap:
@@ -180,7 +189,10 @@ class Variant:
             "versions": [self.model_version],
             "platform": self.predictor.runtime,
             "inputs": [spec.to_dict() for spec in sig.inputs],
-            "outputs": [spec.to_dict() for spec in sig.outputs],
+            "outputs": [
+                spec.to_dict()
+                for spec in (sig.outputs if self.returned_outputs is None else self.returned_outputs)
+            ],
             "parameters": {"signature_kind": sig.kind, "variant": self.key},
         }
 

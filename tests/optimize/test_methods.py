@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from lockgate.errors import UserError
+from lockgate.optimize.cpu import CpuInfo
 from lockgate.optimize.methods import check_applicable, make_spec, spec_for, sweep_plan
 
 
@@ -44,3 +45,15 @@ def test_sweep_plans_only_what_applies() -> None:
             check_applicable(spec, kind)  # type: ignore[arg-type]
     assert "layers" not in spec_for(make_spec("distill"), "sklearn").params
     assert "student" not in spec_for(make_spec("distill"), "encoder").params
+
+
+def test_bf16_is_planned_only_where_the_cpu_computes_it() -> None:
+    amx = CpuInfo("Xeon with AMX", 2, ("avx512f", "avx512_bf16", "amx_bf16"))
+    plain = CpuInfo("older Xeon", 2, ("avx2", "fma"))
+    labels = [spec.label for spec in sweep_plan("encoder", amx)]
+    assert "quantize(bf16)" in labels
+    assert "quantize(bf16)" not in [spec.label for spec in sweep_plan("encoder", plain)]
+    assert "quantize(bf16)" not in [spec.label for spec in sweep_plan("encoder")]
+    assert "quantize(bf16)" not in [spec.label for spec in sweep_plan("torch", amx)]
+    with pytest.raises(UserError, match="--mode bf16 applies to sentence encoders"):
+        check_applicable(make_spec("quantize", {"mode": "bf16"}), "sklearn")

@@ -109,7 +109,23 @@ def test_sweep_marks_the_pareto_front_and_plots(cli: Cli, gradient_boosting: str
     assert plot.stat().st_size > 1000
     doc = json.loads(report.read_text())
     assert [c["method"] for c in doc["candidates"]] == ["onnx", "distill", "distill"]
-    assert all(c["version"] for c in doc["candidates"] if c["is_verified"])
+    assert all(c["cpu"] for c in doc["candidates"])  # each number says which CPU it holds for
+    # registered: exactly the verified candidates that no other record beats on every axis
+    records = [doc["parent"], *doc["candidates"]]
+    for candidate in doc["candidates"]:
+        front = candidate["is_verified"] and not any(
+            other is not candidate and other["is_verified"] and _dominates(other, candidate)
+            for other in records
+        )
+        assert bool(candidate["version"]) == front, candidate["label"]
+
+
+def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def axes(r: dict[str, Any]) -> tuple[float, float, float]:
+        return (-r[r["quality_metric"]], r["latency_b1_p50_ms"], r["size_bytes"])
+
+    pairs = list(zip(axes(a), axes(b), strict=True))
+    return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
 
 
 def test_torch_mlp_quantized_and_pruned_keep_their_parent_quality(
@@ -158,6 +174,24 @@ def test_torch_mlp_quantized_and_pruned_keep_their_parent_quality(
     assert isinstance(predictor, TorchPredictor)
     predictor.load()
     assert predictor.predict(sample)["predictions"].shape == (4, 2)
+
+
+def test_encoder_bf16_keeps_its_embeddings(
+    mlflow_home: Path, cli: Cli, unique: str, tiny_encoder: Any
+) -> None:
+    import mlflow.sentence_transformers
+
+    import lockgate
+
+    with lockgate.track(run_name="encoder") as run:
+        mlflow.sentence_transformers.log_model(tiny_encoder, name="model", pip_requirements=["torch"])
+    parent = register(connect(), run.run_id, f"enc-{unique}")
+    code, out, err = cli("optimize", parent.ref, "--method", "quantize", "--mode", "bf16")
+    assert code == 0, out + err
+    child = get_model_version(connect(), f"{parent.name}@2")
+    assert _run_metrics(child.run_id)["cosine_mean"] >= 0.98
+    tags = connect().client.get_run(child.run_id).data.tags
+    assert tags["lockgate.optimize.cpu"]  # the CPU the numbers were measured on
 
 
 def test_encoder_int8_keeps_its_embeddings_and_serves_text(

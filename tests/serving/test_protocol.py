@@ -87,6 +87,21 @@ def test_malformed_json_is_a_400_not_a_422() -> None:
     assert "malformed JSON" in str(caught.value)
 
 
+def test_nan_literals_are_missing_values_where_the_signature_allows_them() -> None:
+    optional = Signature("columns", (FieldSpec("a", "float64"), FieldSpec("b", "float64", is_required=False)))
+    body = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, NaN], [2.0, 3.0]]}}'
+    np.testing.assert_array_equal(
+        decode_invocations(body, "application/json", optional).inputs, [[1.5, np.nan], [2.0, 3.0]]
+    )
+    with pytest.raises(ValidationError, match="'b' is required but row 0 has null"):
+        decode_invocations(body, "application/json", COLUMNS)
+    for literal in (b"Infinity", b"-Infinity"):
+        with pytest.raises(ValidationError, match="not a finite number"):
+            decode_invocations(body.replace(b"NaN", literal), "application/json", optional)
+    with pytest.raises(UserError, match="malformed JSON"):
+        decode_invocations(b'{"inputs": [NaN, ', "application/json", optional)
+
+
 def test_mixed_types_keep_objects() -> None:
     body = {"dataframe_records": [{"city": "Oslo", "n": 3}]}
     request = decode_invocations(_json(body), "application/json", MIXED)

@@ -154,6 +154,19 @@ def test_chunked_body_over_the_limit_is_refused(server: Any) -> None:
     assert response.status_code == 413
 
 
+def test_a_large_body_over_the_limit_gets_a_readable_413(server: Any) -> None:
+    # 24 MB: the client is still sending when the server has decided; it must read the 413, not a reset
+    for _ in range(3):
+        response = httpx.post(
+            f"{server.url}/invocations",
+            content=b" " * 24_000_000,
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        assert response.status_code == 413
+        assert "the limit is" in response.json()["detail"]
+
+
 def test_metrics_count_requests_by_status(server: Any, logged_model: Any) -> None:
     httpx.post(f"{server.url}/invocations", json=_split(logged_model, slice(0, 1)))
     text = httpx.get(f"{server.url}/metrics").text
@@ -234,3 +247,17 @@ def test_the_openapi_document_describes_the_admin_api() -> None:
         operations = [op for verb, op in paths[path].items() if verb != "parameters"]
         assert operations and all(op["security"] == [{"adminToken": []}] for op in operations), path
     assert doc["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
+
+
+def test_nan_from_pythons_json_is_read_not_malformed(server: Any, logged_model: Any) -> None:
+    import json
+
+    row = logged_model.features[0].tolist()
+    row[3] = float("nan")  # what json.dumps and pandas send for a missing value
+    body = json.dumps({"dataframe_split": {"columns": logged_model.columns, "data": [row]}})
+    response = httpx.post(
+        f"{server.url}/invocations", content=body, headers={"content-type": "application/json"}
+    )
+    # read as a missing value: these columns are required, so the answer names the column (422)
+    assert response.status_code == 422, response.text
+    assert f"'{logged_model.columns[3]}' is required" in response.json()["detail"]
