@@ -28,6 +28,7 @@ DOCS = [
     "tools-comparison.md",
     "scale-out.md",
     "security.md",
+    "team.md",
 ]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}
 
