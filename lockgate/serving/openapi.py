@@ -363,6 +363,13 @@ def _dashboard_paths() -> dict[str, Any]:
                         "content": {"text/html": {"schema": {"type": "string"}}},
                     },
                     **errors,
+                    **{
+                        status: {
+                            "description": "No valid token: a page that asks for it.",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                        for status in ("401", "403")
+                    },
                 },
             }
         },

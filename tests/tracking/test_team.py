@@ -189,13 +189,15 @@ def test_team_init_then_a_teammate_needs_only_credentials(
     text = (project / "lockgate.toml").read_text()
     assert server.url in text and server.passwords["alice"] not in text
     # a teammate's shell: the project file, and credentials in the environment only
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("LOCKGATE_EXPERIMENT")
     with lockgate.track(run_name="first", capture_env=False) as run:
         run.log_metric("loss", 0.5)
     run_info = connect().client.get_run(run.run_id)
     assert connect().client.get_experiment(run_info.info.experiment_id).name == f"churn-{unique}"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # mlflow.set_tracking_uri exported it; a new shell has none
+    monkeypatch.delenv(
+        "MLFLOW_TRACKING_URI", raising=False
+    )  # mlflow.set_tracking_uri exported it; a new shell has none
     code, out, _ = cli("info", "--json")
     doc = json.loads(out)
     assert doc["tracking_uri"] == {"value": server.url, "source": str(project / "lockgate.toml")}
