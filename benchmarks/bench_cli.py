@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lockgate.optimize.cpu import cpu_info
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "cli.json"
 TARGETS = {"help_s": 0.5, "models_list_s": 1.5}
@@ -32,16 +34,6 @@ def lockgate_command() -> list[str]:
     """The console script people type, when it is installed next to this Python; else -m."""
     script = Path(sys.executable).parent / "lockgate"
     return [str(script)] if script.exists() else [sys.executable, "-m", "lockgate.cli.main"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -90,7 +82,7 @@ def main() -> int:
         "command": " ".join(Path(lockgate[0]).name if i == 0 else part for i, part in enumerate(lockgate)),
         "targets_s": TARGETS,
         "meets_targets": all(medians[key] <= limit for key, limit in TARGETS.items()),
-        "cpu": cpu_model(),
+        "cpu": cpu_info().describe(),
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),

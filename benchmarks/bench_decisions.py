@@ -34,6 +34,7 @@ from typing import Any
 
 from scipy.stats import norm
 
+from lockgate.optimize.cpu import cpu_info
 from lockgate.rollout import load_spec, plan, policy_for, simulate
 from lockgate.stats.units import ratio_contrast
 from lockgate.testing import SimulatedTraffic, VariantBehaviour
@@ -128,16 +129,6 @@ def _share(runs: list[dict[str, Any]], phase: str, *, within_s: float | None = N
 
 def _se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 1.0 / n) / n)
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:
@@ -266,7 +257,7 @@ def main() -> int:
         f"0.8 at one-sided alpha {alpha_each:g}, from each run's own cluster-robust variance",
         "fixed_s_at_margin": "the same, sized for an effect of the margin (+0.5 point), as bench_stats does",
     }
-    report["cpu"] = _cpu()
+    report["cpu"] = cpu_info().describe()
     report["python"] = platform.python_version()
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

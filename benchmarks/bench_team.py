@@ -30,20 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lockgate.optimize.cpu import cpu_info
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "team.json"
 WRITER = ROOT / "tests" / "tracking" / "team_writer.py"
 EXPERIMENT = "bench-team"
-
-
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
 
 
 def start_writer(server: Any, user: str, folder: Path, args: list[str]) -> subprocess.Popen[bytes]:
@@ -228,7 +220,7 @@ def main() -> int:
         "server": "mlflow server --app-name basic-auth --serve-artifacts --workers 2, 127.0.0.1",
         "backend_store": "postgres" if postgres else "sqlite",
         "server_start_s": round(server_start_s, 1),
-        "cpu": cpu(),
+        "cpu": cpu_info().describe(),
         "python": platform.python_version(),
         "target": {
             "lost_points": 0,
