@@ -45,6 +45,8 @@ def test_tracking_all() -> None:
 def test_errors_all() -> None:
     assert sorted(lockgate.errors.__all__) == sorted(
         [
+            "EXIT_CODES",
+            "CheckFailed",
             "Conflict",
             "Forbidden",
             "MethodNotAllowed",
@@ -57,9 +59,11 @@ def test_errors_all() -> None:
             "ServiceUnavailable",
             "StoreUnreachable",
             "Unauthorized",
+            "Unavailable",
             "UnsupportedMediaType",
             "UserError",
             "ValidationError",
+            "render",
         ]
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from lockgate.cli import prompts as prompts_cli
 from lockgate.cli.checklist import checklist_command
 from lockgate.cli.cost import plan_command
 from lockgate.cli.optimize import optimize_command
-from lockgate.cli.output import console, err_console, short
+from lockgate.cli.output import console, exit_with, short
 from lockgate.cli.replay import replay_command
 from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
@@ -259,19 +258,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         command.main(args=list(argv) if argv is not None else None, prog_name="lockgate")
     except LockgateError as exc:
-        _exit_with(exc)
+        exit_with(exc)
     except Exception as exc:
         translated = _server_refusal(exc)
         if translated is None:
             raise
-        _exit_with(translated)
-
-
-def _exit_with(exc: LockgateError) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
-    if exc.hint:
-        err_console.print(f"[bold]hint:[/] {escape(exc.hint)}")
-    sys.exit(exc.exit_code)
+        exit_with(translated)
 
 
 def _server_refusal(exc: Exception) -> LockgateError | None:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lockgate.cli.output import console
-from lockgate.errors import NotFound, UserError
+from lockgate.errors import CheckFailed, NotFound, UserError
 
 app = typer.Typer(help="Watch models and data: drift against the training data.", no_args_is_help=True)
 
@@ -129,7 +129,7 @@ def drift_command(
     console.print(table)
     if report.has_drift:
         console.print(f"[bold red]{len(report.drifted)} feature(s) drifted:[/] {', '.join(report.drifted)}")
-        raise typer.Exit(1)
+        raise CheckFailed(f"drift in {len(report.drifted)} feature(s)")
     console.print("[green]no drift[/]")
 
 
@@ -219,5 +219,5 @@ def _print_live(name: str, url: str | None, token: str | None) -> None:
     for variant in outputs:
         console.print(f"[bold red]{variant}: predictions drifted[/] ({predictions.get('output')})")
     if drifted or outputs:
-        raise typer.Exit(1)
+        raise CheckFailed(f"drift in {len(drifted) + len(outputs)} variant(s)' inputs or predictions")
     console.print("[green]no drift[/]" if tables else "no sampled requests yet")

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lockgate.cli.output import console
-from lockgate.errors import UserError
+from lockgate.errors import CheckFailed, UserError
 
 if TYPE_CHECKING:
     from lockgate.optimize.optimizer import OptimizationResult
@@ -230,7 +230,7 @@ def optimize_command(
             f"{bad.tolerance:g} (max diff {bad.max_abs_diff:.3g}); "
             "raise --tolerance only if that is acceptable"
         )
-        raise typer.Exit(1)
+        raise CheckFailed(f"{bad.label} is outside the tolerance {bad.tolerance:g}: not registered")
 
 
 def _ref(model: str) -> str:

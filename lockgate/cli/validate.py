@@ -90,7 +90,7 @@ def validate_command(
 
     Example:  lockgate validate prompts:/support-answer/2 --policy prompt-gate.yaml
     """
-    from lockgate.errors import LockgateError
+    from lockgate.errors import CheckFailed, LockgateError
     from lockgate.gates.gate import record_report, validate
     from lockgate.gates.policy import load_policy
     from lockgate.gates.report import error_junit_xml, to_json, to_junit_xml, to_markdown
@@ -138,4 +138,4 @@ def validate_command(
         return
     names = ", ".join(r.name for r in report.failures)
     console.print(f"[bold red]FAIL[/] {report.model}: {summary}; failed: {escape(names)}")
-    raise typer.Exit(1)
+    raise CheckFailed(f"{report.model} did not pass the gate: {names}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from lockgate.errors import Conflict, ValidationError
+from lockgate.errors import CheckFailed, Conflict, ValidationError
 from lockgate.gates import checks
 from lockgate.gates.comparison import mcnemar_exact, paired_bootstrap
 from lockgate.gates.drift import prediction_drift
@@ -65,7 +65,7 @@ Need = Literal[
 TextModel = Callable[[Sequence[str]], npt.NDArray[Any]]
 
 
-class PredictionFailed(Exception):
+class PredictionFailed(CheckFailed):
     """The model raised on the evaluation data; the gate reports it as a failed check, not as bad input."""
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockgate.errors import NotFound, UserError
-from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
+from lockgate.errors import NotFound, StoreUnreachable, UserError
+from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection, server_errors
+from lockgate.tracking.spill import is_transient
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -244,18 +245,35 @@ def list_runs(conn: Connection, *, experiment: str | None = None, limit: int = 2
 
 
 def load_packages(conn: Connection, run_id: str) -> list[str]:
+    """The run's ``environment/requirements.txt`` lines; [] for a run tracked without lockgate.
+
+    Only a missing file means "no requirements": a server that cannot be reached is a
+    :class:`StoreUnreachable` (exit code 3), never an empty list.
+    """
     import tempfile
 
     import mlflow.artifacts
 
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="environment/requirements.txt", dst_path=tmp
-            )
-        except Exception:  # noqa: BLE001 - runs tracked without lockgate have no such artifact
-            return []
-        return [line for line in Path(local).read_text().splitlines() if line.strip()]
+    artifact = "environment/requirements.txt"
+    uri = conn.settings.tracking_uri
+    try:
+        with server_errors(conn, f"read the artifacts of run {run_id}"):
+            listed = {f.path for f in conn.client.list_artifacts(run_id, "environment")}
+            if artifact not in listed:
+                return []
+            with tempfile.TemporaryDirectory() as tmp:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=artifact, dst_path=tmp
+                )
+                return [line for line in Path(local).read_text().splitlines() if line.strip()]
+    except Exception as exc:
+        if not (isinstance(exc, OSError) or is_transient(exc)):
+            raise
+        raise StoreUnreachable(
+            f"the MLflow tracking server at '{uri}' could not be reached to read run {run_id}'s "
+            f"environment ({type(exc).__name__})",
+            hint="start the server or fix MLFLOW_TRACKING_URI, then run the command again",
+        ) from None
 
 
 def plot_metrics(

@@ -246,4 +246,4 @@ def test_lockgate_analyze_reads_the_running_deployment(gateway: Any, logged_mode
     code, _, err = cli("analyze", "missing", "--url", url, "--token", TOKEN)
     assert code == 2 and "missing" in err
     code, _, err = cli("analyze", "exp", "--url", "http://127.0.0.1:9", "--token", TOKEN)
-    assert code == 2 and "cannot reach" in err
+    assert code == 3 and "cannot reach" in err  # an outage: exit code 3
