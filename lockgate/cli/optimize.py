@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lockgate.cli.output import console
+from lockgate.cli.output import console, record_written
 from lockgate.errors import UserError
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def optimize_command(
             )
     if plot is not None:
         plot_tradeoffs([parent, *(r.candidate for r in results)], plot, title=f"{optimizer.version.ref}")
-        console.print(f"plot written to {plot}")
+        console.print(f"plot written to {record_written(plot)}")
     if json_path is not None:
         doc = {
             "parent": {"version": optimizer.version.ref, **parent.to_dict()},
@@ -221,6 +221,7 @@ def optimize_command(
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(doc, indent=2) + "\n")
+        record_written(json_path)
     rejected = [r for r in results if not r.candidate.is_verified]
     if rejected and not sweep:
         bad = rejected[0].candidate

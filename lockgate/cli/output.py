@@ -5,13 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from lockgate.errors import UserError
 
-__all__ = ["console", "err_console", "fmt_duration", "fmt_ms", "fmt_value", "parse_rate", "short"]
+__all__ = [
+    "console",
+    "err_console",
+    "fmt_duration",
+    "fmt_ms",
+    "fmt_value",
+    "parse_rate",
+    "record_written",
+    "short",
+]
 
 
 def _width() -> int | None:
@@ -69,3 +79,12 @@ def fmt_duration(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def record_written(path: Path) -> Path:
+    """``path``, after noting that lockgate wrote it: a report or figure in the project does not make
+    the next tracked run dirty while it holds what lockgate wrote (:mod:`lockgate.tracking.outputs`)."""
+    from lockgate.tracking.outputs import record_output
+
+    record_output(path)
+    return path
