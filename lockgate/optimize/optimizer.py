@@ -469,10 +469,15 @@ class Optimizer:
         is_per_channel = bool(spec.params.get("per_channel", True))
         if spec.params.get("mode") == "static":
             quantize_static_int8(
-                src, dst, self._calibration(base), is_per_channel=is_per_channel, exclude=exclude
+                src,
+                dst,
+                self._calibration(base),
+                is_per_channel=is_per_channel,
+                exclude=exclude,
+                kind=self.kind,
             )
         else:
-            quantize_dynamic_int8(src, dst, is_per_channel=is_per_channel, exclude=exclude)
+            quantize_dynamic_int8(src, dst, is_per_channel=is_per_channel, exclude=exclude, kind=self.kind)
         notes = (f"kept in float: {', '.join(exclude)}",) if exclude else ()
         if not is_text:
             return Candidate("onnx", dst, base.threads, notes=notes)

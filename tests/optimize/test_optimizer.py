@@ -44,6 +44,25 @@ def gradient_boosting(mlflow_home: Path, tmp_path: Path, unique: str, breast_can
     return register(connect(), run.run_id, f"gb-{unique}").ref
 
 
+@pytest.fixture
+def logistic(mlflow_home: Path, tmp_path: Path, unique: str, breast_cancer: Any) -> str:
+    """A scaler + logistic regression pipeline (what the quickstart and the example train)."""
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import lockgate
+
+    x, y = breast_cancer
+    data = _csv(tmp_path, x, y)
+    features = pd.read_csv(data).drop(columns=["target"])
+    with lockgate.track(run_name="logistic", datasets=[data]) as run:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features, y)
+        run.log_model(model, signature=infer_signature(features, model.predict_proba(features)))
+    return register(connect(), run.run_id, f"lr-{unique}").ref
+
+
 def _run_metrics(run_id: str | None) -> dict[str, float]:
     assert run_id is not None
     return dict(connect().client.get_run(run_id).data.metrics)
@@ -99,6 +118,14 @@ def test_user_errors_exit_2(cli: Cli, gradient_boosting: str) -> None:
     assert code == 2 and "mode 'fast' is not one of dynamic, static" in err
     code, _, err = cli("optimize", gradient_boosting.split("@")[0] + "@9", "--method", "onnx")
     assert code == 2 and "has no version 9" in err
+
+
+def test_quantize_on_a_logistic_regression_says_what_works(cli: Cli, logistic: str) -> None:
+    code, out, err = cli("optimize", logistic, "--method", "quantize")
+    assert code == 2, out + err
+    assert "no MatMul, Gemm or Conv" in err and "LinearClassifier" in err
+    assert "--method onnx" in err and "linear models" not in err
+    assert [v.version for v in list_versions(connect(), logistic.split("@")[0])] == [1]
 
 
 def test_sweep_marks_the_pareto_front_and_plots(cli: Cli, gradient_boosting: str, tmp_path: Path) -> None:
