@@ -40,7 +40,7 @@ def tradeoff_table(
         ("", "left"),
         ("candidate", "left"),
         ("version", "left"),
-        ("size", "right"),
+        ("model folder", "right"),
         ("p50 b1 ms", "right"),
         ("p95 b1 ms", "right"),
         ("p50 b32 ms", "right"),

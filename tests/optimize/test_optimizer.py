@@ -128,6 +128,24 @@ def test_quantize_on_a_logistic_regression_says_what_works(cli: Cli, logistic: s
     assert [v.version for v in list_versions(connect(), logistic.split("@")[0])] == [1]
 
 
+def test_size_is_the_model_folder_on_disk(cli: Cli, logistic: str, tmp_path: Path) -> None:
+    """The size axis was len(pickle.dumps(model)): 2.7 kB for a 36.6 kB model.skops (issue 20)."""
+    from lockgate.optimize.measure import folder_bytes
+    from lockgate.serving import resolve_source
+
+    report = tmp_path / "t.json"
+    code, out, err = cli("optimize", logistic, "--method", "onnx", "--json", str(report))
+    assert code == 0, out + err
+    doc = json.loads(report.read_text())
+    name = logistic.split("@")[0]
+    parent = resolve_source(f"models:/{name}/1").path
+    assert doc["parent"]["size_bytes"] == folder_bytes(parent)
+    assert doc["parent"]["size_bytes"] > (parent / "model.skops").stat().st_size
+    child = folder_bytes(resolve_source(f"models:/{name}/2").path)
+    # saved the way it is logged: only MLmodel's run id, model id and location differ (a few hundred bytes)
+    assert abs(doc["candidates"][0]["size_bytes"] - child) < 512
+
+
 def test_sweep_marks_the_pareto_front_and_plots(cli: Cli, gradient_boosting: str, tmp_path: Path) -> None:
     plot, report = tmp_path / "t.png", tmp_path / "t.json"
     code, out, err = cli("optimize", gradient_boosting, "--all", "--plot", str(plot), "--json", str(report))
