@@ -202,6 +202,15 @@ def optimize_command(
                 progress.advance(task)
     parent = optimizer.parent_record()
     console.print(tradeoff_table(optimizer.version.ref, parent, results))
+    console.print(f"{parent.quality_metric} on {escape(optimizer.inputs.source)}")
+    experiment = None
+    if any(r.run_id for r in results):
+        from lockgate.optimize.experiment import optimize_experiment
+
+        experiment = optimize_experiment(conn, optimizer.version)
+        console.print(
+            f"runs logged to experiment '{escape(experiment)}' (`lockgate runs list -e {escape(experiment)}`)"
+        )
     for result in results:
         if result.version is not None:
             console.print(
@@ -213,6 +222,8 @@ def optimize_command(
         console.print(f"plot written to {record_written(plot)}")
     if json_path is not None:
         doc = {
+            "judged_on": optimizer.inputs.source,
+            "experiment": experiment,
             "parent": {"version": optimizer.version.ref, **parent.to_dict()},
             "candidates": [
                 {"version": r.version.ref if r.version else None, "run_id": r.run_id, **r.candidate.to_dict()}

@@ -25,7 +25,9 @@ from lockgate.optimize.artifact import ModelArtifact, model_artifact
 from lockgate.optimize.cpu import CpuInfo, cpu_info
 from lockgate.optimize.distill import distill_encoder, distill_tabular
 from lockgate.optimize.encoder import ENCODER_FILE, GRAPH_FILE, OnnxSentenceEncoder
+from lockgate.optimize.experiment import optimize_experiment
 from lockgate.optimize.export import sklearn_to_onnx, torch_to_onnx
+from lockgate.optimize.holdout import describe_split, held_out_split
 from lockgate.optimize.measure import MeasureConfig, folder_bytes, measure_latency
 from lockgate.optimize.methods import MethodSpec, ModelKind, check_applicable, make_spec, spec_for
 from lockgate.optimize.prune import prune_encoder_ffn, prune_mlp_neurons, prune_unstructured, sparsity
@@ -199,7 +201,7 @@ class Inputs:
     train: Any
     held_out: Any
     labels: npt.NDArray[Any] | None = None
-    source: str = ""
+    source: str = ""  # which rows or sentences judge, in words (holdout.describe_split)
 
 
 def _read_rows(path: Path, target: str, columns: list[str] | None) -> tuple[Any, Any]:
@@ -593,6 +595,7 @@ class Optimizer:
             # the numbers hold for this CPU only
             "lockgate.optimize.cpu": self.cpu.describe(),
             "lockgate.optimize.cpu_flags": " ".join(self.cpu.flags),
+            "lockgate.optimize.judged_on": self.inputs.source,
         }
         if front is not None:
             tags["lockgate.optimize.pareto"] = str(front).lower()
@@ -600,6 +603,7 @@ class Optimizer:
             str(d["path"]) for d in self.version.datasets if d.get("path") and Path(str(d["path"])).exists()
         ]
         with track(
+            optimize_experiment(self.conn, self.version),
             run_name=f"optimize {self.version.ref} {spec.label}",
             params={"optimize.method": spec.method, "optimize.tolerance": spec.tolerance, **params},
             tags=tags,
@@ -646,9 +650,9 @@ def open_optimizer(
 ) -> Optimizer:
     """Download and verify ``ref`` (``NAME@VERSION``, ``NAME@ALIAS``), load it and its judging data.
 
-    Tabular models are judged on ``data`` (or the data file their run recorded): 30% held out, 70% for
-    distillation and calibration. Sentence encoders are judged on ``sentences`` generated sentences and
-    distilled on ``train_sentences`` others.
+    Tabular models are judged on ``data`` (or the data file their run recorded): a fixed 30% held out
+    (:mod:`lockgate.optimize.holdout`), 70% for distillation and calibration. Sentence encoders are
+    judged on ``sentences`` generated sentences and distilled on ``train_sentences`` others.
     """
     from lockgate.serving.source import resolve_source
 
@@ -661,16 +665,15 @@ def open_optimizer(
         inputs = Inputs(
             generate_sentences(train_sentences, seed=seed + 1),
             generate_sentences(sentences, seed=seed + 2),
-            source="generated sentences",
+            source=f"the same {sentences} generated sentences (seed {seed + 2}) for the parent and "
+            "every candidate",
         )
     else:
         path = _data_file(version, data)
         rows, labels = _read_rows(path, target, _columns(signature))
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(rows))
-        cut = int(len(rows) * 0.7)
-        train, held = order[:cut], order[cut:]
-        inputs = Inputs(rows[train], rows[held], labels[held] if labels is not None else None, str(path))
+        train, held = held_out_split(len(rows))
+        split = describe_split(path.name, len(held), len(rows), is_run_data=data is None)
+        inputs = Inputs(rows[train], rows[held], labels[held] if labels is not None else None, split)
     return Optimizer(
         conn,
         version,
