@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lockgate.cli.output import console
+from lockgate.cli.output import console, record_written
 from lockgate.errors import CheckFailed, UserError
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def tradeoff_table(
         ("", "left"),
         ("candidate", "left"),
         ("version", "left"),
-        ("size", "right"),
+        ("model folder", "right"),
         ("p50 b1 ms", "right"),
         ("p95 b1 ms", "right"),
         ("p50 b32 ms", "right"),
@@ -202,6 +202,15 @@ def optimize_command(
                 progress.advance(task)
     parent = optimizer.parent_record()
     console.print(tradeoff_table(optimizer.version.ref, parent, results))
+    console.print(f"{parent.quality_metric} on {escape(optimizer.inputs.source)}")
+    experiment = None
+    if any(r.run_id for r in results):
+        from lockgate.optimize.experiment import optimize_experiment
+
+        experiment = optimize_experiment(conn, optimizer.version)
+        console.print(
+            f"runs logged to experiment '{escape(experiment)}' (`lockgate runs list -e {escape(experiment)}`)"
+        )
     for result in results:
         if result.version is not None:
             console.print(
@@ -210,9 +219,11 @@ def optimize_command(
             )
     if plot is not None:
         plot_tradeoffs([parent, *(r.candidate for r in results)], plot, title=f"{optimizer.version.ref}")
-        console.print(f"plot written to {plot}")
+        console.print(f"plot written to {record_written(plot)}")
     if json_path is not None:
         doc = {
+            "judged_on": optimizer.inputs.source,
+            "experiment": experiment,
             "parent": {"version": optimizer.version.ref, **parent.to_dict()},
             "candidates": [
                 {"version": r.version.ref if r.version else None, "run_id": r.run_id, **r.candidate.to_dict()}
@@ -221,6 +232,7 @@ def optimize_command(
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(doc, indent=2) + "\n")
+        record_written(json_path)
     rejected = [r for r in results if not r.candidate.is_verified]
     if rejected and not sweep:
         bad = rejected[0].candidate

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -21,6 +22,7 @@ __all__ = [
     "fmt_ms",
     "fmt_value",
     "parse_rate",
+    "record_written",
     "short",
 ]
 
@@ -90,3 +92,12 @@ def fmt_duration(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def record_written(path: Path) -> Path:
+    """``path``, after noting that lockgate wrote it: a report or figure in the project does not make
+    the next tracked run dirty while it holds what lockgate wrote (:mod:`lockgate.tracking.outputs`)."""
+    from lockgate.tracking.outputs import record_output
+
+    record_output(path)
+    return path

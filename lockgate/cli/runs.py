@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lockgate.cli.output import console, fmt_ms, fmt_value, short
+from lockgate.cli.output import console, fmt_ms, fmt_value, record_written, short
 from lockgate.errors import UserError
 
 app = typer.Typer(help="List, compare and diff tracked runs.", no_args_is_help=True)
@@ -130,7 +130,7 @@ def compare_command(
             table.add_row(r.kind, key, *cells)
         console.print(table)
     if plot is not None:
-        written = plot_metrics(conn, summaries, plot)
+        written = record_written(plot_metrics(conn, summaries, plot))
         (print if fmt is not Format.table else console.print)(f"metric curves written to {written}")
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lockgate.cli.output import console
+from lockgate.cli.output import console, record_written
 
 if TYPE_CHECKING:
     from lockgate.gates.result import GateReport
@@ -22,6 +22,7 @@ _STYLE = {"passed": "[green]✓ pass[/]", "failed": "[bold red]✗ FAIL[/]", "sk
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    record_written(path)
 
 
 def report_table(report: GateReport) -> Table:

@@ -8,13 +8,10 @@ pure trade-off record.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import pickle
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from lockgate.errors import UserError
+from lockgate.optimize.artifact import ModelArtifact, model_artifact
 from lockgate.optimize.cpu import CpuInfo, cpu_info
 from lockgate.optimize.distill import distill_encoder, distill_tabular
-from lockgate.optimize.encoder import ENCODER_FILE, GRAPH_FILE, EncoderPythonModel, OnnxSentenceEncoder
+from lockgate.optimize.encoder import ENCODER_FILE, GRAPH_FILE, OnnxSentenceEncoder
+from lockgate.optimize.experiment import optimize_experiment
 from lockgate.optimize.export import sklearn_to_onnx, torch_to_onnx
+from lockgate.optimize.holdout import describe_split, held_out_split
 from lockgate.optimize.measure import MeasureConfig, folder_bytes, measure_latency
 from lockgate.optimize.methods import MethodSpec, ModelKind, check_applicable, make_spec, spec_for
 from lockgate.optimize.prune import prune_encoder_ffn, prune_mlp_neurons, prune_unstructured, sparsity
@@ -102,64 +102,19 @@ class Candidate:
             )
         return np.asarray(self._ort().encode(list(batch), batch_size=max(1, len(batch))))
 
-    def size_bytes(self) -> int:
-        """Bytes of the model's own files (weights or graph; the tokenizer for text models)."""
-        if self.kind == "sklearn":
-            return len(pickle.dumps(self.obj))
-        if self.kind == "torch":
-            import torch
-
-            buffer = io.BytesIO()
-            torch.save(self.obj.state_dict(), buffer)
-            return buffer.tell()
-        if self.kind == "onnx":
-            return Path(self.obj).stat().st_size
+    def artifact(self, signature: Any) -> ModelArtifact:
+        """The MLflow model this becomes when logged (an exported encoder carries its text signature)."""
         if self.kind == "onnx-encoder":
-            return folder_bytes(Path(self.obj))
-        with tempfile.TemporaryDirectory(prefix="lockgate-size-") as tmp:
-            self.obj.save(tmp)
-            return folder_bytes(Path(tmp), skip=("README.md",))
+            signature = _text_signature(int(self.predict(["x"]).shape[1]))
+        return model_artifact(self.kind, self.obj, signature)
+
+    def size_bytes(self, signature: Any = None) -> int:
+        """Bytes on disk of the MLflow model folder it is logged as (model files, MLmodel, requirements)."""
+        return self.artifact(signature).size_bytes()
 
     def log(self, signature: Any) -> None:
         """Log the model as ``model`` in the active MLflow run, in a flavour ``lockgate serve`` loads."""
-        with warnings.catch_warnings():
-            # The signature is given; MLflow's advice to add an input example is noise here.
-            warnings.filterwarnings("ignore", message=r".*input example was not provided")
-            self._log(signature)
-
-    def _log(self, signature: Any) -> None:
-        if self.kind in ("sklearn", "torch"):
-            from lockgate.tracking.models import log_model
-
-            extra = {"serialization_format": "pickle"} if self.kind == "torch" else {}
-            log_model(self.obj, "model", signature=signature, **extra)
-        elif self.kind == "onnx":
-            import mlflow.onnx
-            import onnx
-
-            mlflow.onnx.log_model(
-                onnx.load(str(self.obj)),
-                name="model",
-                signature=signature,
-                pip_requirements=["onnx", "onnxruntime"],
-                save_as_external_data=False,
-            )
-        elif self.kind == "onnx-encoder":
-            import mlflow.pyfunc
-
-            mlflow.pyfunc.log_model(
-                name="model",
-                python_model=EncoderPythonModel(),
-                artifacts={"encoder": str(self.obj)},
-                signature=_text_signature(int(self.predict(["x"]).shape[1])),
-                pip_requirements=["lockgate[onnx,text]", "onnxruntime", "transformers"],
-            )
-        else:
-            import mlflow.sentence_transformers
-
-            mlflow.sentence_transformers.log_model(
-                self.obj, name="model", pip_requirements=["sentence-transformers", "torch"]
-            )
+        self.artifact(signature).log()
 
 
 def _framed(estimator: Any, rows: Any) -> Any:
@@ -246,7 +201,7 @@ class Inputs:
     train: Any
     held_out: Any
     labels: npt.NDArray[Any] | None = None
-    source: str = ""
+    source: str = ""  # which rows or sentences judge, in words (holdout.describe_split)
 
 
 def _read_rows(path: Path, target: str, columns: list[str] | None) -> tuple[Any, Any]:
@@ -317,6 +272,7 @@ class Optimizer:
     workdir: Path
     seed: int = 0
     cpu: CpuInfo = field(default_factory=cpu_info)
+    parent_folder: Path | None = None  # the registered model folder as downloaded: the parent's size
     _parent_record: TradeOff | None = None
     _parent_outputs: npt.NDArray[Any] | None = None
 
@@ -378,11 +334,14 @@ class Optimizer:
             torch.set_num_threads(previous)
         metric, quality, extra = self._quality(outputs)
         if spec is None:
+            size = (
+                folder_bytes(self.parent_folder) if self.parent_folder else model.size_bytes(self.signature)
+            )
             return TradeOff(
                 "parent",
                 "parent",
                 {},
-                model.size_bytes(),
+                size,
                 b1,
                 b32,
                 metric,
@@ -398,7 +357,7 @@ class Optimizer:
             spec.label,
             spec.method,
             dict(spec.params),
-            model.size_bytes(),
+            model.size_bytes(self.signature),
             b1,
             b32,
             metric,
@@ -469,10 +428,15 @@ class Optimizer:
         is_per_channel = bool(spec.params.get("per_channel", True))
         if spec.params.get("mode") == "static":
             quantize_static_int8(
-                src, dst, self._calibration(base), is_per_channel=is_per_channel, exclude=exclude
+                src,
+                dst,
+                self._calibration(base),
+                is_per_channel=is_per_channel,
+                exclude=exclude,
+                kind=self.kind,
             )
         else:
-            quantize_dynamic_int8(src, dst, is_per_channel=is_per_channel, exclude=exclude)
+            quantize_dynamic_int8(src, dst, is_per_channel=is_per_channel, exclude=exclude, kind=self.kind)
         notes = (f"kept in float: {', '.join(exclude)}",) if exclude else ()
         if not is_text:
             return Candidate("onnx", dst, base.threads, notes=notes)
@@ -631,6 +595,7 @@ class Optimizer:
             # the numbers hold for this CPU only
             "lockgate.optimize.cpu": self.cpu.describe(),
             "lockgate.optimize.cpu_flags": " ".join(self.cpu.flags),
+            "lockgate.optimize.judged_on": self.inputs.source,
         }
         if front is not None:
             tags["lockgate.optimize.pareto"] = str(front).lower()
@@ -638,6 +603,7 @@ class Optimizer:
             str(d["path"]) for d in self.version.datasets if d.get("path") and Path(str(d["path"])).exists()
         ]
         with track(
+            optimize_experiment(self.conn, self.version),
             run_name=f"optimize {self.version.ref} {spec.label}",
             params={"optimize.method": spec.method, "optimize.tolerance": spec.tolerance, **params},
             tags=tags,
@@ -684,9 +650,9 @@ def open_optimizer(
 ) -> Optimizer:
     """Download and verify ``ref`` (``NAME@VERSION``, ``NAME@ALIAS``), load it and its judging data.
 
-    Tabular models are judged on ``data`` (or the data file their run recorded): 30% held out, 70% for
-    distillation and calibration. Sentence encoders are judged on ``sentences`` generated sentences and
-    distilled on ``train_sentences`` others.
+    Tabular models are judged on ``data`` (or the data file their run recorded): a fixed 30% held out
+    (:mod:`lockgate.optimize.holdout`), 70% for distillation and calibration. Sentence encoders are
+    judged on ``sentences`` generated sentences and distilled on ``train_sentences`` others.
     """
     from lockgate.serving.source import resolve_source
 
@@ -699,14 +665,23 @@ def open_optimizer(
         inputs = Inputs(
             generate_sentences(train_sentences, seed=seed + 1),
             generate_sentences(sentences, seed=seed + 2),
-            source="generated sentences",
+            source=f"the same {sentences} generated sentences (seed {seed + 2}) for the parent and "
+            "every candidate",
         )
     else:
         path = _data_file(version, data)
         rows, labels = _read_rows(path, target, _columns(signature))
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(rows))
-        cut = int(len(rows) * 0.7)
-        train, held = order[:cut], order[cut:]
-        inputs = Inputs(rows[train], rows[held], labels[held] if labels is not None else None, str(path))
-    return Optimizer(conn, version, parent, signature, inputs, measure or MeasureConfig(), work, seed)
+        train, held = held_out_split(len(rows))
+        split = describe_split(path.name, len(held), len(rows), is_run_data=data is None)
+        inputs = Inputs(rows[train], rows[held], labels[held] if labels is not None else None, split)
+    return Optimizer(
+        conn,
+        version,
+        parent,
+        signature,
+        inputs,
+        measure or MeasureConfig(),
+        work,
+        seed,
+        parent_folder=source.path,
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import NotFound, StoreUnreachable, UserError
-from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection, server_errors
+from lockgate.tracking.connection import DATASETS_EXPERIMENT, PURPOSE_TAG, Connection, server_errors
 from lockgate.tracking.spill import is_transient
 
 if TYPE_CHECKING:
@@ -185,11 +185,13 @@ def diff_runs(
 
 
 # -- MLflow shell --------------------------------------------------------------------------------
-def _experiment_ids(conn: Connection) -> list[str]:
+def _experiment_ids(conn: Connection, *, is_training_only: bool = True) -> list[str]:
+    """The experiments of runs, never the datasets'; with ``is_training_only`` not those tagged with
+    another purpose either (optimize's)."""
     return [
         e.experiment_id
         for e in conn.client.search_experiments(max_results=1000)
-        if e.name != DATASETS_EXPERIMENT
+        if e.name != DATASETS_EXPERIMENT and not (is_training_only and e.tags.get(PURPOSE_TAG))
     ]
 
 
@@ -210,7 +212,7 @@ def get_run(conn: Connection, ref: str) -> Run:
             raise NotFound(f"run '{ref}' not found", hint="list runs with `lockgate runs list`") from exc
     matches = [
         r
-        for r in conn.client.search_runs(_experiment_ids(conn), max_results=50_000)
+        for r in conn.client.search_runs(_experiment_ids(conn, is_training_only=False), max_results=50_000)
         if r.info.run_id.startswith(ref)
     ]
     if not matches:
@@ -224,7 +226,8 @@ def get_run(conn: Connection, ref: str) -> Run:
 
 
 def list_runs(conn: Connection, *, experiment: str | None = None, limit: int = 20) -> list[RunSummary]:
-    """The most recent runs, newest first (every experiment but the datasets' unless one is named)."""
+    """The most recent runs, newest first: every experiment of training runs (not the datasets', not
+    optimize's) unless one is named."""
     if limit < 1:
         raise UserError(f"--limit {limit} must be 1 or more", hint="for example --limit 20")
     if experiment is not None:

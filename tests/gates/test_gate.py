@@ -163,3 +163,48 @@ def test_unknown_models_and_datasets_exit_2(gate_home: GateWorld, run_cli: Cli, 
     policy = _write_policy(tmp_path, gate_home.policy(**{gate_home.holdout_ref: gate_home.holdout_ref + "9"}))
     code, out = run_cli("validate", gate_home.equal, "--policy", str(policy))
     assert code == 2 and "has no version" in out
+
+
+def test_the_gates_own_report_does_not_make_the_next_run_dirty(
+    mlflow_home: Path, run_cli: Cli, tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train → validate --junit gate.xml in the project → train again: still a clean tree (issue 20)."""
+    import subprocess
+
+    from .conftest import load_example
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "init")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("LOCKGATE_ARTIFACT_ROOT", (mlflow_home / "artifacts").as_uri())
+    example = load_example()
+    train_ref, _ = example.snapshot_data(tmp_path / "data", prefix=f"{unique}-")
+    train_csv = tmp_path / "data" / "train.csv"
+    policy = _write_policy(tmp_path, "version: 1\nagainst: none\nchecks:\n  provenance: {}\n")
+
+    first = example.train_and_register(train_ref, train_csv, name=f"clean-{unique}")
+    code, out = run_cli("validate", first, "--policy", str(policy), "--junit", "gate.xml")
+    assert code == 0, out
+    assert (repo / "gate.xml").is_file()
+
+    second = example.train_and_register(train_ref, train_csv, name=f"clean-{unique}")
+    run = connect().client.get_run(get_model_version(connect(), second).run_id)
+    assert run.data.tags["lockgate.git.dirty"] == "false"
+    code, out = run_cli("validate", second, "--policy", str(policy), "--junit", "gate.xml")
+    assert code == 0, out  # provenance: commit, clean tree, dataset digest
+    provenance = next(c for c in ET.parse(repo / "gate.xml").getroot().iter("testcase"))
+    assert provenance.get("name") == "provenance" and provenance.find("failure") is None
+
+    (repo / "gate.xml").write_text("<testsuites/>\n")  # an edited report is a change again
+    run_id = example.train_run(train_ref, train_csv)
+    assert connect().client.get_run(run_id).data.tags["lockgate.git.dirty"] == "true"
