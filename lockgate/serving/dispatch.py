@@ -10,10 +10,11 @@ Why a small matcher here and not Starlette's router: the endpoints need fields S
 ``Route`` does not carry (auth, schemas, operation ids), so the table would exist anyway, and
 Starlette's ``SchemaGenerator`` reads YAML out of docstrings rather than from such a table. Its
 router would also wrap each handler in a ``Request``/``Response`` pair and its own exception
-handling, a second place where errors become answers beside the app's one handler. Matching by
-path segments is thirty lines: static paths are one dict lookup, templates are compared segment
-by segment (no regular expression), and a parameter whose schema has an ``enum`` matches only
-those values (``/admin/deployments/{deployment}/{command}`` beside ``.../history``).
+handling, a second place where errors become answers beside the app's one handler, and a
+per-request object the hot paths were written to avoid. Matching by path segments is a few dozen
+lines: static paths are one dict lookup, templates are compared segment by segment (no regular
+expression), and a parameter whose schema has an ``enum`` matches only those values
+(``/admin/deployments/{deployment}/{command}`` beside ``.../history``).
 
 The two inference paths are *hot*: :meth:`RouteTable.hot` finds them with one dict lookup or one
 prefix and suffix test, before anything else, and their handlers read the body themselves (after
