@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -243,3 +245,17 @@ def test_the_public_api() -> None:
     ]
     assert isinstance(Document(None).lines, dict)
 
+
+def test_the_cli_and_the_rollout_core_start_without_the_loader() -> None:
+    """pydantic and yaml load when a file is read, not when `lockgate --help` runs or the core imports."""
+    probe = (
+        "import sys\n"
+        "import lockgate.rollout, lockgate.rollout.controller\n"
+        "from lockgate.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml', 'pydantic_core')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
