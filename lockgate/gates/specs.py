@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from lockgate.config import Schema
 from lockgate.gates.metrics import METRICS
 
 __all__ = [
@@ -28,10 +29,8 @@ __all__ = [
 ]
 
 
-class Spec(BaseModel):
-    """Base of every check kind's settings: strict types, no unknown keys, immutable."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+class Spec(Schema):
+    """Base of every check kind's settings: strict types, no unknown keys, immutable, finite numbers."""
 
 
 def _known_metric(name: str) -> str:
