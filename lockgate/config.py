@@ -147,7 +147,8 @@ class Schema(BaseModel):
     @classmethod
     def _null_is_not_given(cls, data: Any) -> Any:
         if cls.null_is_default and isinstance(data, Mapping):
-            return {k: v for k, v in data.items() if v is not None or k in cls.null_is_a_value}
+            keep = cls.null_is_a_value | (data.keys() - cls.model_fields.keys())  # an unknown key stays one
+            return {k: v for k, v in data.items() if v is not None or k in keep}
         return data
 
 

@@ -208,6 +208,8 @@ def test_null_is_the_default_where_a_model_says_so() -> None:
         limit: int | None = 1
 
     assert load(Lenient, parse_yaml("size:\nlimit:\n", "x.yaml")) == Lenient(size=3, limit=None)
+    with pytest.raises(ValidationError, match="line 2: sise: is not a known key"):
+        load(Lenient, parse_yaml("size: 2\nsise:\n", "x.yaml"))
     with pytest.raises(ValidationError, match="count: must be a whole number"):  # Plan does not say so
         load(Plan, {"name": "n", "count": None, "plan": {"type": "fast"}})
 
