@@ -33,7 +33,7 @@ def test_the_simulate_example_prints_what_the_doc_shows() -> None:
 
 
 def test_the_spec_mistake_example_is_what_load_spec_reports(tmp_path: Path) -> None:
-    from lockgate.errors import ValidationError
+    from lockgate.errors import ValidationError, render
     from lockgate.rollout import load_spec
 
     example = (Path(__file__).parents[2] / "examples" / "specs" / "canary.yaml").read_text(encoding="utf-8")
@@ -41,4 +41,4 @@ def test_the_spec_mistake_example_is_what_load_spec_reports(tmp_path: Path) -> N
     shown = DOC.split("the fix (exit code 2), e.g.\n\n```\n", 1)[1].split("```", 1)[0]
     with pytest.raises(ValidationError) as info:
         load_spec(tmp_path / "canary.yaml")
-    assert f"error: {info.value.message}\nhint: {info.value.hint}\n" == shown
+    assert "\n".join(render(info.value)) + "\n" == shown  # as the CLI prints it
