@@ -157,6 +157,9 @@ class ServingApp:
         self._openapi: bytes | None = None
         self._started = False
         self._load_task: asyncio.Task[None] | None = None
+        # True: lifespan startup waits for the models, so the server listens only once it can
+        # answer (a worker joining a shared port must not take connections it would refuse)
+        self.load_before_serving = False
         self.recent_events = RecentEvents()  # the dashboard's audit log, read incrementally
 
     # ------------------------------------------------------------------ lifecycle
@@ -200,6 +203,9 @@ class ServingApp:
         if self.loader is None and self.deployments is None:
             self.is_loaded = True
             return
+        if self.load_before_serving:
+            await self._load()
+            return
         self._load_task = asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
@@ -207,6 +213,10 @@ class ServingApp:
             if self.deployments is not None:
                 await self.deployments.start(self)
             loaded = await asyncio.to_thread(self.loader) if self.loader is not None else []
+        except asyncio.CancelledError:
+            if self.is_draining:  # stopped while loading: a clean stop, not a failed load
+                return
+            raise
         # loading runs user models and files: whatever fails, the server must say so and stop
         except BaseException as exc:  # noqa: BLE001
             self.load_error = exc
@@ -226,6 +236,10 @@ class ServingApp:
         first signal when set. A model call still running then (a model stuck in its own code) is
         abandoned, so a stuck model cannot keep the process from exiting."""
         self.is_draining = True
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()  # a stop while loading: nothing to drain, and not a failure
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._load_task
         now = time.monotonic()
         since = self.draining_since or now
         timeout = None if self.grace_s is None else max(0.5, since + self.grace_s - now)

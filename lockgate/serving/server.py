@@ -353,7 +353,11 @@ def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socket | None) -> None:
+def _run_one(
+    source: ModelSource | None, config: ServeConfig, sock: socket.socket | None, *, load_first: bool = False
+) -> None:
+    """Serve on ``sock`` until stopped. ``load_first``: listen only once the models are loaded (a
+    worker of several sharing a port; alone, a server listens at once and says it is loading)."""
     server_box: list[Any] = []
 
     def stop_on_load_error(_: BaseException) -> None:
@@ -362,6 +366,7 @@ def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socke
 
     app = build_app(source, config=config)
     app.on_load_error = stop_on_load_error
+    app.load_before_serving = load_first
     app.grace_s = config.graceful_timeout_s
     server = _server_class()(_uvicorn_config(app, config))
     server_box.append(server)
@@ -381,7 +386,9 @@ def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socke
 def _worker_main(source: ModelSource | None, config: ServeConfig) -> None:
     sock = _bind(config.host, config.port, reuse_port=True)
     try:
-        _run_one(source, config, sock)
+        # the kernel spreads a shared port's connections over every listening worker, so a worker
+        # listens only when it can answer: no 503 "still loading" from a worker that started late
+        _run_one(source, config, sock, load_first=True)
     except LockgateError as exc:
         _log.error("%s", exc)
         raise SystemExit(exc.exit_code) from None
