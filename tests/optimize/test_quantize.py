@@ -35,6 +35,7 @@ def mlp_onnx(mlp: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.mark.slow  # exports a network three ways
 def test_exporters_reproduce_the_module(mlp: Any, mlp_onnx: Path, tmp_path: Path, breast_cancer: Any) -> None:
     x, _ = breast_cancer
     with torch.no_grad():

@@ -22,14 +22,12 @@ from lockgate.serving.feedback import Feedback, FeedbackJoins, parse_feedback
 from lockgate.serving.predictor import FunctionPredictor
 from lockgate.serving.signature import FieldSpec, Signature
 from lockgate.serving.variant import Variant
+from tests.support import AUTH, TOKEN
 
 pytestmark = [
     # saving the session's broken pyfunc makes MLflow ask for type hints; it needs none
     pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method:UserWarning"),
 ]
-
-TOKEN = "s3cret-admin-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def _variant(name: str = "m") -> Variant:

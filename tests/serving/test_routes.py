@@ -18,8 +18,7 @@ from lockgate.serving.predictor import FunctionPredictor
 from lockgate.serving.routes import ROUTES
 from lockgate.serving.signature import FieldSpec, Signature
 from lockgate.serving.variant import Variant
-
-TOKEN = "routes-admin-token"
+from tests.support import TOKEN
 
 
 def _variant() -> Variant:
