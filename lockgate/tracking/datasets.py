@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lockgate.errors import Conflict, IntegrityError, NotFound, UserError
 from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
 from lockgate.tracking.digest import FileEntry, links_out_of, manifest, manifest_digest
+from lockgate.tracking.numbering import CLAIM_TAG, PENDING, committed_version, number_run
 from lockgate.tracking.refs import Ref, parse_ref, validate_name
 from lockgate.tracking.tracker import DatasetLink
 
@@ -240,8 +241,9 @@ def _version_from_run(run: Run, *, is_new: bool = True) -> DatasetVersion:
     )
 
 
-def _search(conn: Connection, filter_string: str = "") -> list[Run]:
-    exp_id = conn.experiment_id(DATASETS_EXPERIMENT)
+def _search(conn: Connection, filter_string: str = "", exp_id: str | None = None) -> list[Run]:
+    """The dataset runs matching ``filter_string``, committed or not, oldest first."""
+    exp_id = exp_id or conn.experiment_id(DATASETS_EXPERIMENT)
     runs: list[Run] = list(
         conn.client.search_runs(
             [exp_id],
@@ -250,17 +252,26 @@ def _search(conn: Connection, filter_string: str = "") -> list[Run]:
             order_by=["attributes.start_time ASC"],
         )
     )
-    return [r for r in runs if _TAG + "version" in r.data.tags]
+    return [r for r in runs if _TAG + "name" in r.data.tags]
+
+
+def _runs_of(conn: Connection, name: str, exp_id: str | None = None) -> list[Run]:
+    return _search(conn, f"tags.`{_TAG}name` = '{name}'", exp_id)
+
+
+def _committed(runs: list[Run]) -> list[Run]:
+    """The runs that are versions: a numeric version tag, written only once the number is committed."""
+    return [r for r in runs if committed_version(r.data.tags) is not None]
 
 
 def list_versions(conn: Connection, name: str | None = None) -> list[DatasetVersion]:
     """Every dataset version, oldest first; only ``name``'s when given."""
     if name is not None:
         validate_name(name, "dataset name")
-        runs = _search(conn, f"tags.`{_TAG}name` = '{name}'")
+        runs = _runs_of(conn, name)
     else:
         runs = _search(conn)
-    versions = [_version_from_run(r) for r in runs]
+    versions = [_version_from_run(r) for r in _committed(runs)]
     return sorted(versions, key=lambda v: (v.name, v.version))
 
 
@@ -303,7 +314,11 @@ def snapshot(
     copy: bool = False,
     description: str = "",
 ) -> DatasetVersion:
-    """Record a new version of dataset ``name`` from ``path``; the latest again if nothing changed."""
+    """Record a new version of dataset ``name`` from ``path``; the latest again if nothing changed.
+
+    Safe when several processes snapshot the same name at once: each version number is claimed and
+    checked through run tags before it is committed (``lockgate.tracking.numbering``).
+    """
     import mlflow.entities as me
 
     validate_name(name, "dataset name")
@@ -323,14 +338,13 @@ def snapshot(
     existing = list_versions(conn, name)
     if existing and existing[-1].digest == digest:
         return _with_new(existing[-1], is_new=False)
-    version = (existing[-1].version + 1) if existing else 1
     source = recorded_path(root, project_root())
     size_bytes = sum(e.size_bytes for e in entries)
     profiles = _profiles(root, entries)
     tags = {
         "lockgate.kind": "dataset",
         _TAG + "name": name,
-        _TAG + "version": str(version),
+        CLAIM_TAG: PENDING,
         _TAG + "digest": digest,
         _TAG + "source": source,
         _TAG + "copied": str(copy).lower(),
@@ -340,17 +354,10 @@ def snapshot(
     if description:
         tags["mlflow.note.content"] = description
     exp_id = conn.experiment_id(DATASETS_EXPERIMENT)
-    run = conn.client.create_run(exp_id, run_name=f"{name}@v{version}", tags=tags)
+    run = conn.client.create_run(exp_id, run_name=f"{name}@{PENDING}", tags=tags)
     run_id = run.info.run_id
     try:
-        doc = {
-            "name": name,
-            "version": version,
-            "digest": digest,
-            "source": source,
-            "files": [e.__dict__ for e in entries],
-        }
-        conn.client.log_dict(run_id, doc, "manifest.json")
+        # the slow uploads come first, so a claimed number is held for a few requests only
         if profiles:
             conn.client.log_dict(run_id, profiles, "profile.json")
         if copy:
@@ -358,6 +365,19 @@ def snapshot(
                 conn.client.log_artifact(run_id, str(root), "data")
             else:
                 conn.client.log_artifacts(run_id, str(root), "data")
+
+        def write_manifest(version: int) -> None:
+            doc = {
+                "name": name,
+                "version": version,
+                "digest": digest,
+                "source": source,
+                "files": [e.__dict__ for e in entries],
+            }
+            conn.client.log_dict(run_id, doc, "manifest.json")
+
+        version = number_run(conn, run_id, lambda: _runs_of(conn, name, exp_id), write_manifest)
+        conn.client.set_tag(run_id, "mlflow.runName", f"{name}@v{version}")
         dataset = me.Dataset(
             name=name,
             digest=digest[:32],
@@ -455,7 +475,7 @@ def verify_path(version: DatasetVersion, path: Path | None = None) -> str:
 
 
 def find_by_digest(conn: Connection, digest: str) -> DatasetVersion | None:
-    runs = _search(conn, f"tags.`{_TAG}digest` = '{digest}'")
+    runs = _committed(_search(conn, f"tags.`{_TAG}digest` = '{digest}'"))
     return _version_from_run(runs[-1]) if runs else None
 
 
