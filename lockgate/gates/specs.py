@@ -158,6 +158,7 @@ class ProvenanceSpec(Spec):
     require_commit: bool = True
     require_clean: bool = True
     require_datasets: bool = True
+    require_verified: bool = True
 
 
 class TextClassificationSpec(Spec):

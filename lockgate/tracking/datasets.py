@@ -26,7 +26,6 @@ from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
 from lockgate.tracking.digest import FileEntry, links_out_of, manifest, manifest_digest
 from lockgate.tracking.numbering import CLAIM_TAG, PENDING, committed_version, number_run
 from lockgate.tracking.refs import Ref, parse_ref, validate_name
-from lockgate.tracking.tracker import DatasetLink
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -34,13 +33,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DatasetDiff",
     "DatasetVersion",
+    "data_root_in_force",
     "diff_manifests",
     "diff_profiles",
     "diff_versions",
     "get_version",
-    "link_dataset",
     "list_versions",
     "locate",
+    "not_on_disk",
     "profile_table",
     "project_root",
     "pull",
@@ -198,6 +198,15 @@ def locate(recorded: str, project: Path, data_root: Path | None = None) -> Path:
         )
         return next((c for c in candidates if c.exists()), candidates[0])
     return path if path.is_absolute() else project / path
+
+
+def data_root_in_force(data_root: Path | None) -> Path | None:
+    """``data_root`` (a command's ``--data-root``) when given, else ``LOCKGATE_DATA_ROOT``, else None."""
+    if data_root is not None:
+        return data_root
+    from lockgate.settings import current_settings
+
+    return current_settings().data_root
 
 
 def project_root(cwd: Path | None = None) -> Path:
@@ -455,14 +464,9 @@ def diff_versions(conn: Connection, a: str, b: str) -> DatasetDiff:
 def verify_path(version: DatasetVersion, path: Path | None = None) -> str:
     """Digest the data on disk (at ``path``, else where :func:`locate` finds the recorded source) and
     raise :class:`IntegrityError` unless it matches ``version``."""
-    root = path or locate(version.source, project_root())
+    root = path or locate(version.source, project_root(), data_root_in_force(None))
     if not root.exists():
-        pull_hint = f"fetch it with `lockgate data pull {version.ref}`, " if version.is_copied else ""
-        raise NotFound(
-            f"the data of {version.ref} is not on disk at '{root}'",
-            hint=f"{pull_hint}restore it there, or pass --data-root pointing at a folder holding "
-            f"'{Path(version.source).name}'",
-        )
+        raise not_on_disk(version, root)
     digest = manifest_digest(manifest(root))
     if digest != version.digest:
         raise IntegrityError(
@@ -474,37 +478,19 @@ def verify_path(version: DatasetVersion, path: Path | None = None) -> str:
     return digest
 
 
+def not_on_disk(version: DatasetVersion, root: Path) -> NotFound:
+    """The error for a version whose files are not where they were looked for."""
+    pull_hint = f"fetch it with `lockgate data pull {version.ref}`, " if version.is_copied else ""
+    return NotFound(
+        f"the data of {version.ref} is not on disk at '{root}'",
+        hint=f"{pull_hint}restore it there, or pass --data-root (or set LOCKGATE_DATA_ROOT) to a folder "
+        f"holding '{Path(version.source).name}'",
+    )
+
+
 def find_by_digest(conn: Connection, digest: str) -> DatasetVersion | None:
     runs = _committed(_search(conn, f"tags.`{_TAG}digest` = '{digest}'"))
     return _version_from_run(runs[-1]) if runs else None
-
-
-def link_dataset(conn: Connection, run_id: str, ref: str | Path, context: str) -> DatasetLink:
-    """Log a dataset input on ``run_id`` for a version (``NAME@V``) or for a file/folder on disk."""
-    import mlflow.entities as me
-
-    as_path = Path(ref).expanduser()
-    if isinstance(ref, Path) or (as_path.exists() and "@" not in str(ref)):
-        root = as_path.resolve()
-        digest = manifest_digest(manifest(root))
-        found = find_by_digest(conn, digest)
-        where = recorded_path(root, project_root())
-        if found is not None:
-            link = DatasetLink(found.name, digest, context, found.version, where)
-        else:
-            link = DatasetLink(root.name, digest, context, None, where)
-    else:
-        version = get_version(conn, str(ref))
-        link = DatasetLink(version.name, version.digest, context, version.version, version.source)
-    source = {"path": link.path, "ref": f"{link.name}@{link.version}" if link.version else None}
-    dataset = me.Dataset(
-        name=link.name,
-        digest=link.digest[:32],
-        source_type="lockgate",
-        source=json.dumps(source),
-    )
-    conn.client.log_inputs(run_id, [me.DatasetInput(dataset, [me.InputTag("mlflow.data.context", context)])])
-    return link
 
 
 def pull(conn: Connection, ref: str, destination: Path | None = None) -> Path:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import NotFound, UserError
 from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
+from lockgate.tracking.refs import dataset_label
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -165,7 +166,7 @@ def diff_runs(
     def data_of(run: RunSummary) -> dict[str, str]:
         return {
             f"{d.get('name')} ({d.get('context', 'train')})": (
-                f"{d.get('name')}@{d.get('version')} {str(d.get('digest'))[:12]}"
+                f"{dataset_label(d)} {str(d.get('digest'))[:12]}"
             )
             for d in run.datasets
         }
