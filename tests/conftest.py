@@ -51,6 +51,7 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
         "MLFLOW_TRACKING_PASSWORD",
         "LOCKGATE_ARTIFACT_ROOT",
         "LOCKGATE_EXPERIMENT",
+        "LOCKGATE_DATA_ROOT",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -156,12 +156,14 @@ def _artifact_location(settings: Settings) -> str:
 def reproduce_command(
     run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     data_root: Annotated[
-        Path | None, typer.Option(help="Look for the run's data files in this folder instead.")
+        Path | None,
+        typer.Option(help="Look for the run's data files in this folder (default: LOCKGATE_DATA_ROOT)."),
     ] = None,
 ) -> None:
     """Show the exact commit, environment and data of a run, and verify the data on disk.
 
-    Exits 2 when the data on disk does not match the recorded digests.
+    Exits 2 when the data on disk does not match the recorded digests. A dataset the run linked
+    without hashing its files (runs from before lockgate checked lineage) is shown as unverified.
 
     Example:  lockgate reproduce 3f2a9c
     """
@@ -187,24 +189,35 @@ def reproduce_command(
         "✓" if same_pkgs else "✗",
     )
     for check in plan.data:
-        mark = {"ok": "✓", "changed": "✗ changed", "missing": "✗ missing"}[check.status]
+        mark = {"ok": "✓", "unverified": "? unverified", "changed": "✗ changed", "missing": "✗ missing"}
         table.add_row(
-            f"data {check.name}@{check.version}",
+            f"data {check.label}",
             short(check.recorded_digest),
             short(check.disk_digest),
-            mark,
+            mark[check.status],
         )
     console.print(table)
     console.print("[bold]to reproduce:[/]")
     for command in plan.commands:
         console.print(f"  {command}")
     if not plan.is_data_ok:
-        bad = [c for c in plan.data if c.status != "ok"]
+        bad = [c for c in plan.data if c.status not in ("ok", "unverified")]
         raise IntegrityError(
             "the data on disk does not match the run: "
-            + "; ".join(f"{c.name} at '{c.path}' is {c.status}" for c in bad),
+            + "; ".join(
+                f"{c.label} at '{c.path}' is {c.status}" + (f" ({c.differences})" if c.differences else "")
+                for c in bad
+            ),
             hint="restore the recorded data (or point --data-root at a copy) before retraining",
         )
+    if plan.unverified:
+        names = ", ".join(c.label for c in plan.unverified)
+        console.print(
+            f"[yellow]unverified: {names}: the files on disk are the recorded version, but the run "
+            "recorded the link without hashing what it read (a run from before lockgate checked "
+            "lineage); retrain with lockgate.data.load or track(datasets=...) to verify it[/]"
+        )
+        return
     console.print("[green]the data on disk matches the recorded digests[/]")
 
 

@@ -86,10 +86,10 @@ def drift_command(
     from lockgate.monitor.drift import DriftThresholds, drift_report
     from lockgate.monitor.reference import reference_from_frame
     from lockgate.tracking.connection import connect
-    from lockgate.tracking.datasets import get_version, locate, project_root, verify_path
+    from lockgate.tracking.datasets import data_root_in_force, get_version, locate, project_root, verify_path
 
     version = get_version(connect(), reference)
-    source = locate(version.source, project_root(), data_root)
+    source = locate(version.source, project_root(), data_root_in_force(data_root))
     if source.is_dir():
         raise UserError(
             f"{version.ref} is a folder; drift needs one table",

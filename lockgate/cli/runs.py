@@ -34,6 +34,7 @@ def list_command(
     Example:  lockgate runs list --limit 5
     """
     from lockgate.tracking.connection import connect
+    from lockgate.tracking.refs import dataset_label
     from lockgate.tracking.runs import list_runs
 
     runs = list_runs(connect(), experiment=experiment, limit=limit)
@@ -55,7 +56,7 @@ def list_command(
         )
     for r in runs:
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
-        data = ", ".join(f"{d['name']}@{d['version']}" for d in r.datasets) or "-"
+        data = ", ".join(dataset_label(d) for d in r.datasets) or "-"
         table.add_row(
             r.short_id,
             r.name + ("" if r.status == "FINISHED" else f" ({r.status.lower()})"),

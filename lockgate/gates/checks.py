@@ -15,6 +15,7 @@ import numpy as np
 from lockgate.gates.comparison import BootstrapResult, McNemarResult
 from lockgate.gates.drift import DriftResult
 from lockgate.gates.result import CheckResult, Number, check_failed, check_passed, check_skipped
+from lockgate.tracking.refs import dataset_label
 
 __all__ = [
     "champion_bootstrap",
@@ -485,8 +486,11 @@ def provenance(
     require_commit: bool = True,
     require_clean: bool = True,
     require_datasets: bool = True,
+    require_verified: bool = True,
 ) -> CheckResult:
-    """The training run recorded a git commit, a clean tree and its datasets' digests."""
+    """The training run recorded a git commit, a clean tree and its datasets' digests; with
+    ``require_verified``, each digest taken from the bytes the run used (``lockgate.data`` or
+    ``track(datasets=...)``, not a link recorded on trust) and matching the version it names."""
     name = "provenance"
     commit = tags.get("lockgate.git.commit", "none")
     is_dirty = tags.get("lockgate.git.dirty", "unknown")
@@ -495,7 +499,11 @@ def provenance(
     except json.JSONDecodeError:
         datasets = []
     with_digest = [d for d in datasets if isinstance(d, dict) and d.get("digest")]
+    unverified = [dataset_label(d) for d in with_digest if not d.get("verified")]
+    changed = [dataset_label(d) for d in with_digest if d.get("changed_from") is not None]
     numbers: dict[str, Number] = {"commit": commit[:12], "dirty": is_dirty, "datasets": len(with_digest)}
+    if unverified:
+        numbers["unverified"] = len(unverified)
     problems = []
     if require_commit and commit in ("", "none"):
         problems.append("no git commit recorded (train inside a git repository with lockgate.track)")
@@ -507,11 +515,23 @@ def provenance(
         )
     if require_datasets and not with_digest:
         problems.append("no dataset digests recorded (pass datasets=[...] to lockgate.track)")
+    if require_verified and unverified:
+        problems.append(
+            f"dataset link unverified: {', '.join(unverified)} (recorded without hashing the files the run "
+            "used; retrain reading them with lockgate.data.load or lockgate.track(datasets=[...]), or "
+            "set require_verified: false)"
+        )
+    if require_verified and changed:
+        problems.append(
+            f"trained on files that are not the version they name: {', '.join(changed)} (snapshot them "
+            "with `lockgate data snapshot` and train on that version)"
+        )
     if problems:
         return check_failed(name, "; ".join(problems), **numbers)
-    return check_passed(
-        name, f"commit {commit[:12]}, clean tree, {len(with_digest)} dataset digest(s)", **numbers
-    )
+    digests = f"{len(with_digest)} dataset digest(s)"
+    if unverified:
+        digests += f", {len(unverified)} unverified"
+    return check_passed(name, f"commit {commit[:12]}, clean tree, {digests}", **numbers)
 
 
 # -- text and embedding models --------------------------------------------------------------------

@@ -372,6 +372,7 @@ def _run_provenance(spec: ProvenanceSpec, inputs: GateInputs) -> list[CheckResul
             require_commit=spec.require_commit,
             require_clean=spec.require_clean,
             require_datasets=spec.require_datasets,
+            require_verified=spec.require_verified,
         )
     ]
 

@@ -157,6 +157,7 @@ class ProvenanceSpec(Spec):
     require_commit: bool = True
     require_clean: bool = True
     require_datasets: bool = True
+    require_verified: bool = True
 
 
 class TextClassificationSpec(Spec):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import NotFound, StoreUnreachable, UserError
 from lockgate.tracking.connection import DATASETS_EXPERIMENT, PURPOSE_TAG, Connection, server_errors
+from lockgate.tracking.refs import dataset_label
 from lockgate.tracking.spill import is_transient
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def diff_runs(
     def data_of(run: RunSummary) -> dict[str, str]:
         return {
             f"{d.get('name')} ({d.get('context', 'train')})": (
-                f"{d.get('name')}@{d.get('version')} {str(d.get('digest'))[:12]}"
+                f"{dataset_label(d)} {str(d.get('digest'))[:12]}"
             )
             for d in run.datasets
         }
