@@ -156,7 +156,7 @@ def run_check(kind: Check, settings: Any, inputs: GateInputs) -> list[CheckResul
     return [dataclasses.replace(r, kind=kind.name) for r in kind.run(settings, inputs)]
 
 
-# -- guards the kinds share --------------------------------------------------------------------------------
+# -- guards the kinds share ------------------------------------------------------------------------
 def no_predictions(name: str, inputs: GateInputs) -> CheckResult:
     """A failed result: the candidate has no predictions on the holdout, and why."""
     why = inputs.candidate_error or "no holdout was given"
