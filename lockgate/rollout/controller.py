@@ -65,12 +65,12 @@ __all__ = [
     "candidate_share",
     "initial_state",
     "is_comparable",
+    "loaded_variants",
     "pause",
     "plan",
     "promote",
     "resume",
     "rollback",
-    "loaded_variants",
     "routing_table",
     "serving_actions",
     "start",
@@ -111,13 +111,13 @@ _AFTER_THE_END = (
 def _finished_hint(state: RolloutState) -> str:
     """Why a finished rollout does not move, and what to do instead."""
     retire_at, promoted_at = state.retire_at, state.updated_at
-    if state.phase is Phase.PROMOTED and retire_at is not None and promoted_at is not None:
-        if retire_at > promoted_at:  # a blue-green switch kept the previous version warm
-            until = datetime.fromtimestamp(retire_at, tz=UTC).isoformat(timespec="seconds")
-            return (
-                f"the previous version ({', '.join(state.retiring)}) was kept warm for a switch back "
-                f"until {until} (keep_previous_warm_s), and that time is over; {_AFTER_THE_END}"
-            )
+    # a blue-green switch kept the previous version warm for a while
+    if state.phase is Phase.PROMOTED and retire_at is not None and retire_at > (promoted_at or retire_at):
+        until = datetime.fromtimestamp(retire_at, tz=UTC).isoformat(timespec="seconds")
+        return (
+            f"the previous version ({', '.join(state.retiring)}) was kept warm for a switch back "
+            f"until {until} (keep_previous_warm_s), and that time is over; {_AFTER_THE_END}"
+        )
     return _AFTER_THE_END
 
 

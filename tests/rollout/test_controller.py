@@ -461,7 +461,7 @@ def test_state_round_trips_through_json() -> None:
     assert again.paused_from is Phase.STEPPING
     assert again.last_verdict == state.last_verdict
     assert again.stats_at_start["stable"].requests == 1000
-    spec, promoted = _blue_green_promoted()
+    _, promoted = _blue_green_promoted()
     stored = RolloutState.from_dict(json.loads(json.dumps(promoted.to_dict())))
     assert (stored.retiring, stored.retire_at) == (("stable",), 310.0)
     assert stored == promoted
