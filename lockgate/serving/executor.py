@@ -151,8 +151,11 @@ class ActionExecutor:
                     if unloaded is not None:
                         await unloaded.stop()
             for key, scaling in list(self._resizes.items()):
-                served = live.variants.get(key[1]) if key[0] == name else None
-                if served is None:
+                if key[0] != name:
+                    continue
+                served = live.variants.get(key[1])
+                if served is None or key[1] in live.retire_at:
+                    del self._resizes[key]  # gone or going: a switch back asks again
                     continue
                 del self._resizes[key]
                 await asyncio.to_thread(self.backend.resize, served, scaling)
