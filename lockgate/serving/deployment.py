@@ -23,8 +23,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from lockgate.errors import Conflict, LockgateError, ModelLoadError, NotFound, StoreUnreachable, UserError
 from lockgate.monitor.hooks import MonitorHook
 from lockgate.monitor.timeline import WeightTimeline
@@ -36,7 +34,7 @@ from lockgate.rollout.state import RolloutState
 from lockgate.rollout.store import Deployment, Store
 from lockgate.serving.backend import Backend, InProcessBackend, ScaledVariantLoader, VariantLoader
 from lockgate.serving.executor import RETIRE_GRACE_S, ActionExecutor, routed
-from lockgate.serving.live import LiveDeployment, field_routing_key
+from lockgate.serving.live import LiveDeployment, event_document, field_routing_key, status_document
 from lockgate.serving.mirror import ShadowMirror
 from lockgate.serving.variant import Variant
 from lockgate.stats.accumulators import VariantStats
@@ -362,80 +360,13 @@ class DeploymentManager:
     async def status(self, name: str) -> dict[str, Any]:
         """The deployment's state with live per-variant numbers and the shadow comparison."""
         live = self._require(name)
-        deployment, all_stats = await self.variant_stats(name)
-        state = deployment.state
-        variants = {}
-        for variant_name, uri in deployment.spec.variants.items():
-            stats = all_stats[variant_name]
-            model_name, model_version = live.model_of(variant_name)
-            variants[variant_name] = {
-                "model_uri": uri,
-                "model_name": model_name,
-                "model_version": model_version,
-                "weight_percent": state.weight_of(variant_name) / 100.0,
-                "loaded_at": live.loaded_at.get(variant_name),  # None: unloaded (retired)
-                "retire_at": live.retire_at.get(variant_name),  # when a retired one is unloaded
-                "requests": stats.requests,
-                "errors": stats.errors,
-                "error_rate": stats.error_rate,
-                "p50_ms": stats.latency.quantile(0.5) if stats.requests else None,
-                "p99_ms": stats.latency.quantile(0.99) if stats.requests else None,
-                "outcomes": {
-                    "n": stats.outcome.count,
-                    "mean": stats.outcome.mean if stats.outcome.count else None,
-                    "std": stats.outcome.std if stats.outcome.count > 1 else None,
-                },
-                "conversions": {
-                    "n": stats.conversions.trials,
-                    "successes": stats.conversions.successes,
-                    "rate": stats.conversions.rate if stats.conversions.trials else None,
-                },
-            }
-        verdict = state.last_verdict
-        return {
-            "name": name,
-            "phase": state.phase.value,
-            "strategy": deployment.spec.strategy.kind,
-            "baseline": deployment.spec.baseline,
-            "candidate": deployment.spec.candidate,
-            "stage": state.stage_index + 1,
-            "reason": state.reason,
-            "paused_until": live.paused_until,
-            "version": deployment.version,
-            "updated_at": deployment.updated_at,
-            "variants": variants,
-            "shadow": {
-                "variant": state.shadow_variant,
-                "fraction": state.shadow_fraction,
-                **live.mirror.summary(),
-            },
-            "drift": live.drift.summary() if live.drift is not None else None,
-            "capture": live.capture.summary() if live.capture is not None else None,
-            "verdict": None
-            if verdict is None
-            else {
-                "decision": verdict.decision.value,
-                "reasons": list(verdict.reasons),
-                "numbers": {k: v for k, v in verdict.numbers.items() if np.isfinite(v)},
-            },
-        }
+        deployment, stats = await self.variant_stats(name)
+        return status_document(deployment, stats, live)
 
     async def history(self, name: str, *, after_id: int = 0) -> list[dict[str, Any]]:
         self._require(name)
         events = await asyncio.to_thread(self.store.events, name, after_id=after_id)
-        return [
-            {
-                "id": e.id,
-                "at": e.at,
-                "actor": e.actor,
-                "action": e.action,
-                "reason": e.reason,
-                "from_phase": e.from_phase,
-                "to_phase": e.to_phase,
-                "numbers": dict(e.numbers),
-            }
-            for e in events
-        ]
+        return [event_document(event) for event in events]
 
     # ------------------------------------------------------------------ loading
 

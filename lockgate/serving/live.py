@@ -3,6 +3,7 @@
 - :class:`LiveDeployment` is one deployment on the request path: its loaded variants, the routing
   table in force (one attribute, swapped whole), and the shadow mirror. ``choose`` is a hash and a
   bisect; nothing on the request path touches the store.
+- :func:`status_document` and :func:`event_document` are what the admin API answers about them.
 - :class:`Deployments` is the small protocol that the admin API, the metrics and the dashboard
   depend on, instead of the class that runs the controller loop
   (:class:`~lockgate.serving.deployment.DeploymentManager`).
@@ -36,9 +37,9 @@ if TYPE_CHECKING:
     from lockgate.monitor.capture import TrafficCapture
     from lockgate.monitor.live import LiveDrift
     from lockgate.monitor.timeline import WeightTimeline
-    from lockgate.rollout.store import Deployment
+    from lockgate.rollout.store import AuditEvent, Deployment
 
-__all__ = ["Deployments", "LiveDeployment", "field_routing_key"]
+__all__ = ["Deployments", "LiveDeployment", "event_document", "field_routing_key", "status_document"]
 
 
 @dataclass
@@ -162,6 +163,84 @@ def field_routing_key(inputs: Any, signature: Signature, name: str) -> str | Non
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def status_document(
+    deployment: Deployment, stats: Mapping[str, VariantStats], live: LiveDeployment
+) -> dict[str, Any]:
+    """The admin API's status of a deployment: its stored state, each variant's counters (``stats``,
+    summed over the workers) and what this server serves (loaded when, retired when, the mirror,
+    drift and capture)."""
+    state = deployment.state
+    variants = {}
+    for variant_name, uri in deployment.spec.variants.items():
+        counted = stats[variant_name]
+        model_name, model_version = live.model_of(variant_name)
+        variants[variant_name] = {
+            "model_uri": uri,
+            "model_name": model_name,
+            "model_version": model_version,
+            "weight_percent": state.weight_of(variant_name) / 100.0,
+            "loaded_at": live.loaded_at.get(variant_name),  # None: unloaded (retired)
+            "retire_at": live.retire_at.get(variant_name),  # loaded, and unloaded then
+            "requests": counted.requests,
+            "errors": counted.errors,
+            "error_rate": counted.error_rate,
+            "p50_ms": counted.latency.quantile(0.5) if counted.requests else None,
+            "p99_ms": counted.latency.quantile(0.99) if counted.requests else None,
+            "outcomes": {
+                "n": counted.outcome.count,
+                "mean": counted.outcome.mean if counted.outcome.count else None,
+                "std": counted.outcome.std if counted.outcome.count > 1 else None,
+            },
+            "conversions": {
+                "n": counted.conversions.trials,
+                "successes": counted.conversions.successes,
+                "rate": counted.conversions.rate if counted.conversions.trials else None,
+            },
+        }
+    verdict = state.last_verdict
+    return {
+        "name": deployment.name,
+        "phase": state.phase.value,
+        "strategy": deployment.spec.strategy.kind,
+        "baseline": deployment.spec.baseline,
+        "candidate": deployment.spec.candidate,
+        "stage": state.stage_index + 1,
+        "reason": state.reason,
+        "paused_until": live.paused_until,
+        "version": deployment.version,
+        "updated_at": deployment.updated_at,
+        "variants": variants,
+        "shadow": {
+            "variant": state.shadow_variant,
+            "fraction": state.shadow_fraction,
+            **live.mirror.summary(),
+        },
+        "drift": live.drift.summary() if live.drift is not None else None,
+        "capture": live.capture.summary() if live.capture is not None else None,
+        "verdict": None
+        if verdict is None
+        else {
+            "decision": verdict.decision.value,
+            "reasons": list(verdict.reasons),
+            "numbers": {k: v for k, v in verdict.numbers.items() if np.isfinite(v)},
+        },
+    }
+
+
+def event_document(event: AuditEvent) -> dict[str, Any]:
+    """One audit event as the admin API's history lists it."""
+    return {
+        "id": event.id,
+        "at": event.at,
+        "actor": event.actor,
+        "action": event.action,
+        "reason": event.reason,
+        "from_phase": event.from_phase,
+        "to_phase": event.to_phase,
+        "numbers": dict(event.numbers),
+    }
 
 
 class Deployments(Protocol):
