@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from lockgate.errors import UserError
-from lockgate.rollout.controller import RecordEvent
+from lockgate.rollout.controller import Phase, RecordEvent
 from lockgate.rollout.store import AuditEvent, Store
 
 if TYPE_CHECKING:
@@ -316,9 +316,6 @@ class WebhookSender:
         )
 
 
-_ALERT_PHASES = frozenset({"rolled_back", "halted"})
-
-
 class AlertHook:
     r"""Alerts on the deployment loop's tick: a deployment that rolled back or halted since the last
     look, or one another hook :meth:`note`\ d (a drift, a finished retraining run), is looked up in
@@ -338,7 +335,7 @@ class AlertHook:
 
     async def tick(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
         for name, live in list(deployments.items()):
-            if live.phase in _ALERT_PHASES and live.phase != self._phases.get(name):
+            if Phase(live.phase).is_alarm and live.phase != self._phases.get(name):
                 self._due.add(name)
             self._phases[name] = live.phase
         for name in sorted(self._due):

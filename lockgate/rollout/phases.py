@@ -30,7 +30,8 @@ class Phase(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        """The rollout is over: promoted, rolled back or completed; nothing moves it again."""
+        """The rollout is over: promoted, rolled back or completed. Nothing moves it again, except
+        a blue-green switch back while the previous version is still warm (see :data:`TRANSITIONS`)."""
         return self in TERMINAL_PHASES
 
     @property
