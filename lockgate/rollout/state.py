@@ -45,8 +45,9 @@ class SetWeights:
     """Route traffic by these weights (basis points, baseline first), mirror, and size workers.
 
     ``replicas``: the replica count of each variant listed, on a backend that has replicas; a
-    variant not listed runs the replicas its spec's ``scaling`` asks for. Every variant of a rollout
-    that has not finished stays loaded (warm), so the way back is a table swap.
+    variant not listed runs the replicas its spec's ``scaling`` asks for. (Ray Serve keeps at least
+    one replica of a variant that is still loaded: a count of 0 is the way back kept warm.) Every
+    variant of a rollout that has not finished stays loaded (warm), so the way back is a table swap.
     """
 
     weights_bp: tuple[tuple[str, int], ...]
