@@ -211,6 +211,7 @@ def _exported(metrics: str) -> set[str]:
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Any]:
     from lockgate.monitor.alerts import WebhookSender
+    from lockgate.monitor.hooks import monitor_hooks
     from lockgate.monitor.reference import reference_from_frame
     from lockgate.rollout.policy import policy_for
     from lockgate.rollout.sqlstore import SqlStore
@@ -231,9 +232,11 @@ def gateway(tmp_path: Path) -> Iterator[Any]:
         load=load,
         policy_for=policy_for,
         tick_s=0.05,
-        alerts=WebhookSender("http://127.0.0.1:9/never-called"),
-        drift_reference=reference_from_frame(train, dataset="train@1", digest="d"),
-        drift_sample_every=1,
+        hooks=monitor_hooks(
+            alerts=WebhookSender("http://127.0.0.1:9/never-called"),
+            drift_reference=reference_from_frame(train, dataset="train@1", digest="d"),
+            drift_sample_every=1,
+        ),
     )
     config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False)
     handle = run_server_in_thread(build_app(config=config, deployments=manager))

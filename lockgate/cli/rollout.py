@@ -76,6 +76,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _clock(at: float) -> str:
+    """A time of day in this machine's time zone."""
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
 def render_status(status: dict[str, Any]) -> Group:
     """The status of a deployment as Rich renderables: a headline, the variants, the verdict."""
     phase = status["phase"]
@@ -103,6 +110,16 @@ def render_status(status: dict[str, Any]) -> Group:
             _ms(variant["p99_ms"]),
         )
     parts: list[Any] = [headline, table]
+    if status.get("paused_until"):
+        parts.append(Text(f"paused until {_clock(status['paused_until'])}, then it carries on by itself"))
+    for name, variant in status["variants"].items():
+        if variant.get("retire_at") and phase == "promoted":
+            parts.append(
+                Text(
+                    f"{name} stays loaded until {_clock(variant['retire_at'])}: until then "
+                    f"`lockgate rollout rollback {status['name']}` switches back at the next request"
+                )
+            )
     verdict = status.get("verdict")
     if verdict:
         reasons = "; ".join(verdict["reasons"]) or "-"

@@ -8,30 +8,36 @@ timeout, in the format the receiver takes (:func:`webhook_body`: Slack's ``text`
 ``blocks``, which Mattermost and Rocket.Chat take too, or lockgate's own generic document).
 Nothing here runs on the request path; a full queue drops the alert and counts it; a delivery
 that fails (no answer, a 5xx or a 429) is tried again a few times with a growing pause, then
-logged and counted as failed.
+logged and counted as failed. :class:`AlertHook` runs it on the deployment loop's tick.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from lockgate.errors import UserError
-from lockgate.rollout.controller import RecordEvent
-from lockgate.rollout.store import AuditEvent
+from lockgate.rollout.controller import Phase, RecordEvent
+from lockgate.rollout.store import AuditEvent, Store
+
+if TYPE_CHECKING:
+    # types only: the serving package imports this module, so it cannot import serving back
+    from lockgate.serving.live import LiveDeployment
 
 __all__ = [
     "ALERT_ACTION",
     "Alert",
+    "AlertHook",
     "AlertSender",
     "WebhookSender",
     "alert_event",
@@ -308,3 +314,51 @@ class WebhookSender:
             attempt + 1,
             error,
         )
+
+
+class AlertHook:
+    r"""Alerts on the deployment loop's tick: a deployment that rolled back or halted since the last
+    look, or one another hook :meth:`note`\ d (a drift, a finished retraining run), is looked up in
+    the audit log, and the alert still owed (:func:`pending_alert`) is sent and audited."""
+
+    def __init__(self, sender: AlertSender) -> None:
+        self.sender = sender
+        self._due: set[str] = set()
+        self._phases: dict[str, str] = {}
+
+    def note(self, name: str, variant: str | None = None) -> None:
+        """Deployment ``name`` has news in its audit log (any thread)."""
+        self._due.add(name)
+
+    def attach(self, live: LiveDeployment, previous: LiveDeployment | None) -> None:
+        """Nothing to sample on the request path."""
+
+    async def tick(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        for name, live in list(deployments.items()):
+            if Phase(live.phase).is_alarm and live.phase != self._phases.get(name):
+                self._due.add(name)
+            self._phases[name] = live.phase
+        for name in sorted(self._due):
+            # discarded before the look: news noted meanwhile (another thread) stays due
+            self._due.discard(name)
+            events = await asyncio.to_thread(store.events, name)
+            alert = pending_alert(name, events, now=time.time())
+            if alert is None:
+                continue
+            record = alert_event(alert, now=time.time(), destination=self.sender.destination)
+            await asyncio.to_thread(store.append_events, name, [record])
+            self.sender.send(alert)
+            _log.warning("%s", alert.text)
+
+    async def close(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        await self.tick(deployments, store)
+        await asyncio.to_thread(self.sender.close)
+
+    def collect(self) -> Iterator[Any]:
+        """``lockgate_alerts{outcome}`` for Prometheus: sent, failed, retried, dropped."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        counted = GaugeMetricFamily("lockgate_alerts", "Alerts by what became of them.", labels=["outcome"])
+        for outcome in ("sent", "failed", "retried", "dropped"):
+            counted.add_metric([outcome], float(getattr(self.sender, outcome, 0)))
+        yield counted

@@ -9,10 +9,12 @@ graceful shutdown runs one last tick, so nothing captured is lost. A failed writ
 back (as many as fit) for the next tick.
 
 ``lockgate replay`` reads them back with :func:`decode_inputs` and :func:`decode_outputs`.
+:class:`CaptureHook` runs it on the deployment loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import deque
@@ -23,15 +25,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.errors import UserError, ValidationError
-from lockgate.rollout.store import CapturedRequest
+from lockgate.rollout.store import CapturedRequest, Store
 
 if TYPE_CHECKING:
-    # a type only: the serving package imports this module, so it cannot import serving back
+    # types only: the serving package imports this module, so it cannot import serving back
+    from lockgate.serving.live import LiveDeployment
     from lockgate.serving.protocol import ModelInput, Outputs
 
 __all__ = [
     "DEFAULT_KEEP",
     "MAX_CAPTURE_BYTES",
+    "CaptureHook",
     "PendingCapture",
     "TrafficCapture",
     "decode_inputs",
@@ -171,6 +175,57 @@ class TrafficCapture:
             "too_large": self.too_large,
             "pending": len(self._pending),
         }
+
+
+class CaptureHook:
+    """Capture on the deployment loop: each deployment gets a :class:`TrafficCapture` of one in
+    ``every`` answered requests (a redeploy keeps its queue); after a tick, once every ``flush_s``
+    (so that one commit carries many rows), each queue is written to the store, keeping the newest
+    ``keep``; the last tick writes whatever waits."""
+
+    def __init__(self, every: int, *, keep: int = DEFAULT_KEEP, flush_s: float = 1.0) -> None:
+        self.every = every
+        self.keep = keep
+        self.flush_s = flush_s
+        self._written_at = 0.0
+
+    def attach(self, live: LiveDeployment, previous: LiveDeployment | None) -> None:
+        # a redeploy keeps the queue: what was captured under the old spec is still written
+        kept = previous.capture if previous is not None else None
+        live.capture = kept or TrafficCapture(self.every)
+
+    async def tick(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        await self._save(deployments, store, is_final=False)
+
+    async def close(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        await self._save(deployments, store, is_final=True)
+
+    async def _save(self, deployments: Mapping[str, LiveDeployment], store: Store, *, is_final: bool) -> None:
+        """Write each deployment's captured requests in one batch (encoded in a worker thread); a
+        failed write puts them back for the next tick."""
+        now = time.monotonic()
+        if not is_final and now - self._written_at < self.flush_s:
+            return
+        self._written_at = now
+        for name, live in list(deployments.items()):
+            capture = live.capture
+            if capture is None or not capture.pending:
+                continue
+            rows = capture.drain()
+            try:
+                await asyncio.to_thread(self._write, store, name, capture, rows)
+            except Exception:
+                # a cancelled write (shutdown) still finishes in its thread: only a failure requeues
+                capture.requeue(rows)
+                raise
+
+    def _write(self, store: Store, name: str, capture: TrafficCapture, rows: list[PendingCapture]) -> None:
+        encoded = capture.encode(name, rows)
+        store.save_captures(name, encoded)
+        capture.written += len(encoded)
+        capture.flushes += 1
+        if capture.flushes % 20 == 1:  # the first write, then every twentieth: keep the newest
+            store.prune_captures(name, keep=self.keep)
 
 
 def _size_bytes(inputs: ModelInput) -> int:

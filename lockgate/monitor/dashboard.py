@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from lockgate.errors import NotFound
 
 if TYPE_CHECKING:
-    from lockgate.serving.deployment import DeploymentManager
+    from lockgate.serving.live import Deployments
 
 __all__ = [
     "DASHBOARD_HEADERS",
@@ -117,7 +117,7 @@ class RecentEvents:
         self.keep = keep
         self._events: dict[str, deque[dict[str, Any]]] = {}
 
-    async def of(self, manager: DeploymentManager, name: str) -> list[dict[str, Any]]:
+    async def of(self, manager: Deployments, name: str) -> list[dict[str, Any]]:
         events = self._events.setdefault(name, deque(maxlen=self.keep))
         after = int(events[-1]["id"]) if events else 0
         events.extend(await manager.history(name, after_id=after))
@@ -125,7 +125,7 @@ class RecentEvents:
 
 
 async def dashboard_data(
-    manager: DeploymentManager | None, *, now: float, recent: RecentEvents | None = None
+    manager: Deployments | None, *, now: float, recent: RecentEvents | None = None
 ) -> dict[str, Any]:
     """Each deployment's status, its recent audit events and its weight timeline."""
     recent = recent or RecentEvents()

@@ -11,24 +11,46 @@ The same samples carry the variant's answer (its primary output), sketched again
 of predictions (:meth:`LiveDrift.set_output_reference`: the baseline's outputs on the training
 rows, computed once the deployment is loaded). Outputs sampled before that reference exists wait
 in a bounded buffer (4,096 rows in all) and are folded when it arrives.
+
+:class:`DriftHook` runs it on the deployment loop: it gives each deployment its :class:`LiveDrift`,
+computes the reference of predictions with the baseline, folds the samples after every tick and
+audits each variant's first drift (a ``drift`` event, passed on to the alerts and retraining).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lockgate.errors import ValidationError
+from lockgate.errors import LockgateError, UserError, ValidationError
 from lockgate.monitor.drift import DriftReport, DriftThresholds, FeatureDrift, drift_report, feature_drift
-from lockgate.monitor.predictions import primary_output, sketch_update
+from lockgate.monitor.predictions import (
+    model_inputs,
+    output_kind,
+    primary_output,
+    reference_sketch,
+    sketch_update,
+)
 from lockgate.monitor.reference import Reference
 from lockgate.monitor.sketch import Sketch
+from lockgate.rollout.state import RecordEvent
+from lockgate.rollout.store import Store
 
-__all__ = ["LiveDrift", "drift_to_dict", "feature_to_dict"]
+if TYPE_CHECKING:
+    # types only: the serving package imports this module, so it cannot import serving back
+    from lockgate.serving.live import LiveDeployment
+
+__all__ = ["DriftHook", "LiveDrift", "drift_to_dict", "feature_to_dict"]
+
+_log = logging.getLogger("lockgate.serving")
 
 _MAX_WAITING_ROWS = 4096
 
@@ -224,3 +246,117 @@ def _columns(inputs: Any, columns: Sequence[str]) -> dict[str, np.ndarray[Any, A
     if array.ndim != 2 or array.shape[1] != len(columns):
         return {}
     return {name: array[:, i] for i, name in enumerate(columns)}
+
+
+DriftListener = Callable[[str, str], None]
+"""Told (deployment, variant) when a variant's drift is first audited."""
+
+
+class DriftHook:
+    """Live drift on the deployment loop: one request in ``sample_every`` sketched per variant and
+    compared with ``reference``; each variant's first drift is a ``drift`` audit event, and every
+    listener hears of it (the alerts, the retraining trigger)."""
+
+    def __init__(
+        self, reference: Reference, *, sample_every: int = 10, listeners: Iterable[DriftListener] = ()
+    ) -> None:
+        self.reference = reference
+        self.sample_every = sample_every
+        self.listeners = list(listeners)
+        self._background: set[asyncio.Task[None]] = set()  # references of predictions being computed
+
+    def attach(self, live: LiveDeployment, previous: LiveDeployment | None) -> None:
+        live.drift = LiveDrift(self.reference, sample_every=self.sample_every)
+        task = asyncio.get_running_loop().create_task(
+            self._reference_predictions(live), name=f"lockgate-reference-{live.spec.name}"
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def tick(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        await asyncio.to_thread(self._fold, dict(deployments), store)
+
+    async def close(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _reference_predictions(self, live: LiveDeployment, chunk_rows: int = 256) -> None:
+        """The baseline's outputs on the reference's rows, as the reference of predictions.
+
+        Through the baseline's own batcher (a model is never called from two threads), in chunks,
+        so live requests interleave with it; the sketch is built in a worker thread.
+        """
+        from lockgate.serving.payload import InferenceRequest  # serving imports this module
+
+        drift, reference = live.drift, self.reference
+        if drift is None:
+            return
+        baseline = live.variants[live.spec.baseline]
+        if reference.rows is None or not len(reference.rows):
+            drift.set_output_error("the drift reference keeps no rows to run the baseline on")
+            return
+        try:
+            inputs = model_inputs(reference.rows, baseline.predictor.signature)
+            answers = []
+            for start in range(0, len(inputs), chunk_rows):
+                part = inputs[start : start + chunk_rows]
+                outputs = await baseline.infer(InferenceRequest(part, len(part)))
+                answer = primary_output(outputs, baseline.predictor.primary_output)
+                if answer is None:
+                    raise UserError(f"the baseline '{live.spec.baseline}' returned no output")
+                answers.append(answer)
+            output_name = answers[0][0]
+            values = np.concatenate([a[1] for a in answers])
+            kind = output_kind(values, output_name)
+            if kind is None:
+                raise UserError(
+                    f"output '{output_name}' of shape {values.shape[1:]} and dtype {values.dtype} has no "
+                    "sketch (labels, one number per row or embeddings have)"
+                )
+            sketch = await asyncio.to_thread(reference_sketch, values, kind)
+        except asyncio.CancelledError:
+            raise
+        # the reference is an extra: whatever stops it is shown in the status, never fatal
+        except Exception as exc:  # noqa: BLE001
+            message = exc.message if isinstance(exc, LockgateError) else f"{type(exc).__name__}: {exc}"
+            drift.set_output_error(message)
+            _log.warning("deployment '%s': no reference of predictions: %s", live.spec.name, message)
+            return
+        source = f"{live.spec.baseline} on {len(values)} rows of {reference.dataset or 'the reference'}"
+        drift.set_output_reference(sketch, name=output_name, source=source)
+
+    def _fold(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        """Sketch the sampled inputs and outputs; audit each variant's first drift (a worker thread)."""
+        for name, live in deployments.items():
+            if live.drift is None or not live.drift.fold():
+                continue
+            outputs = live.drift.output_reports()
+            for variant, report in live.drift.reports().items():
+                output = outputs.get(variant)
+                drifted = [*report.drifted]
+                features = [f for f in report.features if f.is_drifted]
+                if output is not None and output.is_drifted:
+                    drifted.append(
+                        "predictions" if output.name == "predictions" else f"predictions ({output.name})"
+                    )
+                    features.append(output)
+                if not drifted or variant in live.drift_flagged:
+                    continue
+                live.drift_flagged.add(variant)
+                worst = {
+                    f"{f.name}.{k}": v
+                    for f in features
+                    for k, v in f.numbers.items()
+                    if k in ("psi", "js", "cosine_distance") and np.isfinite(v)
+                }
+                what = "inputs" if report.has_drift else "predictions"
+                if report.has_drift and output is not None and output.is_drifted:
+                    what = "inputs and predictions"
+                reason = f"{what} of variant '{variant}' drifted from the reference: {', '.join(drifted)}"
+                event = RecordEvent(time.time(), "monitor", "drift", reason, live.phase, live.phase, worst)
+                store.append_events(name, [event])
+                _log.warning("deployment '%s': %s", name, reason)
+                for listener in self.listeners:
+                    listener(name, variant)

@@ -3,7 +3,7 @@
 :func:`replay` runs each captured request's inputs through ``predict`` (the candidate, called in
 this process) and folds the pairs (recorded answer, candidate answer) into a
 :class:`~lockgate.rollout.shadow.ShadowComparison` with the shadow mirror's own comparison
-(:func:`lockgate.serving.deployment.compare_outputs`): labels give agreement and flips, numbers
+(:func:`lockgate.rollout.shadow.compare_outputs`): labels give agreement and flips, numbers
 the mean and max absolute difference, embeddings the cosine. Latency is side by side: recorded is
 the server's time for the whole request, candidate is the model call alone. The clock is passed
 in; the caller loads the model and reads the store.
@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from lockgate.monitor.capture import decode_inputs, decode_outputs
-from lockgate.rollout.shadow import ShadowComparison
+from lockgate.rollout.shadow import ShadowComparison, compare_outputs
 from lockgate.rollout.store import CapturedRequest
-from lockgate.serving.deployment import compare_outputs
 from lockgate.serving.protocol import ModelInput, Outputs
 
 __all__ = ["ReplayReport", "replay"]

@@ -4,23 +4,32 @@ Off unless the server is started with ``--retrain-on-drift PIPELINE.yaml``. The 
 (:func:`retrain_refusal`: never two runs at once, at most one per ``cooldown_s``); the shell,
 :class:`RetrainTrigger`, starts the pipeline as a subprocess (the server's own Python, so the same
 lockgate) and waits for it in a daemon thread, off the request path and off the controller's tick.
-The deployment manager writes a ``retrain`` audit event when a run starts and a
-``retrain_done`` event with its exit code when it ends; the latter is also an alert.
+:class:`RetrainHook` runs it on the deployment loop: it writes a ``retrain`` audit event when a run
+starts (or ``retrain_skipped``, and why) and a ``retrain_done`` event with its exit code when it
+ends; the latter is also an alert.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockgate.errors import UserError
+from lockgate.rollout.state import RecordEvent
+from lockgate.rollout.store import Store
 
-__all__ = ["RetrainTrigger", "retrain_refusal"]
+if TYPE_CHECKING:
+    # types only: the serving package imports this module, so it cannot import serving back
+    from lockgate.serving.live import LiveDeployment
+
+__all__ = ["RetrainHook", "RetrainTrigger", "retrain_refusal"]
 
 _log = logging.getLogger("lockgate.monitor")
 
@@ -94,3 +103,60 @@ class RetrainTrigger:
     def join(self, timeout_s: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+
+class RetrainHook:
+    """Retraining on the deployment loop: the first drift of a variant (:meth:`note`, told by the
+    drift hook) runs ``trigger``'s pipeline, unless a run or the cooldown says not now; every drift
+    that waited is audited either way. ``on_done`` hears of each finished run (the alerts)."""
+
+    def __init__(self, trigger: RetrainTrigger, *, on_done: Callable[[str], None] | None = None) -> None:
+        self.trigger = trigger
+        self.on_done = on_done
+        self._due: list[tuple[str, str]] = []  # (deployment, variant) that drifted
+        self._phases: dict[str, str] = {}
+
+    def note(self, name: str, variant: str) -> None:
+        """Variant ``variant`` of deployment ``name`` drifted (any thread)."""
+        self._due.append((name, variant))
+
+    def attach(self, live: LiveDeployment, previous: LiveDeployment | None) -> None:
+        """Nothing to sample on the request path."""
+
+    async def tick(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        self._phases = {name: live.phase for name, live in deployments.items()}
+        if self._due:
+            await asyncio.to_thread(self._start, store)
+
+    async def close(self, deployments: Mapping[str, LiveDeployment], store: Store) -> None:
+        """A run still going finishes on its own (its process is not the server's)."""
+
+    def _start(self, store: Store) -> None:
+        trigger = self.trigger
+        due, self._due = self._due, []
+        for name, variant in due:
+            phase = self._phases.get(name, "")
+            now = time.time()
+            refusal = trigger.refusal(now)
+            if refusal is not None:
+                reason = f"no retraining after the drift of variant '{variant}': {refusal}"
+                store.append_events(
+                    name, [RecordEvent(now, "monitor", "retrain_skipped", reason, phase, phase)]
+                )
+                continue
+            reason = f"drift of variant '{variant}': running lockgate pipeline run {trigger.pipeline}"
+            store.append_events(name, [RecordEvent(now, "monitor", "retrain", reason, phase, phase)])
+            _log.warning("deployment '%s': %s", name, reason)
+
+            def done(code: int, duration_s: float, name: str = name, variant: str = variant) -> None:
+                phase = self._phases.get(name, "")
+                outcome = "succeeded" if code == 0 else f"failed with exit code {code}"
+                why = f"retraining pipeline {trigger.pipeline} after the drift of '{variant}' {outcome}"
+                numbers = {"exit_code": float(code), "duration_s": duration_s}
+                event = RecordEvent(time.time(), "monitor", "retrain_done", why, phase, phase, numbers)
+                store.append_events(name, [event])
+                (_log.info if code == 0 else _log.error)("deployment '%s': %s", name, why)
+                if self.on_done is not None:
+                    self.on_done(name)
+
+            trigger.start(now, done)

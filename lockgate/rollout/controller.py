@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from lockgate.errors import IllegalTransition, ValidationError
@@ -38,7 +39,9 @@ from lockgate.rollout.state import (
     SetWeights,
     Snapshot,
     initial_state,
+    loaded_variants,
     routing_table,
+    serving_actions,
     stats_since,
     weights_for,
 )
@@ -62,12 +65,14 @@ __all__ = [
     "candidate_share",
     "initial_state",
     "is_comparable",
+    "loaded_variants",
     "pause",
     "plan",
     "promote",
     "resume",
     "rollback",
     "routing_table",
+    "serving_actions",
     "start",
     "stats_since",
     "step",
@@ -77,12 +82,16 @@ CONTROLLER = "controller"
 
 
 def _move(state: RolloutState, to: Phase, now: float, reason: str, **changes: Any) -> RolloutState:
-    """The only place a phase changes: checked against :data:`TRANSITIONS`."""
+    """The only place a phase changes: checked against :data:`TRANSITIONS`. A finished rollout
+    moves only while the version it replaced is still warm (a blue-green switch back)."""
     allowed = TRANSITIONS[state.phase]
+    is_over = state.phase in TERMINAL_PHASES and not state.is_previous_warm(now)
+    if is_over:
+        allowed = frozenset()
     if to not in allowed:
         hint = (
-            _AFTER_THE_END
-            if state.phase in TERMINAL_PHASES
+            _finished_hint(state)
+            if is_over
             else f"from {state.phase.value} it can move to: {', '.join(sorted(p.value for p in allowed))}."
         )
         raise IllegalTransition(
@@ -99,10 +108,23 @@ _AFTER_THE_END = (
 """What a person can do with a finished rollout (none of the commands moves it again)."""
 
 
+def _finished_hint(state: RolloutState) -> str:
+    """Why a finished rollout does not move, and what to do instead."""
+    retire_at, promoted_at = state.retire_at, state.updated_at
+    # a blue-green switch kept the previous version warm for a while
+    if state.phase is Phase.PROMOTED and retire_at is not None and retire_at > (promoted_at or retire_at):
+        until = datetime.fromtimestamp(retire_at, tz=UTC).isoformat(timespec="seconds")
+        return (
+            f"the previous version ({', '.join(state.retiring)}) was kept warm for a switch back "
+            f"until {until} (keep_previous_warm_s), and that time is over; {_AFTER_THE_END}"
+        )
+    return _AFTER_THE_END
+
+
 def _resume_hint(phase: Phase) -> str:
     """Why a rollout in ``phase`` cannot resume, and what to do instead."""
     if phase in TERMINAL_PHASES:
-        return _AFTER_THE_END
+        return _AFTER_THE_END  # not even in a blue-green switch back's window: that is a rollback
     if phase is Phase.PENDING:
         return "it has not started: lockgate rollout start NAME."
     if phase is Phase.HALTED:
@@ -196,7 +218,8 @@ def rollback(
     actor: str,
     reason: str = "rolled back by hand",
 ) -> Result:
-    """Send all traffic back to the baseline and stop."""
+    """Send all traffic back to the baseline and stop. After a blue-green switch, while the previous
+    version is still warm (``keep_previous_warm_s``), this switches back at the next request."""
     return _finish(spec, state, Phase.ROLLED_BACK, now, actor, "rollback", reason)
 
 
@@ -462,7 +485,7 @@ def _enter(
         stats_at_stage_start={name: stats.copy() for name, stats in snapshot.items()},
         is_stage_window_open=False,
     )
-    set_weights = SetWeights(weights, shadow, stage.shadow_fraction, stage.replicas, stage.keep_warm)
+    set_weights = SetWeights(weights, shadow, stage.shadow_fraction, stage.replicas)
     event_numbers = {**(numbers or {}), "candidate_weight_bp": float(stage.candidate_bp)}
     return entered, (set_weights, _event(state, entered, now, actor, action, event_numbers))
 
@@ -479,6 +502,11 @@ def _finish(
 ) -> Result:
     candidate_bp = BUCKETS if to is Phase.PROMOTED else 0
     weights = weights_for(spec, candidate_bp)
+    strategy = spec.strategy
+    keep_s = 0.0
+    if to is Phase.PROMOTED and isinstance(strategy, BlueGreenStrategy):
+        keep_s = strategy.keep_previous_warm_s
+    retiring = {Phase.PROMOTED: (spec.baseline,), Phase.ROLLED_BACK: (spec.candidate,)}.get(to, ())
     finished = _move(
         state,
         to,
@@ -491,14 +519,14 @@ def _finish(
         paused_at=None,
         paused_from=None,
         pause_until=None,
+        retiring=retiring,
+        retire_at=now + keep_s if retiring else None,
     )
     actions: list[Action] = [SetWeights(weights)]
     if to is Phase.PROMOTED:
-        strategy = spec.strategy
-        keep_s = strategy.keep_previous_warm_s if isinstance(strategy, BlueGreenStrategy) else 0.0
-        actions.append(Promote(spec.candidate, (spec.baseline,), keep_s))
+        actions.append(Promote(spec.candidate, retiring, keep_s))
     elif to is Phase.ROLLED_BACK:
-        actions.append(Rollback(spec.baseline, (spec.candidate,)))
+        actions.append(Rollback(spec.baseline, retiring))
     event_numbers = {**(numbers or {}), "candidate_weight_bp": float(candidate_bp)}
     actions.append(_event(state, finished, now, actor, action, event_numbers))
     return finished, tuple(actions)

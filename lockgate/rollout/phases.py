@@ -30,7 +30,8 @@ class Phase(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        """The rollout is over: promoted, rolled back or completed; nothing moves it again."""
+        """The rollout is over: promoted, rolled back or completed. Nothing moves it again, except
+        a blue-green switch back while the previous version is still warm (see :data:`TRANSITIONS`)."""
         return self in TERMINAL_PHASES
 
     @property
@@ -57,8 +58,12 @@ TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
     Phase.EXPERIMENTING: frozenset({Phase.PAUSED, Phase.HALTED} | _ENDS),
     Phase.PAUSED: LIVE_PHASES | {Phase.HALTED} | _ENDS,
     Phase.HALTED: _ENDS,
-    Phase.PROMOTED: frozenset(),
+    # only while the previous version is still warm (blue-green's keep_previous_warm_s): the
+    # controller refuses every move out of a finished rollout after that
+    Phase.PROMOTED: frozenset({Phase.ROLLED_BACK}),
     Phase.ROLLED_BACK: frozenset(),
     Phase.COMPLETED: frozenset(),
 }
-"""The one table of allowed moves: phase → the phases it may move to."""
+"""The one table of allowed moves: phase → the phases it may move to. A finished rollout's move
+(promoted → rolled_back, a blue-green switch back) is allowed only while
+:meth:`~lockgate.rollout.state.RolloutState.is_previous_warm`."""

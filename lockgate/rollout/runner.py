@@ -3,9 +3,10 @@
 A :class:`RolloutRunner` drives the deployments one serving process holds. Each :meth:`tick`
 writes this worker's cumulative counters to the store, and, for a live rollout whose lease it
 holds, reads every worker's merged counters, calls the pure :func:`step`, writes the new state and
-its events in one compare-and-set, and hands the stored state to the :class:`RolloutTarget` (which
-swaps in the routing table). A manual command (:meth:`command`) goes the same way, so a promote,
-pause or rollback takes effect at the next request, and the audit log says who did it and why.
+its events in one compare-and-set, and hands the stored state and the actions that came with it to
+the :class:`RolloutTarget`, which carries them out (swaps in the routing table, retires variants).
+A manual command (:meth:`command`) goes the same way, so a promote, pause or rollback takes effect
+at the next request, and the audit log says who did it and why.
 
 When a rollout promotes or rolls back, a :class:`ChampionRegistry` (MLflow in production) moves the
 ``champion`` alias; the move is recorded as its own audit event after the state is saved, so a
@@ -59,8 +60,10 @@ class RolloutTarget(Protocol):
         """This worker's cumulative counters per variant of deployment ``name``."""
         ...
 
-    def apply(self, deployment: Deployment) -> None:
-        """Serve by the stored state (idempotent: called every tick)."""
+    def apply(self, deployment: Deployment, actions: Sequence[Action] = ()) -> None:
+        """Serve by the stored state (idempotent: called every tick): carry out ``actions``, what
+        the controller returned with this state, or (none given: a restart, a state another
+        gateway wrote) what the state implies (:func:`~lockgate.rollout.state.serving_actions`)."""
         ...
 
 
@@ -135,6 +138,9 @@ class RolloutRunner:
                     except Conflict:
                         # another writer (a command, another gateway) moved first: serve what it wrote
                         deployment = self.store.get_deployment(name)
+                    else:
+                        self.target.apply(deployment, actions)
+                        continue
             self.target.apply(deployment)
 
     # ------------------------------------------------------------------ commands
@@ -191,7 +197,7 @@ class RolloutRunner:
         else:
             new_state, actions = resume(spec, state, now, actor=actor, **why)
         deployment = self._commit(deployment, new_state, actions, now)
-        self.target.apply(deployment)
+        self.target.apply(deployment, actions)
         return deployment
 
     # ------------------------------------------------------------------ persistence

@@ -7,10 +7,14 @@ worker keeps its own :class:`ShadowComparison` and the controller adds them up w
 - numbers (scores, regressions): mean and max absolute difference;
 - embeddings: cosine similarity (mean and min);
 - latency of both side by side, in the same buckets as the variants' own histograms.
+
+:func:`compare_outputs` folds one pair of answers in by their form; the shadow mirror of a served
+deployment and ``lockgate replay`` both call it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +24,7 @@ import numpy.typing as npt
 from lockgate.errors import ValidationError
 from lockgate.stats.accumulators import LatencyHistogram, Moments
 
-__all__ = ["ShadowComparison"]
+__all__ = ["ShadowComparison", "compare_outputs"]
 
 
 @dataclass
@@ -156,3 +160,29 @@ def _paired(
             hint="pass the two answers to the same requests, in the same order",
         )
     return left, right
+
+
+def _primary(outputs: Mapping[str, npt.NDArray[Any]], name: str | None) -> npt.NDArray[Any]:
+    if name is not None and name in outputs:
+        return outputs[name]
+    return next(iter(outputs.values()))
+
+
+def compare_outputs(
+    comparison: ShadowComparison,
+    primary: Mapping[str, npt.NDArray[Any]],
+    shadow: Mapping[str, npt.NDArray[Any]],
+    name: str | None,
+) -> None:
+    """Fold one pair of answers (output name → array) into ``comparison``: labels, numbers or
+    embeddings by their form. ``name`` is the model's primary output (the first one when None)."""
+    left, right = _primary(primary, name), _primary(shadow, name)
+    if left.shape != right.shape:
+        comparison.update_labels(np.zeros(1), np.ones(1))  # a shape change is a disagreement
+        return
+    if left.dtype.kind in "iubOUS":
+        comparison.update_labels(left.ravel(), right.ravel())
+    elif left.ndim == 2 and left.shape[1] > 1 and (name or "").startswith("embedding"):
+        comparison.update_embeddings(left, right)
+    else:
+        comparison.update_numbers(left, right)

@@ -38,7 +38,6 @@ class Stage:
     min_requests: int = 0
     shadow_fraction: float = 0.0
     replicas: tuple[tuple[str, int], ...] = ()
-    keep_warm: tuple[str, ...] = ()
     max_duration_s: float | None = None
     is_experiment: bool = False
     max_error_rate: float | None = None
@@ -83,18 +82,12 @@ def plan(spec: DeploymentSpec) -> tuple[Stage, ...]:
                 warmup.min_duration_s,
                 warmup.min_requests,
                 shadow_fraction=warmup.shadow_fraction,
-                keep_warm=(spec.candidate,),
                 max_duration_s=_max_duration(warmup.min_duration_s, None),
                 max_error_rate=warmup.max_error_rate,
                 max_p99_latency_ms=warmup.max_p99_latency_ms,
             ),
-            Stage(
-                Phase.BAKING,
-                BUCKETS,
-                strategy.bake_s,
-                strategy.bake_min_requests,
-                keep_warm=(spec.baseline,),
-            ),
+            # the baseline stays loaded while it bakes, like every variant of a live rollout
+            Stage(Phase.BAKING, BUCKETS, strategy.bake_s, strategy.bake_min_requests),
         )
     if isinstance(strategy, RollingStrategy):
         stages = []

@@ -26,7 +26,9 @@ __all__ = [
     "Snapshot",
     "baseline_weights",
     "initial_state",
+    "loaded_variants",
     "routing_table",
+    "serving_actions",
     "stats_since",
     "weights_for",
 ]
@@ -40,13 +42,18 @@ Snapshot: TypeAlias = Mapping[str, VariantStats]
 
 @dataclass(frozen=True)
 class SetWeights:
-    """Route traffic by these weights (basis points, baseline first), mirror, and size workers."""
+    """Route traffic by these weights (basis points, baseline first), mirror, and size workers.
+
+    ``replicas``: the replica count of each variant listed, on a backend that has replicas; a
+    variant not listed runs the replicas its spec's ``scaling`` asks for. (Ray Serve keeps at least
+    one replica of a variant that is still loaded: a count of 0 is the way back kept warm.) Every
+    variant of a rollout that has not finished stays loaded (warm), so the way back is a table swap.
+    """
 
     weights_bp: tuple[tuple[str, int], ...]
     shadow_variant: str | None = None
     shadow_fraction: float = 0.0
     replicas: tuple[tuple[str, int], ...] = ()
-    keep_warm: tuple[str, ...] = ()
 
     def table(self) -> RoutingTable:
         """The immutable routing table to swap in."""
@@ -59,7 +66,8 @@ class SetWeights:
 
 @dataclass(frozen=True)
 class Promote:
-    """``variant`` is now the champion; ``retire`` may be unloaded after ``retire_after_s``."""
+    """``variant`` is now the champion; ``retire`` stays loaded ``retire_after_s`` more (blue-green's
+    ``keep_previous_warm_s``: a rollback inside it is a table swap), then is unloaded."""
 
     variant: str
     retire: tuple[str, ...] = ()
@@ -68,7 +76,7 @@ class Promote:
 
 @dataclass(frozen=True)
 class Rollback:
-    """All traffic is back on ``variant``; ``retire`` (the candidate) may be unloaded."""
+    """All traffic is back on ``variant``; ``retire`` (the candidate) is unloaded."""
 
     variant: str
     retire: tuple[str, ...] = ()
@@ -129,10 +137,21 @@ class RolloutState:
     last_verdict: Verdict | None = None
     reason: str = ""
     updated_at: float | None = None
+    retiring: tuple[str, ...] = ()
+    retire_at: float | None = None
 
     @property
     def is_finished(self) -> bool:
         return self.phase in TERMINAL_PHASES
+
+    def is_previous_warm(self, now: float) -> bool:
+        """Whether a promoted rollout still keeps the version it replaced loaded at ``now``."""
+        return (
+            self.phase is Phase.PROMOTED
+            and bool(self.retiring)
+            and self.retire_at is not None
+            and now < self.retire_at
+        )
 
     def weight_of(self, variant: str) -> int:
         return dict(self.weights_bp).get(variant, 0)
@@ -165,6 +184,8 @@ class RolloutState:
             },
             "reason": self.reason,
             "updated_at": self.updated_at,
+            "retiring": list(self.retiring),
+            "retire_at": self.retire_at,
         }
 
     @classmethod
@@ -200,6 +221,8 @@ class RolloutState:
             ),
             reason=str(data.get("reason", "")),
             updated_at=data.get("updated_at"),
+            retiring=tuple(str(n) for n in data.get("retiring", ())),
+            retire_at=data.get("retire_at"),
         )
 
 
@@ -221,6 +244,32 @@ def initial_state(spec: DeploymentSpec) -> RolloutState:
 def routing_table(state: RolloutState) -> RoutingTable:
     """The routing table a state implies (what a restarted shell swaps in)."""
     return SetWeights(state.weights_bp, state.shadow_variant, state.shadow_fraction).table()
+
+
+def serving_actions(spec: DeploymentSpec, state: RolloutState, now: float) -> tuple[Action, ...]:
+    """The actions that bring a shell to what ``state`` serves, for a shell that did not see the
+    moves that led there (a restart, another gateway on the same store): the weights, the pause,
+    and the retirement still owed (whose delay is what is left of it at ``now``)."""
+    actions: list[Action] = [
+        SetWeights(state.weights_bp, state.shadow_variant, state.shadow_fraction, state.replicas)
+    ]
+    if state.phase is Phase.PAUSED:
+        actions.append(Pause(state.pause_until))
+    if state.retiring:
+        left_s = max(0.0, (state.retire_at or now) - now)
+        if state.phase is Phase.PROMOTED:
+            actions.append(Promote(spec.candidate, state.retiring, left_s))
+        elif state.phase is Phase.ROLLED_BACK:
+            actions.append(Rollback(spec.baseline, state.retiring))
+    return tuple(actions)
+
+
+def loaded_variants(spec: DeploymentSpec, state: RolloutState, now: float) -> tuple[str, ...]:
+    """The variants a shell must have loaded to serve ``state`` at ``now``: all of the spec's,
+    less those a finished rollout retired (once their time to stay warm is over)."""
+    is_retired = state.retire_at is not None and now >= state.retire_at
+    gone = set(state.retiring) if is_retired else set()
+    return tuple(name for name in spec.variants if name not in gone)
 
 
 def stats_since(current: VariantStats | None, start: VariantStats | None) -> VariantStats:

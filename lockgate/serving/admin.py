@@ -32,7 +32,7 @@ from lockgate.serving.exchange import JSON, Exchange, Response
 
 if TYPE_CHECKING:
     from lockgate.serving.app import ServingApp
-    from lockgate.serving.deployment import DeploymentManager
+    from lockgate.serving.live import Deployments
 
 __all__ = [
     "authorize",
@@ -118,7 +118,7 @@ def _command_arguments(data: dict[str, Any]) -> tuple[str | None, float | None]:
     return reason, None if duration is None else float(duration)
 
 
-def _manager(app: ServingApp) -> DeploymentManager:
+def _manager(app: ServingApp) -> Deployments:
     if app.deployments is None:
         raise NotFound(
             "this server runs no deployments",
@@ -194,7 +194,7 @@ def sign_in(error: LockgateError) -> Response:
     return Response(error.http_status, sign_in_page(error.message), _HTML, None, SIGN_IN_HEADERS)
 
 
-async def _stats(manager: DeploymentManager, name: str) -> dict[str, Any]:
+async def _stats(manager: Deployments, name: str) -> dict[str, Any]:
     deployment, stats = await manager.variant_stats(name)
     spec = deployment.spec
     return {
@@ -206,7 +206,7 @@ async def _stats(manager: DeploymentManager, name: str) -> dict[str, Any]:
     }
 
 
-async def _deploy(manager: DeploymentManager, data: dict[str, Any], name: str | None) -> Response:
+async def _deploy(manager: Deployments, data: dict[str, Any], name: str | None) -> Response:
     actor = _actor({"actor": data.pop("actor")} if "actor" in data else {})
     if name is not None and data.setdefault("name", name) != name:
         raise ValidationError(

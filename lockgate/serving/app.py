@@ -143,6 +143,8 @@ class ServingApp:
         self.metrics = ServingMetrics()
         if deployments is not None:
             self.metrics.add_collector(DeploymentCollector(deployments))
+            for collector in deployments.collectors():
+                self.metrics.add_collector(collector)
             deployments.after_tick.append(self.metrics.write_shared_gauges)
         self.feedback = FeedbackJoins(feedback_max_ids)
         self.route: Route = default_route(self.variants)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lockgate.serving.app import ServingApp
-    from lockgate.serving.deployment import LiveDeployment
+    from lockgate.serving.live import LiveDeployment
     from lockgate.serving.payload import InferenceRequest, Outputs
     from lockgate.serving.variant import Variant
 

@@ -14,14 +14,14 @@ import orjson
 
 from lockgate.errors import ServiceUnavailable, UnsupportedMediaType
 from lockgate.serving.binary_data import parse_header_length
-from lockgate.serving.deployment import field_routing_key
 from lockgate.serving.exchange import Exchange, Response, Scope, media_type, request_header
 from lockgate.serving.invocations_codec import decode_invocations, encode_invocations
+from lockgate.serving.live import field_routing_key
 from lockgate.serving.v2_codec import decode_v2, encode_v2, encode_v2_binary
 
 if TYPE_CHECKING:
     from lockgate.serving.app import ServingApp
-    from lockgate.serving.deployment import LiveDeployment
+    from lockgate.serving.live import LiveDeployment
     from lockgate.serving.payload import InferenceRequest
     from lockgate.serving.variant import Variant
 

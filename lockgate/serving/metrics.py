@@ -26,7 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
-    from lockgate.serving.deployment import DeploymentManager
+    from lockgate.serving.live import Deployments
 
 __all__ = ["CONTENT_TYPE", "MULTIPROCESS_MODES", "DeploymentCollector", "ServingMetrics"]
 
@@ -239,10 +239,10 @@ class DeploymentCollector:
     and of predictions ``lockgate_prediction_drift_psi``/``_js`` and
     ``lockgate_embedding_cosine_distance``/``lockgate_embedding_mean_cosine{deployment,variant}``.
     ``lockgate_variant_info{deployment,variant,model,version}`` joins the request metrics to
-    variants. With alerts on: ``lockgate_alerts{outcome}`` (sent, failed, retried, dropped).
+    variants. (With alerts on, the alert hook exports ``lockgate_alerts{outcome}`` itself.)
     """
 
-    def __init__(self, manager: DeploymentManager) -> None:
+    def __init__(self, manager: Deployments) -> None:
         self.manager = manager
 
     def collect(self) -> Iterator[Metric]:
@@ -280,8 +280,9 @@ class DeploymentCollector:
         )
         for name, live in sorted(self.manager.live.items()):
             table = live.table
-            for variant, served in live.variants.items():
+            for variant in table.variants:
                 weight.add_metric([name, variant], table.weight_of(variant) / 10_000)
+            for variant, served in live.variants.items():  # loaded: a retired variant serves nothing
                 info.add_metric([name, variant, served.model_name, served.model_version], 1.0)
             for value in Phase:
                 phase.add_metric([name, value.value], 1.0 if live.phase == value.value else 0.0)
@@ -295,14 +296,6 @@ class DeploymentCollector:
             dropped.add_metric([name], summary["dropped"])
         yield from (info, weight, phase, verdict, agreement, mirrored, dropped)
         yield from self._drift()
-        alerts = self.manager.alerts
-        if alerts is not None:
-            counted = GaugeMetricFamily(
-                "lockgate_alerts", "Alerts by what became of them.", labels=["outcome"]
-            )
-            for outcome in ("sent", "failed", "retried", "dropped"):
-                counted.add_metric([outcome], float(getattr(alerts, outcome, 0)))
-            yield counted
 
     def _drift(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily

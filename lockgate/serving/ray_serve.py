@@ -6,7 +6,9 @@ changes. The ingress is one Ray Serve deployment running :class:`~lockgate.servi
 each variant of each rollout is its own Ray Serve application (one deployment,
 :class:`VariantReplica`) with the replicas or autoscaling its spec asks for, batching with Ray
 Serve's ``@serve.batch``. The ingress routes a request as always, then calls the chosen variant
-by handle (:class:`RayVariant`). Ray does placement, replicas and autoscaling; lockgate decides.
+by handle (:class:`RayVariant`). Ray does placement, replicas and autoscaling; lockgate decides:
+:class:`RayBackend` is the :class:`~lockgate.serving.backend.Backend` that loads a variant as an
+application and resizes it when a rollout asks (the rolling strategy's replica counts).
 
 ::
 
@@ -38,7 +40,6 @@ from lockgate.errors import LockgateError, ServiceUnavailable, UserError, Valida
 from lockgate.rollout.spec import VariantScaling
 from lockgate.serving.app import ServingApp
 from lockgate.serving.batcher import concat_inputs, split_outputs
-from lockgate.serving.deployment import ScaledVariantLoader
 from lockgate.serving.protocol import InferenceRequest, ModelInput, Outputs
 from lockgate.serving.runtimes import FastPath
 from lockgate.serving.server import (
@@ -54,6 +55,7 @@ from lockgate.serving.variant import ServingPolicy, Variant
 
 __all__ = [
     "DEFAULT_REPLICA_CPUS",
+    "RayBackend",
     "RayOptions",
     "RayVariant",
     "RemotePredictor",
@@ -270,6 +272,8 @@ class RayVariant(Variant):
     handle: Any = None
     app_name: str = ""
     max_in_flight: int = 8
+    uri: str = ""  # what its replicas load, under ``variant_name`` (to deploy them again, resized)
+    variant_name: str = ""
     _send: Any = None
 
     def start(self, on_batch: Callable[[int, float], None] | None = None) -> None:
@@ -333,28 +337,33 @@ def _wait_running(name: str, timeout_s: float = 600.0) -> None:
         time.sleep(0.1)
 
 
-def ray_loader(config: ServeConfig, ray: RayOptions) -> ScaledVariantLoader:
-    """Load a variant as a Ray Serve application (blocking, in the manager's loading thread).
+class RayBackend:
+    """Each variant a Ray Serve application with its own replicas: several load at once (each
+    waits on its replicas starting), and a rollout's replica counts resize them."""
 
-    The model is resolved and checked here first, so a wrong URI or an unverified pickle is the
-    same clear error as in one process, before any replica starts.
-    """
-    settings = _LoadSettings(
-        config.policy, config.fast_path, config.threads, config.allow_unverified, config.allow_unsafe_load
-    )
+    has_replicas = True
+    loads_concurrently = True
 
-    def load(deployment: str, variant: str, uri: str, scaling: VariantScaling) -> Variant:
+    def __init__(self, config: ServeConfig, ray: RayOptions) -> None:
+        self.config = config
+        self.ray = ray
+        self._settings = _LoadSettings(
+            config.policy, config.fast_path, config.threads, config.allow_unverified, config.allow_unsafe_load
+        )
+
+    def load(self, deployment: str, variant: str, uri: str, scaling: VariantScaling) -> Variant:
+        """Load a variant as a Ray Serve application (blocking, in the manager's loading thread).
+
+        The model is resolved and checked here first, so a wrong URI or an unverified pickle is the
+        same clear error as in one process, before any replica starts.
+        """
+        config = self.config
         named = None if uri.startswith("models:/") else variant
         source = resolve_source(uri, allow_unverified=config.allow_unverified, name=named)
         check_safe_to_load(source, allow_unsafe=config.allow_unsafe_load)
-        name = variant_app_name(ray.prefix, deployment, variant)
-        options = replica_options(scaling, config.policy, replica_cpus=ray.replica_cpus)
+        name = variant_app_name(self.ray.prefix, deployment, variant)
         try:
-            with _DEPLOY_LOCK:
-                replica = serve.deployment(VariantReplica, name="variant").options(**options)
-                handle = serve._run(
-                    replica.bind(uri, variant, settings), name=name, route_prefix=None, _blocking=False
-                )
+            handle = self._deploy(name, uri, variant, scaling)
             _wait_running(name)
             info = handle.describe.remote().result()
         except Exception as exc:  # noqa: BLE001 - Ray's many failures all mean "did not start"
@@ -365,7 +374,7 @@ def ray_loader(config: ServeConfig, ray: RayOptions) -> ScaledVariantLoader:
         predictor = RemotePredictor(
             handle, info["runtime"], info["signature"], info["primary_output"], info["is_table_output"]
         )
-        _log.info("variant %s/%s runs as Ray Serve application %s %s", deployment, variant, name, options)
+        _log.info("variant %s/%s runs as Ray Serve application %s", deployment, variant, name)
         return RayVariant(
             info["model_name"],
             info["model_version"],
@@ -377,9 +386,27 @@ def ray_loader(config: ServeConfig, ray: RayOptions) -> ScaledVariantLoader:
             app_name=name,
             # enough calls in flight to keep every replica busy while the next batch gathers
             max_in_flight=2 * (scaling.max_replicas or scaling.replicas or 1) + 2,
+            uri=uri,
+            variant_name=variant,
         )
 
-    return load
+    def resize(self, variant: Variant, scaling: VariantScaling) -> None:
+        """Deploy the variant's application again with ``scaling``'s replicas: the same code and
+        arguments, so Serve only adds or removes replicas (the running ones keep serving)."""
+        if not isinstance(variant, RayVariant) or not variant.app_name:
+            return  # stopped meanwhile: nothing runs to resize
+        self._deploy(variant.app_name, variant.uri, variant.variant_name, scaling)
+        _log.info("variant %s resized to %s", variant.key, scaling.to_dict())
+
+    def _deploy(self, name: str, uri: str, variant: str, scaling: VariantScaling) -> Any:
+        options = replica_options(scaling, self.config.policy, replica_cpus=self.ray.replica_cpus)
+        with _DEPLOY_LOCK:
+            replica = serve.deployment(VariantReplica, name="variant").options(**options)
+            # one version per application: a new replica count is an update in place, not a restart
+            replica = replica.options(version=name, _internal=True)
+            return serve._run(
+                replica.bind(uri, variant, self._settings), name=name, route_prefix=None, _blocking=False
+            )
 
 
 class _Ingress:
@@ -390,8 +417,7 @@ class _Ingress:
         self.ray = ray
 
     def __serve_build_asgi_app__(self) -> Any:
-        manager = build_deployments(self.config, scaled_load=ray_loader(self.config, self.ray))
-        manager.concurrent_loads = True  # each load waits on its own replicas starting
+        manager = build_deployments(self.config, backend=RayBackend(self.config, self.ray))
         return _OneRequestId(build_app(config=self.config, deployments=manager))
 
 

@@ -329,7 +329,13 @@ ADMIN_SCHEMAS: dict[str, Any] = {
             "strategy": {"type": "string"},
             "stage": {"type": "integer"},
             "reason": {"type": "string"},
-            "variants": {"type": "object"},
+            "paused_until": {"type": ["number", "null"], "description": "a timed pause resumes then"},
+            "variants": {
+                "type": "object",
+                "description": "each variant's model, weight and counters; loaded_at is null once it "
+                "is unloaded, retire_at when a loaded one will be (a blue-green switch back is "
+                "instant until then)",
+            },
             "shadow": {"type": "object"},
             "verdict": {"type": ["object", "null"]},
         },

@@ -28,12 +28,15 @@ from typing import Any
 from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
 from lockgate.monitor.alerts import WebhookSender, check_webhook_url, webhook_format
 from lockgate.monitor.capture import DEFAULT_KEEP
+from lockgate.monitor.hooks import monitor_hooks
 from lockgate.monitor.prometheus import PrometheusReader
-from lockgate.monitor.reference import load_reference
+from lockgate.monitor.reference import Reference, load_reference
 from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
-from lockgate.serving.deployment import DeploymentManager, ScaledVariantLoader
+from lockgate.serving.backend import Backend
+from lockgate.serving.deployment import DeploymentManager
+from lockgate.serving.executor import RETIRE_GRACE_S
 from lockgate.serving.logs import AccessLog, LogFormat, check_log_format, log_config
 from lockgate.serving.runtimes import FastPath, load_predictor
 from lockgate.serving.source import ModelSource, resolve_source, unsafe_format
@@ -88,6 +91,7 @@ class ServeConfig:
     access_log: bool = False
     capture_every: int = 0
     capture_keep: int = DEFAULT_KEEP
+    retire_grace_s: float = RETIRE_GRACE_S  # a variant that lost its traffic answers this long
 
     @property
     def has_deployments(self) -> bool:
@@ -128,6 +132,8 @@ class ServeConfig:
             raise UserError(f"capture_keep must be >= 1, got {self.capture_keep}", hint="e.g. 10000")
         if not self.tick_s > 0:
             raise UserError(f"tick_s must be > 0, got {self.tick_s}")
+        if not self.retire_grace_s >= 0:
+            raise UserError(f"retire_grace_s must be >= 0, got {self.retire_grace_s}", hint="e.g. 30")
         names = [spec.name for spec in self.deployments]
         if len(set(names)) != len(names):
             raise UserError(f"deployments {names} name one deployment twice", hint="give each its own name")
@@ -187,11 +193,17 @@ class _MlflowChampion:
 
 
 def build_deployments(
-    config: ServeConfig, store: Any = None, *, scaled_load: ScaledVariantLoader | None = None
+    config: ServeConfig,
+    store: Any = None,
+    *,
+    backend: Backend | None = None,
+    drift_reference: Reference | None = None,
 ) -> DeploymentManager:
-    """The deployment manager ``config`` asks for: its store (SQLite under home by default),
-    a loader that verifies each variant's model (``scaled_load``: another backend's that also
-    takes each variant's scaling, e.g. Ray Serve's), and each spec's policy (its ``analysis``)."""
+    """The deployment manager ``config`` asks for: its store (SQLite under home by default), a
+    loader that verifies each variant's model (``backend``: another place to run variants, e.g.
+    Ray Serve), each spec's policy (its ``analysis``), and the monitoring hooks (alerts, drift
+    against ``config.drift_reference``, or ``drift_reference`` already in memory, retraining,
+    capture)."""
     from lockgate.rollout.policy import policy_for
     from lockgate.rollout.sqlstore import SqlStore
     from lockgate.rollout.store import default_store_url
@@ -217,24 +229,30 @@ def build_deployments(
         loaded.key = f"{deployment}/{variant}"
         return loaded
 
+    if drift_reference is None and config.drift_reference:
+        drift_reference = load_reference(config.drift_reference)
+    hooks = monitor_hooks(
+        alerts=WebhookSender(config.alert_webhook, body_format=config.alert_format)
+        if config.alert_webhook
+        else None,
+        drift_reference=drift_reference,
+        drift_sample_every=config.drift_sample_every,
+        retrain=_retrain_trigger(config),
+        capture_every=config.capture_every,
+        capture_keep=config.capture_keep,
+    )
     return DeploymentManager(
         store,
         load=load,
-        scaled_load=scaled_load,
+        backend=backend,
         policy_for=policy_for,
         registry=_MlflowChampion() if config.follow_registry else None,
         tick_s=config.tick_s,
         initial=config.deployments,
         persist_joins=config.persist_joins,
-        alerts=WebhookSender(config.alert_webhook, body_format=config.alert_format)
-        if config.alert_webhook
-        else None,
         external_metrics=PrometheusReader(config.prometheus_url).values if config.prometheus_url else None,
-        drift_reference=load_reference(config.drift_reference) if config.drift_reference else None,
-        drift_sample_every=config.drift_sample_every,
-        retrain=_retrain_trigger(config),
-        capture_every=config.capture_every,
-        capture_keep=config.capture_keep,
+        hooks=hooks,
+        retire_grace_s=config.retire_grace_s,
     )
 
 

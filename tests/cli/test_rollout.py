@@ -54,6 +54,15 @@ def test_a_finished_rollout_does_not_show_the_last_verdict_as_its_verdict() -> N
     assert "verdict: continue" in rendered(a_status("stepping", "continue"))
 
 
+def test_the_view_says_how_long_a_switch_back_stays_instant_and_when_a_pause_ends() -> None:
+    status = a_status("promoted", "promote")
+    status["variants"]["stable"]["retire_at"] = time.time() + 600
+    text = rendered(status)
+    assert "stable stays loaded until" in text and "lockgate rollout rollback churn" in text
+    paused = {**a_status("paused", "continue"), "paused_until": time.time() + 60}
+    assert "paused until" in rendered(paused) and "paused until" not in text
+
+
 def test_a_status_line_names_phase_weights_verdict_and_requests() -> None:
     line = status_line(a_status("stepping", "continue"))
     assert "churn stepping stage 1" in line

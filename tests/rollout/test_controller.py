@@ -26,12 +26,14 @@ from lockgate.rollout.controller import (
     SetWeights,
     Snapshot,
     initial_state,
+    loaded_variants,
     pause,
     plan,
     promote,
     resume,
     rollback,
     routing_table,
+    serving_actions,
     start,
     stats_since,
     step,
@@ -91,8 +93,11 @@ def of_type(actions: tuple[Action, ...], kind: type) -> list[Any]:
 
 def test_every_phase_has_a_row_and_finished_phases_go_nowhere() -> None:
     assert set(TRANSITIONS) == set(Phase)
-    for phase in TERMINAL_PHASES:
+    for phase in TERMINAL_PHASES - {Phase.PROMOTED}:
         assert TRANSITIONS[phase] == frozenset()
+    # the one way out of a finished rollout: a blue-green switch back, while the old colour is warm
+    # (test_blue_green_switches_back_while_the_previous_version_is_warm)
+    assert TRANSITIONS[Phase.PROMOTED] == frozenset({Phase.ROLLED_BACK})
     for phase in LIVE_PHASES | {Phase.PAUSED, Phase.HALTED}:
         assert {Phase.PROMOTED, Phase.ROLLED_BACK} <= TRANSITIONS[phase]
 
@@ -290,7 +295,6 @@ def test_blue_green_warms_on_a_mirror_then_switches_and_keeps_the_old_warm() -> 
     [weights] = of_type(actions, SetWeights)
     assert weights.weights_bp == (("stable", 10_000), ("canary", 0))
     assert (weights.shadow_variant, weights.shadow_fraction) == ("canary", 1.0)
-    assert weights.keep_warm == ("canary",)
     table = routing_table(state)
     assert (table.shadow_variant, table.shadow_bp) == ("canary", 10_000)
 
@@ -298,12 +302,88 @@ def test_blue_green_warms_on_a_mirror_then_switches_and_keeps_the_old_warm() -> 
     assert state.phase is Phase.BAKING
     [weights] = of_type(actions, SetWeights)
     assert weights.weights_bp == (("stable", 0), ("canary", 10_000))
-    assert weights.keep_warm == ("stable",)
     assert weights.shadow_fraction == 0.0
+    # the baseline bakes loaded, as every variant of a live rollout: nothing retires yet
+    assert state.retiring == () and loaded_variants(spec, state, 30.0) == ("stable", "canary")
 
     state, actions = step(spec, state, snap(1200, 900), 71.0, policy)
     assert state.phase is Phase.PROMOTED
     assert of_type(actions, Promote) == [Promote("canary", ("stable",), 300.0)]
+    # the old colour stays loaded for keep_previous_warm_s after the switch, then goes
+    assert (state.retiring, state.retire_at) == (("stable",), 371.0)
+    assert state.is_previous_warm(370.9) and not state.is_previous_warm(371.0)
+    assert loaded_variants(spec, state, 370.9) == ("stable", "canary")
+    assert loaded_variants(spec, state, 371.0) == ("canary",)
+
+
+def _blue_green_promoted(keep_s: float = 300.0) -> tuple[DeploymentSpec, RolloutState]:
+    spec = make_spec(
+        type="blue_green",
+        warmup={"min_requests": 0, "min_duration_s": 0},
+        bake_s=0,
+        keep_previous_warm_s=keep_s,
+    )
+    state, _ = start(spec, initial_state(spec), {}, 0.0)
+    state, _ = promote(spec, state, 10.0, actor="alice", full=True)
+    assert state.phase is Phase.PROMOTED
+    return spec, state
+
+
+def test_blue_green_switches_back_while_the_previous_version_is_warm() -> None:
+    spec, state = _blue_green_promoted()
+    back, actions = rollback(spec, state, 309.0, actor="bob", reason="p99 doubled")
+    assert back.phase is Phase.ROLLED_BACK
+    assert of_type(actions, SetWeights) == [SetWeights((("stable", 10_000), ("canary", 0)))]
+    assert of_type(actions, Rollback) == [Rollback("stable", ("canary",))]
+    [event] = of_type(actions, RecordEvent)
+    assert (event.from_phase, event.to_phase, event.actor) == ("promoted", "rolled_back", "bob")
+    # the old colour serves again; the new one retires now
+    assert (back.retiring, back.retire_at) == (("canary",), 309.0)
+    assert loaded_variants(spec, back, 309.0) == ("stable",)
+    # and it is over: a rolled-back rollout does not move again
+    with pytest.raises(IllegalTransition):
+        promote(spec, back, 310.0, actor="bob")
+
+
+def test_after_the_warm_window_a_blue_green_promotion_is_final() -> None:
+    spec, state = _blue_green_promoted()
+    with pytest.raises(IllegalTransition) as info:
+        rollback(spec, state, 310.0, actor="bob")
+    assert info.value.hint is not None
+    assert "kept warm for a switch back until" in info.value.hint
+    assert "keep_previous_warm_s" in info.value.hint and "lockgate deploy SPEC --start" in info.value.hint
+    # inside the window only the way back is open, and the hint says so
+    with pytest.raises(IllegalTransition) as paused:
+        pause(spec, state, 20.0, actor="bob")
+    assert paused.value.hint == "from promoted it can move to: rolled_back."
+
+
+def test_strategies_without_a_warm_window_retire_the_old_version_at_once() -> None:
+    state, actions = promote(CANARY, initial_after_start(), 1.0, actor="dave")
+    assert of_type(actions, Promote) == [Promote("canary", ("stable",), 0.0)]
+    assert (state.retiring, state.retire_at) == (("stable",), 1.0)
+    assert not state.is_previous_warm(1.0)
+    assert loaded_variants(CANARY, state, 1.0) == ("canary",)
+    rolled, _ = rollback(CANARY, initial_after_start(), 2.0, actor="dave")
+    assert (rolled.retiring, rolled.retire_at) == (("canary",), 2.0)
+
+
+def test_serving_actions_rebuild_what_a_stored_state_serves() -> None:
+    """What a restarted shell (or another gateway) carries out: the same table, pause and retirement."""
+    state = initial_after_start()
+    [weights] = serving_actions(CANARY, state, 5.0)
+    assert isinstance(weights, SetWeights) and weights.table() == routing_table(state)
+    paused, _ = pause(CANARY, state, 5.0, actor="x", duration_s=30)
+    assert serving_actions(CANARY, paused, 6.0)[1:] == (Pause(35.0),)
+    spec, promoted = _blue_green_promoted()
+    assert serving_actions(spec, promoted, 110.0)[1:] == (Promote("canary", ("stable",), 200.0),)
+    assert serving_actions(spec, promoted, 400.0)[1:] == (Promote("canary", ("stable",), 0.0),)
+    back, _ = rollback(spec, promoted, 20.0, actor="bob")
+    assert serving_actions(spec, back, 21.0)[1:] == (Rollback("stable", ("canary",)),)
+    rolling = make_spec(type="rolling", replicas=4, batch_size=1, min_duration_s=10)
+    stepping, _ = start(rolling, initial_state(rolling), {}, 0.0)
+    [sized] = serving_actions(rolling, stepping, 1.0)
+    assert isinstance(sized, SetWeights) and sized.replicas == (("stable", 3), ("canary", 1))
 
 
 def test_blue_green_warmup_checks_reject_a_slow_candidate() -> None:
@@ -381,6 +461,13 @@ def test_state_round_trips_through_json() -> None:
     assert again.paused_from is Phase.STEPPING
     assert again.last_verdict == state.last_verdict
     assert again.stats_at_start["stable"].requests == 1000
+    _, promoted = _blue_green_promoted()
+    stored = RolloutState.from_dict(json.loads(json.dumps(promoted.to_dict())))
+    assert (stored.retiring, stored.retire_at) == (("stable",), 310.0)
+    assert stored == promoted
+    # a state stored before retirements were recorded reads as one that retires nothing
+    older = {k: v for k, v in promoted.to_dict().items() if k not in ("retiring", "retire_at")}
+    assert RolloutState.from_dict(older).retiring == ()
 
 
 def test_stats_since_treats_a_counter_reset_as_a_fresh_start() -> None:

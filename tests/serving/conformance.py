@@ -37,9 +37,9 @@ def gateway_config(**overrides: Any) -> ServeConfig:
 
 
 @contextmanager
-def embedded_gateway(tmp_path: Path) -> Iterator[Any]:
+def embedded_gateway(tmp_path: Path, **overrides: Any) -> Iterator[Any]:
     """The embedded backend: one process, every variant loaded in it."""
-    config = gateway_config()
+    config = gateway_config(**overrides)
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
     manager = build_deployments(config, store)
     handle = run_server_in_thread(build_app(config=config, deployments=manager))

@@ -102,13 +102,18 @@ def test_live_inputs_that_drift_show_in_the_status_and_raise_an_alert(
 
     url, received = receiver
     config = ServeConfig(
-        "", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True, alert_webhook=url
+        "",
+        admin_token=TOKEN,
+        tick_s=0.05,
+        follow_registry=False,
+        allow_unverified=True,
+        alert_webhook=url,
+        drift_sample_every=2,
     )
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
-    manager = build_deployments(config, store)
     train = pd.DataFrame(logged_model.features, columns=logged_model.columns)
-    manager.drift_reference = reference_from_frame(train, dataset="cancer-train@1", digest="d1")
-    manager.drift_sample_every = 2
+    reference = reference_from_frame(train, dataset="cancer-train@1", digest="d1")
+    manager = build_deployments(config, store, drift_reference=reference)
     handle = run_server_in_thread(build_app(config=config, deployments=manager))
     try:
         base = handle.url

@@ -65,12 +65,12 @@ def ray_serve_port() -> Iterator[int]:
 
 
 @contextmanager
-def ray_gateway(port: int, tmp_path: Path) -> Iterator[Any]:
+def ray_gateway(port: int, tmp_path: Path, **overrides: Any) -> Iterator[Any]:
     """The Ray Serve backend: lockgate's ingress application, its variants made on deploy."""
     from lockgate.serving.ray_serve import RayOptions, ingress_app, serve
 
     prefix = f"lockgate-{next(_prefixes)}"  # each test's variants get their own applications
-    config = gateway_config(port=port, store_url=f"sqlite:///{tmp_path / 'rollouts.db'}")
+    config = gateway_config(port=port, store_url=f"sqlite:///{tmp_path / 'rollouts.db'}", **overrides)
     serve.run(ingress_app(config, RayOptions(prefix=prefix)), name=prefix, route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -96,6 +96,26 @@ def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     port = request.getfixturevalue("ray_serve_port")
     with ray_gateway(port, tmp_path) as handle:
         yield handle
+
+
+@pytest.fixture(params=["embedded", "ray"])
+def retiring_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A gateway that unloads a variant 1 s after it lost its traffic (30 s by default)."""
+    if request.param == "embedded":
+        with embedded_gateway(tmp_path, retire_grace_s=1.0) as handle:
+            yield handle
+        return
+    port = request.getfixturevalue("ray_serve_port")
+    with ray_gateway(port, tmp_path, retire_grace_s=1.0) as handle:
+        yield handle
+
+
+def _until(check: Any, timeout_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return value
 
 
 def test_a_canary_steps_up_and_promotes(gateway: Any, models: dict[str, Path], logged_model: Any) -> None:
@@ -195,6 +215,54 @@ def test_blue_green_warms_switches_and_keeps_the_old_warm(
     assert [e["action"] for e in history_of(url, "bg")][-1] == "promote"
 
 
+def test_blue_green_keeps_the_old_colour_warm_and_switches_back_at_the_next_request(
+    retiring_gateway: Any, models: dict[str, Path], logged_model: Any
+) -> None:
+    """Every action on the serving side: weights, a timed pause, a promotion that keeps the previous
+    version loaded for keep_previous_warm_s, a switch back inside it that loads nothing, the new
+    version unloaded after it, and a switch back refused once the window is over."""
+    url = retiring_gateway.url
+    strategy = {
+        "type": "blue_green",
+        "warmup": {"shadow_fraction": 1.0, "min_requests": 20, "min_duration_s": 0},
+        "bake_s": 0,
+        "bake_min_requests": 20,
+        "keep_previous_warm_s": 600,
+    }
+    deploy(url, spec_for("bg", models, "weak", strategy))
+    loaded_at = status_of(url, "bg")["variants"]["stable"]["loaded_at"]
+    command(url, "bg", "start")
+    paused = command(url, "bg", "pause", duration_s=1).json()
+    assert paused["phase"] == "paused" and paused["paused_until"] > time.time()
+    assert paths_of(send(url, "bg", logged_model, 10)) == {"stable"}  # weights held
+    wait_for(url, "bg", {"warming"})  # a timed pause resumes by itself
+    promoted = wait_for(url, "bg", {"promoted"}, logged_model)
+    stable = promoted["variants"]["stable"]
+    assert stable["weight_percent"] == 0.0 and stable["loaded_at"] == loaded_at
+    assert stable["retire_at"] == pytest.approx(time.time() + 600, abs=60)  # warm for the window
+    assert paths_of(send(url, "bg", logged_model, 10)) == {"next"}
+
+    back = command(url, "bg", "rollback", reason="p99 doubled")
+    assert back.status_code == 200 and back.json()["phase"] == "rolled_back"
+    assert paths_of(send(url, "bg", logged_model, 20)) == {"stable"}  # at the next request
+    after = status_of(url, "bg")["variants"]
+    assert after["stable"]["loaded_at"] == loaded_at and after["stable"]["retire_at"] is None  # no load
+    assert [e["from_phase"] for e in history_of(url, "bg") if e["action"] == "rollback"] == ["promoted"]
+    # the new colour goes once it has had no traffic for the grace period
+    _until(lambda: status_of(url, "bg")["variants"]["next"]["loaded_at"] is None)
+    assert status_of(url, "bg")["variants"]["next"]["model_name"]  # still named in the status
+
+    # a window that is over: the promotion is final, and the previous version is unloaded
+    short = {**strategy, "keep_previous_warm_s": 0.5}
+    deploy(url, spec_for("bg2", models, "weak", short))
+    command(url, "bg2", "start")
+    assert command(url, "bg2", "promote").json()["phase"] == "promoted"
+    _until(lambda: status_of(url, "bg2")["variants"]["stable"]["loaded_at"] is None)
+    late = command(url, "bg2", "rollback")
+    assert late.status_code == 409 and "kept warm for a switch back" in late.json()["detail"]
+    assert paths_of(send(url, "bg2", logged_model, 10)[1::2]) == {"next"}  # /invocations is bg's
+
+
 def test_ab_split_is_sticky_per_routing_key(gateway: Any, models: dict[str, Path], logged_model: Any) -> None:
     url = gateway.url
     strategy = {"type": "ab", "split_percent": 50, "min_requests": 1_000_000}
@@ -288,3 +356,30 @@ def test_on_ray_each_variant_runs_the_replicas_its_spec_asks_for(
         command(url, "sized", "start")
         answers = send(url, "sized", logged_model, 20)
         assert all(r.status_code == 200 for r in answers) and paths_of(answers) == {"next"}
+
+
+def test_on_ray_a_rolling_rollout_resizes_each_variant_batch_by_batch(
+    ray_serve_port: int, tmp_path: Path, models: dict[str, Path], logged_model: Any
+) -> None:
+    from lockgate.serving.ray_serve import serve
+
+    def running() -> dict[str, int]:
+        apps = serve.status().applications
+        return {
+            name.rsplit(".", 1)[1]: app.deployments["variant"].replica_states.get("RUNNING", 0)
+            for name, app in apps.items()
+            if name.endswith((".rolled.stable", ".rolled.next")) and "variant" in app.deployments
+        }
+
+    with ray_gateway(ray_serve_port, tmp_path, retire_grace_s=1.0) as gateway:
+        url = gateway.url
+        strategy = {"type": "rolling", "replicas": 4, "batch_size": 2, "min_requests": 1_000_000}
+        spec = {**spec_for("rolled", models, "weak", strategy), "scaling": {"next": {"num_cpus": 0.1}}}
+        deploy(url, spec)
+        assert running() == {"stable": 1, "next": 1}
+        command(url, "rolled", "start")
+        _until(lambda: running() == {"stable": 2, "next": 2})  # the first batch: 2 of 4 replaced
+        assert all(r.status_code == 200 for r in send(url, "rolled", logged_model, 20))
+        command(url, "rolled", "promote")
+        # the spec's own scaling again for the new version; the old one is unloaded
+        _until(lambda: running() == {"next": 1})

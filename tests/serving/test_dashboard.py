@@ -41,12 +41,13 @@ def gateway(tmp_path: Path, logged_model: Any) -> Iterator[Any]:
 
     from lockgate.monitor.reference import reference_from_frame
 
-    config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True)
+    config = ServeConfig(
+        "", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True, drift_sample_every=1
+    )
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
-    manager = build_deployments(config, store)
     train = pd.DataFrame(logged_model.features, columns=logged_model.columns)
-    manager.drift_reference = reference_from_frame(train, dataset="cancer-train@1", digest="d1")
-    manager.drift_sample_every = 1
+    reference = reference_from_frame(train, dataset="cancer-train@1", digest="d1")
+    manager = build_deployments(config, store, drift_reference=reference)
     handle = run_server_in_thread(build_app(config=config, deployments=manager))
     yield handle
     handle.stop()

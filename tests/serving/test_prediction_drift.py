@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lockgate.monitor.hooks import monitor_hooks
 from lockgate.monitor.reference import reference_from_frame
 from lockgate.rollout.policy import policy_for
 from lockgate.rollout.sqlstore import SqlStore
@@ -72,9 +73,11 @@ def _server(tmp_path: Path, train: pd.DataFrame, **extra: Any) -> Iterator[Any]:
         load=_loader,
         policy_for=policy_for,
         tick_s=0.05,
-        drift_reference=reference_from_frame(train, dataset="train@1", digest="d1"),
-        drift_sample_every=1,
-        **extra,
+        hooks=monitor_hooks(
+            drift_reference=reference_from_frame(train, dataset="train@1", digest="d1"),
+            drift_sample_every=1,
+            **extra,
+        ),
     )
     handle = run_server_in_thread(build_app(config=config, deployments=manager))
     yield handle
