@@ -364,15 +364,20 @@ class SpecFile(_Schema):
             return {**value, "policy": "sequential"}
         return value
 
-    @model_validator(mode="after")
-    def _variants_fit(self) -> Self:
-        names = sorted(self.variants)
-        if len(names) < 2:
+    @validates("variants")
+    @classmethod
+    def _two_or_more(cls, value: dict[str, str]) -> dict[str, str]:
+        # a field check, so it is reported with the other keys' problems, not after they are fixed
+        if len(value) < 2:
             raise problem(
                 "must name at least two variants",
                 fix="add the baseline and the candidate, e.g. {stable: models:/m/1, canary: models:/m/2}",
-                at=("variants",),
             )
+        return value
+
+    @model_validator(mode="after")
+    def _variants_fit(self) -> Self:
+        names = sorted(self.variants)
         for key, value in (("baseline", self.baseline), ("candidate", self.candidate)):
             if value not in self.variants:
                 raise problem(f"'{value}' is not a variant", fix=f"use one of {', '.join(names)}", at=(key,))
