@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -335,15 +335,13 @@ class ServingApp:
         except _DisconnectedError:
             return
         except LockgateError as exc:
-            response = self._respond_error(exc, request_id)
+            response = self._respond_error(exc, request_id, scope["path"])
         # the one place a bug becomes a response: logged with its traceback, answered 500
         except Exception as exc:  # noqa: BLE001
-            response = self._respond_error(exc, request_id)
-        headers = [
-            (b"content-type", response.content_type),
-            (b"content-length", str(len(response.body)).encode()),
-            (b"x-request-id", request_id),
-        ]
+            response = self._respond_error(exc, request_id, scope["path"])
+        headers = [(b"content-type", response.content_type), (b"x-request-id", request_id)]
+        if response.stream is None:
+            headers.append((b"content-length", str(len(response.body)).encode()))
         variant = exchange.variant
         if variant is not None:
             headers.append((b"x-model-name", variant.model_name.encode()))
@@ -359,7 +357,10 @@ class ServingApp:
         if response.extra_headers:
             headers.extend(response.extra_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        if response.stream is None:
+            await send({"type": "http.response.body", "body": response.body})
+        else:
+            await self._send_stream(response.stream, send, request_id, scope["path"])
         if variant is not None or self.access_log is not None:
             record_exchange(self, exchange, response.status, started)
 
@@ -409,7 +410,25 @@ class ServingApp:
                 "(a guard against DNS rebinding); start it with --host to serve other names",
             )
 
-    def _respond_error(self, exc: Exception, request_id: bytes) -> Response:
+    async def _send_stream(
+        self, stream: AsyncIterator[bytes], send: Send, request_id: bytes, path: str
+    ) -> None:
+        """Send a streamed body as it comes; an error after the status was sent becomes a last
+        server-sent event with the error's body (the status cannot change any more)."""
+        try:
+            async for part in stream:
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+        # the same one place: an error of a stream already started is answered as an event
+        except Exception as exc:  # noqa: BLE001
+            error = self._respond_error(exc, request_id, path)
+            await send(
+                {"type": "http.response.body", "body": b"data: " + error.body + b"\n\n", "more_body": True}
+            )
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        await send({"type": "http.response.body", "body": b""})
+
+    def _respond_error(self, exc: Exception, request_id: bytes, path: str = "") -> Response:
         if isinstance(exc, LockgateError):
             error = exc
         else:
@@ -427,7 +446,8 @@ class ServingApp:
             else None
         )
         headers = ((b"allow", allow.encode()),) if allow else ()
-        return Response(error.http_status, orjson.dumps(error.to_dict()), JSON, retry, headers)
+        body = error.to_openai_dict() if path.startswith("/v1/") else error.to_dict()
+        return Response(error.http_status, orjson.dumps(body), JSON, retry, headers)
 
     async def read_body(self, receive: Receive, content_length: bytes | None) -> bytes:
         """The request body, up to ``max_body_bytes`` (413 beyond it, before reading it all)."""

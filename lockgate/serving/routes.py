@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from lockgate.rollout.runner import COMMANDS
-from lockgate.serving import admin, inference, status
+from lockgate.serving import admin, completions, inference, status
 from lockgate.serving.dispatch import Auth, Endpoint
 from lockgate.serving.feedback import feedback
 from lockgate.serving.schemas import (
@@ -218,6 +218,54 @@ _INFERENCE: list[Endpoint] = [
     ),
 ]
 
+_GENERATED = {
+    "description": (
+        "The answer as JSON, or with stream true, server-sent events: data: {chunk} per piece "
+        "of text, then data: [DONE]."
+    ),
+    "content": {**_ANY_JSON, "text/event-stream": {"schema": {"type": "string"}}},
+    "headers": MODEL_HEADERS,
+}
+_OPENAI_ERRORS = {
+    "400": error("Malformed JSON, a model that does not generate text, or a prompt over the context."),
+    "404": error("No such model."),
+    "413": ERRORS["413"],
+    "415": ERRORS["415"],
+    "422": error("A field of the body is wrong (max_tokens, stop, messages, ...); param names it."),
+    "503": ERRORS["503"],
+}
+
+_GENERATION: list[Endpoint] = [
+    Endpoint(
+        "POST",
+        "/v1/completions",
+        completions.completions,
+        summary="Continue a prompt (OpenAI-compatible, a generative model)",
+        operation_id="completions",
+        description=(
+            "Fields read: model, prompt, max_tokens, temperature (0: greedy), top_p, stop, seed, "
+            "stream, stream_options.include_usage. Errors are OpenAI's shape."
+        ),
+        parameters=(ROUTING_KEY,),
+        request=_ANY_JSON,
+        responses={"200": _GENERATED, **_OPENAI_ERRORS},
+    ),
+    Endpoint(
+        "POST",
+        "/v1/chat/completions",
+        completions.chat_completions,
+        summary="Answer a conversation (OpenAI-compatible, a generative model)",
+        operation_id="chatCompletions",
+        description=(
+            "As /v1/completions with messages instead of prompt; the tokenizer's chat template "
+            "makes the prompt, or lockgate's plain one (role: content lines, then assistant:)."
+        ),
+        parameters=(ROUTING_KEY,),
+        request=_ANY_JSON,
+        responses={"200": _GENERATED, **_OPENAI_ERRORS},
+    ),
+]
+
 _DEPLOYMENT = "/admin/deployments/{deployment}"
 
 _ADMIN: list[Endpoint] = [
@@ -346,5 +394,5 @@ _DOCUMENT = Endpoint(
     responses={"200": {"description": "OpenAPI document.", "content": _ANY_JSON}},
 )
 
-ROUTES: tuple[Endpoint, ...] = (*_INFERENCE, *_ADMIN, _DOCUMENT)
+ROUTES: tuple[Endpoint, ...] = (*_INFERENCE, *_GENERATION, *_ADMIN, _DOCUMENT)
 """Every endpoint of the model server."""
