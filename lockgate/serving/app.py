@@ -360,7 +360,7 @@ class ServingApp:
         if response.stream is None:
             await send({"type": "http.response.body", "body": response.body})
         else:
-            await self._send_stream(response.stream, send, request_id, scope["path"])
+            await self._send_stream(response.stream, exchange, send)
         if variant is not None or self.access_log is not None:
             record_exchange(self, exchange, response.status, started)
 
@@ -410,21 +410,23 @@ class ServingApp:
                 "(a guard against DNS rebinding); start it with --host to serve other names",
             )
 
-    async def _send_stream(
-        self, stream: AsyncIterator[bytes], send: Send, request_id: bytes, path: str
-    ) -> None:
-        """Send a streamed body as it comes; an error after the status was sent becomes a last
-        server-sent event with the error's body (the status cannot change any more)."""
+    async def _send_stream(self, stream: AsyncIterator[bytes], exchange: Exchange, send: Send) -> None:
+        """Send a streamed body as it comes, and stop it (closing the iterator: a generation
+        frees its slot) once the client has gone. An error after the status was sent becomes a
+        last server-sent event with the error's body (the status cannot change any more)."""
+        gone = asyncio.ensure_future(exchange.receive())  # http.disconnect, at the end
         try:
             async for part in stream:
+                if gone.done():
+                    return
                 await send({"type": "http.response.body", "body": part, "more_body": True})
         # the same one place: an error of a stream already started is answered as an event
         except Exception as exc:  # noqa: BLE001
-            error = self._respond_error(exc, request_id, path)
-            await send(
-                {"type": "http.response.body", "body": b"data: " + error.body + b"\n\n", "more_body": True}
-            )
+            error = self._respond_error(exc, exchange.request_id, exchange.scope["path"])
+            event = b"data: " + error.body + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": True})
         finally:
+            gone.cancel()
             await stream.aclose()  # type: ignore[attr-defined]
         await send({"type": "http.response.body", "body": b""})
 

@@ -172,3 +172,26 @@ def test_the_endpoints_are_in_the_openapi_document(server: ServerHandle) -> None
     paths = httpx.get(server.url + "/openapi.json").json()["paths"]
     assert "post" in paths["/v1/completions"]
     assert "post" in paths["/v1/chat/completions"]
+
+
+def test_a_client_that_goes_away_frees_its_slot(server: ServerHandle) -> None:
+    """The model thread is held until the client has closed the stream: at the next step its
+    sequence leaves the batch instead of decoding all of its tokens."""
+    scheduler = _predictor(server).scheduler
+    before = scheduler.stats.tokens
+    release = threading.Event()
+    blocker = scheduler._executor.submit(release.wait)
+    body = {"model": "tiny", "prompt": "lockgate", "max_tokens": 100, "temperature": 0, "stream": True}
+    try:
+        with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=60) as answer:
+            assert answer.status_code == 200  # the status is sent before the first token
+        release.wait(0.5)  # time for the server to read the close (a wait, not an assertion)
+    finally:
+        release.set()
+        blocker.result()
+    for _ in range(600):
+        if not scheduler.active:
+            break
+        threading.Event().wait(0.05)
+    assert scheduler.active == 0
+    assert scheduler.stats.tokens - before < 100
