@@ -1,4 +1,5 @@
-"""OpenAI-compatible text generation: ``POST /v1/completions`` and ``POST /v1/chat/completions``.
+"""Text generation over HTTP: OpenAI's ``POST /v1/completions`` and ``/v1/chat/completions``,
+and the Open Inference Protocol's ``POST /v2/models/{name}/generate`` and ``.../generate_stream``.
 
 The body's ``model`` is routed like any inference request (a deployment's choice, or the model
 of that name); the model must be generative (:class:`~lockgate.llm.runtime.GenerativePredictor`).
@@ -7,6 +8,10 @@ request joins the model's running batch. With ``stream: true`` the answer is ser
 one ``data: {...}`` chunk per piece of text, then ``data: [DONE]``; ``stream_options:
 {"include_usage": true}`` adds a last chunk with the usage. Errors are OpenAI's shape,
 ``{"error": {"message", "type", "code"}}``, with the status of lockgate's error class.
+
+The protocol's generate extension takes ``{"text_input": ..., "parameters": {...}}`` (the same
+sampling fields) and answers ``{"model_name", "model_version", "text_output", "details"}``;
+``generate_stream`` sends one such event per piece of text.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
     from lockgate.llm.scheduler import Chunk
     from lockgate.serving.app import ServingApp
 
-__all__ = ["chat_completions", "completions", "sse_event"]
+__all__ = ["chat_completions", "completions", "generate", "generate_stream", "sse_event"]
 
 _EVENT_STREAM = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
@@ -58,6 +63,10 @@ def _generative(app: ServingApp, exchange: Exchange, body: Mapping[str, Any]) ->
             hint=f"models served: {sorted(app.variants) or 'none yet'}",
             detail={"field": "model"},
         )
+    return _generative_named(app, exchange, name)
+
+
+def _generative_named(app: ServingApp, exchange: Exchange, name: str) -> GenerativePredictor:
     variant, exchange.deployment, exchange.shadow, exchange.unit = choose_variant(
         app, name, exchange.scope, exchange.routing_key
     )
@@ -181,3 +190,56 @@ async def _stream(
     if include_usage and usage is not None:
         yield sse_event({**head, "choices": [], "usage": usage.to_dict()})
     yield _DONE
+
+
+async def generate(app: ServingApp, exchange: Exchange) -> Response:
+    """``POST /v2/models/{name}/generate``: the protocol's generate extension, one answer."""
+    return await _generate(app, exchange, is_stream=False)
+
+
+async def generate_stream(app: ServingApp, exchange: Exchange) -> Response:
+    """``POST /v2/models/{name}/generate_stream``: the same, as server-sent events."""
+    return await _generate(app, exchange, is_stream=True)
+
+
+async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> Response:
+    body = _body(exchange)
+    predictor = _generative_named(app, exchange, exchange.params["name"])
+    text_input = body.get("text_input")
+    if not isinstance(text_input, str):
+        raise ValidationError(
+            "'text_input' must be a string",
+            hint='e.g. {"text_input": "Hello"}',
+            detail={"field": "text_input"},
+        )
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ValidationError("'parameters' must be an object", detail={"field": "parameters"})
+    params = parse_sampling(parameters, max_context=predictor.context)
+    prompt_ids = predictor.encode(text_input)
+    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    variant = exchange.variant
+    assert variant is not None
+    head = {"model_name": variant.model_name, "model_version": variant.model_version}
+    chunks = predictor.generate(prompt_ids, params)
+    if is_stream:
+        return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
+    text, last = await _collect(chunks)
+    return Response(200, orjson.dumps({**head, "text_output": text, "details": _details(last)}))
+
+
+def _details(chunk: Chunk) -> dict[str, Any]:
+    usage = chunk.usage.to_dict() if chunk.usage is not None else None
+    return {"finish_reason": chunk.finish_reason, "usage": usage}
+
+
+async def _generate_events(head: dict[str, Any], chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            if chunk.finish_reason is None:
+                if chunk.text:
+                    yield sse_event({**head, "text_output": chunk.text})
+            else:
+                yield sse_event({**head, "text_output": chunk.text, "details": _details(chunk)})
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]

@@ -266,6 +266,38 @@ _GENERATION: list[Endpoint] = [
     ),
 ]
 
+_GENERATE_DESCRIPTION = (
+    "The protocol's generate extension, for a generative model: text_input and parameters "
+    "(max_tokens, temperature, top_p, stop, seed) in; model_name, model_version, text_output and "
+    "details (finish_reason, usage) out."
+)
+_GENERATE = Endpoint(
+    "POST",
+    "/v2/models/{name}/generate",
+    completions.generate,
+    summary="Generate text (Open Inference Protocol generate extension)",
+    operation_id="generate",
+    description=_GENERATE_DESCRIPTION,
+    parameters=(ROUTING_KEY,),
+    request=_ANY_JSON,
+    responses={"200": {"description": "The generated text.", "content": _ANY_JSON}, **ERRORS},
+)
+_GENERATE_STREAM = dataclasses.replace(
+    _GENERATE,
+    path="/v2/models/{name}/generate_stream",
+    handler=completions.generate_stream,
+    summary="Generate text as server-sent events (Open Inference Protocol generate extension)",
+    operation_id="generateStream",
+    responses={
+        "200": {
+            "description": "One data: event per piece of text; the last one has details.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **ERRORS,
+    },
+)
+_GENERATION.extend(_model(_GENERATE, _GENERATE_STREAM))
+
 _DEPLOYMENT = "/admin/deployments/{deployment}"
 
 _ADMIN: list[Endpoint] = [

@@ -195,3 +195,25 @@ def test_a_client_that_goes_away_frees_its_slot(server: ServerHandle) -> None:
         threading.Event().wait(0.05)
     assert scheduler.active == 0
     assert scheduler.stats.tokens - before < 100
+
+
+def test_the_protocol_generate_extension(server: ServerHandle) -> None:
+    body = {"text_input": "The server", "parameters": {"max_tokens": 10, "temperature": 0}}
+    whole = _post(server, "/v2/models/tiny/generate", body)
+    assert whole.status_code == 200, whole.text
+    document = whole.json()
+    assert document["model_name"] == "tiny"
+    assert document["details"]["finish_reason"] == "length"
+    assert document["details"]["usage"]["completion_tokens"] == 10
+    completion = _post(
+        server,
+        "/v1/completions",
+        {"model": "tiny", "prompt": "The server", "max_tokens": 10, "temperature": 0},
+    )
+    assert document["text_output"] == completion.json()["choices"][0]["text"]
+    events = _events(_post(server, "/v2/models/tiny/versions/1/generate_stream", body))
+    assert "".join(e["text_output"] for e in events) == document["text_output"]
+    assert events[-1]["details"]["finish_reason"] == "length"
+    bad = _post(server, "/v2/models/tiny/generate", {"parameters": {}})
+    assert bad.status_code == 422
+    assert bad.json()["context"] == {"field": "text_input"}
