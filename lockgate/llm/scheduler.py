@@ -30,6 +30,10 @@ __all__ = ["Chunk", "DecodeScheduler", "DecodeStats"]
 _DEFAULT_MAX_BATCH = 16
 
 
+def _model_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockgate-decode")
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Text a request produced since its last chunk; the last one has ``finish_reason`` and
@@ -72,7 +76,7 @@ class DecodeScheduler:
         self._running: list[_Sequence] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockgate-decode")
+        self._executor = _model_thread()
 
     @property
     def active(self) -> int:
@@ -122,6 +126,7 @@ class DecodeScheduler:
                 await self._task
             self._task = None
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = _model_thread()  # started on first use: the scheduler may start again
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
