@@ -226,13 +226,45 @@ _GENERATED = {
     "content": {**_ANY_JSON, "text/event-stream": {"schema": {"type": "string"}}},
     "headers": MODEL_HEADERS,
 }
+_OPENAI_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["message", "type", "code"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "param": {"description": "The field at fault, or null."},
+                        "code": {"type": "integer"},
+                    },
+                }
+            },
+        }
+    }
+}
+
+
+def _openai_error(description: str) -> dict[str, object]:
+    """An error answer of a /v1/ endpoint: OpenAI's shape, which its clients read."""
+    return {"description": description, "content": _OPENAI_ERROR_BODY}
+
+
 _OPENAI_ERRORS = {
-    "400": error("Malformed JSON, a model that does not generate text, or a prompt over the context."),
-    "404": error("No such model."),
-    "413": ERRORS["413"],
-    "415": ERRORS["415"],
-    "422": error("A field of the body is wrong (max_tokens, stop, messages, ...); param names it."),
-    "503": ERRORS["503"],
+    "400": _openai_error(
+        "Malformed JSON, a model that does not generate text, or a prompt over the context."
+    ),
+    "404": _openai_error("No such model."),
+    "413": _openai_error("Body over the size limit."),
+    "415": _openai_error("Unsupported content type."),
+    "422": _openai_error("A field of the body is wrong (max_tokens, stop, messages, ...); param names it."),
+    "503": {
+        **_openai_error("Model loading; retry after the Retry-After delay."),
+        "headers": ERRORS["503"]["headers"],
+    },
 }
 
 _GENERATION: list[Endpoint] = [
