@@ -23,11 +23,13 @@ __all__ = ["CausalModel"]
 
 
 class CausalModel:
-    """The model and tokenizer of one folder; ``load`` reads them (safetensors only: no pickle
+    """The model of one folder and its tokenizer (the same folder unless ``tokenizer_path``, as in
+    an MLflow ``transformers`` model); ``load`` reads them (safetensors only: no pickle
     is ever unpickled), ``step`` is called from one thread at a time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, tokenizer_path: Path | None = None) -> None:
         self.path = path
+        self.tokenizer_path = tokenizer_path or path
         self.tokenizer: Any = None
         self.model: Any = None
         self.context = 0
@@ -41,7 +43,7 @@ class CausalModel:
                 f"'{self.path}' has no safetensors weights; lockgate does not unpickle model files",
                 hint="save the model with save_pretrained(..., safe_serialization=True)",
             )
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(
             self.path, local_files_only=True, use_safetensors=True
         )

@@ -2,7 +2,8 @@
 :class:`~lockgate.serving.predictor.Predictor` protocol, generating through the
 :class:`~lockgate.llm.scheduler.DecodeScheduler`.
 
-``lockgate serve FOLDER`` picks it for a ``save_pretrained`` folder of a causal language model.
+``lockgate serve FOLDER`` picks it for a ``save_pretrained`` folder of a causal language model,
+or an MLflow ``transformers`` model of one (:func:`~lockgate.llm.folder.mlflow_transformers_parts`).
 The OpenAI-compatible endpoints (:mod:`lockgate.serving.completions`) call :meth:`generate`; the
 tensor endpoints (``/invocations``, ``/v2/.../infer``) do not apply to it and say so.
 """
@@ -30,12 +31,12 @@ class GenerativePredictor:
     is_table_output = False
     is_generative = True
 
-    def __init__(self, path: Path, *, max_batch_size: int = 16) -> None:
+    def __init__(self, path: Path, *, tokenizer_path: Path | None = None, max_batch_size: int = 16) -> None:
         self.path = path
         self.max_batch_size = max_batch_size
         self.signature = Signature("any")
         self.primary_output: str | None = None
-        self.model = CausalModel(path)
+        self.model = CausalModel(path, tokenizer_path=tokenizer_path)
         self.scheduler = DecodeScheduler(self.model, max_batch_size=max_batch_size)
 
     @property

@@ -472,6 +472,14 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
             return TorchPredictor(path)
         if "sentence_transformers" in flavors:
             return SentenceEncoderPredictor(path)
+        if "transformers" in flavors:
+            from lockgate.llm.folder import mlflow_transformers_parts
+
+            parts = mlflow_transformers_parts(path, flavors["transformers"])
+            if parts is not None:
+                from lockgate.llm.runtime import GenerativePredictor
+
+                return GenerativePredictor(parts[0], tokenizer_path=parts[1])
         if "python_function" in flavors:
             return PyfuncPredictor(path)
         raise UserError(

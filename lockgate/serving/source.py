@@ -194,6 +194,12 @@ def unsafe_format(path: Path) -> str | None:
         return None
     if _SAFE_FLAVOURS & set(flavors):
         return None
+    transformers = flavors.get("transformers")
+    if isinstance(transformers, dict):
+        from lockgate.llm.folder import mlflow_transformers_parts
+
+        if mlflow_transformers_parts(path, transformers) is not None:
+            return None  # a causal LM in safetensors, loaded without code from the folder
     pyfunc = flavors.get("python_function") or {}
     what = pyfunc.get("python_model") or (sklearn or {}).get("pickled_model") or "a pickle"
     named = sorted(set(flavors) - {"python_function"}) or ["python_function"]
