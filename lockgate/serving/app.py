@@ -340,8 +340,8 @@ class ServingApp:
         except Exception as exc:  # noqa: BLE001
             response = self._respond_error(exc, request_id, scope["path"])
         headers = [(b"content-type", response.content_type), (b"x-request-id", request_id)]
-        if response.stream is None:
-            headers.append((b"content-length", str(len(response.body)).encode()))
+        if response.stream is None:  # a stream's length is not known: chunked
+            headers.insert(1, (b"content-length", str(len(response.body)).encode()))
         variant = exchange.variant
         if variant is not None:
             headers.append((b"x-model-name", variant.model_name.encode()))
