@@ -74,6 +74,12 @@ class LockgateError(Exception):
             body["context"] = self.detail
         return body
 
+    def to_openai_dict(self) -> dict[str, Any]:
+        """The same error in the shape OpenAI-compatible clients read (the ``/v1/`` endpoints):
+        ``{"error": {"message", "type", "param", "code"}}``."""
+        param = self.detail.get("field") if isinstance(self.detail, dict) else None
+        return {"error": {"message": str(self), "type": self.kind, "param": param, "code": self.http_status}}
+
 
 class UserError(LockgateError):
     """Bad input from a user: a 4xx on the API, exit code 2 on the CLI."""

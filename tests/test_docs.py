@@ -29,6 +29,7 @@ DOCS = [
     "scale-out.md",
     "security.md",
     "team.md",
+    "llm.md",
 ]
 RUN_IN_FULL = {"plan", "plan-test", "simulate", "runbook", "checklist"}
 

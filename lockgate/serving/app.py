@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -337,15 +337,13 @@ class ServingApp:
         except _DisconnectedError:
             return
         except LockgateError as exc:
-            response = self._respond_error(exc, request_id)
+            response = self._respond_error(exc, request_id, scope["path"])
         # the one place a bug becomes a response: logged with its traceback, answered 500
         except Exception as exc:  # noqa: BLE001
-            response = self._respond_error(exc, request_id)
-        headers = [
-            (b"content-type", response.content_type),
-            (b"content-length", str(len(response.body)).encode()),
-            (b"x-request-id", request_id),
-        ]
+            response = self._respond_error(exc, request_id, scope["path"])
+        headers = [(b"content-type", response.content_type), (b"x-request-id", request_id)]
+        if response.stream is None:  # a stream's length is not known: chunked
+            headers.insert(1, (b"content-length", str(len(response.body)).encode()))
         variant = exchange.variant
         if variant is not None:
             headers.append((b"x-model-name", variant.model_name.encode()))
@@ -361,7 +359,10 @@ class ServingApp:
         if response.extra_headers:
             headers.extend(response.extra_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        if response.stream is None:
+            await send({"type": "http.response.body", "body": response.body})
+        else:
+            await self._send_stream(response.stream, exchange, send)
         if variant is not None or self.access_log is not None:
             record_exchange(self, exchange, response.status, started)
 
@@ -411,7 +412,27 @@ class ServingApp:
                 "(a guard against DNS rebinding); start it with --host to serve other names",
             )
 
-    def _respond_error(self, exc: Exception, request_id: bytes) -> Response:
+    async def _send_stream(self, stream: AsyncIterator[bytes], exchange: Exchange, send: Send) -> None:
+        """Send a streamed body as it comes, and stop it (closing the iterator: a generation
+        frees its slot) once the client has gone. An error after the status was sent becomes a
+        last server-sent event with the error's body (the status cannot change any more)."""
+        gone = asyncio.ensure_future(exchange.receive())  # http.disconnect, at the end
+        try:
+            async for part in stream:
+                if gone.done():
+                    return
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+        # the same one place: an error of a stream already started is answered as an event
+        except Exception as exc:  # noqa: BLE001
+            error = self._respond_error(exc, exchange.request_id, exchange.scope["path"])
+            event = b"data: " + error.body + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        finally:
+            gone.cancel()
+            await stream.aclose()  # type: ignore[attr-defined]
+        await send({"type": "http.response.body", "body": b""})
+
+    def _respond_error(self, exc: Exception, request_id: bytes, path: str = "") -> Response:
         if isinstance(exc, LockgateError):
             error = exc
         else:
@@ -429,7 +450,8 @@ class ServingApp:
             else None
         )
         headers = ((b"allow", allow.encode()),) if allow else ()
-        return Response(error.http_status, orjson.dumps(error.to_dict()), JSON, retry, headers)
+        body = error.to_openai_dict() if path.startswith("/v1/") else error.to_dict()
+        return Response(error.http_status, orjson.dumps(body), JSON, retry, headers)
 
     async def read_body(self, receive: Receive, content_length: bytes | None) -> bytes:
         """The request body, up to ``max_body_bytes`` (413 beyond it, before reading it all)."""

@@ -11,7 +11,7 @@ access log line: none of that delays the answer.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,13 +46,15 @@ _NO_PARAMS: dict[str, str] = {}
 
 @dataclass
 class Response:
-    """What a handler answers; the app adds the common headers and sends it."""
+    """What a handler answers; the app adds the common headers and sends it. With ``stream``
+    the body is sent as that iterator yields it (server-sent events), not ``body``."""
 
     status: int
     body: bytes
     content_type: bytes = JSON
     retry_after_s: float | None = None
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+    stream: AsyncIterator[bytes] | None = None
 
 
 class Exchange:

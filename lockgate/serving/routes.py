@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from lockgate.rollout.runner import COMMANDS
-from lockgate.serving import admin, inference, status
+from lockgate.serving import admin, completions, inference, status
 from lockgate.serving.dispatch import Auth, Endpoint
 from lockgate.serving.feedback import feedback
 from lockgate.serving.schemas import (
@@ -218,6 +218,118 @@ _INFERENCE: list[Endpoint] = [
     ),
 ]
 
+_GENERATED = {
+    "description": (
+        "The answer as JSON, or with stream true, server-sent events: data: {chunk} per piece "
+        "of text, then data: [DONE]."
+    ),
+    "content": {**_ANY_JSON, "text/event-stream": {"schema": {"type": "string"}}},
+    "headers": MODEL_HEADERS,
+}
+_OPENAI_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["message", "type", "code"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "param": {"description": "The field at fault, or null."},
+                        "code": {"type": "integer"},
+                    },
+                }
+            },
+        }
+    }
+}
+
+
+def _openai_error(description: str) -> dict[str, object]:
+    """An error answer of a /v1/ endpoint: OpenAI's shape, which its clients read."""
+    return {"description": description, "content": _OPENAI_ERROR_BODY}
+
+
+_OPENAI_ERRORS = {
+    "400": _openai_error(
+        "Malformed JSON, a model that does not generate text, or a prompt over the context."
+    ),
+    "404": _openai_error("No such model."),
+    "413": _openai_error("Body over the size limit."),
+    "415": _openai_error("Unsupported content type."),
+    "422": _openai_error("A field of the body is wrong (max_tokens, stop, messages, ...); param names it."),
+    "503": {
+        **_openai_error("Model loading; retry after the Retry-After delay."),
+        "headers": ERRORS["503"]["headers"],
+    },
+}
+
+_GENERATION: list[Endpoint] = [
+    Endpoint(
+        "POST",
+        "/v1/completions",
+        completions.completions,
+        summary="Continue a prompt (OpenAI-compatible, a generative model)",
+        operation_id="completions",
+        description=(
+            "Fields read: model, prompt, max_tokens, temperature (0: greedy), top_p, stop, seed, "
+            "stream, stream_options.include_usage. Errors are OpenAI's shape."
+        ),
+        parameters=(ROUTING_KEY,),
+        request=_ANY_JSON,
+        responses={"200": _GENERATED, **_OPENAI_ERRORS},
+    ),
+    Endpoint(
+        "POST",
+        "/v1/chat/completions",
+        completions.chat_completions,
+        summary="Answer a conversation (OpenAI-compatible, a generative model)",
+        operation_id="chatCompletions",
+        description=(
+            "As /v1/completions with messages instead of prompt; the tokenizer's chat template "
+            "makes the prompt, or lockgate's plain one (role: content lines, then assistant:)."
+        ),
+        parameters=(ROUTING_KEY,),
+        request=_ANY_JSON,
+        responses={"200": _GENERATED, **_OPENAI_ERRORS},
+    ),
+]
+
+_GENERATE_DESCRIPTION = (
+    "The protocol's generate extension, for a generative model: text_input and parameters "
+    "(max_tokens, temperature, top_p, stop, seed) in; model_name, model_version, text_output and "
+    "details (finish_reason, usage) out."
+)
+_GENERATE = Endpoint(
+    "POST",
+    "/v2/models/{name}/generate",
+    completions.generate,
+    summary="Generate text (Open Inference Protocol generate extension)",
+    operation_id="generate",
+    description=_GENERATE_DESCRIPTION,
+    parameters=(ROUTING_KEY,),
+    request=_ANY_JSON,
+    responses={"200": {"description": "The generated text.", "content": _ANY_JSON}, **ERRORS},
+)
+_GENERATE_STREAM = dataclasses.replace(
+    _GENERATE,
+    path="/v2/models/{name}/generate_stream",
+    handler=completions.generate_stream,
+    summary="Generate text as server-sent events (Open Inference Protocol generate extension)",
+    operation_id="generateStream",
+    responses={
+        "200": {
+            "description": "One data: event per piece of text; the last one has details.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **ERRORS,
+    },
+)
+_GENERATION.extend(_model(_GENERATE, _GENERATE_STREAM))
+
 _DEPLOYMENT = "/admin/deployments/{deployment}"
 
 _ADMIN: list[Endpoint] = [
@@ -346,5 +458,5 @@ _DOCUMENT = Endpoint(
     responses={"200": {"description": "OpenAPI document.", "content": _ANY_JSON}},
 )
 
-ROUTES: tuple[Endpoint, ...] = (*_INFERENCE, *_ADMIN, _DOCUMENT)
+ROUTES: tuple[Endpoint, ...] = (*_INFERENCE, *_GENERATION, *_ADMIN, _DOCUMENT)
 """Every endpoint of the model server."""

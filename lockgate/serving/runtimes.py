@@ -441,7 +441,8 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
     """Choose (without loading) the runtime for what ``path`` holds.
 
     A ``.onnx`` file → ONNX Runtime; a ``.pt``/``.pth`` file → TorchScript; a sentence-transformers
-    folder → the encoder; an MLflow model folder → by flavour (``onnx``, ``sklearn``, ``pytorch``,
+    folder → the encoder; a ``save_pretrained`` causal language model → the generative runtime
+    (:mod:`lockgate.llm`); an MLflow model folder → by flavour (``onnx``, ``sklearn``, ``pytorch``,
     ``sentence_transformers``, anything else through pyfunc). ``fast_path="pyfunc"`` forces pyfunc.
     """
     if path.is_file():
@@ -471,6 +472,14 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
             return TorchPredictor(path)
         if "sentence_transformers" in flavors:
             return SentenceEncoderPredictor(path)
+        if "transformers" in flavors:
+            from lockgate.llm.folder import mlflow_transformers_parts
+
+            parts = mlflow_transformers_parts(path, flavors["transformers"])
+            if parts is not None:
+                from lockgate.llm.runtime import GenerativePredictor
+
+                return GenerativePredictor(parts[0], tokenizer_path=parts[1])
         if "python_function" in flavors:
             return PyfuncPredictor(path)
         raise UserError(
@@ -479,10 +488,16 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
         )
     if (path / "modules.json").is_file():
         return SentenceEncoderPredictor(path)
+    from lockgate.llm.folder import is_causal_lm_folder
+
+    if is_causal_lm_folder(path):
+        from lockgate.llm.runtime import GenerativePredictor
+
+        return GenerativePredictor(path)
     if (path / "model.onnx").is_file():
         return OnnxPredictor(path / "model.onnx", threads=threads)
     raise UserError(
         f"'{path}' is not a model lockgate can serve",
-        hint="pass an MLflow model folder (with MLmodel), a .onnx file, a TorchScript file or a "
-        "sentence-transformers folder",
+        hint="pass an MLflow model folder (with MLmodel), a .onnx file, a TorchScript file, a "
+        "sentence-transformers folder or a save_pretrained causal language model",
     )

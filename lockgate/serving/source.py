@@ -135,7 +135,7 @@ def resolve_source(
 
 
 MODEL_FILE_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".pt2")
-MODEL_FOLDER_MARKERS = ("MLmodel", "modules.json", "model.onnx")
+MODEL_FOLDER_MARKERS = ("MLmodel", "modules.json", "model.onnx", "config.json")
 
 
 def require_model(path: Path, uri: str) -> None:
@@ -143,7 +143,8 @@ def require_model(path: Path, uri: str) -> None:
 
     Digesting (and then loading) whatever a URI names would walk any folder given: ``/``,
     ``/proc/self/root``, a home directory. Only a model file or a folder that declares a model
-    (MLflow's ``MLmodel``, sentence-transformers' ``modules.json``, a ``model.onnx``) is read.
+    (MLflow's ``MLmodel``, sentence-transformers' ``modules.json``, a ``model.onnx``, a Hugging Face
+    ``save_pretrained`` folder's ``config.json``) is read.
     """
     if path.is_file():
         if path.suffix in MODEL_FILE_SUFFIXES:
@@ -193,6 +194,12 @@ def unsafe_format(path: Path) -> str | None:
         return None
     if _SAFE_FLAVOURS & set(flavors):
         return None
+    transformers = flavors.get("transformers")
+    if isinstance(transformers, dict):
+        from lockgate.llm.folder import mlflow_transformers_parts
+
+        if mlflow_transformers_parts(path, transformers) is not None:
+            return None  # a causal LM in safetensors, loaded without code from the folder
     pyfunc = flavors.get("python_function") or {}
     what = pyfunc.get("python_model") or (sklearn or {}).get("pickled_model") or "a pickle"
     named = sorted(set(flavors) - {"python_function"}) or ["python_function"]

@@ -117,6 +117,9 @@ class Variant:
     async def stop(self) -> None:
         if self.batcher is not None:
             await self.batcher.stop()
+        stop_predictor = getattr(self.predictor, "stop", None)  # a generative model's scheduler
+        if stop_predictor is not None:
+            await stop_predictor()
 
     async def infer(self, request: InferenceRequest) -> Outputs:
         """Score one decoded request through the batcher.
