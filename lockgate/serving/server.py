@@ -1,8 +1,11 @@
 """Running the app: one process, N worker processes on one port, or a background thread.
 
 - :func:`serve` resolves and verifies the model first (an integrity failure stops here, before any
-  port opens), then runs uvicorn with uvloop and httptools. SIGTERM or SIGINT: readiness turns
-  false, uvicorn stops accepting, in-flight requests finish, the process exits normally (code 0).
+  port opens) and says so on stderr (``verified models:/m@champion (version 3) sha256 1a2b3c4d5e6f``),
+  then runs uvicorn with uvloop and httptools. SIGTERM or SIGINT: readiness turns false, uvicorn
+  stops accepting, in-flight requests finish, the process exits normally (code 0). Registry and run
+  artifacts are downloaded into one temporary folder that lives as long as the server: removed when
+  it exits, after a SIGTERM too (one during the download exits with 143).
 - ``workers > 1`` starts that many processes that each bind the port with ``SO_REUSEPORT`` (the
   kernel spreads connections) and forwards SIGTERM/SIGINT to them; metrics are summed across them.
 - :func:`run_server_in_thread` serves an app from a background thread and returns a handle with its
@@ -15,11 +18,14 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -34,9 +40,9 @@ from lockgate.monitor.retrain import RetrainTrigger
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, ServingApp
 from lockgate.serving.deployment import DeploymentManager, ScaledVariantLoader
-from lockgate.serving.logs import AccessLog, LogFormat, check_log_format, log_config
+from lockgate.serving.logs import AccessLog, LogFormat, check_log_format, format_line, log_config, says_info
 from lockgate.serving.runtimes import FastPath, load_predictor
-from lockgate.serving.source import ModelSource, resolve_source, unsafe_format
+from lockgate.serving.source import ModelSource, describe_source, resolve_source, unsafe_format
 from lockgate.serving.variant import ServingPolicy, Variant
 
 __all__ = [
@@ -187,11 +193,17 @@ class _MlflowChampion:
 
 
 def build_deployments(
-    config: ServeConfig, store: Any = None, *, scaled_load: ScaledVariantLoader | None = None
+    config: ServeConfig,
+    store: Any = None,
+    *,
+    scaled_load: ScaledVariantLoader | None = None,
+    downloads: Path | None = None,
 ) -> DeploymentManager:
     """The deployment manager ``config`` asks for: its store (SQLite under home by default),
     a loader that verifies each variant's model (``scaled_load``: another backend's that also
-    takes each variant's scaling, e.g. Ray Serve's), and each spec's policy (its ``analysis``)."""
+    takes each variant's scaling, e.g. Ray Serve's), and each spec's policy (its ``analysis``).
+    A variant's registry or run artifacts are downloaded under ``downloads`` when given (the
+    server's own temporary folder, removed when it exits)."""
     from lockgate.rollout.policy import policy_for
     from lockgate.rollout.sqlstore import SqlStore
     from lockgate.rollout.store import default_store_url
@@ -204,8 +216,13 @@ def build_deployments(
         # a registered model keeps its registry name; a folder or run is named by its variant
         named = None if uri.startswith("models:/") else variant
         # over the admin API a relative path would mean this server's working directory
+        download_dir = None if downloads is None else Path(tempfile.mkdtemp(prefix="variant-", dir=downloads))
         source = resolve_source(
-            uri, allow_unverified=config.allow_unverified, name=named, allow_relative=False
+            uri,
+            allow_unverified=config.allow_unverified,
+            name=named,
+            allow_relative=False,
+            download_dir=download_dir,
         )
         loaded = load_variant(
             source,
@@ -256,11 +273,13 @@ def build_app(
     config: ServeConfig | None = None,
     variants: list[Variant] | None = None,
     deployments: DeploymentManager | None = None,
+    downloads: Path | None = None,
 ) -> ServingApp:
-    """An app that serves ``variants`` now, and loads ``source`` in the background at startup."""
+    """An app that serves ``variants`` now, and loads ``source`` in the background at startup;
+    ``downloads``: where the deployments' variants are downloaded (see :func:`build_deployments`)."""
     config = config or ServeConfig(str(source.path) if source else "")
     if deployments is None and config.has_deployments:
-        deployments = build_deployments(config)
+        deployments = build_deployments(config, downloads=downloads)
     loader = None
     if source is not None:
 
@@ -353,14 +372,16 @@ def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socket | None) -> None:
+def _run_one(
+    source: ModelSource | None, config: ServeConfig, sock: socket.socket | None, downloads: Path
+) -> None:
     server_box: list[Any] = []
 
     def stop_on_load_error(_: BaseException) -> None:
         if server_box:
             server_box[0].should_exit = True
 
-    app = build_app(source, config=config)
+    app = build_app(source, config=config, downloads=downloads)
     app.on_load_error = stop_on_load_error
     app.grace_s = config.graceful_timeout_s
     server = _server_class()(_uvicorn_config(app, config))
@@ -369,6 +390,7 @@ def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socke
     if app.is_abandoned:
         # a model thread stuck in the model's own code cannot be stopped, and the interpreter
         # would wait for it at exit: everything else is drained and flushed, so leave now
+        shutil.rmtree(downloads, ignore_errors=True)  # os._exit skips every cleanup
         logging.shutdown()
         os._exit(0)
     if app.load_error is not None:
@@ -378,10 +400,11 @@ def _run_one(source: ModelSource | None, config: ServeConfig, sock: socket.socke
         raise ServiceUnavailable(f"could not load {what}: {app.load_error}") from app.load_error
 
 
-def _worker_main(source: ModelSource | None, config: ServeConfig) -> None:
+def _worker_main(source: ModelSource | None, config: ServeConfig, downloads: Path) -> None:
     sock = _bind(config.host, config.port, reuse_port=True)
     try:
-        _run_one(source, config, sock)
+        # a folder of its own inside the server's: the parent removes the whole after the workers
+        _run_one(source, config, sock, Path(tempfile.mkdtemp(prefix="worker-", dir=downloads)))
     except LockgateError as exc:
         _log.error("%s", exc)
         raise SystemExit(exc.exit_code) from None
@@ -395,21 +418,44 @@ def serve(config: ServeConfig) -> None:
             hint="pass a MODEL_URI, --deployment SPEC.yaml, or --store URL (deployments come over the "
             "admin API)",
         )
-    source = None
-    if config.model_uri:
-        source = resolve_source(
-            config.model_uri,
-            expected_sha256=config.sha256,
-            allow_unverified=config.allow_unverified,
-            name=config.name,
-        )
-    if config.workers == 1:
-        _run_one(source, config, _bind(config.host, config.port, reuse_port=False))
+    with _sigterm_exits(), tempfile.TemporaryDirectory(prefix="lockgate-serve-") as scratch:
+        downloads = Path(scratch)
+        source = None
+        if config.model_uri:
+            source = resolve_source(
+                config.model_uri,
+                expected_sha256=config.sha256,
+                allow_unverified=config.allow_unverified,
+                download_dir=downloads / "model",
+                name=config.name,
+            )
+            if says_info(config.log_level):
+                print(format_line(describe_source(source), config.log_format), file=sys.stderr, flush=True)
+        if config.workers == 1:
+            _run_one(source, config, _bind(config.host, config.port, reuse_port=False), downloads)
+            return
+        _serve_workers(source, config, downloads)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM outside uvicorn's own handling (while a model downloads) unwinds like an exit
+    (code 143), so the temporary folder is removed; uvicorn installs its handler while it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    _serve_workers(source, config)
+
+    def leave(sig: int, _: FrameType | None) -> None:
+        raise SystemExit(128 + sig)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _serve_workers(source: ModelSource | None, config: ServeConfig) -> None:
+def _serve_workers(source: ModelSource | None, config: ServeConfig, downloads: Path) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="lockgate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("spawn")
@@ -417,7 +463,7 @@ def _serve_workers(source: ModelSource | None, config: ServeConfig) -> None:
     # bound (not listening) only to fail here, with a clear message, when the port is taken
     probe = _bind(config.host, config.port, reuse_port=True)
     for _ in range(config.workers):
-        process = context.Process(target=_worker_main, args=(source, config), daemon=False)
+        process = context.Process(target=_worker_main, args=(source, config, downloads), daemon=False)
         process.start()
         processes.append(process)
 
