@@ -146,16 +146,27 @@ def test_validate_gates_a_version_with_its_provenance_and_records_the_verdict(
 
 
 def test_optimize_registers_a_child_version_with_its_lineage(
-    team_user: TeamUser, cli: Cli, trained_run: Callable[..., str], unique: str, tmp_path: Path
+    team_user: TeamUser,
+    cli: Cli,
+    trained_run: Callable[..., str],
+    unique: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import tempfile
+
     from lockgate.serving.source import resolve_source
 
     team_user("alice")
     data = _breast_cancer_csv(tmp_path / "cancer.csv")
     parent = register(connect(), trained_run(datasets=(str(data),)), f"opt-{unique}")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     code, out, err = cli("optimize", parent.ref, "--method", "onnx")
     assert code == 0, out + err
     assert f"registered opt-{unique}@2" in out
+    assert not list(scratch.glob("lockgate-optimize-*")), "the parent's download and the candidate were left"
     child = get_model_version(connect(), f"opt-{unique}@2")
     assert (child.parent, child.method) == (f"opt-{unique}/1", "onnx")
     code, out, err = cli("lineage", f"opt-{unique}@2")
