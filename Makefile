@@ -12,11 +12,12 @@ EXTRAS ?= all,dev,ray
 # pip prints one harmless warning per package for this machine's optional local indexes; hide only those.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help install demo test lint format bench figures slides clean
+.PHONY: help install demo test test-fast lint format bench figures slides clean
 
 help:
 	@echo "make demo   create .venv, install, run 'lockgate quickstart'"
 	@echo "make test   install, then ruff, mypy and the whole pytest suite"
+	@echo "make test-fast  the unit tests only (no server, database or slow test): about a minute"
 	@echo "make lint   ruff and mypy only"
 	@echo "make bench  run the benchmarks in benchmarks/ (writes benchmarks/results/*.json)"
 	@echo "make figures regenerate docs/images/ (Graphviz diagrams, lockgate --plot figures)"
@@ -50,6 +51,11 @@ format: install
 
 test: lint
 	bash scripts/test
+
+# While you work: tests that start no server, database or MLflow store and take under 5 s each
+# (every slower test is marked `slow` or `integration`). `make test` still runs everything.
+test-fast: install
+	LOCKGATE_SKIP_POSTGRES=1 bash scripts/test -m "not integration and not slow" -q -p no:cacheprovider
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done

@@ -21,6 +21,7 @@ __all__ = [
     "TrackedRun",
     "__version__",
     "active_run",
+    "data",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -30,8 +31,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The tracking API, imported on first use: ``lockgate --help`` and the commands that do not
-    track stay clear of it (PEP 562)."""
+    """The tracking API and ``lockgate.data``, imported on first use: ``lockgate --help`` and the
+    commands that do not track stay clear of them (PEP 562)."""
+    if name == "data":
+        import importlib
+
+        return importlib.import_module("lockgate.data")
     if name in __all__ and name != "__version__":
         from lockgate.tracking import tracker
 

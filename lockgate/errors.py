@@ -1,8 +1,21 @@
 """One error hierarchy for all of lockgate.
 
-Every error a user can cause is a :class:`UserError` (or a subclass) whose message names the thing that
-is wrong and how to fix it. Each class knows its HTTP status and its CLI exit code, so the ASGI app and
-the CLI entry point turn any of them into output in one place (STYLE.md habits 7 and 8).
+Three branches, one per kind of trouble, each with its CLI exit code and HTTP status:
+
+========================  =========  ======  =====================================================
+branch                    exit code  HTTP    meaning
+========================  =========  ======  =====================================================
+:class:`CheckFailed`      1          422     a check lockgate ran said no (a gate, drift, a tolerance,
+                                             a pipeline stage); the report above the message says why
+:class:`UserError`        2          4xx     bad input: the message names what is wrong and the fix
+:class:`Unavailable`      3          503     an outage (a tracking server or database that cannot be
+                                             reached, a server still loading or full): retry later
+:class:`LockgateError`    1          500     anything else lockgate raises on purpose
+========================  =========  ======  =====================================================
+
+Every class knows its HTTP status, its exit code and the word that labels it, so the ASGI app and the
+command-line entry points turn any of them into output in one place (:func:`render`, STYLE.md habits 7
+and 8). Nothing else in lockgate chooses an exit code.
 """
 
 from __future__ import annotations
@@ -10,6 +23,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "EXIT_CODES",
+    "CheckFailed",
     "Conflict",
     "Forbidden",
     "IllegalTransition",
@@ -22,9 +37,11 @@ __all__ = [
     "ServiceUnavailable",
     "StoreUnreachable",
     "Unauthorized",
+    "Unavailable",
     "UnsupportedMediaType",
     "UserError",
     "ValidationError",
+    "render",
 ]
 
 
@@ -38,6 +55,8 @@ class LockgateError(Exception):
     http_status: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
     kind: ClassVar[str] = "internal_error"
+    # the word before the message on a terminal: "error: ...", "failed: ..."
+    label: ClassVar[str] = "error"
 
     def __init__(self, message: str, *, hint: str | None = None, detail: Any = None) -> None:
         super().__init__(message)
@@ -141,12 +160,27 @@ class ModelLoadError(UserError):
     kind = "model_load_failed"
 
 
-class ServiceUnavailable(LockgateError):
-    """Temporarily unable to serve (queue full, still loading); the client should retry."""
+class CheckFailed(LockgateError):
+    """A check lockgate ran said no: a gate, a drift test, an optimization's tolerance, a pipeline
+    stage. Not an error of the user or of lockgate: the verdict, with exit code 1 for CI."""
+
+    http_status = 422
+    exit_code = 1
+    kind = "check_failed"
+    label = "failed"
+
+
+class Unavailable(LockgateError):
+    """An outage: something lockgate needs cannot be reached or is not ready. Retrying later may work;
+    nothing the user typed is wrong. Exit code 3 on the CLI, 503 on the API."""
 
     http_status = 503
-    exit_code = 1
+    exit_code = 3
     kind = "unavailable"
+
+
+class ServiceUnavailable(Unavailable):
+    """Temporarily unable to serve (queue full, still loading); the client should retry."""
 
     def __init__(
         self,
@@ -160,8 +194,27 @@ class ServiceUnavailable(LockgateError):
         self.retry_after_s = retry_after_s
 
 
-class StoreUnreachable(UserError):
+class StoreUnreachable(Unavailable):
     """A tracking server or database that cannot be reached: the message names its URI."""
 
-    http_status = 503
     kind = "store_unreachable"
+
+
+# The exit codes of the command line, in one place (the docs' tables are checked against it).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    CheckFailed.exit_code: "a check failed (a gate, drift, a tolerance, a stage), or an internal error",
+    UserError.exit_code: "bad input: the message names what is wrong and how to fix it",
+    Unavailable.exit_code: "an outage: a server or database could not be reached; retry later",
+}
+
+
+def render(exc: LockgateError) -> list[str]:
+    """The lines a terminal shows for ``exc``: ``label: message`` and, if there is one, ``hint: ...``.
+
+    The CLI and the server's ``__main__`` both print these, so an error reads the same everywhere.
+    """
+    lines = [f"{exc.label}: {exc.message}"]
+    if exc.hint:
+        lines.append(f"hint: {exc.hint}")
+    return lines

@@ -46,7 +46,9 @@ class Settings:
 
     ``home`` holds SQLite files and artifacts on a laptop; ``tracking_uri`` is MLflow's tracking store
     (``MLFLOW_TRACKING_URI`` wins over the default under ``home``); ``registry_uri`` is MLflow's model
-    registry, the tracking store unless ``MLFLOW_REGISTRY_URI`` says otherwise.
+    registry, the tracking store unless ``MLFLOW_REGISTRY_URI`` says otherwise. ``data_root``
+    (``LOCKGATE_DATA_ROOT``) is a folder holding copies of dataset files, looked in instead of where
+    a snapshot recorded them, as ``--data-root`` does for one command.
     """
 
     home: Path
@@ -56,6 +58,7 @@ class Settings:
     experiment: str
     sources: Mapping[str, Setting] = field(default_factory=dict)
     project_root: Path | None = None
+    data_root: Path | None = None
 
     @property
     def is_default_store(self) -> bool:
@@ -159,6 +162,13 @@ def resolve_settings(
     project_root = team_file.parent if team_file is not None else None
     if project_root is not None:
         sources["project_root"] = Setting(str(project_root), team_source)
+    data_root = (
+        (cwd / Path(env["LOCKGATE_DATA_ROOT"]).expanduser()).resolve()
+        if env.get("LOCKGATE_DATA_ROOT")
+        else None
+    )
+    if data_root is not None:
+        sources["data_root"] = Setting(str(data_root), "LOCKGATE_DATA_ROOT")
 
     return Settings(
         home=home,
@@ -168,6 +178,7 @@ def resolve_settings(
         experiment=experiment,
         sources=sources,
         project_root=project_root,
+        data_root=data_root,
     )
 
 

@@ -19,6 +19,29 @@ if TYPE_CHECKING:
     from lockgate.tracking.server import TrackingServer
 
 
+# A test that takes longer than this and is not marked `slow` or `integration` is named at the end of
+# the run, so `make test-fast` (which leaves those out) stays fast. A report, never a failure: a test
+# must not fail because the machine was busy.
+UNMARKED_SLOW_S = 5.0
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" or report.duration <= UNMARKED_SLOW_S:
+        return
+    if not {"slow", "integration"} & set(report.keywords):
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _unmarked_slow:
+        return
+    terminalreporter.section(f"tests over {UNMARKED_SLOW_S:g} s not marked slow or integration")
+    for nodeid, duration in sorted(_unmarked_slow, key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{duration:6.1f} s  {nodeid}")
+    terminalreporter.write_line("mark them @pytest.mark.slow (or integration) so `make test-fast` stays fast")
+
+
 def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("LOCKGATE_HOME", str(home))
     for var in (
@@ -28,6 +51,7 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
         "MLFLOW_TRACKING_PASSWORD",
         "LOCKGATE_ARTIFACT_ROOT",
         "LOCKGATE_EXPERIMENT",
+        "LOCKGATE_DATA_ROOT",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

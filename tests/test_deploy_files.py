@@ -268,6 +268,7 @@ def _event(method: str, path: str, body: object = None) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # loads a model behind mangum (~6 s)
 def test_the_lambda_handler_serves_the_app_through_mangum(
     lockgate_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

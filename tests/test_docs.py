@@ -66,7 +66,15 @@ def test_each_new_doc_shows_commands() -> None:
     assert {doc for doc, _ in COMMANDS} == set(DOCS)
 
 
-@pytest.mark.parametrize("args", [a for _, a in COMMANDS], ids=[" ".join(a) for _, a in COMMANDS])
+# `checklist SPEC` scores a whole project (the store, the gate's runs): seconds, so `slow`
+_SLOW_COMMANDS = ("checklist",)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [pytest.param(a, marks=pytest.mark.slow) if a[0] in _SLOW_COMMANDS else a for _, a in COMMANDS],
+    ids=[" ".join(a) for _, a in COMMANDS],
+)
 def test_the_command_runs(args: list[str], cli: Cli, lockgate_home: Path) -> None:
     # in a scratch copy of the example specs, so a command's --out never writes into the repository
     shutil.copytree(ROOT / "examples" / "specs", lockgate_home.parent / "examples" / "specs")

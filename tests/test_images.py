@@ -102,6 +102,7 @@ def test_the_state_machine_diagram_shows_every_transition_of_the_controller() ->
     assert drawn == set(transitions()), "run `make figures`: the controller's table changed"
 
 
+@pytest.mark.slow  # Graphviz renders every diagram
 def test_the_diagrams_rendered_again_say_what_the_committed_ones_say(tmp_path: Path) -> None:
     _graphviz()
     subprocess.run(
@@ -117,6 +118,7 @@ def test_the_diagrams_rendered_again_say_what_the_committed_ones_say(tmp_path: P
         assert _texts(fresh) == _texts(committed), f"docs/images/{name} is stale: run `make figures`"
 
 
+@pytest.mark.slow  # runs the commands that draw figures (~15 s)
 def test_the_command_figures_rendered_again_say_what_the_committed_ones_say(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "figures.py"), "--out", str(tmp_path), "--only", "commands"],

@@ -28,6 +28,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.support import AUTH, TOKEN
+
 ROOT = Path(__file__).parents[1]
 MONITORING = ROOT / "deploy" / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "lockgate.json"
@@ -178,9 +180,6 @@ def test_compose_runs_prometheus_and_grafana_on_these_files() -> None:
 
 
 # ------------------------------------------------------------------ against a real server
-
-TOKEN = "monitoring-files-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def _lockgate_metric_names(text: str) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lockgate
+import lockgate.data
 import lockgate.errors
 import lockgate.tracking
 
@@ -13,6 +14,7 @@ def test_lockgate_all() -> None:
             "TrackedRun",
             "__version__",
             "active_run",
+            "data",
             "log_metric",
             "log_metrics",
             "log_param",
@@ -42,9 +44,15 @@ def test_tracking_all() -> None:
     )
 
 
+def test_data_all() -> None:
+    assert sorted(lockgate.data.__all__) == ["load", "path"]
+
+
 def test_errors_all() -> None:
     assert sorted(lockgate.errors.__all__) == sorted(
         [
+            "EXIT_CODES",
+            "CheckFailed",
             "Conflict",
             "Forbidden",
             "MethodNotAllowed",
@@ -57,14 +65,16 @@ def test_errors_all() -> None:
             "ServiceUnavailable",
             "StoreUnreachable",
             "Unauthorized",
+            "Unavailable",
             "UnsupportedMediaType",
             "UserError",
             "ValidationError",
+            "render",
         ]
     )
 
 
 def test_every_name_in_all_exists() -> None:
-    for module in (lockgate, lockgate.errors, lockgate.tracking):
+    for module in (lockgate, lockgate.data, lockgate.errors, lockgate.tracking):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -179,6 +179,7 @@ def _pdf_count(path: Path, pattern: bytes) -> int:
     return sum(len(re.findall(pattern, part)) for part in parts)
 
 
+@pytest.mark.slow  # Marp and Chromium (~15 s)
 def test_make_slides_renders_both_decks_to_html_and_pdf(tmp_path: Path) -> None:
     if not (shutil.which("node") and shutil.which("npm")):
         pytest.skip("node and npm are not installed: `make slides` needs them (Marp CLI comes from npm)")

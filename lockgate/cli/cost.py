@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lockgate.cli.output import console, fmt_duration, parse_rate
+from lockgate.cli.output import console, fmt_duration, parse_rate, record_written
 from lockgate.cli.target import StoreOption
 from lockgate.errors import LockgateError, UserError
 
@@ -167,4 +167,4 @@ def plan_command(
     if plot is not None:
         from lockgate.figures.cost import plot_cost
 
-        console.print(f"plot written to {plot_cost(estimate, plot)}")
+        console.print(f"plot written to {record_written(plot_cost(estimate, plot))}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from lockgate.cli import prompts as prompts_cli
 from lockgate.cli.checklist import checklist_command
 from lockgate.cli.cost import plan_command
 from lockgate.cli.optimize import optimize_command
-from lockgate.cli.output import console, err_console, short
+from lockgate.cli.output import console, exit_with, short
 from lockgate.cli.replay import replay_command
 from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
@@ -157,12 +156,14 @@ def _artifact_location(settings: Settings) -> str:
 def reproduce_command(
     run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     data_root: Annotated[
-        Path | None, typer.Option(help="Look for the run's data files in this folder instead.")
+        Path | None,
+        typer.Option(help="Look for the run's data files in this folder (default: LOCKGATE_DATA_ROOT)."),
     ] = None,
 ) -> None:
     """Show the exact commit, environment and data of a run, and verify the data on disk.
 
-    Exits 2 when the data on disk does not match the recorded digests.
+    Exits 2 when the data on disk does not match the recorded digests. A dataset the run linked
+    without hashing its files (runs from before lockgate checked lineage) is shown as unverified.
 
     Example:  lockgate reproduce 3f2a9c
     """
@@ -188,24 +189,35 @@ def reproduce_command(
         "✓" if same_pkgs else "✗",
     )
     for check in plan.data:
-        mark = {"ok": "✓", "changed": "✗ changed", "missing": "✗ missing"}[check.status]
+        mark = {"ok": "✓", "unverified": "? unverified", "changed": "✗ changed", "missing": "✗ missing"}
         table.add_row(
-            f"data {check.name}@{check.version}",
+            f"data {check.label}",
             short(check.recorded_digest),
             short(check.disk_digest),
-            mark,
+            mark[check.status],
         )
     console.print(table)
     console.print("[bold]to reproduce:[/]")
     for command in plan.commands:
         console.print(f"  {command}")
     if not plan.is_data_ok:
-        bad = [c for c in plan.data if c.status != "ok"]
+        bad = [c for c in plan.data if c.status not in ("ok", "unverified")]
         raise IntegrityError(
             "the data on disk does not match the run: "
-            + "; ".join(f"{c.name} at '{c.path}' is {c.status}" for c in bad),
+            + "; ".join(
+                f"{c.label} at '{c.path}' is {c.status}" + (f" ({c.differences})" if c.differences else "")
+                for c in bad
+            ),
             hint="restore the recorded data (or point --data-root at a copy) before retraining",
         )
+    if plan.unverified:
+        names = ", ".join(c.label for c in plan.unverified)
+        console.print(
+            f"[yellow]unverified: {names}: the files on disk are the recorded version, but the run "
+            "recorded the link without hashing what it read (a run from before lockgate checked "
+            "lineage); retrain with lockgate.data.load or track(datasets=...) to verify it[/]"
+        )
+        return
     console.print("[green]the data on disk matches the recorded digests[/]")
 
 
@@ -259,19 +271,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         command.main(args=list(argv) if argv is not None else None, prog_name="lockgate")
     except LockgateError as exc:
-        _exit_with(exc)
+        exit_with(exc)
     except Exception as exc:
         translated = _server_refusal(exc)
         if translated is None:
             raise
-        _exit_with(translated)
-
-
-def _exit_with(exc: LockgateError) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
-    if exc.hint:
-        err_console.print(f"[bold]hint:[/] {escape(exc.hint)}")
-    sys.exit(exc.exit_code)
+        exit_with(translated)
 
 
 def _server_refusal(exc: Exception) -> LockgateError | None:

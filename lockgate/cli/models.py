@@ -109,6 +109,7 @@ def models_show_command(
     Example:  lockgate models show breast-cancer-classifier
     """
     from lockgate.tracking.connection import connect
+    from lockgate.tracking.refs import dataset_label
     from lockgate.tracking.registry import list_versions
 
     versions = list_versions(connect(), name)
@@ -116,7 +117,7 @@ def models_show_command(
     for col in ("version", "aliases", "created", "run", "method", "parent", "data", "sha256"):
         table.add_column(col)
     for v in versions:
-        data = ", ".join(f"{d.get('name')}@{d.get('version')}" for d in v.datasets) or "-"
+        data = ", ".join(dataset_label(d) for d in v.datasets) or "-"
         table.add_row(
             str(v.version),
             ", ".join(v.aliases) or "-",
@@ -138,6 +139,7 @@ def lineage_command(
     Example:  lockgate lineage breast-cancer-classifier@1
     """
     from lockgate.tracking.connection import connect
+    from lockgate.tracking.refs import dataset_label
     from lockgate.tracking.registry import LineageNode, get_model_version, lineage
     from lockgate.tracking.runs import get_run
 
@@ -148,8 +150,8 @@ def lineage_command(
     tree = Tree(f"[bold]lineage of {target.ref}[/]")
     data_nodes = [
         tree.add(
-            f"dataset {d.get('name')}@{d.get('version')}  "
-            f"digest {short(str(d.get('digest')))}  ({d.get('context')})"
+            f"dataset {dataset_label(d)}  digest {short(str(d.get('digest')))}  ({d.get('context')})"
+            + ("" if d.get("verified") else "  [yellow]unverified[/]")
         )
         for d in base.datasets
     ] or [tree.add("dataset: none recorded")]

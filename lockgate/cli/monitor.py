@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lockgate.cli.output import console
-from lockgate.errors import NotFound, UserError
+from lockgate.errors import CheckFailed, NotFound, UserError
 
 app = typer.Typer(help="Watch models and data: drift against the training data.", no_args_is_help=True)
 
@@ -86,10 +86,10 @@ def drift_command(
     from lockgate.monitor.drift import DriftThresholds, drift_report
     from lockgate.monitor.reference import reference_from_frame
     from lockgate.tracking.connection import connect
-    from lockgate.tracking.datasets import get_version, locate, project_root, verify_path
+    from lockgate.tracking.datasets import data_root_in_force, get_version, locate, project_root, verify_path
 
     version = get_version(connect(), reference)
-    source = locate(version.source, project_root(), data_root)
+    source = locate(version.source, project_root(), data_root_in_force(data_root))
     if source.is_dir():
         raise UserError(
             f"{version.ref} is a folder; drift needs one table",
@@ -129,7 +129,7 @@ def drift_command(
     console.print(table)
     if report.has_drift:
         console.print(f"[bold red]{len(report.drifted)} feature(s) drifted:[/] {', '.join(report.drifted)}")
-        raise typer.Exit(1)
+        raise CheckFailed(f"drift in {len(report.drifted)} feature(s)")
     console.print("[green]no drift[/]")
 
 
@@ -219,5 +219,5 @@ def _print_live(name: str, url: str | None, token: str | None) -> None:
     for variant in outputs:
         console.print(f"[bold red]{variant}: predictions drifted[/] ({predictions.get('output')})")
     if drifted or outputs:
-        raise typer.Exit(1)
+        raise CheckFailed(f"drift in {len(drifted) + len(outputs)} variant(s)' inputs or predictions")
     console.print("[green]no drift[/]" if tables else "no sampled requests yet")

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lockgate.cli.output import console
-from lockgate.errors import UserError
+from lockgate.cli.output import console, record_written
+from lockgate.errors import CheckFailed, UserError
 
 if TYPE_CHECKING:
     from lockgate.optimize.optimizer import OptimizationResult
@@ -41,7 +41,7 @@ def tradeoff_table(
         ("", "left"),
         ("candidate", "left"),
         ("version", "left"),
-        ("size", "right"),
+        ("model folder", "right"),
         ("p50 b1 ms", "right"),
         ("p95 b1 ms", "right"),
         ("p50 b32 ms", "right"),
@@ -207,6 +207,15 @@ def optimize_command(
                     progress.advance(task)
     parent = optimizer.parent_record()
     console.print(tradeoff_table(optimizer.version.ref, parent, results))
+    console.print(f"{parent.quality_metric} on {escape(optimizer.inputs.source)}")
+    experiment = None
+    if any(r.run_id for r in results):
+        from lockgate.optimize.experiment import optimize_experiment
+
+        experiment = optimize_experiment(conn, optimizer.version)
+        console.print(
+            f"runs logged to experiment '{escape(experiment)}' (`lockgate runs list -e {escape(experiment)}`)"
+        )
     for result in results:
         if result.version is not None:
             console.print(
@@ -215,9 +224,11 @@ def optimize_command(
             )
     if plot is not None:
         plot_tradeoffs([parent, *(r.candidate for r in results)], plot, title=f"{optimizer.version.ref}")
-        console.print(f"plot written to {plot}")
+        console.print(f"plot written to {record_written(plot)}")
     if json_path is not None:
         doc = {
+            "judged_on": optimizer.inputs.source,
+            "experiment": experiment,
             "parent": {"version": optimizer.version.ref, **parent.to_dict()},
             "candidates": [
                 {"version": r.version.ref if r.version else None, "run_id": r.run_id, **r.candidate.to_dict()}
@@ -226,6 +237,7 @@ def optimize_command(
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(doc, indent=2) + "\n")
+        record_written(json_path)
     rejected = [r for r in results if not r.candidate.is_verified]
     if rejected and not sweep:
         bad = rejected[0].candidate
@@ -235,7 +247,7 @@ def optimize_command(
             f"{bad.tolerance:g} (max diff {bad.max_abs_diff:.3g}); "
             "raise --tolerance only if that is acceptable"
         )
-        raise typer.Exit(1)
+        raise CheckFailed(f"{bad.label} is outside the tolerance {bad.tolerance:g}: not registered")
 
 
 def _ref(model: str) -> str:

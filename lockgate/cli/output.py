@@ -5,13 +5,26 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from typing import Any
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
-from lockgate.errors import UserError
+from lockgate.errors import LockgateError, UserError, render
 
-__all__ = ["console", "err_console", "fmt_duration", "fmt_ms", "fmt_value", "parse_rate", "short"]
+__all__ = [
+    "console",
+    "err_console",
+    "exit_with",
+    "fmt_duration",
+    "fmt_ms",
+    "fmt_value",
+    "parse_rate",
+    "record_written",
+    "short",
+]
 
 
 def _width() -> int | None:
@@ -21,6 +34,16 @@ def _width() -> int | None:
 
 console = Console(width=_width(), highlight=False)
 err_console = Console(stderr=True, width=_width(), highlight=False)
+
+
+def exit_with(exc: LockgateError) -> NoReturn:
+    """Print ``exc`` as :func:`lockgate.errors.render` words it (label and hint in bold) and exit with
+    its exit code: the one place the command line and ``python -m lockgate.serving`` report errors."""
+    for i, line in enumerate(render(exc)):
+        label, _, text = line.partition(": ")
+        style = "bold red" if i == 0 else "bold"
+        err_console.print(f"[{style}]{label}:[/] {escape(text)}")
+    sys.exit(exc.exit_code)
 
 
 def fmt_ms(timestamp_ms: int | None) -> str:
@@ -69,3 +92,12 @@ def fmt_duration(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def record_written(path: Path) -> Path:
+    """``path``, after noting that lockgate wrote it: a report or figure in the project does not make
+    the next tracked run dirty while it holds what lockgate wrote (:mod:`lockgate.tracking.outputs`)."""
+    from lockgate.tracking.outputs import record_output
+
+    record_output(path)
+    return path

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lockgate.cli.output import console
+from lockgate.errors import CheckFailed
 
 __all__ = ["app"]
 
@@ -82,4 +83,4 @@ def run_command(
         f"[bold red]pipeline stopped[/]: stage '{failed.stage}' failed ({escape(failed.reason)}); {summary}. "
         "Fix it and run again: the stages that succeeded are skipped."
     )
-    raise typer.Exit(1)
+    raise CheckFailed(f"stage '{failed.stage}' failed")

@@ -45,7 +45,14 @@ _PHASE_STYLE = {
     "halted": "bold red",
     "paused": "yellow",
 }
-_DONE = {"promoted", "completed", "rolled_back", "halted"}
+
+
+def _is_settled(phase: str) -> bool:
+    """Whether nothing changes without a person (the phase's own answer; imported late, so that
+    `lockgate --help` does not load the rollout package)."""
+    from lockgate.rollout.phases import Phase
+
+    return Phase(phase).is_settled
 
 
 def _client(url: str | None, token: str | None) -> Any:
@@ -100,7 +107,8 @@ def render_status(status: dict[str, Any]) -> Group:
     if verdict:
         reasons = "; ".join(verdict["reasons"]) or "-"
         # a finished rollout's last verdict is history: a hand rollback may follow a "promote"
-        label = f"last verdict before it was {phase.replace('_', ' ')}: " if phase in _DONE else "verdict: "
+        settled = _is_settled(phase)
+        label = f"last verdict before it was {phase.replace('_', ' ')}: " if settled else "verdict: "
         parts.append(Text.assemble((label, "bold"), verdict["decision"], f"  ({reasons})"))
     shadow = status.get("shadow") or {}
     if shadow.get("mirrored"):
@@ -251,7 +259,7 @@ def status_command(
 
         with Live(render_status(status), console=console, refresh_per_second=4) as live:
             try:
-                while status["phase"] not in _DONE:
+                while not _is_settled(status["phase"]):
                     time.sleep(interval_s)
                     status = client.status(name)
                     live.update(render_status(status))
@@ -286,7 +294,7 @@ def _watch_lines(client: Any, name: str, status: dict[str, Any], interval_s: flo
             if _change(status) != last:
                 print(status_line(status), flush=True)
                 last = _change(status)
-            if status["phase"] in _DONE:
+            if _is_settled(status["phase"]):
                 return
             time.sleep(interval_s)
             status = client.status(name)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lockgate.cli.output import console
+from lockgate.cli.output import console, record_written
 from lockgate.cli.target import StoreOption
 
 
@@ -52,4 +52,4 @@ def runbook_command(
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    console.print(f"[green]wrote[/] {out}")
+    console.print(f"[green]wrote[/] {record_written(out)}")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lockgate.cli.output import console, fmt_ms, fmt_value, short
+from lockgate.cli.output import console, fmt_ms, fmt_value, record_written, short
 from lockgate.errors import UserError
 
 app = typer.Typer(help="List, compare and diff tracked runs.", no_args_is_help=True)
@@ -34,6 +34,7 @@ def list_command(
     Example:  lockgate runs list --limit 5
     """
     from lockgate.tracking.connection import connect
+    from lockgate.tracking.refs import dataset_label
     from lockgate.tracking.runs import list_runs
 
     runs = list_runs(connect(), experiment=experiment, limit=limit)
@@ -55,7 +56,7 @@ def list_command(
         )
     for r in runs:
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
-        data = ", ".join(f"{d['name']}@{d['version']}" for d in r.datasets) or "-"
+        data = ", ".join(dataset_label(d) for d in r.datasets) or "-"
         table.add_row(
             r.short_id,
             r.name + ("" if r.status == "FINISHED" else f" ({r.status.lower()})"),
@@ -130,7 +131,7 @@ def compare_command(
             table.add_row(r.kind, key, *cells)
         console.print(table)
     if plot is not None:
-        written = plot_metrics(conn, summaries, plot)
+        written = record_written(plot_metrics(conn, summaries, plot))
         (print if fmt is not Format.table else console.print)(f"metric curves written to {written}")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lockgate.cli.output import console, fmt_duration, parse_rate
+from lockgate.cli.output import console, fmt_duration, parse_rate, record_written
 from lockgate.errors import UserError
 
 
@@ -220,7 +220,7 @@ def simulate_stats_command(
         plot_peeking(
             outcomes, plot, looks=looks, requests_per_look=requests_per_look, alpha=alpha, is_aa=effect == 0
         )
-        console.print(f"plot written to {plot}")
+        console.print(f"plot written to {record_written(plot)}")
 
 
 def simulate_command(
@@ -357,4 +357,4 @@ def simulate_command(
     if plot is not None:
         from lockgate.figures.timeline import plot_timeline
 
-        console.print(f"plot written to {plot_timeline(result, plot)}")
+        console.print(f"plot written to {record_written(plot_timeline(result, plot))}")

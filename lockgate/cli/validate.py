@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lockgate.cli.output import console
+from lockgate.cli.output import console, record_written
 
 if TYPE_CHECKING:
     from lockgate.gates.result import GateReport
@@ -22,6 +22,7 @@ _STYLE = {"passed": "[green]✓ pass[/]", "failed": "[bold red]✗ FAIL[/]", "sk
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    record_written(path)
 
 
 def report_table(report: GateReport) -> Table:
@@ -90,7 +91,7 @@ def validate_command(
 
     Example:  lockgate validate prompts:/support-answer/2 --policy prompt-gate.yaml
     """
-    from lockgate.errors import LockgateError
+    from lockgate.errors import CheckFailed, LockgateError
     from lockgate.gates.gate import record_report, validate
     from lockgate.gates.policy import load_policy
     from lockgate.gates.report import error_junit_xml, to_json, to_junit_xml, to_markdown
@@ -138,4 +139,4 @@ def validate_command(
         return
     names = ", ".join(r.name for r in report.failures)
     console.print(f"[bold red]FAIL[/] {report.model}: {summary}; failed: {escape(names)}")
-    raise typer.Exit(1)
+    raise CheckFailed(f"{report.model} did not pass the gate: {names}")

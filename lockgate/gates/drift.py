@@ -9,10 +9,9 @@ import numpy.typing as npt
 from scipy.stats import ks_2samp
 
 from lockgate.errors import ValidationError
+from lockgate.stats.psi import psi_from_counts
 
 __all__ = ["DriftResult", "ks_statistic", "population_stability_index", "prediction_drift"]
-
-_PSI_FLOOR = 1e-4  # an empty bin counts as this share, so the log stays finite
 
 
 def _sample(values: npt.ArrayLike, what: str) -> npt.NDArray[np.float64]:
@@ -34,11 +33,9 @@ def population_stability_index(reference: npt.ArrayLike, current: npt.ArrayLike,
         raise ValidationError(f"bins={bins} must be 2 or more", hint="10 is the usual choice")
     ref, cur = _sample(reference, "reference"), _sample(current, "current")
     edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-    ref_share = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1) / ref.size
-    cur_share = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1) / cur.size
-    ref_share = np.maximum(ref_share, _PSI_FLOOR)
-    cur_share = np.maximum(cur_share, _PSI_FLOOR)
-    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+    ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
+    cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
+    return psi_from_counts(ref_counts, cur_counts)
 
 
 def ks_statistic(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[float, float]:

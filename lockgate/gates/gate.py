@@ -300,7 +300,14 @@ def validate(
     ``NAME@VERSION``; ``none`` for no baseline). ``data_root`` is a folder holding the holdout data
     when it is not where it was recorded (relative to this project).
     """
-    from lockgate.tracking.datasets import get_version, locate, profile_table, project_root, verify_path
+    from lockgate.tracking.datasets import (
+        data_root_in_force,
+        get_version,
+        locate,
+        profile_table,
+        project_root,
+        verify_path,
+    )
 
     started, started_ms = clock(), int(time.time() * 1000)
     settings = policy.settings
@@ -332,7 +339,7 @@ def validate(
         holdout = settings.holdout
         if holdout is not None and needs & {"holdout", "latency", "profiles"}:
             dataset = get_version(conn, holdout.dataset)
-            data_path = locate(dataset.source, project_root(), data_root)
+            data_path = locate(dataset.source, project_root(), data_root_in_force(data_root))
             verify_path(dataset, data_path)
             path = _holdout_file(data_path, holdout)
             frame = _read_table(path)

@@ -17,7 +17,7 @@ from scipy.stats import rankdata
 
 from lockgate.errors import ValidationError
 
-__all__ = ["METRICS", "Metric", "get_metric"]
+__all__ = ["METRICS", "Metric", "get_metric", "known_metric"]
 
 FloatArray = npt.NDArray[np.float64]
 Reads = Literal["label", "score", "value"]
@@ -125,3 +125,10 @@ def get_metric(name: str) -> Metric:
         raise ValidationError(
             f"unknown metric '{name}'", hint=f"known metrics: {', '.join(sorted(METRICS))}"
         ) from None
+
+
+def known_metric(name: str) -> str:
+    """A settings validator: ``name`` itself when it is a known metric, else a ValueError listing them."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric '{name}'; known metrics are {', '.join(sorted(METRICS))}")
+    return name

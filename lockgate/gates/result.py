@@ -7,9 +7,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckResult", "GateReport", "Number", "check_failed", "check_passed", "check_skipped"]
+__all__ = [
+    "CheckResult",
+    "GateReport",
+    "Number",
+    "check_failed",
+    "check_passed",
+    "check_skipped",
+    "format_number",
+]
 
 Number = float | int | str | bool | None
+
+
+def format_number(value: float | None) -> str:
+    """A number as a check's sentence writes it: four significant digits, ``-`` when there is none."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from scipy.special import kolmogorov
 
 from lockgate.errors import ValidationError
 from lockgate.monitor.sketch import CategoricalSketch, EmbeddingSketch, NumericSketch, Sketch
+from lockgate.stats.psi import psi_from_counts
+from lockgate.stats.psi import shares as _shares
 
 __all__ = [
     "DriftReport",
@@ -32,23 +34,6 @@ __all__ = [
     "ks_from_counts",
     "psi_from_counts",
 ]
-
-_FLOOR = 1e-4
-
-
-def _shares(counts: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    arr = np.asarray(counts, dtype=np.float64)
-    if (arr < 0).any():
-        raise ValidationError("counts cannot be negative")
-    total = arr.sum()
-    return arr / total if total else arr
-
-
-def psi_from_counts(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
-    """Σ (c - r) ln(c / r) over bins; an empty bin counts as a share of 1e-4."""
-    r = np.maximum(_shares(reference), _FLOOR)
-    c = np.maximum(_shares(current), _FLOOR)
-    return float(np.sum((c - r) * np.log(c / r)))
 
 
 def js_distance(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:

@@ -80,10 +80,10 @@ def load_reference(ref: str, *, exclude: tuple[str, ...] = (), data_root: Path |
 
     from lockgate.errors import UserError
     from lockgate.tracking.connection import connect
-    from lockgate.tracking.datasets import get_version, locate, project_root, verify_path
+    from lockgate.tracking.datasets import data_root_in_force, get_version, locate, project_root, verify_path
 
     version = get_version(connect(), ref)
-    source = locate(version.source, project_root(), data_root)
+    source = locate(version.source, project_root(), data_root_in_force(data_root))
     suffix = source.suffix.lower()
     if source.is_dir() or suffix not in (".csv", ".parquet", ".pq"):
         raise UserError(

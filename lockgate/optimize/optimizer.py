@@ -8,13 +8,9 @@ pure trade-off record.
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import pickle
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from lockgate.errors import UserError
+from lockgate.optimize.candidate import Candidate, Framing, load_candidate
 from lockgate.optimize.cpu import CpuInfo, cpu_info
 from lockgate.optimize.distill import distill_encoder, distill_tabular
-from lockgate.optimize.encoder import ENCODER_FILE, GRAPH_FILE, EncoderPythonModel, OnnxSentenceEncoder
+from lockgate.optimize.encoder import ENCODER_FILE, GRAPH_FILE, OnnxSentenceEncoder
+from lockgate.optimize.experiment import optimize_experiment
 from lockgate.optimize.export import sklearn_to_onnx, torch_to_onnx
+from lockgate.optimize.holdout import describe_split, held_out_split
+from lockgate.optimize.inputs import Inputs, data_file, input_columns, read_rows
 from lockgate.optimize.measure import MeasureConfig, folder_bytes, measure_latency
 from lockgate.optimize.methods import MethodSpec, ModelKind, check_applicable, make_spec, spec_for
 from lockgate.optimize.prune import prune_encoder_ffn, prune_mlp_neurons, prune_unstructured, sparsity
@@ -38,254 +38,6 @@ from lockgate.tracking.connection import Connection
 from lockgate.tracking.registry import RegisteredVersion, get_model_version, register
 
 __all__ = ["Candidate", "OptimizationResult", "Optimizer", "open_optimizer"]
-
-_TABLES = (".csv", ".parquet", ".pq")
-
-
-# -- models of each kind --------------------------------------------------------------------------
-@dataclass
-class Candidate:
-    """A model in hand of one kind: a parent as loaded, or a candidate as made.
-
-    ``obj`` is a scikit-learn estimator, a torch module, the path of an ONNX graph, a
-    sentence-transformers model, or the folder of an exported encoder.
-    """
-
-    kind: ModelKind
-    obj: Any
-    threads: int = 2
-    notes: tuple[str, ...] = ()
-    extra: dict[str, float] = field(default_factory=dict)
-    _session: Any = None
-
-    @property
-    def is_text(self) -> bool:
-        return self.kind in ("encoder", "onnx-encoder")
-
-    def _ort(self) -> Any:
-        if self._session is None:
-            if self.kind == "onnx-encoder":
-                self._session = OnnxSentenceEncoder(Path(self.obj), threads=self.threads).load()
-            else:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-                self._session = ort.InferenceSession(
-                    str(self.obj), options, providers=["CPUExecutionProvider"]
-                )
-        return self._session
-
-    def predict(self, batch: Any) -> npt.NDArray[Any]:
-        """Class probabilities (or the raw output) for rows; embeddings for sentences."""
-        if self.kind == "sklearn":
-            batch = _framed(self.obj, batch)
-            if hasattr(self.obj, "predict_proba"):
-                return np.asarray(self.obj.predict_proba(batch))
-            return np.asarray(self.obj.predict(batch)).reshape(len(batch), -1)
-        if self.kind == "torch":
-            import torch
-
-            with torch.inference_mode():
-                out = self.obj(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-            return np.asarray(out.detach().numpy())
-        if self.kind == "onnx":
-            session = self._ort()
-            graph_input = session.get_inputs()[0]
-            dtype = np.float64 if graph_input.type == "tensor(double)" else np.float32
-            outputs = session.run(None, {graph_input.name: np.asarray(batch, dtype=dtype)})
-            return _primary_output(outputs)
-        if self.kind == "encoder":
-            return np.asarray(
-                self.obj.encode(list(batch), batch_size=max(1, len(batch)), convert_to_numpy=True)
-            )
-        return np.asarray(self._ort().encode(list(batch), batch_size=max(1, len(batch))))
-
-    def size_bytes(self) -> int:
-        """Bytes of the model's own files (weights or graph; the tokenizer for text models)."""
-        if self.kind == "sklearn":
-            return len(pickle.dumps(self.obj))
-        if self.kind == "torch":
-            import torch
-
-            buffer = io.BytesIO()
-            torch.save(self.obj.state_dict(), buffer)
-            return buffer.tell()
-        if self.kind == "onnx":
-            return Path(self.obj).stat().st_size
-        if self.kind == "onnx-encoder":
-            return folder_bytes(Path(self.obj))
-        with tempfile.TemporaryDirectory(prefix="lockgate-size-") as tmp:
-            self.obj.save(tmp)
-            return folder_bytes(Path(tmp), skip=("README.md",))
-
-    def log(self, signature: Any) -> None:
-        """Log the model as ``model`` in the active MLflow run, in a flavour ``lockgate serve`` loads."""
-        with warnings.catch_warnings():
-            # The signature is given; MLflow's advice to add an input example is noise here.
-            warnings.filterwarnings("ignore", message=r".*input example was not provided")
-            self._log(signature)
-
-    def _log(self, signature: Any) -> None:
-        if self.kind in ("sklearn", "torch"):
-            from lockgate.tracking.models import log_model
-
-            extra = {"serialization_format": "pickle"} if self.kind == "torch" else {}
-            log_model(self.obj, "model", signature=signature, **extra)
-        elif self.kind == "onnx":
-            import mlflow.onnx
-            import onnx
-
-            mlflow.onnx.log_model(
-                onnx.load(str(self.obj)),
-                name="model",
-                signature=signature,
-                pip_requirements=["onnx", "onnxruntime"],
-                save_as_external_data=False,
-            )
-        elif self.kind == "onnx-encoder":
-            import mlflow.pyfunc
-
-            mlflow.pyfunc.log_model(
-                name="model",
-                python_model=EncoderPythonModel(),
-                artifacts={"encoder": str(self.obj)},
-                signature=_text_signature(int(self.predict(["x"]).shape[1])),
-                pip_requirements=["lockgate[onnx,text]", "onnxruntime", "transformers"],
-            )
-        else:
-            import mlflow.sentence_transformers
-
-            mlflow.sentence_transformers.log_model(
-                self.obj, name="model", pip_requirements=["sentence-transformers", "torch"]
-            )
-
-
-def _framed(estimator: Any, rows: Any) -> Any:
-    """Rows as a DataFrame with the feature names an estimator fitted on a DataFrame expects."""
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is None:
-        return rows
-    import pandas as pd
-
-    return pd.DataFrame(np.asarray(rows), columns=list(names))
-
-
-def _primary_output(outputs: Sequence[Any]) -> npt.NDArray[Any]:
-    """The probability matrix of a classifier graph (label, probabilities), else the first output."""
-    arrays = [np.asarray(o) for o in outputs]
-    for array in arrays:
-        if array.ndim == 2 and array.dtype.kind == "f":
-            return array
-    return arrays[0]
-
-
-def _text_signature(dim: int) -> Any:
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema, TensorSpec
-
-    return ModelSignature(
-        inputs=Schema([ColSpec("string", "text")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dim), "embeddings")]),
-    )
-
-
-def load_candidate(folder: Path, threads: int) -> tuple[Candidate, Any]:
-    """The model in an MLflow model folder, and its MLflow signature."""
-    from mlflow.models import Model
-
-    meta = Model.load(str(folder / "MLmodel"))
-    flavors = meta.flavors
-    if "onnx" in flavors:
-        data = flavors["onnx"].get("data", "model.onnx")
-        return Candidate("onnx", folder / data, threads), meta.signature
-    if "sklearn" in flavors:
-        import mlflow.sklearn
-
-        return Candidate("sklearn", mlflow.sklearn.load_model(str(folder)), threads), meta.signature
-    if "pytorch" in flavors:
-        import mlflow.pytorch
-
-        module = mlflow.pytorch.load_model(str(folder), map_location="cpu")
-        return Candidate("torch", module, threads), meta.signature
-    if "sentence_transformers" in flavors:
-        import mlflow.sentence_transformers
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        model = mlflow.sentence_transformers.load_model(str(folder))
-        return Candidate("encoder", model, threads), meta.signature
-    encoders = list(folder.rglob(ENCODER_FILE))
-    if encoders:
-        return Candidate("onnx-encoder", encoders[0].parent, threads), meta.signature
-    raise UserError(
-        f"lockgate cannot optimize a model with flavours {', '.join(sorted(flavors))}",
-        hint="optimize scikit-learn, PyTorch, ONNX or sentence-transformers models",
-    )
-
-
-class _Framing:
-    """A classifier that takes plain arrays for one fitted on a DataFrame (so it gets its column names)."""
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-        self.classes_ = estimator.classes_
-
-    def predict_proba(self, rows: Any) -> Any:
-        return self.estimator.predict_proba(_framed(self.estimator, rows))
-
-
-# -- data -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Inputs:
-    """What candidates are made from and judged on: rows (and labels), or sentences."""
-
-    train: Any
-    held_out: Any
-    labels: npt.NDArray[Any] | None = None
-    source: str = ""
-
-
-def _read_rows(path: Path, target: str, columns: list[str] | None) -> tuple[Any, Any]:
-    import pandas as pd
-
-    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    labels = frame[target].to_numpy() if target in frame.columns else None
-    features = frame.drop(columns=[target]) if target in frame.columns else frame
-    if columns:
-        missing = [c for c in columns if c not in features.columns]
-        if missing:
-            raise UserError(
-                f"the data file '{path}' lacks the model's input columns {', '.join(missing[:5])}",
-                hint="pass --data with the columns the model was trained on",
-            )
-        features = features[columns]
-    return features.to_numpy(dtype=np.float64), labels
-
-
-def _data_file(version: RegisteredVersion, data: Path | None) -> Path:
-    if data is not None:
-        if not data.is_file():
-            raise UserError(f"data file '{data}' does not exist", hint="pass a CSV or Parquet file")
-        return data
-    for dataset in version.datasets:
-        path = Path(str(dataset.get("path") or ""))
-        if path.is_file() and path.suffix.lower() in _TABLES:
-            return path
-    raise UserError(
-        f"{version.ref} records no data file on this machine to judge the optimized model on",
-        hint="pass --data FILE.csv (with the label column named by --target)",
-    )
-
-
-def _columns(signature: Any) -> list[str] | None:
-    if signature is None or signature.inputs is None:
-        return None
-    names = signature.inputs.input_names()
-    return [str(n) for n in names] if names and all(isinstance(n, str) for n in names) else None
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -317,6 +69,7 @@ class Optimizer:
     workdir: Path
     seed: int = 0
     cpu: CpuInfo = field(default_factory=cpu_info)
+    parent_folder: Path | None = None  # the registered model folder as downloaded: the parent's size
     _parent_record: TradeOff | None = None
     _parent_outputs: npt.NDArray[Any] | None = None
 
@@ -378,11 +131,14 @@ class Optimizer:
             torch.set_num_threads(previous)
         metric, quality, extra = self._quality(outputs)
         if spec is None:
+            size = (
+                folder_bytes(self.parent_folder) if self.parent_folder else model.size_bytes(self.signature)
+            )
             return TradeOff(
                 "parent",
                 "parent",
                 {},
-                model.size_bytes(),
+                size,
                 b1,
                 b32,
                 metric,
@@ -398,7 +154,7 @@ class Optimizer:
             spec.label,
             spec.method,
             dict(spec.params),
-            model.size_bytes(),
+            model.size_bytes(self.signature),
             b1,
             b32,
             metric,
@@ -469,10 +225,15 @@ class Optimizer:
         is_per_channel = bool(spec.params.get("per_channel", True))
         if spec.params.get("mode") == "static":
             quantize_static_int8(
-                src, dst, self._calibration(base), is_per_channel=is_per_channel, exclude=exclude
+                src,
+                dst,
+                self._calibration(base),
+                is_per_channel=is_per_channel,
+                exclude=exclude,
+                kind=self.kind,
             )
         else:
-            quantize_dynamic_int8(src, dst, is_per_channel=is_per_channel, exclude=exclude)
+            quantize_dynamic_int8(src, dst, is_per_channel=is_per_channel, exclude=exclude, kind=self.kind)
         notes = (f"kept in float: {', '.join(exclude)}",) if exclude else ()
         if not is_text:
             return Candidate("onnx", dst, base.threads, notes=notes)
@@ -529,7 +290,7 @@ class Optimizer:
         if self.kind == "sklearn":
             teacher = self.parent.obj
             student = distill_tabular(
-                _Framing(teacher) if hasattr(teacher, "feature_names_in_") else teacher,
+                Framing(teacher) if hasattr(teacher, "feature_names_in_") else teacher,
                 np.asarray(self.inputs.train),
                 student=spec.params["student"],
                 seed=self.seed,
@@ -631,6 +392,7 @@ class Optimizer:
             # the numbers hold for this CPU only
             "lockgate.optimize.cpu": self.cpu.describe(),
             "lockgate.optimize.cpu_flags": " ".join(self.cpu.flags),
+            "lockgate.optimize.judged_on": self.inputs.source,
         }
         if front is not None:
             tags["lockgate.optimize.pareto"] = str(front).lower()
@@ -638,6 +400,7 @@ class Optimizer:
             str(d["path"]) for d in self.version.datasets if d.get("path") and Path(str(d["path"])).exists()
         ]
         with track(
+            optimize_experiment(self.conn, self.version),
             run_name=f"optimize {self.version.ref} {spec.label}",
             params={"optimize.method": spec.method, "optimize.tolerance": spec.tolerance, **params},
             tags=tags,
@@ -684,9 +447,9 @@ def open_optimizer(
 ) -> Optimizer:
     """Download and verify ``ref`` (``NAME@VERSION``, ``NAME@ALIAS``), load it and its judging data.
 
-    Tabular models are judged on ``data`` (or the data file their run recorded): 30% held out, 70% for
-    distillation and calibration. Sentence encoders are judged on ``sentences`` generated sentences and
-    distilled on ``train_sentences`` others.
+    Tabular models are judged on ``data`` (or the data file their run recorded): a fixed 30% held out
+    (:mod:`lockgate.optimize.holdout`), 70% for distillation and calibration. Sentence encoders are
+    judged on ``sentences`` generated sentences and distilled on ``train_sentences`` others.
     """
     from lockgate.serving.source import resolve_source
 
@@ -699,14 +462,23 @@ def open_optimizer(
         inputs = Inputs(
             generate_sentences(train_sentences, seed=seed + 1),
             generate_sentences(sentences, seed=seed + 2),
-            source="generated sentences",
+            source=f"the same {sentences} generated sentences (seed {seed + 2}) for the parent and "
+            "every candidate",
         )
     else:
-        path = _data_file(version, data)
-        rows, labels = _read_rows(path, target, _columns(signature))
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(rows))
-        cut = int(len(rows) * 0.7)
-        train, held = order[:cut], order[cut:]
-        inputs = Inputs(rows[train], rows[held], labels[held] if labels is not None else None, str(path))
-    return Optimizer(conn, version, parent, signature, inputs, measure or MeasureConfig(), work, seed)
+        path = data_file(version, data)
+        rows, labels = read_rows(path, target, input_columns(signature))
+        train, held = held_out_split(len(rows))
+        split = describe_split(path.name, len(held), len(rows), is_run_data=data is None)
+        inputs = Inputs(rows[train], rows[held], labels[held] if labels is not None else None, split)
+    return Optimizer(
+        conn,
+        version,
+        parent,
+        signature,
+        inputs,
+        measure or MeasureConfig(),
+        work,
+        seed,
+        parent_folder=source.path,
+    )

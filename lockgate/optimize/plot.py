@@ -11,7 +11,8 @@ __all__ = ["plot_tradeoffs"]
 
 
 def plot_tradeoffs(records: Sequence[TradeOff], path: Path, *, title: str = "") -> Path:
-    """Write a PNG with two panels (quality vs p50 latency at batch 1, quality vs size on disk)."""
+    """Write a PNG with two panels: quality against p50 latency at batch 1, and against the bytes on
+    disk of the saved MLflow model folder (what is registered and served)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,7 +30,7 @@ def plot_tradeoffs(records: Sequence[TradeOff], path: Path, *, title: str = "") 
             )
     metric = records[0].quality_metric if records else "quality"
     by_latency.set_xlabel("p50 latency at batch 1 (ms)")
-    by_size.set_xlabel("size on disk (MB)")
+    by_size.set_xlabel("saved MLflow model folder on disk (MB)")
     for axis in (by_latency, by_size):
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)

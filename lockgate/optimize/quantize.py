@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,14 @@ import numpy as np
 
 from lockgate.errors import UserError
 
-__all__ = ["QuantizeMode", "quantize_dynamic_int8", "quantize_static_int8", "sensitive_nodes"]
+__all__ = [
+    "QuantizeMode",
+    "check_quantizable",
+    "int8_refusal",
+    "quantize_dynamic_int8",
+    "quantize_static_int8",
+    "sensitive_nodes",
+]
 
 QuantizeMode = Literal["dynamic", "static"]
 _WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")
@@ -45,25 +52,62 @@ def sensitive_nodes(model_path: Path, *, last: int = 1) -> list[str]:
     return weighted[-last:] if last > 0 else []
 
 
-def _check_graph(src: Path) -> None:
+def int8_refusal(op_types: Sequence[str], kind: str | None = None) -> UserError | None:
+    """Why int8 cannot help a graph made of ``op_types`` nodes, or None when it can.
+
+    ONNX Runtime's quantizer rewrites MatMul, Gemm and Conv only; skl2onnx writes a scikit-learn
+    linear model or tree ensemble as whole-model operators (``LinearClassifier``,
+    ``TreeEnsembleClassifier``), which it leaves alone. The hint names what works for ``kind``, the
+    model the graph came from (``sklearn``, ``onnx``, or None when unknown).
+    """
+    if any(op in _WEIGHTED_OPS for op in op_types):
+        return None
+    nodes = ", ".join(sorted(set(op_types))) or "none"
+    message = (
+        "the ONNX graph has no MatMul, Gemm or Conv nodes, so int8 quantization would change nothing "
+        f"(its nodes: {nodes})"
+    )
+    applies = "int8 applies to models with matrix products: PyTorch networks, sentence encoders and "
+    applies += "scikit-learn MLPs"
+    if kind == "sklearn":
+        message = (
+            f"this scikit-learn model exports to ONNX as {nodes} nodes, with no MatMul, Gemm or Conv "
+            "for int8 quantization to act on"
+        )
+        hint = (
+            "use --method onnx (the float graph: the same predictions without scikit-learn's "
+            f"per-call overhead) or --method distill (a smaller student); {applies}"
+        )
+    elif kind == "onnx":
+        hint = f"this float ONNX graph is already the fastest form lockgate makes of it; {applies}"
+    else:
+        hint = f"{applies}; a scikit-learn linear model or tree ensemble gains from --method onnx instead"
+    return UserError(message, hint=hint)
+
+
+def check_quantizable(src: Path, kind: str | None = None) -> None:
+    """Raise the UserError of :func:`int8_refusal` for the graph at ``src`` made from a ``kind`` model."""
     import onnx
 
     graph = onnx.load(str(src), load_external_data=False).graph
-    if not any(n.op_type in _WEIGHTED_OPS for n in graph.node):
-        raise UserError(
-            "the ONNX graph has no MatMul, Gemm or Conv nodes, so int8 quantization would change nothing",
-            hint="quantize neural networks and linear models; tree ensembles gain from "
-            "--method onnx or --method distill instead",
-        )
+    refusal = int8_refusal([n.op_type for n in graph.node], kind)
+    if refusal is not None:
+        raise refusal
 
 
 def quantize_dynamic_int8(
-    src: Path, dst: Path, *, is_per_channel: bool = True, exclude: Iterable[str] = ()
+    src: Path,
+    dst: Path,
+    *,
+    is_per_channel: bool = True,
+    exclude: Iterable[str] = (),
+    kind: str | None = None,
 ) -> Path:
-    """Dynamic int8 quantization of ``src`` to ``dst``; nodes named in ``exclude`` stay float."""
+    """Dynamic int8 quantization of ``src`` to ``dst``; nodes named in ``exclude`` stay float.
+    ``kind`` is the model the graph came from, for the hint when int8 cannot help it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    _check_graph(src)
+    check_quantizable(src, kind)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with _quiet():
         quantize_dynamic(
@@ -93,11 +137,13 @@ def quantize_static_int8(
     *,
     is_per_channel: bool = True,
     exclude: Iterable[str] = (),
+    kind: str | None = None,
 ) -> Path:
-    """Static int8 (QDQ) quantization with activation ranges from ``calibration`` inputs."""
+    """Static int8 (QDQ) quantization with activation ranges from ``calibration`` inputs (``kind``:
+    as for :func:`quantize_dynamic_int8`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    _check_graph(src)
+    check_quantizable(src, kind)
     feeds = [dict(f) for f in calibration]
     if not feeds:
         raise UserError("static quantization needs calibration inputs", hint="pass --data with rows")

@@ -69,10 +69,11 @@ def cosine_rows(expected: npt.ArrayLike, actual: npt.ArrayLike) -> npt.NDArray[n
 class TradeOff:
     """One model's measured trade-off: the parent's, or an optimized candidate's.
 
-    ``quality`` is the task metric named by ``quality_metric`` (``accuracy`` on held-out labels, or
-    ``cosine_mean`` to the parent's embeddings); ``max_abs_diff`` is the largest output difference to
-    the parent on the same inputs (``None`` for the parent itself); ``is_verified`` says whether the
-    candidate stayed within ``tolerance`` of the parent.
+    ``size_bytes`` is the bytes on disk of the model's saved MLflow model folder (model files,
+    ``MLmodel``, requirements); ``quality`` is the task metric named by ``quality_metric``
+    (``accuracy`` on held-out labels, or ``cosine_mean`` to the parent's embeddings); ``max_abs_diff``
+    is the largest output difference to the parent on the same inputs (``None`` for the parent
+    itself); ``is_verified`` says whether the candidate stayed within ``tolerance`` of the parent.
     """
 
     label: str
@@ -128,7 +129,8 @@ class TradeOff:
 def pareto_optimal(records: Sequence[TradeOff]) -> list[bool]:
     """For each record, whether no other record is at least as good on every axis and better on one.
 
-    The axes: quality (higher is better), single-row p50 latency and size on disk (lower is better).
+    The axes: quality (higher is better), single-row p50 latency and the saved model folder's bytes
+    on disk (lower is better).
     Records that failed verification are never optimal, and do not dominate others.
     """
 

@@ -11,28 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pydantic
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from lockgate.errors import NotFound, UserError, ValidationError
+from lockgate.config import Document, Problems, Schema, load, parse_yaml, read_yaml
 
 __all__ = ["Pipeline", "PipelineFile", "StageSpec", "load_pipeline", "parse_pipeline"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CALL = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-Loc = tuple[str | int, ...]
+_DOCS = "docs/ci-cd.md (Pipelines)"
+_EXAMPLE = "examples/breast_cancer/pipeline.yaml"
 
 
-class StageSpec(BaseModel):
+class StageSpec(Schema):
     """One stage: what it runs, what it reads and what it writes."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     cmd: str | None = None
     call: str | None = None
@@ -70,10 +66,8 @@ class StageSpec(BaseModel):
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class PipelineFile(BaseModel):
+class PipelineFile(Schema):
     """The top level of ``pipeline.yaml``."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     version: Literal[1] = 1
     lock: str | None = None
@@ -97,115 +91,60 @@ class Pipeline:
         return None
 
 
-def _lines(node: yaml.Node, path: Loc, out: dict[Loc, int]) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            out[(*path, str(key.value))] = key.start_mark.line + 1
-            _lines(value, (*path, str(key.value)), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _lines(item, (*path, index), out)
-
-
-def _where(lines: Mapping[Loc, int], loc: Loc) -> tuple[int, str]:
-    line = next((lines[loc[:end]] for end in range(len(loc), -1, -1) if loc[:end] in lines), 1)
-    dotted = ""
-    for part in loc:
-        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
-    return line, dotted or "(top level)"
-
-
-def _phrase(error: Mapping[str, Any]) -> str:
-    kind = str(error.get("type"))
-    if kind == "extra_forbidden":
-        return "is not a known key (known: " + ", ".join(sorted(StageSpec.model_fields)) + ")"
-    if kind == "missing":
-        return "is required"
-    return (
-        str(error.get("msg", "is not valid"))
-        .removeprefix("Value error, ")
-        .replace("Input should be", "must be")
-    )
-
-
 def parse_pipeline(text: str, root: Path, source: str = "pipeline.yaml") -> Pipeline:
     """Parse and validate a pipeline; every problem is reported with its line and key."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ValidationError(
-            f"{source} line {mark.line + 1 if mark else 1}: not valid YAML: {getattr(exc, 'problem', exc)}",
-            hint="check the indentation and quoting there",
-        ) from exc
-    if not isinstance(data, dict) or node is None:
-        raise ValidationError(f"{source} line 1: a pipeline is a mapping with a `stages:` key")
-    lines: dict[Loc, int] = {}
-    _lines(node, (), lines)
-    problems: list[tuple[int, str]] = []
+    return _pipeline(parse_yaml(text, source), root)
 
-    def add(loc: Loc, phrase: str) -> None:
-        line, dotted = _where(lines, loc)
-        problems.append((line, f"{dotted}: {phrase}"))
 
-    parsed: PipelineFile | None = None
-    try:
-        parsed = PipelineFile.model_validate(data)
-    except pydantic.ValidationError as exc:
-        for error in exc.errors():
-            add(tuple(error["loc"]), _phrase(error))
-    if parsed is not None:
-        if not parsed.stages:
-            add(("stages",), "must name at least one stage")
-        written: dict[str, str] = {}
-        for name, stage in parsed.stages.items():
-            if not _NAME.match(name):
-                add(("stages", name), "a stage name is letters, digits, '.', '_' or '-'")
-            for index, out in enumerate(stage.outs):
-                if out in written:
-                    add(
-                        ("stages", name, "outs", index),
-                        f"'{out}' is already an out of stage '{written[out]}'",
-                    )
-                written.setdefault(out, name)
-        order = list(parsed.stages)
-        for name, stage in parsed.stages.items():
-            for index, dep in enumerate(stage.deps):
-                maker = written.get(dep)
-                if maker is not None and order.index(maker) >= order.index(name):
-                    add(
-                        ("stages", name, "deps", index),
-                        f"'{dep}' is written by stage '{maker}', which does not run before '{name}' "
-                        "(move that stage up)",
-                    )
-                elif maker is None and not (root / dep).exists():
-                    add(("stages", name, "deps", index), f"'{dep}' does not exist and no stage writes it")
-            for index, path in enumerate(stage.code):
-                if not (root / path).exists():
-                    add(("stages", name, "code", index), f"'{path}' does not exist")
-    if problems:
-        ordered = sorted(set(problems))
-        raise ValidationError(
-            "\n".join(f"{source} line {line}: {what}" for line, what in ordered),
-            hint="fix the pipeline file; see docs/ci-cd.md (Pipelines) for every key",
-            detail=[{"line": line, "problem": what} for line, what in ordered],
-        )
-    assert parsed is not None
-    lock = root / (parsed.lock or f"{Path(source).stem}.lock")
-    return Pipeline(tuple(parsed.stages.items()), root, lock, source)
+def _pipeline(document: Document, root: Path) -> Pipeline:
+    parsed = load(PipelineFile, document, docs=_DOCS, example=_EXAMPLE)
+    problems = Problems(document, docs=_DOCS)
+    if not parsed.stages:
+        problems.add(("stages",), "must name at least one stage", "add a stage with `cmd:` or `call:`")
+    written: dict[str, str] = {}
+    for name, stage in parsed.stages.items():
+        if not _NAME.match(name):
+            problems.add(
+                ("stages", name), "a stage name is letters, digits, '.', '_' or '-'", "rename the stage"
+            )
+        for index, out in enumerate(stage.outs):
+            if out in written:
+                problems.add(
+                    ("stages", name, "outs", index),
+                    f"'{out}' is already an out of stage '{written[out]}'",
+                    "let one stage write each file",
+                )
+            written.setdefault(out, name)
+    order = list(parsed.stages)
+    for name, stage in parsed.stages.items():
+        for index, dep in enumerate(stage.deps):
+            maker = written.get(dep)
+            if maker is not None and order.index(maker) >= order.index(name):
+                problems.add(
+                    ("stages", name, "deps", index),
+                    f"'{dep}' is written by stage '{maker}', which does not run before '{name}' "
+                    "(move that stage up)",
+                    f"move stage '{maker}' above '{name}'",
+                )
+            elif maker is None and not (root / dep).exists():
+                problems.add(
+                    ("stages", name, "deps", index),
+                    f"'{dep}' does not exist and no stage writes it",
+                    "check the path (relative to the pipeline file) or add the stage that writes it",
+                )
+        for index, path in enumerate(stage.code):
+            if not (root / path).exists():
+                problems.add(
+                    ("stages", name, "code", index),
+                    f"'{path}' does not exist",
+                    "check the path (relative to the pipeline file)",
+                )
+    problems.raise_if_any()
+    lock = root / (parsed.lock or f"{Path(str(document.source)).stem}.lock")
+    return Pipeline(tuple(parsed.stages.items()), root, lock, str(document.source))
 
 
 def load_pipeline(path: Path) -> Pipeline:
     """Read and parse the pipeline file at ``path``; its stages run in its folder."""
-    if not path.is_file():
-        raise NotFound(
-            f"pipeline file '{path}' does not exist",
-            hint="write one (see examples/breast_cancer/pipeline.yaml) or pass its path",
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"pipeline file '{path}' cannot be read: {exc}", hint="check the file") from exc
-    return parse_pipeline(text, path.resolve().parent, source=path.name)
+    hint = f"write one (see {_EXAMPLE}) or pass its path"
+    return _pipeline(read_yaml(path, what="pipeline file", hint=hint), path.resolve().parent)

@@ -23,6 +23,26 @@ class Phase(StrEnum):
     ROLLED_BACK = "rolled_back"
     COMPLETED = "completed"  # a shadow test passed; traffic stays on the baseline
 
+    @property
+    def is_live(self) -> bool:
+        """The candidate gets traffic (or a mirror of it) and the controller steps the rollout."""
+        return self in LIVE_PHASES
+
+    @property
+    def is_terminal(self) -> bool:
+        """The rollout is over: promoted, rolled back or completed; nothing moves it again."""
+        return self in TERMINAL_PHASES
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing will change without a person: over, or halted for a human to decide."""
+        return self in TERMINAL_PHASES or self is Phase.HALTED
+
+    @property
+    def is_alarm(self) -> bool:
+        """A phase someone should hear about: rolled back, or halted."""
+        return self in (Phase.ROLLED_BACK, Phase.HALTED)
+
 
 LIVE_PHASES = frozenset({Phase.WARMING, Phase.SHADOWING, Phase.STEPPING, Phase.BAKING, Phase.EXPERIMENTING})
 TERMINAL_PHASES = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.COMPLETED})

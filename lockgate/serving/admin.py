@@ -1,44 +1,65 @@
-"""The admin API: deployments and rollouts over HTTP, behind a bearer token.
+"""The admin API (deployments and rollouts) and the dashboard, behind the admin token.
 
-Off unless a token is configured (``LOCKGATE_ADMIN_TOKEN``): without one every ``/admin/`` path is
+Off unless a token is configured (``LOCKGATE_ADMIN_TOKEN``): without one every admin endpoint is
 a 404 that says how to turn it on. A missing or malformed ``Authorization`` header is a 401, a
-wrong token a 403; the token is compared in constant time.
-
-=======  ==========================================  =============================================
-method   path                                        does
-=======  ==========================================  =============================================
-GET      /admin/deployments                          list deployments with their phase and weights
-POST     /admin/deployments                          create or update one (body: the spec as JSON)
-PUT      /admin/deployments/{name}                   the same, the name from the path
-GET      /admin/deployments/{name}                   status: phase, weights, per-variant numbers,
-                                                     the latest verdict, the shadow comparison
-POST     /admin/deployments/{name}/{command}         start, promote, pause, resume, rollback; body
-                                                     ``{"reason", "actor", "duration_s"}``, optional
-GET      /admin/deployments/{name}/history           the audit log (``?after=ID`` for newer ones)
-GET      /admin/deployments/{name}/stats             each variant's raw counters
-                                                     (``VariantStats.to_dict()``), for analysis
-=======  ==========================================  =============================================
+wrong token a 403; the token is compared in constant time. The dashboard also takes the token as
+``?token=`` (a browser opening the page cannot send a header) and answers a person without one with
+a page that asks for it. Which endpoints exist, with which methods, is the route table's
+(:mod:`lockgate.serving.routes`); this module holds their handlers.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import orjson
 
-from lockgate.errors import Forbidden, MethodNotAllowed, NotFound, Unauthorized, UserError, ValidationError
-from lockgate.rollout.runner import COMMANDS
+from lockgate.errors import Forbidden, LockgateError, NotFound, Unauthorized, UserError, ValidationError
+from lockgate.monitor.dashboard import (
+    DASHBOARD_HEADERS,
+    SIGN_IN_HEADERS,
+    dashboard_authorization,
+    dashboard_data,
+    dashboard_page,
+    sign_in_page,
+)
 from lockgate.rollout.spec import parse_spec
+from lockgate.serving.dispatch import Auth
+from lockgate.serving.exchange import JSON, Exchange, Response
 
 if TYPE_CHECKING:
+    from lockgate.serving.app import ServingApp
     from lockgate.serving.deployment import DeploymentManager
 
-__all__ = ["ADMIN_PREFIX", "check_admin_token", "handle_admin"]
+__all__ = [
+    "authorize",
+    "check_admin_token",
+    "create_deployment",
+    "dashboard",
+    "dashboard_json",
+    "deployment_history",
+    "deployment_stats",
+    "deployment_status",
+    "list_deployments",
+    "put_deployment",
+    "rollout_command",
+    "sign_in",
+]
 
-ADMIN_PREFIX = "/admin/deployments"
 _MAX_ACTOR = 64
+_HTML = b"text/html; charset=utf-8"
+
+
+def authorize(auth: Auth, expected: str | None, exchange: Exchange) -> None:
+    """Raise unless the exchange carries the admin token the way ``auth`` asks for it."""
+    if auth is Auth.ADMIN:
+        check_admin_token(expected, exchange.authorization)
+    elif auth is Auth.ADMIN_PAGE:
+        query = exchange.scope.get("query_string", b"")
+        check_admin_token(expected, dashboard_authorization(exchange.authorization, query, expected))
 
 
 def check_admin_token(expected: str | None, authorization: bytes | None) -> None:
@@ -97,46 +118,80 @@ def _command_arguments(data: dict[str, Any]) -> tuple[str | None, float | None]:
     return reason, None if duration is None else float(duration)
 
 
-async def handle_admin(
-    manager: DeploymentManager, method: str, path: str, query: bytes, body: bytes
-) -> tuple[int, bytes]:
-    """Answer one admin request (the token was checked): (status, JSON body)."""
-    if path.rstrip("/") == ADMIN_PREFIX:
-        if method == "GET":
-            return 200, orjson.dumps({"deployments": [await manager.status(n) for n in sorted(manager.live)]})
-        if method == "POST":
-            return await _deploy(manager, _json_body(body), None)
-        raise _not_allowed(method, "GET, POST")
-    if not path.startswith(ADMIN_PREFIX + "/"):
-        raise NotFound(f"no admin endpoint {path}", hint="see GET /openapi.json")
-    parts = path[len(ADMIN_PREFIX) + 1 :].rstrip("/").split("/")
-    name = parts[0]
-    if len(parts) == 1:
-        if method == "GET":
-            return 200, orjson.dumps(await manager.status(name))
-        if method == "PUT":
-            return await _deploy(manager, _json_body(body), name)
-        raise _not_allowed(method, "GET, PUT")
-    if len(parts) == 2 and parts[1] == "history":
-        if method != "GET":
-            raise _not_allowed(method, "GET")
-        after = _after(query)
-        return 200, orjson.dumps({"name": name, "events": await manager.history(name, after_id=after)})
-    if len(parts) == 2 and parts[1] == "stats":
-        if method != "GET":
-            raise _not_allowed(method, "GET")
-        return 200, orjson.dumps(await _stats(manager, name))
-    if len(parts) == 2 and parts[1] in COMMANDS:
-        if method != "POST":
-            raise _not_allowed(method, "POST")
-        data = _json_body(body)
-        reason, duration_s = _command_arguments(data)
-        await manager.command(name, parts[1], actor=_actor(data), reason=reason, duration_s=duration_s)
-        return 200, orjson.dumps(await manager.status(name))
-    raise NotFound(
-        f"no admin endpoint {path}",
-        hint=f"commands are {', '.join(COMMANDS)}, history and stats, under {ADMIN_PREFIX}/{{name}}/",
+def _manager(app: ServingApp) -> DeploymentManager:
+    if app.deployments is None:
+        raise NotFound(
+            "this server runs no deployments",
+            hint="start it with `lockgate serve --store URL` or `lockgate serve --deployment SPEC`",
+        )
+    return app.deployments
+
+
+async def list_deployments(app: ServingApp, exchange: Exchange) -> Response:
+    """Every deployment's status."""
+    manager = _manager(app)
+    return Response(
+        200, orjson.dumps({"deployments": [await manager.status(n) for n in sorted(manager.live)]})
     )
+
+
+async def create_deployment(app: ServingApp, exchange: Exchange) -> Response:
+    """Create a deployment, or give a finished one a new spec (the name from the body)."""
+    return await _deploy(_manager(app), _json_body(exchange.body), None)
+
+
+async def put_deployment(app: ServingApp, exchange: Exchange) -> Response:
+    """Create or update the deployment named in the path."""
+    return await _deploy(_manager(app), _json_body(exchange.body), exchange.params["deployment"])
+
+
+async def deployment_status(app: ServingApp, exchange: Exchange) -> Response:
+    """Phase, weights, per-variant numbers, the latest verdict, the shadow comparison."""
+    return Response(200, orjson.dumps(await _manager(app).status(exchange.params["deployment"])))
+
+
+async def rollout_command(app: ServingApp, exchange: Exchange) -> Response:
+    """Start, promote, pause, resume or roll back now; answers the status after it."""
+    manager = _manager(app)
+    name = exchange.params["deployment"]
+    data = _json_body(exchange.body)
+    reason, duration_s = _command_arguments(data)
+    await manager.command(
+        name, exchange.params["command"], actor=_actor(data), reason=reason, duration_s=duration_s
+    )
+    return Response(200, orjson.dumps(await manager.status(name)))
+
+
+async def deployment_history(app: ServingApp, exchange: Exchange) -> Response:
+    """The audit log (``?after=ID`` for the newer events only)."""
+    manager = _manager(app)
+    name = exchange.params["deployment"]
+    after = _after(exchange.scope.get("query_string", b""))
+    return Response(200, orjson.dumps({"name": name, "events": await manager.history(name, after_id=after)}))
+
+
+async def deployment_stats(app: ServingApp, exchange: Exchange) -> Response:
+    """Each variant's raw counters (``VariantStats.to_dict()``), for analysis."""
+    return Response(200, orjson.dumps(await _stats(_manager(app), exchange.params["deployment"])))
+
+
+# ------------------------------------------------------------------------ the dashboard
+
+
+async def dashboard(app: ServingApp, exchange: Exchange) -> Response:
+    """The read-only dashboard page (HTML, no external assets)."""
+    return Response(200, dashboard_page(), _HTML, None, DASHBOARD_HEADERS)
+
+
+async def dashboard_json(app: ServingApp, exchange: Exchange) -> Response:
+    """What the dashboard polls: status, recent events, weights over time."""
+    data = await dashboard_data(app.deployments, now=time.time(), recent=app.recent_events)
+    return Response(200, orjson.dumps(data), JSON, None, ((b"cache-control", b"no-store"),))
+
+
+def sign_in(error: LockgateError) -> Response:
+    """A person in a browser without a valid token: a page that asks for it, not JSON."""
+    return Response(error.http_status, sign_in_page(error.message), _HTML, None, SIGN_IN_HEADERS)
 
 
 async def _stats(manager: DeploymentManager, name: str) -> dict[str, Any]:
@@ -151,7 +206,7 @@ async def _stats(manager: DeploymentManager, name: str) -> dict[str, Any]:
     }
 
 
-async def _deploy(manager: DeploymentManager, data: dict[str, Any], name: str | None) -> tuple[int, bytes]:
+async def _deploy(manager: DeploymentManager, data: dict[str, Any], name: str | None) -> Response:
     actor = _actor({"actor": data.pop("actor")} if "actor" in data else {})
     if name is not None and data.setdefault("name", name) != name:
         raise ValidationError(
@@ -161,7 +216,7 @@ async def _deploy(manager: DeploymentManager, data: dict[str, Any], name: str | 
     spec = parse_spec(data)
     existed = spec.name in manager.live
     await manager.deploy(spec, actor=actor)
-    return (200 if existed else 201), orjson.dumps(await manager.status(spec.name))
+    return Response(200 if existed else 201, orjson.dumps(await manager.status(spec.name)))
 
 
 _MAX_EVENT_ID = 2**63 - 1  # a store's 64-bit integer column
@@ -176,7 +231,3 @@ def _after(query: bytes) -> int:
     if after > _MAX_EVENT_ID:
         raise ValidationError(f"after must be at most {_MAX_EVENT_ID}", hint="e.g. ?after=12")
     return max(0, after)
-
-
-def _not_allowed(method: str, allowed: str) -> MethodNotAllowed:
-    return MethodNotAllowed(f"method {method} is not allowed here; use {allowed}", detail={"allow": allowed})

@@ -1,15 +1,21 @@
-"""The ASGI app: both inference protocols, health, metadata, metrics and the OpenAPI document.
+"""The ASGI app: one request in, its endpoint found in the route table, one answer out.
 
 The request path is a plain ASGI callable (no middleware stack, no per-request Request object): on
 two cores the server's own overhead decides how close a small model gets to a bare "hello world".
+The headers are read once into an :class:`~lockgate.serving.exchange.Exchange`; the two inference
+paths are found with one lookup (:meth:`RouteTable.hot`), every other path through the route table
+(:mod:`lockgate.serving.routes`), which also answers 404 and 405 and generates ``/openapi.json``.
+The handlers live with their idea: :mod:`~lockgate.serving.inference`,
+:mod:`~lockgate.serving.status`, :mod:`~lockgate.serving.feedback`, :mod:`~lockgate.serving.admin`.
+
 Every error raised while handling a request becomes a response in exactly one place,
 :meth:`ServingApp._respond_error`: a :class:`~lockgate.errors.LockgateError` gives its status and
 ``{"error", "detail"}`` body; anything else is a bug, logged with its traceback, and a 500.
 
-Routing: the app holds :class:`~lockgate.serving.variant.Variant` objects by key, and a ``route``
-function picks the variant that serves a request from the requested model name and the routing
-key (header ``x-routing-key``). The default serves each model by its name; a rollout swaps in its
-own function with :meth:`ServingApp.set_route` (one attribute assignment, so atomic).
+Routing between models: the app holds :class:`~lockgate.serving.variant.Variant` objects by key,
+and a ``route`` function picks the variant that serves a request from the requested model name and
+the routing key (header ``x-routing-key``). The default serves each model by its name; a rollout
+swaps in its own function with :meth:`ServingApp.set_route` (one attribute assignment, so atomic).
 """
 
 from __future__ import annotations
@@ -19,15 +25,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-import lockgate
 from lockgate.errors import (
-    Conflict,
     Forbidden,
     LockgateError,
     MethodNotAllowed,
@@ -38,38 +41,28 @@ from lockgate.errors import (
     UnsupportedMediaType,
     UserError,
 )
-from lockgate.monitor.dashboard import (
-    DASHBOARD_HEADERS,
-    DASHBOARD_PATH,
-    DATA_PATH,
-    SIGN_IN_HEADERS,
-    RecentEvents,
-    dashboard_authorization,
-    dashboard_data,
-    dashboard_page,
-    sign_in_page,
+from lockgate.monitor.dashboard import RecentEvents
+from lockgate.serving.admin import authorize
+from lockgate.serving.dispatch import Auth, Endpoint, RouteTable
+from lockgate.serving.exchange import (
+    JSON,
+    Exchange,
+    Receive,
+    Response,
+    Scope,
+    Send,
+    media_type,
+    record_exchange,
 )
-from lockgate.serving.admin import check_admin_token, handle_admin
-from lockgate.serving.binary_data import parse_header_length
-from lockgate.serving.deployment import field_routing_key
-from lockgate.serving.feedback import DEFAULT_MAX_IDS, Feedback, FeedbackJoins, parse_feedback
+from lockgate.serving.feedback import DEFAULT_MAX_IDS, FeedbackJoins
 from lockgate.serving.logs import AccessLog
-from lockgate.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lockgate.serving.metrics import DeploymentCollector, ServingMetrics
 from lockgate.serving.openapi import openapi_document
-from lockgate.serving.protocol import (
-    InferenceRequest,
-    Outputs,
-    decode_invocations,
-    decode_v2,
-    encode_invocations,
-    encode_v2,
-    encode_v2_binary,
-)
+from lockgate.serving.routes import ROUTES
 from lockgate.serving.variant import Variant
 
 if TYPE_CHECKING:
-    from lockgate.serving.deployment import DeploymentManager, LiveDeployment
+    from lockgate.serving.deployment import DeploymentManager
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "LOOPBACK_HOSTS", "Route", "ServingApp", "default_route"]
 
@@ -77,16 +70,9 @@ _log = logging.getLogger("lockgate.serving")
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 Route = Callable[[str, "str | None"], Variant]
 """Picks the variant for (requested model name, routing key); raises NotFound for unknown names."""
 
-_JSON = b"application/json"
-_OCTET_STREAM = b"application/octet-stream"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 """The Host names a loopback-bound server answers (``allowed_hosts=None`` answers any)."""
 _ids = random.Random()  # noqa: S311 - request ids are unique, not secret
@@ -112,42 +98,6 @@ class _DisconnectedError(Exception):
     """The client went away before its body arrived: nothing to answer."""
 
 
-@dataclass
-class _Response:
-    status: int
-    body: bytes
-    content_type: bytes = _JSON
-    retry_after_s: float | None = None
-    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
-
-
-@dataclass
-class _Served:
-    """Which variant a request reached, for its headers and statistics whatever the outcome."""
-
-    variant: Variant | None = None
-    deployment: LiveDeployment | None = None
-    name: str | None = None
-    shadow: Variant | None = None
-    request: InferenceRequest | None = None
-    outputs: Outputs | None = None
-    unit: int | None = None
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    """One request header, looked up only where it matters (not on every request)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
-
-
-def _media_type(value: bytes | None) -> str:
-    if not value:
-        return "application/json"
-    return value.split(b";", 1)[0].strip().lower().decode("latin-1")
-
-
 class ServingApp:
     """The model server as an ASGI app.
 
@@ -158,7 +108,7 @@ class ServingApp:
     (``/admin/...``, bearer token; off when None). ``feedback_max_ids`` is how many recent request
     ids per model the feedback endpoint can join an outcome to. ``expose_metrics=False`` turns
     the Prometheus counters and ``/metrics`` off; ``access_log`` (off when None) gets a line per
-    answered request.
+    answered request. ``routes`` is the route table (the server's own by default).
     """
 
     def __init__(
@@ -175,6 +125,7 @@ class ServingApp:
         allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
         expose_metrics: bool = True,
         access_log: AccessLog | None = None,
+        routes: Sequence[Endpoint] = ROUTES,
     ) -> None:
         self.variants: dict[str, Variant] = {}
         self.expose_metrics = expose_metrics
@@ -202,10 +153,14 @@ class ServingApp:
         self.is_abandoned = False  # model calls still running when the grace period ran out
         self.load_error: BaseException | None = None
         self._pending = list(variants)
+        self.routes = RouteTable(routes)
         self._openapi: bytes | None = None
         self._started = False
         self._load_task: asyncio.Task[None] | None = None
-        self._recent_events = RecentEvents()  # the dashboard's audit log, read incrementally
+        # True: lifespan startup waits for the models, so the server listens only once it can
+        # answer (a worker joining a shared port must not take connections it would refuse)
+        self.load_before_serving = False
+        self.recent_events = RecentEvents()  # the dashboard's audit log, read incrementally
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -248,6 +203,9 @@ class ServingApp:
         if self.loader is None and self.deployments is None:
             self.is_loaded = True
             return
+        if self.load_before_serving:
+            await self._load()
+            return
         self._load_task = asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
@@ -255,6 +213,10 @@ class ServingApp:
             if self.deployments is not None:
                 await self.deployments.start(self)
             loaded = await asyncio.to_thread(self.loader) if self.loader is not None else []
+        except asyncio.CancelledError:
+            if self.is_draining:  # stopped while loading: a clean stop, not a failed load
+                return
+            raise
         # loading runs user models and files: whatever fails, the server must say so and stop
         except BaseException as exc:  # noqa: BLE001
             self.load_error = exc
@@ -274,6 +236,10 @@ class ServingApp:
         first signal when set. A model call still running then (a model stuck in its own code) is
         abandoned, so a stuck model cannot keep the process from exiting."""
         self.is_draining = True
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()  # a stop while loading: nothing to drain, and not a failure
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._load_task
         now = time.monotonic()
         since = self.draining_since or now
         timeout = None if self.grace_s is None else max(0.5, since + self.grace_s - now)
@@ -354,18 +320,18 @@ class ServingApp:
             # not os.urandom: a system call per request is measurable here; ids must be unique,
             # not secret (the generator is seeded from the OS at import)
             request_id = b"%032x" % _ids.getrandbits(128)
-        served = _Served()
+        exchange = Exchange(
+            scope, receive, request_id, content_type, content_length, routing_key, authorization
+        )
         try:
             if self.allowed_hosts is not None:
                 self._check_host(host)
-            if scope["path"].startswith("/admin/"):
-                response = await self._admin(scope, receive, content_type, content_length, authorization)
-            elif scope["path"].startswith(DASHBOARD_PATH):
-                response = await self._dashboard(scope, authorization)
+            hot = self.routes.hot(scope["method"], scope["path"])
+            if hot is not None:
+                endpoint, exchange.params = hot
+                response = await endpoint.handler(self, exchange)
             else:
-                response = await self._dispatch(
-                    scope, receive, content_type, content_length, routing_key, request_id, served
-                )
+                response = await self._dispatch(exchange)
         except _DisconnectedError:
             return
         except LockgateError as exc:
@@ -378,11 +344,11 @@ class ServingApp:
             (b"content-length", str(len(response.body)).encode()),
             (b"x-request-id", request_id),
         ]
-        variant = served.variant
+        variant = exchange.variant
         if variant is not None:
             headers.append((b"x-model-name", variant.model_name.encode()))
             headers.append((b"x-model-version", variant.model_version.encode()))
-            live = served.deployment
+            live = exchange.deployment
             if live is not None:
                 # the model's name is the registered model's for every variant: this says which
                 variant_name = live.name_of(variant)
@@ -394,149 +360,41 @@ class ServingApp:
             headers.extend(response.extra_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
-        if variant is not None:
-            elapsed = time.perf_counter() - started
-            variant.record(elapsed * 1000.0, is_error=response.status >= 500, unit=served.unit)
-            if self.expose_metrics:
-                self.metrics.observe_request(
-                    variant.model_name, variant.model_version, response.status, elapsed
-                )
-            if response.status == 200 and served.name is not None:
-                self._remember(served, request_id, variant)
-            if served.shadow is not None:
-                self._mirror(served, elapsed * 1000.0)
-            live = served.deployment
-            if live is not None:
-                if live.drift is not None:
-                    self._sample(served, variant, response.status)
-                if live.capture is not None and live.capture.take():
-                    self._capture(live, served, variant, response.status, elapsed, request_id)
-        if self.access_log is not None:
-            self._log_access(self.access_log, scope, request_id, response.status, started, served)
+        if variant is not None or self.access_log is not None:
+            record_exchange(self, exchange, response.status, started)
 
-    def _capture(
-        self,
-        live: LiveDeployment,
-        served: _Served,
-        variant: Variant,
-        status: int,
-        elapsed_s: float,
-        request_id: bytes,
-    ) -> None:
-        """Queue a sampled request of a deployment for the store (references, after the reply)."""
-        request, name = served.request, live.name_of(variant)
-        if live.capture is not None and request is not None and name is not None:
-            live.capture.append(
-                request_id=request_id,
-                variant=name,
-                model_name=variant.model_name,
-                model_version=variant.model_version,
-                status=status,
-                latency_ms=elapsed_s * 1000.0,
-                inputs=request.inputs,
-                outputs=served.outputs if status == 200 else None,
-            )
-
-    @staticmethod
-    def _log_access(
-        access_log: AccessLog, scope: Scope, request_id: bytes, status: int, started: float, served: _Served
-    ) -> None:
-        variant, live = served.variant, served.deployment
-        client = scope.get("client")
-        access_log.record(
-            request_id=request_id,
-            method=scope["method"],
-            path=scope["path"],
-            status=status,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-            client=client[0] if client else None,
-            deployment=served.name if live is not None else None,
-            variant=live.name_of(variant) if live is not None and variant is not None else None,
-            model=variant.model_name if variant is not None else None,
-            version=variant.model_version if variant is not None else None,
-        )
-
-    def _remember(self, served: _Served, request_id: bytes, variant: Variant) -> None:
-        """Keep which variant answered, under the header's id and the V2 body's own id."""
-        name = served.name
-        assert name is not None
-        self.feedback.remember(name, request_id, variant, served.unit)
-        body_id = served.request.request_id if served.request is not None else None
-        if body_id:
-            self.feedback.remember(name, body_id.encode(), variant, served.unit)
-        if served.deployment is not None and self.deployments is not None and self.deployments.persist_joins:
-            self.deployments.note_join(name, request_id, variant)
-            if body_id:
-                self.deployments.note_join(name, body_id.encode(), variant)
-
-    def _sample(self, served: _Served, variant: Variant, status: int) -> None:
-        """Offer an answered request's inputs and outputs to the drift sketches (after the reply)."""
-        live, request = served.deployment, served.request
-        if live is not None and live.drift is not None and request is not None and status == 200:
-            name = live.name_of(variant)
-            if name is not None:
-                predictor = variant.predictor
-                live.drift.offer(
-                    name,
-                    request.inputs,
-                    predictor.signature.column_names,
-                    served.outputs,
-                    predictor.primary_output,
-                )
-
-    def _mirror(self, served: _Served, primary_ms: float) -> None:
-        """Offer an answered request's copy to the deployment's shadow (after the reply is sent)."""
-        live, shadow, request, outputs = served.deployment, served.shadow, served.request, served.outputs
-        if live is not None and shadow is not None and request is not None and outputs is not None:
-            live.mirror.offer(shadow, request, outputs, primary_ms, served.unit)
-
-    async def _admin(
-        self,
-        scope: Scope,
-        receive: Receive,
-        content_type: bytes | None,
-        content_length: bytes | None,
-        authorization: bytes | None,
-    ) -> _Response:
-        check_admin_token(self.admin_token, authorization)
-        if self.deployments is None:
-            raise NotFound(
-                "this server runs no deployments",
-                hint="start it with `lockgate serve --store URL` or `lockgate serve --deployment SPEC`",
-            )
-        method: str = scope["method"]
-        body = b""
-        if method in ("POST", "PUT"):
-            if _media_type(content_type) != "application/json":
+    async def _dispatch(self, exchange: Exchange) -> Response:
+        """Any path but the hot ones: find its endpoint (404, 405), check the token the endpoint
+        needs, read the body it takes (415 for a media type it does not read), run its handler."""
+        scope = exchange.scope
+        endpoint, exchange.params = self.routes.match(scope["method"], scope["path"])
+        if endpoint.auth is not Auth.PUBLIC:
+            try:
+                authorize(endpoint.auth, self.admin_token, exchange)
+            except (Unauthorized, Forbidden) as exc:
+                if endpoint.on_denied is None:
+                    raise
+                return endpoint.on_denied(exc)
+        if endpoint.request is not None and not endpoint.is_hot:
+            media = media_type(exchange.content_type)
+            if media not in endpoint.request:
+                accepted = " or ".join(endpoint.request)
                 raise UnsupportedMediaType(
-                    f"the admin API reads JSON, not '{_media_type(content_type)}'",
-                    hint="send Content-Type: application/json",
+                    f"{scope['path']} reads {accepted}, not '{media}'", hint=f"send Content-Type: {accepted}"
                 )
-            body = await self._read_body(receive, content_length)
-        status, payload = await handle_admin(
-            self.deployments, method, scope["path"], scope.get("query_string", b""), body
-        )
-        return _Response(status, payload)
+            exchange.body = await self.read_body(exchange.receive, exchange.content_length)
+        return await endpoint.handler(self, exchange)
 
-    async def _dashboard(self, scope: Scope, authorization: bytes | None) -> _Response:
-        """The read-only dashboard page and the JSON it polls, behind the admin token."""
-        path: str = scope["path"].rstrip("/")
-        if path not in (DASHBOARD_PATH, DATA_PATH):
-            raise NotFound(f"no endpoint {path}", hint=f"the dashboard is GET {DASHBOARD_PATH}")
-        token = dashboard_authorization(authorization, scope.get("query_string", b""), self.admin_token)
-        try:
-            check_admin_token(self.admin_token, token)
-        except (Unauthorized, Forbidden) as exc:
-            if path != DASHBOARD_PATH:
-                raise
-            # a person in a browser: a page that asks for the token, not JSON
-            page = sign_in_page(exc.message)
-            return _Response(exc.http_status, page, b"text/html; charset=utf-8", None, SIGN_IN_HEADERS)
-        self._require(scope["method"], "GET")
-        if path == DASHBOARD_PATH:
-            return _Response(200, dashboard_page(), b"text/html; charset=utf-8", None, DASHBOARD_HEADERS)
-        data = await dashboard_data(self.deployments, now=time.time(), recent=self._recent_events)
-        return _Response(200, orjson.dumps(data), _JSON, None, ((b"cache-control", b"no-store"),))
+    def readiness(self, extra: dict[str, Any]) -> Response:
+        """200 when ready, 503 while loading or draining; ``extra`` joins the JSON body."""
+        ready = self.is_ready
+        return Response(200 if ready else 503, orjson.dumps({**extra, "ready": ready}))
+
+    def openapi_json(self) -> bytes:
+        """The OpenAPI document of this app's route table, as JSON (made once)."""
+        if self._openapi is None:
+            self._openapi = orjson.dumps(openapi_document(self.routes.endpoints))
+        return self._openapi
 
     def _check_host(self, host: bytes | None) -> None:
         """A server bound to loopback answers only requests addressed to loopback: a page on
@@ -551,7 +409,7 @@ class ServingApp:
                 "(a guard against DNS rebinding); start it with --host to serve other names",
             )
 
-    def _respond_error(self, exc: Exception, request_id: bytes) -> _Response:
+    def _respond_error(self, exc: Exception, request_id: bytes) -> Response:
         if isinstance(exc, LockgateError):
             error = exc
         else:
@@ -563,9 +421,16 @@ class ServingApp:
                 hint="this is a bug in lockgate or in the model; the server log has the traceback",
             )
         retry = error.retry_after_s if isinstance(error, ServiceUnavailable) else None
-        return _Response(error.http_status, orjson.dumps(error.to_dict()), _JSON, retry)
+        allow = (
+            error.detail.get("allow")
+            if isinstance(error, MethodNotAllowed) and isinstance(error.detail, dict)
+            else None
+        )
+        headers = ((b"allow", allow.encode()),) if allow else ()
+        return Response(error.http_status, orjson.dumps(error.to_dict()), JSON, retry, headers)
 
-    async def _read_body(self, receive: Receive, content_length: bytes | None) -> bytes:
+    async def read_body(self, receive: Receive, content_length: bytes | None) -> bytes:
+        """The request body, up to ``max_body_bytes`` (413 beyond it, before reading it all)."""
         limit = self.max_body_bytes
         if content_length is not None:
             try:
@@ -600,289 +465,3 @@ class ServingApp:
                 hint="send fewer rows per request, or raise --max-body-bytes",
             )
         return b"".join(chunks)
-
-    async def _dispatch(
-        self,
-        scope: Scope,
-        receive: Receive,
-        content_type: bytes | None,
-        content_length: bytes | None,
-        routing_key: bytes | None,
-        request_id: bytes,
-        served: _Served,
-    ) -> _Response:
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if path == "/invocations":
-            self._require(method, "POST")
-            return await self._invocations(scope, receive, content_type, content_length, routing_key, served)
-        if path.startswith("/v2/models/"):
-            return await self._v2_model(
-                scope, receive, content_type, content_length, routing_key, request_id, served
-            )
-        if method not in ("GET", "HEAD"):
-            if path in _GET_PATHS:
-                self._require(method, "GET")
-            raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
-        if path == "/v2/health/live":
-            return _Response(200, b'{"live":true}')
-        if path in ("/v2/health/ready", "/ping", "/health"):
-            waiting = self.deployments.store_error if self.deployments is not None else None
-            # still ready (serving goes on at the current weights); the rollouts wait for the store
-            return self._readiness({"rollouts": f"waiting: {waiting}"} if waiting else {})
-        if path == "/v2":
-            return _Response(200, self._server_metadata())
-        if path == "/metrics":
-            if not self.expose_metrics:
-                raise NotFound("metrics are off on this server", hint="start it without --no-metrics")
-            return _Response(200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
-        if path == "/openapi.json":
-            if self._openapi is None:
-                self._openapi = orjson.dumps(openapi_document())
-            return _Response(200, self._openapi)
-        if path == "/version":
-            return _Response(200, orjson.dumps({"lockgate": lockgate.__version__}))
-        raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
-
-    def _require(self, method: str, allowed: str) -> None:
-        if method != allowed:
-            raise MethodNotAllowed(
-                f"method {method} is not allowed here; use {allowed}", detail={"allow": allowed}
-            )
-
-    def _readiness(self, extra: dict[str, Any]) -> _Response:
-        ready = self.is_ready
-        return _Response(200 if ready else 503, orjson.dumps({**extra, "ready": ready}))
-
-    def _server_metadata(self) -> bytes:
-        return orjson.dumps(
-            {
-                "name": "lockgate",
-                "version": lockgate.__version__,
-                "extensions": ["model_repository_metadata", "binary_tensor_data"],
-                "models": sorted(self.variants),
-            }
-        )
-
-    def _route(self, name: str, scope: Scope, routing_key: bytes | None, served: _Served) -> Variant:
-        """The variant that answers: a deployment's choice by routing key, or a model by name."""
-        if self.deployments is not None:
-            live = self.deployments.live.get(name)
-            if live is not None:
-                variant, served.shadow, served.unit = live.choose(
-                    live.routing_key(scope["headers"], routing_key)
-                )
-                served.deployment = live
-                served.variant = variant
-                served.name = name
-                return variant
-        served.variant = self._serving_variant(name, routing_key)
-        served.name = name
-        return served.variant
-
-    def _route_by_field(self, served: _Served, request: InferenceRequest) -> Variant:
-        """Route again by the input field the deployment keys on (decoded with the first pick's
-        signature: a deployment's variants take the same inputs)."""
-        live = served.deployment
-        assert live is not None and live.field_name is not None and served.variant is not None
-        key = field_routing_key(request.inputs, served.variant.predictor.signature, live.field_name)
-        variant, served.shadow, served.unit = live.choose(key)
-        served.variant = variant
-        return variant
-
-    def _serving_variant(self, name: str, routing_key: bytes | None) -> Variant:
-        if not self.is_loaded and name not in self.variants:
-            if self.load_error is not None:
-                raise ServiceUnavailable(
-                    f"model '{name}' failed to load: {self.load_error}", retry_after_s=30.0
-                )
-            raise ServiceUnavailable(f"model '{name}' is still loading", retry_after_s=1.0)
-        key = routing_key.decode("latin-1") if routing_key is not None else None
-        return self.route(name, key)
-
-    async def _invocations(
-        self,
-        scope: Scope,
-        receive: Receive,
-        content_type: bytes | None,
-        content_length: bytes | None,
-        routing_key: bytes | None,
-        served: _Served,
-    ) -> _Response:
-        media_type = _media_type(content_type)
-        if media_type not in ("application/json", "text/csv"):
-            raise UnsupportedMediaType(
-                f"/invocations does not read '{media_type}'",
-                hint="send Content-Type: application/json (or text/csv)",
-            )
-        if self.default_model is None:
-            raise ServiceUnavailable("no model is loaded yet", retry_after_s=1.0)
-        variant = self._route(self.default_model, scope, routing_key, served)
-        body = await self._read_body(receive, content_length)
-        request = served.request = decode_invocations(body, media_type, variant.predictor.signature)
-        if served.deployment is not None and served.deployment.field_name is not None:
-            variant = self._route_by_field(served, request)
-        outputs = served.outputs = await variant.infer(request)
-        predictor = variant.predictor
-        payload = encode_invocations(outputs, predictor.primary_output, as_records=predictor.is_table_output)
-        return _Response(200, payload)
-
-    async def _v2_model(
-        self,
-        scope: Scope,
-        receive: Receive,
-        content_type: bytes | None,
-        content_length: bytes | None,
-        routing_key: bytes | None,
-        request_id: bytes,
-        served: _Served,
-    ) -> _Response:
-        path: str = scope["path"]
-        method: str = scope["method"]
-        parts = path[len("/v2/models/") :].split("/")
-        name = parts[0]
-        rest = parts[1:]
-        if len(rest) >= 2 and rest[0] == "versions":
-            rest = rest[2:]  # /v2/models/{name}/versions/{version}/... : the version is informative
-        if rest == ["infer"]:
-            self._require(method, "POST")
-            header_length = _header(scope, b"inference-header-content-length")
-            media_type = _media_type(content_type)
-            # binary tensor data: tritonclient sends no content type, others octet-stream or JSON
-            if media_type != "application/json" and (
-                header_length is None or media_type != "application/octet-stream"
-            ):
-                raise UnsupportedMediaType(
-                    f"/v2/models/{name}/infer reads JSON, not '{media_type}'",
-                    hint="send Content-Type: application/json, or application/octet-stream with "
-                    "an Inference-Header-Content-Length header (binary tensor data)",
-                )
-            variant = self._route(name, scope, routing_key, served)
-            body = await self._read_body(receive, content_length)
-            request: InferenceRequest = decode_v2(
-                body,
-                variant.predictor.signature,
-                None if header_length is None else parse_header_length(header_length),
-            )
-            served.request = request
-            if served.deployment is not None and served.deployment.field_name is not None:
-                variant = self._route_by_field(served, request)
-            outputs = served.outputs = await variant.infer(request)
-            answer_id = request.request_id or request_id.decode()
-            binary = request.binary_outputs(request.output_names or list(outputs))
-            if binary:
-                payload, json_length = encode_v2_binary(
-                    variant.model_name,
-                    variant.model_version,
-                    answer_id,
-                    outputs,
-                    request.output_names,
-                    binary,
-                )
-                return _Response(
-                    200,
-                    payload,
-                    _OCTET_STREAM,
-                    extra_headers=((b"inference-header-content-length", b"%d" % json_length),),
-                )
-            payload = encode_v2(
-                variant.model_name, variant.model_version, answer_id, outputs, request.output_names
-            )
-            return _Response(200, payload)
-        if rest == ["feedback"]:
-            self._require(method, "POST")
-            if _media_type(content_type) != "application/json":
-                raise UnsupportedMediaType(
-                    f"/v2/models/{name}/feedback reads JSON, not '{_media_type(content_type)}'",
-                    hint="send Content-Type: application/json",
-                )
-            return await self._feedback(name, await self._read_body(receive, content_length))
-        if method not in ("GET", "HEAD"):
-            self._require(method, "GET")
-        if rest == [] or rest == [""]:
-            return _Response(200, orjson.dumps(self._route(name, scope, None, _Served()).metadata()))
-        if rest == ["ready"]:
-            if name not in self.variants and self.is_loaded:
-                self._route(name, scope, None, _Served())
-            return self._readiness({"name": name})
-        raise NotFound(f"no endpoint {method} {path}", hint="see GET /openapi.json")
-
-    async def _feedback(self, name: str, body: bytes) -> _Response:
-        """Join an outcome to the variant that answered its request, and count it once."""
-        feedback = parse_feedback(body)
-        if name not in self.variants and (self.deployments is None or name not in self.deployments.live):
-            served = sorted({*self.variants, *(self.deployments.live if self.deployments else ())})
-            raise NotFound(
-                f"model '{name}' is not served here", hint=f"models served: {served or 'none yet'}"
-            )
-        if self.deployments is not None and self.deployments.persist_joins and name in self.deployments.live:
-            variant, is_counted = await self._claim(name, feedback)
-        else:
-            variant = self.feedback.variant_of(name, feedback.request_id)
-            _, is_counted = self.feedback.record(name, feedback)
-        served_as = self._served_as(name, variant)
-        return _Response(
-            200,
-            orjson.dumps(
-                {
-                    "model": name,
-                    "request_id": feedback.request_id,
-                    "variant": served_as,
-                    "model_version": variant.model_version,
-                    "outcome": feedback.to_dict(),
-                    "counted": is_counted,
-                    "duplicate": not is_counted,
-                }
-            ),
-        )
-
-    async def _claim(self, name: str, feedback: Feedback) -> tuple[Variant, bool]:
-        """The store decides, so an outcome counts once whichever gateway it reaches and however
-        long after its request (joins are flushed to the store a few times a second)."""
-        assert self.deployments is not None
-        unit: int | None = None
-        try:
-            known: Variant | None = self.feedback.variant_of(name, feedback.request_id)
-            unit = self.feedback.unit_of(name, feedback.request_id)
-        except NotFound:
-            known = None
-        outcome = feedback.to_dict()
-        variant, previous = await self.deployments.claim_outcome(name, feedback.request_id, known, outcome)
-        if variant is None:
-            raise NotFound(
-                f"no request '{feedback.request_id}' of '{name}' is known",
-                hint="send the x-request-id of a 200 answer of this deployment (from any gateway "
-                "on this store); a redeployed variant's requests no longer count",
-                detail={"field": "request_id"},
-            )
-        if previous is not None:
-            if previous != outcome:
-                raise Conflict(
-                    f"request '{feedback.request_id}' already has the outcome {previous}; "
-                    f"{outcome} was not counted",
-                    hint="each request counts once; send feedback for another request id",
-                    detail={"field": "request_id", "recorded": previous},
-                )
-            return variant, False
-        # a request answered on another gateway has no unit known here: the next unit in turn
-        variant.record_outcome(value=feedback.value, label=feedback.label, unit=unit)
-        return variant, True
-
-    def _served_as(self, name: str, variant: Variant) -> str:
-        """The name ``variant`` has under ``name`` now; NotFound once it is no longer served."""
-        live = self.deployments.live.get(name) if self.deployments is not None else None
-        if live is not None:
-            served_as = live.name_of(variant)
-            if served_as is not None:
-                return served_as
-        elif any(served is variant for served in self.variants.values()):
-            return variant.key
-        raise NotFound(
-            f"the variant that answered this request of '{name}' is no longer served",
-            hint="feedback counts for the variants a deployment serves now; it was redeployed since",
-        )
-
-
-_GET_PATHS = frozenset(
-    ["/v2", "/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/ping", "/health"]
-)

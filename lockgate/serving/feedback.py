@@ -21,14 +21,18 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from lockgate.errors import Conflict, NotFound, UserError, ValidationError
+from lockgate.serving.exchange import Exchange, Response
 from lockgate.serving.variant import Variant
 
-__all__ = ["DEFAULT_MAX_IDS", "Feedback", "FeedbackJoins", "parse_feedback"]
+if TYPE_CHECKING:
+    from lockgate.serving.app import ServingApp
+
+__all__ = ["DEFAULT_MAX_IDS", "Feedback", "FeedbackJoins", "feedback", "parse_feedback"]
 
 DEFAULT_MAX_IDS = 100_000
 _MAX_REQUEST_ID = 128
@@ -176,3 +180,84 @@ class FeedbackJoins:
         entry.variant.record_outcome(value=feedback.value, label=feedback.label, unit=entry.unit)
         self._joins[name][feedback.request_id.encode()] = _Recorded(entry.variant, feedback)
         return entry.variant, True
+
+
+# ------------------------------------------------------------------------ the endpoint
+
+
+async def feedback(app: ServingApp, exchange: Exchange) -> Response:
+    """Join an outcome to the variant that answered its request, and count it once."""
+    name = exchange.params["name"]
+    outcome = parse_feedback(exchange.body)
+    deployments = app.deployments
+    if name not in app.variants and (deployments is None or name not in deployments.live):
+        served = sorted({*app.variants, *(deployments.live if deployments else ())})
+        raise NotFound(f"model '{name}' is not served here", hint=f"models served: {served or 'none yet'}")
+    if deployments is not None and deployments.persist_joins and name in deployments.live:
+        variant, is_counted = await _claim(app, name, outcome)
+    else:
+        variant = app.feedback.variant_of(name, outcome.request_id)
+        _, is_counted = app.feedback.record(name, outcome)
+    served_as = _served_as(app, name, variant)
+    return Response(
+        200,
+        orjson.dumps(
+            {
+                "model": name,
+                "request_id": outcome.request_id,
+                "variant": served_as,
+                "model_version": variant.model_version,
+                "outcome": outcome.to_dict(),
+                "counted": is_counted,
+                "duplicate": not is_counted,
+            }
+        ),
+    )
+
+
+async def _claim(app: ServingApp, name: str, outcome: Feedback) -> tuple[Variant, bool]:
+    """The store decides, so an outcome counts once whichever gateway it reaches and however
+    long after its request (joins are flushed to the store a few times a second)."""
+    assert app.deployments is not None
+    unit: int | None = None
+    try:
+        known: Variant | None = app.feedback.variant_of(name, outcome.request_id)
+        unit = app.feedback.unit_of(name, outcome.request_id)
+    except NotFound:
+        known = None
+    recorded = outcome.to_dict()
+    variant, previous = await app.deployments.claim_outcome(name, outcome.request_id, known, recorded)
+    if variant is None:
+        raise NotFound(
+            f"no request '{outcome.request_id}' of '{name}' is known",
+            hint="send the x-request-id of a 200 answer of this deployment (from any gateway "
+            "on this store); a redeployed variant's requests no longer count",
+            detail={"field": "request_id"},
+        )
+    if previous is not None:
+        if previous != recorded:
+            raise Conflict(
+                f"request '{outcome.request_id}' already has the outcome {previous}; "
+                f"{recorded} was not counted",
+                hint="each request counts once; send feedback for another request id",
+                detail={"field": "request_id", "recorded": previous},
+            )
+        return variant, False
+    # a request answered on another gateway has no unit known here: the next unit in turn
+    variant.record_outcome(value=outcome.value, label=outcome.label, unit=unit)
+    return variant, True
+
+
+def _served_as(app: ServingApp, name: str, variant: Variant) -> str:
+    """The name ``variant`` has under ``name`` now; NotFound once it is no longer served."""
+    live = app.deployments.live.get(name) if app.deployments is not None else None
+    if live is not None:
+        served_as = live.name_of(variant)
+        if served_as is not None:
+            return served_as
+    elif any(served is variant for served in app.variants.values()):
+        return variant.key
+    raise NotFound(
+        f"the variant that answered this request of '{name}' is no longer served",
+        hint="feedback counts for the variants a deployment serves now; it was redeployed since",
+    )

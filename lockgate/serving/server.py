@@ -373,8 +373,16 @@ def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 
 def _run_one(
-    source: ModelSource | None, config: ServeConfig, sock: socket.socket | None, downloads: Path
+    source: ModelSource | None,
+    config: ServeConfig,
+    sock: socket.socket | None,
+    downloads: Path,
+    *,
+    load_first: bool = False,
 ) -> None:
+    """Serve on ``sock`` until stopped; ``downloads``: the server's temporary folder (its
+    deployments' variants go there). ``load_first``: listen only once the models are loaded (a
+    worker of several sharing a port; alone, a server listens at once and says it is loading)."""
     server_box: list[Any] = []
 
     def stop_on_load_error(_: BaseException) -> None:
@@ -383,6 +391,7 @@ def _run_one(
 
     app = build_app(source, config=config, downloads=downloads)
     app.on_load_error = stop_on_load_error
+    app.load_before_serving = load_first
     app.grace_s = config.graceful_timeout_s
     server = _server_class()(_uvicorn_config(app, config))
     server_box.append(server)
@@ -403,8 +412,11 @@ def _run_one(
 def _worker_main(source: ModelSource | None, config: ServeConfig, downloads: Path) -> None:
     sock = _bind(config.host, config.port, reuse_port=True)
     try:
-        # a folder of its own inside the server's: the parent removes the whole after the workers
-        _run_one(source, config, sock, Path(tempfile.mkdtemp(prefix="worker-", dir=downloads)))
+        # a folder of its own inside the server's: the parent removes the whole after the workers.
+        # The kernel spreads a shared port's connections over every listening worker, so a worker
+        # listens only when it can answer: no 503 "still loading" from a worker that started late
+        own = Path(tempfile.mkdtemp(prefix="worker-", dir=downloads))
+        _run_one(source, config, sock, own, load_first=True)
     except LockgateError as exc:
         _log.error("%s", exc)
         raise SystemExit(exc.exit_code) from None

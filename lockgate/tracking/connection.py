@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASETS_EXPERIMENT",
+    "PURPOSE_TAG",
     "Connection",
     "ServerAnswer",
     "ask_server",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 DATASETS_EXPERIMENT = "lockgate-datasets"
+# An experiment tag naming what its runs are when they are not training runs (``optimize``): such
+# experiments stay out of `lockgate runs list` unless it is asked for one by name.
+PURPOSE_TAG = "lockgate.purpose"
 _PROBE_TIMEOUT_S = 3.0
 _ANSWER_TIMEOUT_S = 30.0  # a server that accepted the connection may be slow to answer (just started)
 

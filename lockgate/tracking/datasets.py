@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from lockgate.errors import Conflict, IntegrityError, NotFound, UserError
 from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
 from lockgate.tracking.digest import FileEntry, links_out_of, manifest, manifest_digest
+from lockgate.tracking.numbering import CLAIM_TAG, PENDING, committed_version, number_run
 from lockgate.tracking.refs import Ref, parse_ref, validate_name
-from lockgate.tracking.tracker import DatasetLink
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -33,13 +33,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DatasetDiff",
     "DatasetVersion",
+    "data_root_in_force",
     "diff_manifests",
     "diff_profiles",
     "diff_versions",
     "get_version",
-    "link_dataset",
     "list_versions",
     "locate",
+    "not_on_disk",
     "profile_table",
     "project_root",
     "pull",
@@ -199,6 +200,15 @@ def locate(recorded: str, project: Path, data_root: Path | None = None) -> Path:
     return path if path.is_absolute() else project / path
 
 
+def data_root_in_force(data_root: Path | None) -> Path | None:
+    """``data_root`` (a command's ``--data-root``) when given, else ``LOCKGATE_DATA_ROOT``, else None."""
+    if data_root is not None:
+        return data_root
+    from lockgate.settings import current_settings
+
+    return current_settings().data_root
+
+
 def project_root(cwd: Path | None = None) -> Path:
     """The folder dataset paths are relative to: the team file's, else the git repository's top,
     else the working directory."""
@@ -240,8 +250,9 @@ def _version_from_run(run: Run, *, is_new: bool = True) -> DatasetVersion:
     )
 
 
-def _search(conn: Connection, filter_string: str = "") -> list[Run]:
-    exp_id = conn.experiment_id(DATASETS_EXPERIMENT)
+def _search(conn: Connection, filter_string: str = "", exp_id: str | None = None) -> list[Run]:
+    """The dataset runs matching ``filter_string``, committed or not, oldest first."""
+    exp_id = exp_id or conn.experiment_id(DATASETS_EXPERIMENT)
     runs: list[Run] = list(
         conn.client.search_runs(
             [exp_id],
@@ -250,17 +261,26 @@ def _search(conn: Connection, filter_string: str = "") -> list[Run]:
             order_by=["attributes.start_time ASC"],
         )
     )
-    return [r for r in runs if _TAG + "version" in r.data.tags]
+    return [r for r in runs if _TAG + "name" in r.data.tags]
+
+
+def _runs_of(conn: Connection, name: str, exp_id: str | None = None) -> list[Run]:
+    return _search(conn, f"tags.`{_TAG}name` = '{name}'", exp_id)
+
+
+def _committed(runs: list[Run]) -> list[Run]:
+    """The runs that are versions: a numeric version tag, written only once the number is committed."""
+    return [r for r in runs if committed_version(r.data.tags) is not None]
 
 
 def list_versions(conn: Connection, name: str | None = None) -> list[DatasetVersion]:
     """Every dataset version, oldest first; only ``name``'s when given."""
     if name is not None:
         validate_name(name, "dataset name")
-        runs = _search(conn, f"tags.`{_TAG}name` = '{name}'")
+        runs = _runs_of(conn, name)
     else:
         runs = _search(conn)
-    versions = [_version_from_run(r) for r in runs]
+    versions = [_version_from_run(r) for r in _committed(runs)]
     return sorted(versions, key=lambda v: (v.name, v.version))
 
 
@@ -303,7 +323,11 @@ def snapshot(
     copy: bool = False,
     description: str = "",
 ) -> DatasetVersion:
-    """Record a new version of dataset ``name`` from ``path``; the latest again if nothing changed."""
+    """Record a new version of dataset ``name`` from ``path``; the latest again if nothing changed.
+
+    Safe when several processes snapshot the same name at once: each version number is claimed and
+    checked through run tags before it is committed (``lockgate.tracking.numbering``).
+    """
     import mlflow.entities as me
 
     validate_name(name, "dataset name")
@@ -323,14 +347,13 @@ def snapshot(
     existing = list_versions(conn, name)
     if existing and existing[-1].digest == digest:
         return _with_new(existing[-1], is_new=False)
-    version = (existing[-1].version + 1) if existing else 1
     source = recorded_path(root, project_root())
     size_bytes = sum(e.size_bytes for e in entries)
     profiles = _profiles(root, entries)
     tags = {
         "lockgate.kind": "dataset",
         _TAG + "name": name,
-        _TAG + "version": str(version),
+        CLAIM_TAG: PENDING,
         _TAG + "digest": digest,
         _TAG + "source": source,
         _TAG + "copied": str(copy).lower(),
@@ -340,17 +363,10 @@ def snapshot(
     if description:
         tags["mlflow.note.content"] = description
     exp_id = conn.experiment_id(DATASETS_EXPERIMENT)
-    run = conn.client.create_run(exp_id, run_name=f"{name}@v{version}", tags=tags)
+    run = conn.client.create_run(exp_id, run_name=f"{name}@{PENDING}", tags=tags)
     run_id = run.info.run_id
     try:
-        doc = {
-            "name": name,
-            "version": version,
-            "digest": digest,
-            "source": source,
-            "files": [e.__dict__ for e in entries],
-        }
-        conn.client.log_dict(run_id, doc, "manifest.json")
+        # the slow uploads come first, so a claimed number is held for a few requests only
         if profiles:
             conn.client.log_dict(run_id, profiles, "profile.json")
         if copy:
@@ -358,6 +374,19 @@ def snapshot(
                 conn.client.log_artifact(run_id, str(root), "data")
             else:
                 conn.client.log_artifacts(run_id, str(root), "data")
+
+        def write_manifest(version: int) -> None:
+            doc = {
+                "name": name,
+                "version": version,
+                "digest": digest,
+                "source": source,
+                "files": [e.__dict__ for e in entries],
+            }
+            conn.client.log_dict(run_id, doc, "manifest.json")
+
+        version = number_run(conn, run_id, lambda: _runs_of(conn, name, exp_id), write_manifest)
+        conn.client.set_tag(run_id, "mlflow.runName", f"{name}@v{version}")
         dataset = me.Dataset(
             name=name,
             digest=digest[:32],
@@ -435,14 +464,9 @@ def diff_versions(conn: Connection, a: str, b: str) -> DatasetDiff:
 def verify_path(version: DatasetVersion, path: Path | None = None) -> str:
     """Digest the data on disk (at ``path``, else where :func:`locate` finds the recorded source) and
     raise :class:`IntegrityError` unless it matches ``version``."""
-    root = path or locate(version.source, project_root())
+    root = path or locate(version.source, project_root(), data_root_in_force(None))
     if not root.exists():
-        pull_hint = f"fetch it with `lockgate data pull {version.ref}`, " if version.is_copied else ""
-        raise NotFound(
-            f"the data of {version.ref} is not on disk at '{root}'",
-            hint=f"{pull_hint}restore it there, or pass --data-root pointing at a folder holding "
-            f"'{Path(version.source).name}'",
-        )
+        raise not_on_disk(version, root)
     digest = manifest_digest(manifest(root))
     if digest != version.digest:
         raise IntegrityError(
@@ -454,37 +478,19 @@ def verify_path(version: DatasetVersion, path: Path | None = None) -> str:
     return digest
 
 
-def find_by_digest(conn: Connection, digest: str) -> DatasetVersion | None:
-    runs = _search(conn, f"tags.`{_TAG}digest` = '{digest}'")
-    return _version_from_run(runs[-1]) if runs else None
-
-
-def link_dataset(conn: Connection, run_id: str, ref: str | Path, context: str) -> DatasetLink:
-    """Log a dataset input on ``run_id`` for a version (``NAME@V``) or for a file/folder on disk."""
-    import mlflow.entities as me
-
-    as_path = Path(ref).expanduser()
-    if isinstance(ref, Path) or (as_path.exists() and "@" not in str(ref)):
-        root = as_path.resolve()
-        digest = manifest_digest(manifest(root))
-        found = find_by_digest(conn, digest)
-        where = recorded_path(root, project_root())
-        if found is not None:
-            link = DatasetLink(found.name, digest, context, found.version, where)
-        else:
-            link = DatasetLink(root.name, digest, context, None, where)
-    else:
-        version = get_version(conn, str(ref))
-        link = DatasetLink(version.name, version.digest, context, version.version, version.source)
-    source = {"path": link.path, "ref": f"{link.name}@{link.version}" if link.version else None}
-    dataset = me.Dataset(
-        name=link.name,
-        digest=link.digest[:32],
-        source_type="lockgate",
-        source=json.dumps(source),
+def not_on_disk(version: DatasetVersion, root: Path) -> NotFound:
+    """The error for a version whose files are not where they were looked for."""
+    pull_hint = f"fetch it with `lockgate data pull {version.ref}`, " if version.is_copied else ""
+    return NotFound(
+        f"the data of {version.ref} is not on disk at '{root}'",
+        hint=f"{pull_hint}restore it there, or pass --data-root (or set LOCKGATE_DATA_ROOT) to a folder "
+        f"holding '{Path(version.source).name}'",
     )
-    conn.client.log_inputs(run_id, [me.DatasetInput(dataset, [me.InputTag("mlflow.data.context", context)])])
-    return link
+
+
+def find_by_digest(conn: Connection, digest: str) -> DatasetVersion | None:
+    runs = _committed(_search(conn, f"tags.`{_TAG}digest` = '{digest}'"))
+    return _version_from_run(runs[-1]) if runs else None
 
 
 def pull(conn: Connection, ref: str, destination: Path | None = None) -> Path:

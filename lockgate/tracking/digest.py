@@ -7,7 +7,10 @@ so renaming, adding, removing or changing any file changes it; timestamps and pe
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lockgate.errors import NotFound
@@ -15,6 +18,7 @@ from lockgate.errors import NotFound
 __all__ = [
     "MODEL_DIGEST_EXCLUDES",
     "FileEntry",
+    "HashCache",
     "links_out_of",
     "manifest",
     "manifest_digest",
@@ -48,17 +52,49 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def manifest(root: Path) -> list[FileEntry]:
-    """Every regular file under ``root`` (or ``root`` itself if it is a file), sorted by path.
+def _signature(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+@dataclass
+class HashCache:
+    """SHA-256 of files, remembered while a file keeps its size, inode and modification and change
+    times, so a dataset checked at the start of a run is not read twice when the script reads it.
+
+    Like git's index, a file changed less than ``racy_window_ns`` before it was hashed is not
+    remembered: a later change within the file system's timestamp granularity could otherwise keep
+    its times, and the stale digest would be believed.
+    """
+
+    racy_window_ns: int = 2_000_000_000
+    _known: dict[Path, tuple[tuple[int, ...], str]] = field(default_factory=dict)
+
+    def sha256(self, path: Path) -> str:
+        before = _signature(path.stat())
+        known = self._known.get(path)
+        if known is not None and known[0] == before:
+            return known[1]
+        hashed_at_ns = time.time_ns()
+        digest = sha256_file(path)
+        after = _signature(path.stat())
+        changed_ns = max(after[3], after[4])
+        if after == before and changed_ns < hashed_at_ns - self.racy_window_ns:
+            self._known[path] = (after, digest)
+        return digest
+
+
+def manifest(root: Path, sha256: Callable[[Path], str] = sha256_file) -> list[FileEntry]:
+    """Every regular file under ``root`` (or ``root`` itself if it is a file), sorted by path, each
+    hashed with ``sha256`` (a :class:`HashCache`'s to skip files already hashed unchanged).
 
     Symbolic links are not followed, so a link cannot pull files from outside the root into a digest.
     """
     if not root.exists():
         raise NotFound(f"path '{root}' does not exist", hint="check the path and try again")
     if root.is_file():
-        return [FileEntry(root.name, root.stat().st_size, sha256_file(root))]
+        return [FileEntry(root.name, root.stat().st_size, sha256(root))]
     entries = [
-        FileEntry(p.relative_to(root).as_posix(), p.stat().st_size, sha256_file(p))
+        FileEntry(p.relative_to(root).as_posix(), p.stat().st_size, sha256(p))
         for p in root.rglob("*")
         if p.is_file() and not p.is_symlink()
     ]

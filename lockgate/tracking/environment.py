@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from lockgate.tracking.digest import sha256_file
+from lockgate.tracking.outputs import MANIFEST_NAME, read_manifest, unchanged_outputs
+
 __all__ = ["CodeState", "Environment", "capture_code", "capture_environment", "packages_digest"]
 
 _GIT_TIMEOUT_S = 10.0
@@ -90,18 +93,42 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 
 def capture_code(cwd: Path | None = None) -> CodeState:
-    """The git commit, branch, dirty flag and a digest of uncommitted changes under ``cwd``."""
+    """The git commit, branch, dirty flag and a digest of uncommitted changes under ``cwd``.
+
+    Reports and figures lockgate itself wrote (:mod:`lockgate.tracking.outputs`) are not changes
+    while their bytes are still the ones it wrote.
+    """
     cwd = cwd or Path.cwd()
-    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    located = (_git(["rev-parse", "--show-toplevel", "--git-path", MANIFEST_NAME], cwd) or "").splitlines()
     commit = _git(["rev-parse", "HEAD"], cwd)
-    if root is None or commit is None:
-        return CodeState(None, None, False, None, "", root.strip() if root else None)
+    if len(located) != 2 or commit is None:
+        return CodeState(None, None, False, None, "", located[0] if located else None)
+    root, manifest = Path(located[0]), cwd / located[1]
     branch = (_git(["rev-parse", "--abbrev-ref", "HEAD"], cwd) or "").strip() or None
-    diff = _git(["diff", "HEAD", "--no-color", "--no-ext-diff"], cwd) or ""
-    untracked = _git(["ls-files", "--others", "--exclude-standard"], cwd) or ""
-    is_dirty = bool(diff.strip() or untracked.strip())
-    diff_sha256 = hashlib.sha256((diff + untracked).encode()).hexdigest() if is_dirty else None
-    return CodeState(commit.strip(), branch, is_dirty, diff_sha256, diff, root.strip())
+    untracked = _names(_git(["ls-files", "--others", "--exclude-standard", "--full-name", "-z"], cwd))
+    recorded = read_manifest(manifest)
+    skipped: frozenset[str] = frozenset()
+    if recorded:
+        changed = [*_names(_git(["diff", "HEAD", "--name-only", "-z"], cwd)), *untracked]
+        current = {name: _digest(root / name) for name in changed if name in recorded}
+        skipped = unchanged_outputs(current, recorded)
+    # whole tree (":/"), less lockgate's own outputs; no pathspec at all when there are none
+    excluded = [f":(top,exclude,literal){name}" for name in sorted(skipped)]
+    pathspecs = ["--", ":/", *excluded] if excluded else []
+    diff = _git(["diff", "HEAD", "--no-color", "--no-ext-diff", *pathspecs], cwd) or ""
+    listed = "".join(f"{name}\n" for name in untracked if name not in skipped)
+    is_dirty = bool(diff.strip() or listed)
+    diff_sha256 = hashlib.sha256((diff + listed).encode()).hexdigest() if is_dirty else None
+    return CodeState(commit.strip(), branch, is_dirty, diff_sha256, diff, str(root))
+
+
+def _names(output: str | None) -> list[str]:
+    """Paths from a ``git ... -z`` listing (NUL-separated, unquoted)."""
+    return [name for name in (output or "").split("\0") if name]
+
+
+def _digest(path: Path) -> str | None:
+    return sha256_file(path) if path.is_file() else None
 
 
 def capture_environment() -> Environment:

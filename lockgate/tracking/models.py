@@ -9,7 +9,7 @@ from lockgate.errors import UserError
 if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
-__all__ = ["flavor_of", "log_model"]
+__all__ = ["flavor_of", "log_model", "write_options"]
 
 
 def flavor_of(model: Any) -> str:
@@ -42,6 +42,25 @@ def _skops_types_of(model: Any) -> list[str]:
     return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
+def write_options(model: Any) -> dict[str, Any]:
+    """The options lockgate writes ``model`` with (to log or to save it): the flavour's own
+    requirements rather than MLflow's inference, which starts a subprocess and takes seconds per
+    model, and for scikit-learn the model's own types trusted by skops."""
+    flavor = flavor_of(model)
+    if flavor == "sklearn":
+        import mlflow.sklearn
+
+        return {
+            "pip_requirements": mlflow.sklearn.get_default_pip_requirements(),
+            "skops_trusted_types": _skops_types_of(model),
+        }
+    if flavor == "pytorch":
+        import mlflow.pytorch
+
+        return {"pip_requirements": mlflow.pytorch.get_default_pip_requirements()}
+    return {}
+
+
 def log_model(
     model: Any,
     name: str = "model",
@@ -56,11 +75,10 @@ def log_model(
     subprocess and takes seconds per model.
     """
     flavor = flavor_of(model)
+    kwargs = {**write_options(model), **kwargs}
     if flavor == "sklearn":
         import mlflow.sklearn
 
-        kwargs.setdefault("pip_requirements", mlflow.sklearn.get_default_pip_requirements())
-        kwargs.setdefault("skops_trusted_types", _skops_types_of(model))
         return cast(
             "ModelInfo",
             mlflow.sklearn.log_model(
@@ -70,7 +88,6 @@ def log_model(
     if flavor == "pytorch":
         import mlflow.pytorch
 
-        kwargs.setdefault("pip_requirements", mlflow.pytorch.get_default_pip_requirements())
         return cast(
             "ModelInfo",
             mlflow.pytorch.log_model(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lockgate.errors import UserError
 
-__all__ = ["Ref", "parse_ref", "validate_artifact_path", "validate_name"]
+__all__ = ["Ref", "dataset_label", "parse_ref", "validate_artifact_path", "validate_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
@@ -86,3 +88,13 @@ def parse_ref(text: str, what: str = "name", *, allow_alias: bool = True) -> Ref
             hint=f"write {what} versions as NAME@VERSION, for example '{name}@1'",
         )
     return Ref(name, alias=validate_alias(selector))
+
+
+def dataset_label(link: Mapping[str, Any]) -> str:
+    """How a run's recorded dataset link reads: ``name@3``; ``name (changed from @3)`` for files that
+    were not the version they were meant to be; ``name (unregistered)`` for files of no version."""
+    if link.get("version") is not None:
+        return f"{link.get('name')}@{link.get('version')}"
+    if link.get("changed_from") is not None:
+        return f"{link.get('name')} (changed from @{link.get('changed_from')})"
+    return f"{link.get('name')} (unregistered)"

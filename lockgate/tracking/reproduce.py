@@ -1,4 +1,9 @@
-"""What it takes to reproduce a run, and whether the data on disk still matches it."""
+"""What it takes to reproduce a run, and whether the data on disk still matches it.
+
+A dataset link counts as checked only when the run hashed the bytes it used (``verified`` in the
+link, written by ``lockgate.track`` and ``lockgate.data``); a link from before those checks existed
+is reported ``unverified`` even when the files on disk match it, since nothing says the run read them.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,45 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lockgate.tracking.connection import Connection
-from lockgate.tracking.digest import manifest, manifest_digest
+from lockgate.tracking.digest import FileEntry, manifest, manifest_digest
 from lockgate.tracking.environment import capture_environment
 from lockgate.tracking.runs import RunSummary, get_run, summarize
 
-__all__ = ["DataCheck", "ReproducePlan", "check_data", "plan_reproduction"]
+__all__ = ["DataCheck", "ReproducePlan", "check_data", "name_differences", "plan_reproduction"]
 
 
 @dataclass(frozen=True)
 class DataCheck:
-    """One dataset a run used, and what is on disk now: ``ok``, ``changed`` or ``missing``."""
+    """One dataset a run used, and what is on disk now: ``ok``, ``changed``, ``missing``, or
+    ``unverified`` (on disk as recorded, but the run recorded the link without hashing what it used).
+
+    ``differences`` names the files that changed when the recorded manifest is known;
+    ``changed_from`` is the version the run's files were meant to be when they were not.
+    """
 
     name: str
     version: int | None
     path: str
     recorded_digest: str
     disk_digest: str | None
+    is_verified: bool = True
+    changed_from: int | None = None
+    differences: str = ""
+    disk_entries: tuple[FileEntry, ...] = ()
 
     @property
     def status(self) -> str:
         if self.disk_digest is None:
             return "missing"
-        return "ok" if self.disk_digest == self.recorded_digest else "changed"
+        if self.disk_digest != self.recorded_digest:
+            return "changed"
+        return "ok" if self.is_verified else "unverified"
+
+    @property
+    def label(self) -> str:
+        from lockgate.tracking.refs import dataset_label
+
+        return dataset_label({"name": self.name, "version": self.version, "changed_from": self.changed_from})
 
 
 @dataclass(frozen=True)
@@ -63,31 +85,62 @@ class ReproducePlan:
 
     @property
     def is_data_ok(self) -> bool:
-        return all(d.status == "ok" for d in self.data)
+        """The files on disk are what the run recorded (verified or not)."""
+        return all(d.status in ("ok", "unverified") for d in self.data)
+
+    @property
+    def unverified(self) -> tuple[DataCheck, ...]:
+        return tuple(d for d in self.data if d.status == "unverified")
 
 
 def check_data(datasets: list[dict[str, object]], data_root: Path | None = None) -> tuple[DataCheck, ...]:
     """Digest each recorded dataset's files on disk (under ``data_root`` if given, else where the
     recorded path is relative to this project)."""
-    from lockgate.tracking.datasets import locate, project_root
+    from lockgate.tracking.datasets import data_root_in_force, locate, project_root
 
     project = project_root()
+    data_root = data_root_in_force(data_root)
     checks = []
     for d in datasets:
         recorded = str(d.get("path") or "")
         path = locate(recorded, project, data_root)
-        disk = manifest_digest(manifest(path)) if recorded and path.exists() else None
-        version = d.get("version")
+        entries = tuple(manifest(path)) if recorded and path.exists() else ()
+        version, changed_from = d.get("version"), d.get("changed_from")
         checks.append(
             DataCheck(
                 name=str(d.get("name")),
                 version=int(str(version)) if version is not None else None,
                 path=str(path),
                 recorded_digest=str(d.get("digest")),
-                disk_digest=disk,
+                disk_digest=manifest_digest(list(entries)) if entries else None,
+                is_verified=bool(d.get("verified")),
+                changed_from=int(str(changed_from)) if changed_from is not None else None,
+                disk_entries=entries,
             )
         )
     return tuple(checks)
+
+
+def name_differences(conn: Connection, checks: tuple[DataCheck, ...]) -> tuple[DataCheck, ...]:
+    """For each changed registered version, which files differ from its manifest."""
+    from dataclasses import replace
+
+    from lockgate.errors import NotFound
+    from lockgate.tracking.datasets import get_version, load_manifest
+    from lockgate.tracking.reading import describe_differences
+
+    named = []
+    for check in checks:
+        if check.status == "changed" and check.version is not None:
+            try:
+                version = get_version(conn, f"{check.name}@{check.version}")
+            except NotFound:
+                version = None
+            if version is not None and version.digest == check.recorded_digest:
+                recorded = load_manifest(conn, version)
+                check = replace(check, differences=describe_differences(recorded, check.disk_entries))
+        named.append(check)
+    return tuple(named)
 
 
 def plan_reproduction(conn: Connection, run_ref: str, data_root: Path | None = None) -> ReproducePlan:
@@ -104,5 +157,5 @@ def plan_reproduction(conn: Connection, run_ref: str, data_root: Path | None = N
         python_now=platform.python_version(),
         packages_recorded=tags.get("lockgate.packages_sha256"),
         packages_now=capture_environment().packages_sha256,
-        data=check_data(run.datasets, data_root),
+        data=name_differences(conn, check_data(run.datasets, data_root)),
     )

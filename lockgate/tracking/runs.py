@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockgate.errors import NotFound, UserError
-from lockgate.tracking.connection import DATASETS_EXPERIMENT, Connection
+from lockgate.errors import NotFound, StoreUnreachable, UserError
+from lockgate.tracking.connection import DATASETS_EXPERIMENT, PURPOSE_TAG, Connection, server_errors
+from lockgate.tracking.refs import dataset_label
+from lockgate.tracking.spill import is_transient
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -165,7 +167,7 @@ def diff_runs(
     def data_of(run: RunSummary) -> dict[str, str]:
         return {
             f"{d.get('name')} ({d.get('context', 'train')})": (
-                f"{d.get('name')}@{d.get('version')} {str(d.get('digest'))[:12]}"
+                f"{dataset_label(d)} {str(d.get('digest'))[:12]}"
             )
             for d in run.datasets
         }
@@ -184,11 +186,13 @@ def diff_runs(
 
 
 # -- MLflow shell --------------------------------------------------------------------------------
-def _experiment_ids(conn: Connection) -> list[str]:
+def _experiment_ids(conn: Connection, *, is_training_only: bool = True) -> list[str]:
+    """The experiments of runs, never the datasets'; with ``is_training_only`` not those tagged with
+    another purpose either (optimize's)."""
     return [
         e.experiment_id
         for e in conn.client.search_experiments(max_results=1000)
-        if e.name != DATASETS_EXPERIMENT
+        if e.name != DATASETS_EXPERIMENT and not (is_training_only and e.tags.get(PURPOSE_TAG))
     ]
 
 
@@ -209,7 +213,7 @@ def get_run(conn: Connection, ref: str) -> Run:
             raise NotFound(f"run '{ref}' not found", hint="list runs with `lockgate runs list`") from exc
     matches = [
         r
-        for r in conn.client.search_runs(_experiment_ids(conn), max_results=50_000)
+        for r in conn.client.search_runs(_experiment_ids(conn, is_training_only=False), max_results=50_000)
         if r.info.run_id.startswith(ref)
     ]
     if not matches:
@@ -223,7 +227,8 @@ def get_run(conn: Connection, ref: str) -> Run:
 
 
 def list_runs(conn: Connection, *, experiment: str | None = None, limit: int = 20) -> list[RunSummary]:
-    """The most recent runs, newest first (every experiment but the datasets' unless one is named)."""
+    """The most recent runs, newest first: every experiment of training runs (not the datasets', not
+    optimize's) unless one is named."""
     if limit < 1:
         raise UserError(f"--limit {limit} must be 1 or more", hint="for example --limit 20")
     if experiment is not None:
@@ -244,18 +249,35 @@ def list_runs(conn: Connection, *, experiment: str | None = None, limit: int = 2
 
 
 def load_packages(conn: Connection, run_id: str) -> list[str]:
+    """The run's ``environment/requirements.txt`` lines; [] for a run tracked without lockgate.
+
+    Only a missing file means "no requirements": a server that cannot be reached is a
+    :class:`StoreUnreachable` (exit code 3), never an empty list.
+    """
     import tempfile
 
     import mlflow.artifacts
 
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="environment/requirements.txt", dst_path=tmp
-            )
-        except Exception:  # noqa: BLE001 - runs tracked without lockgate have no such artifact
-            return []
-        return [line for line in Path(local).read_text().splitlines() if line.strip()]
+    artifact = "environment/requirements.txt"
+    uri = conn.settings.tracking_uri
+    try:
+        with server_errors(conn, f"read the artifacts of run {run_id}"):
+            listed = {f.path for f in conn.client.list_artifacts(run_id, "environment")}
+            if artifact not in listed:
+                return []
+            with tempfile.TemporaryDirectory() as tmp:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=artifact, dst_path=tmp
+                )
+                return [line for line in Path(local).read_text().splitlines() if line.strip()]
+    except Exception as exc:
+        if not (isinstance(exc, OSError) or is_transient(exc)):
+            raise
+        raise StoreUnreachable(
+            f"the MLflow tracking server at '{uri}' could not be reached to read run {run_id}'s "
+            f"environment ({type(exc).__name__})",
+            hint="start the server or fix MLFLOW_TRACKING_URI, then run the command again",
+        ) from None
 
 
 def plot_metrics(

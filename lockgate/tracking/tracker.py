@@ -13,7 +13,10 @@ Use it as a context manager or a decorator::
 
 On entry it records the git commit, branch, dirty flag and a digest of the uncommitted diff; the
 Python version, a digest of the installed packages (the list itself as an artifact) and the host; and
-the digests of the datasets used, as MLflow dataset inputs. Metrics are buffered and sent with
+the datasets used, as MLflow dataset inputs, each with the digest of its files as they are on disk:
+a dataset version whose files differ from its snapshot stops the run before it starts, unless
+``on_changed="record"`` (``lockgate.tracking.reading``). ``lockgate.data.load`` inside the block
+records what the script reads the same way. Metrics are buffered and sent with
 ``log_batch`` when 1,000 are pending, when the oldest has waited ``max_age_s``, and on exit.
 
 A batch leaves the buffer only when the server has acknowledged it. A transient failure (the server
@@ -48,9 +51,11 @@ if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
 __all__ = [
+    "ON_CHANGED",
     "DatasetLink",
     "TrackedRun",
     "active_run",
+    "current_run",
     "is_flush_due",
     "log_metric",
     "log_metrics",
@@ -62,6 +67,7 @@ __all__ = [
 MLFLOW_MAX_METRICS_PER_BATCH = 1000
 MLFLOW_MAX_PARAMS_PER_BATCH = 100
 MLFLOW_MAX_TAGS_PER_BATCH = 100
+ON_CHANGED = ("refuse", "record")
 
 _active: ContextVar[TrackedRun | None] = ContextVar("lockgate_active_run", default=None)
 _log = logging.getLogger("lockgate.tracking")
@@ -74,13 +80,22 @@ def is_flush_due(pending: int, oldest_age_s: float, *, max_pending: int, max_age
 
 @dataclass(frozen=True)
 class DatasetLink:
-    """A dataset a run used: a registered version (``name@version``) or a bare path, by digest."""
+    """A dataset a run used: a registered version (``name@version``) or a bare path, by digest.
+
+    ``verified`` says how the digest was obtained from the bytes: ``"read"`` (the script read them
+    through ``lockgate.data``), ``"hashed"`` (``track``/``use_dataset`` hashed the files when linking),
+    or ``""`` (recorded on trust, by a lockgate from before the check: "unverified").
+    ``changed_from`` is the version the files were meant to be when they were not (the run went on
+    with ``on_changed="record"``; ``version`` is then None: the bytes are not a registered version).
+    """
 
     name: str
     digest: str
     context: str
     version: int | None = None
     path: str | None = None
+    verified: str = ""
+    changed_from: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,7 +104,17 @@ class DatasetLink:
             "digest": self.digest,
             "path": self.path,
             "context": self.context,
+            "verified": self.verified or None,
+            "changed_from": self.changed_from,
         }
+
+    def is_same_data(self, other: DatasetLink) -> bool:
+        return (self.name, self.digest, self.context, self.version) == (
+            other.name,
+            other.digest,
+            other.context,
+            other.version,
+        )
 
 
 @dataclass
@@ -264,14 +289,43 @@ class TrackedRun:
         return log_model(model, name, signature=signature, input_example=input_example, **kwargs)
 
     # -- datasets -----------------------------------------------------------------------------
-    def use_dataset(self, ref: str | Path, context: str = "train") -> DatasetLink:
-        """Record that this run used a dataset version (``name@version``) or a file or folder."""
-        from lockgate.tracking.datasets import link_dataset
+    def use_dataset(
+        self,
+        ref: str | Path,
+        context: str = "train",
+        *,
+        on_changed: str = "refuse",
+        data_root: Path | None = None,
+    ) -> DatasetLink:
+        """Record that this run used a dataset version (``name@version``, its files hashed and checked
+        against the snapshot) or a file or folder (hashed); see ``track`` for ``on_changed``."""
+        from lockgate.tracking.reading import resolve_link
 
-        link = link_dataset(self.conn, self.run_id, ref, context)
+        _check_on_changed(on_changed)
+        link = resolve_link(self.conn, ref, context, on_changed=on_changed, data_root=data_root)
+        return self.add_link(link)
+
+    def add_link(self, link: DatasetLink) -> DatasetLink:
+        """Record ``link`` on the run (once: a second link to the same data only upgrades how it was
+        verified, a read beating a hash) as an MLflow dataset input and in ``lockgate.datasets``."""
+        from lockgate.tracking.reading import CHANGED_TAG, VERIFIED_READ, log_dataset_input
+
+        for index, known in enumerate(self._datasets):
+            if known.is_same_data(link):
+                if link.verified == VERIFIED_READ and known.verified != VERIFIED_READ:
+                    self._datasets[index] = link
+                    self._tag_datasets()
+                return self._datasets[index]
+        log_dataset_input(self.conn, self.run_id, link)
         self._datasets.append(link)
-        self.set_tag("lockgate.datasets", json.dumps([d.to_dict() for d in self._datasets]))
+        self._tag_datasets()
+        changed = [f"{d.name}@{d.changed_from}" for d in self._datasets if d.changed_from is not None]
+        if link.changed_from is not None:
+            self.set_tag(CHANGED_TAG, ", ".join(changed))
         return link
+
+    def _tag_datasets(self) -> None:
+        self.set_tag("lockgate.datasets", json.dumps([d.to_dict() for d in self._datasets]))
 
     @property
     def datasets(self) -> tuple[DatasetLink, ...]:
@@ -279,7 +333,15 @@ class TrackedRun:
 
 
 class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at call sites, like contextlib's
-    """Track an MLflow run with lockgate's provenance; a context manager and a decorator."""
+    """Track an MLflow run with lockgate's provenance; a context manager and a decorator.
+
+    ``datasets``: versions (``NAME@VERSION``) or files and folders the run uses. A version's files
+    are found like ``lockgate.data.path`` finds them (``data_root``, else ``LOCKGATE_DATA_ROOT``, else
+    where the snapshot recorded them) and hashed before the run starts; when they differ from the
+    version, ``on_changed="refuse"`` (the default) raises an IntegrityError naming the files, and
+    ``on_changed="record"`` records their digest as an unregistered version (``changed_from`` the
+    version, tag ``lockgate.datasets.changed``).
+    """
 
     def __init__(
         self,
@@ -289,11 +351,14 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         datasets: Sequence[str | Path] = (),
+        on_changed: str = "refuse",
+        data_root: Path | None = None,
         capture_env: bool = True,
         max_pending: int = MLFLOW_MAX_METRICS_PER_BATCH,
         max_age_s: float = 5.0,
         retry_window_s: float = DEFAULT_RETRY_WINDOW_S,
     ) -> None:
+        _check_on_changed(on_changed)
         if not 1 <= max_pending <= MLFLOW_MAX_METRICS_PER_BATCH:
             raise UserError(
                 f"max_pending={max_pending} is outside 1..{MLFLOW_MAX_METRICS_PER_BATCH}",
@@ -305,6 +370,8 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
             "params": params,
             "tags": tags,
             "datasets": datasets,
+            "on_changed": on_changed,
+            "data_root": data_root,
             "capture_env": capture_env,
             "max_pending": max_pending,
             "max_age_s": max_age_s,
@@ -320,9 +387,16 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
     def __enter__(self) -> TrackedRun:
         import mlflow
 
+        from lockgate.tracking.reading import resolve_link
+
         kw = self._kwargs
         conn = connect()
         experiment_id = conn.experiment_id(kw["experiment"])
+        # the datasets' files are hashed and checked before the run exists: a refusal leaves no run
+        links = [
+            resolve_link(conn, ref, "train", on_changed=kw["on_changed"], data_root=kw["data_root"])
+            for ref in kw["datasets"]
+        ]
         start_tags = {
             "lockgate.tracked": "true",
             **{k: str(v) for k, v in (kw["tags"] or {}).items()},
@@ -356,8 +430,8 @@ class track(contextlib.ContextDecorator):  # noqa: N801 - reads as a verb at cal
                 _record_provenance(run)
             if kw["params"]:
                 run.log_params(kw["params"])
-            for ref in kw["datasets"]:
-                run.use_dataset(ref)
+            for link in links:
+                run.add_link(link)
         except BaseException:
             self._finish("FAILED")
             raise
@@ -419,6 +493,20 @@ def _record_provenance(run: TrackedRun) -> None:
     run.log_text(env.requirements_text(), "environment/requirements.txt")
     if code.is_dirty and code.diff:
         run.log_text(code.diff, "environment/git.diff")
+
+
+def _check_on_changed(on_changed: str) -> None:
+    if on_changed not in ON_CHANGED:
+        raise UserError(
+            f"on_changed={on_changed!r} is not one of {', '.join(map(repr, ON_CHANGED))}",
+            hint="'refuse' (the default) stops a run whose dataset files differ from the version; "
+            "'record' records them as an unregistered version",
+        )
+
+
+def current_run() -> TrackedRun | None:
+    """The run of the innermost ``lockgate.track`` block, or None outside one."""
+    return _active.get()
 
 
 def active_run() -> TrackedRun:

@@ -127,5 +127,5 @@ def test_deploy_warns_about_a_stage_shorter_than_the_policys_minimum(
     monkeypatch.setenv("LOCKGATE_ADMIN_TOKEN", "t")
     # no server on this port: the warning comes first, from the spec alone
     code, _, err = cli("deploy", str(spec), "--url", "http://127.0.0.1:9")
-    assert code == 2
+    assert code == 3  # the server is down: an outage (exit 3); the warning came first
     assert "warning:" in err and "stage 1 asks for 100 requests" in err

@@ -141,6 +141,7 @@ def test_checklist_refuses_a_file_that_is_not_prometheus_rules(
     assert "not a Prometheus rules file" in err
 
 
+@pytest.mark.slow  # trains, registers and optimizes (~4 s)
 def test_plan_cost_takes_the_candidates_measured_speedup_from_its_run(
     cli: Cli, mlflow_home: Path, trained_run: Callable[..., str], unique: str, tmp_path: Path
 ) -> None:

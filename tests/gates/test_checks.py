@@ -169,7 +169,7 @@ def test_provenance() -> None:
     good = {
         "lockgate.git.commit": "abc123def4567",
         "lockgate.git.dirty": "false",
-        "lockgate.datasets": json.dumps([{"name": "d", "version": 1, "digest": "ff"}]),
+        "lockgate.datasets": json.dumps([{"name": "d", "version": 1, "digest": "ff", "verified": "read"}]),
     }
     assert checks.provenance(good).passed
     dirty = checks.provenance({**good, "lockgate.git.dirty": "true"})
@@ -177,3 +177,20 @@ def test_provenance() -> None:
     assert checks.provenance({**good, "lockgate.git.dirty": "true"}, require_clean=False).passed
     bare = checks.provenance({})
     assert not bare.passed and "no git commit" in bare.message and "no dataset digests" in bare.message
+
+
+def test_provenance_takes_only_links_from_the_bytes_the_run_used() -> None:
+    tags = {"lockgate.git.commit": "abc123def4567", "lockgate.git.dirty": "false"}
+    on_trust = {**tags, "lockgate.datasets": json.dumps([{"name": "d", "version": 1, "digest": "ff"}])}
+    result = checks.provenance(on_trust)
+    assert not result.passed and "dataset link unverified: d@1" in result.message
+    assert result.numbers["unverified"] == 1
+    relaxed = checks.provenance(on_trust, require_verified=False)
+    assert relaxed.passed and "1 unverified" in relaxed.message
+    edited = [{"name": "d", "version": None, "changed_from": 1, "digest": "ee", "verified": "hashed"}]
+    result = checks.provenance({**tags, "lockgate.datasets": json.dumps(edited)})
+    assert not result.passed and "not the version they name: d (changed from @1)" in result.message
+    checked = [{"name": "d", "version": 1, "digest": "ff", "verified": "hashed"}]
+    result = checks.provenance({**tags, "lockgate.datasets": json.dumps(checked)})
+    assert result.passed and result.message.endswith("1 dataset digest(s)")
+    assert "unverified" not in result.numbers

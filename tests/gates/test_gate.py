@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from lockgate.errors import IntegrityError
+from lockgate.errors import IntegrityError, ValidationError
 from lockgate.gates.gate import TAG_KINDS, TAG_POLICY_SHA256, TAG_VERDICT, validate
+from lockgate.gates.kinds import CHECK_KINDS
 from lockgate.gates.policy import parse_policy
 from lockgate.gates.report import MARKDOWN_MARKER
 from lockgate.tracking.connection import connect
@@ -163,3 +166,101 @@ def test_unknown_models_and_datasets_exit_2(gate_home: GateWorld, run_cli: Cli, 
     policy = _write_policy(tmp_path, gate_home.policy(**{gate_home.holdout_ref: gate_home.holdout_ref + "9"}))
     code, out = run_cli("validate", gate_home.equal, "--policy", str(policy))
     assert code == 2 and "has no version" in out
+
+
+def test_the_gates_own_report_does_not_make_the_next_run_dirty(
+    mlflow_home: Path, run_cli: Cli, tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train → validate --junit gate.xml in the project → train again: still a clean tree (issue 20)."""
+    import subprocess
+
+    from .conftest import load_example
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "init")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("LOCKGATE_ARTIFACT_ROOT", (mlflow_home / "artifacts").as_uri())
+    example = load_example()
+    train_ref, _ = example.snapshot_data(tmp_path / "data", prefix=f"{unique}-")
+    train_csv = tmp_path / "data" / "train.csv"
+    policy = _write_policy(tmp_path, "version: 1\nagainst: none\nchecks:\n  provenance: {}\n")
+
+    first = example.train_and_register(train_ref, train_csv, name=f"clean-{unique}")
+    code, out = run_cli("validate", first, "--policy", str(policy), "--junit", "gate.xml")
+    assert code == 0, out
+    assert (repo / "gate.xml").is_file()
+
+    second = example.train_and_register(train_ref, train_csv, name=f"clean-{unique}")
+    run = connect().client.get_run(get_model_version(connect(), second).run_id)
+    assert run.data.tags["lockgate.git.dirty"] == "false"
+    code, out = run_cli("validate", second, "--policy", str(policy), "--junit", "gate.xml")
+    assert code == 0, out  # provenance: commit, clean tree, dataset digest
+    provenance = next(c for c in ET.parse(repo / "gate.xml").getroot().iter("testcase"))
+    assert provenance.get("name") == "provenance" and provenance.find("failure") is None
+
+    (repo / "gate.xml").write_text("<testsuites/>\n")  # an edited report is a change again
+    run_id = example.train_run(train_ref, train_csv)
+    assert connect().client.get_run(run_id).data.tags["lockgate.git.dirty"] == "true"
+
+
+_PLUGIN_KIND = '''
+"""A check kind in one module: its settings, its decision and its runner, registered on import."""
+
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from lockgate.gates.kinds import CheckKind, GateInputs, Spec, register_check_kind
+from lockgate.gates.result import CheckResult, check_failed, check_passed
+
+
+class CommitSpec(Spec):
+    min_length: int = Field(default=7, ge=1)
+
+
+def commit_recorded(commit: str, *, min_length: int) -> CheckResult:
+    if len(commit) < min_length:
+        return check_failed("commit recorded", f"commit {commit!r} is shorter than {min_length}")
+    return check_passed("commit recorded", f"commit {commit[:12]}", length=len(commit))
+
+
+def run(spec: CommitSpec, inputs: GateInputs) -> Sequence[CheckResult]:
+    commit = inputs.run_tags.get("lockgate.git.commit", "")
+    return [commit_recorded(commit, min_length=spec.min_length)]
+
+
+KIND = register_check_kind(CheckKind("commit_recorded", CommitSpec, frozenset({"run_tags"}), run))
+'''
+
+
+def test_a_kind_written_as_one_module_runs_through_the_gate(
+    gate_home: GateWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "commit_kind.py").write_text(_PLUGIN_KIND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        importlib.import_module("commit_kind")
+        policy = parse_policy("checks:\n  commit_recorded: {min_length: 40}\n")
+        report = validate(connect(), gate_home.equal, policy)
+        (result,) = report.results
+        assert result.kind == "commit_recorded" and result.passed, result
+        assert result.numbers["length"] == 40
+        failing = validate(
+            connect(), gate_home.equal, parse_policy("checks:\n  commit_recorded: {min_length: 41}\n")
+        )
+        assert failing.verdict == "fail"
+        with pytest.raises(ValidationError, match=r"line 2: checks\.commit_recorded\.min_length"):
+            parse_policy("checks:\n  commit_recorded: {min_length: 0}\n")
+    finally:
+        CHECK_KINDS.pop("commit_recorded", None)
+        sys.modules.pop("commit_kind", None)

@@ -128,6 +128,18 @@ def test_a_new_kind_plugs_in() -> None:
         del CHECK_KINDS["fairness"]
 
 
+def test_each_built_in_kind_is_one_module_holding_its_spec_and_runner() -> None:
+    """Adding a kind means adding one module: its settings, its decision and its runner live together."""
+    import lockgate.gates.checks
+
+    built_in = {name: kind for name, kind in CHECK_KINDS.items() if isinstance(kind, CheckKind)}
+    assert len(built_in) >= 11
+    for name, kind in built_in.items():
+        module = kind.runner.__module__
+        assert module.startswith(lockgate.gates.checks.__name__ + "."), name
+        assert kind.spec.__module__ == module, f"{name}: spec in {kind.spec.__module__}, runner in {module}"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

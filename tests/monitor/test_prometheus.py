@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,12 +14,7 @@ from lockgate.rollout.sqlstore import SqlStore
 from lockgate.serving.server import build_app, build_deployments, run_server_in_thread
 from tests.serving.conformance import command, deploy, gateway_config, history_of, spec_for, status_of
 from tests.serving.conftest import logged_model, models  # noqa: F401 (fixtures)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import free_port
 
 
 def test_a_prometheus_that_is_not_there_gives_no_number() -> None:
@@ -36,7 +30,7 @@ def test_a_query_per_variant_on_a_real_prometheus_rolls_a_canary_back(
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.skip("prometheus is not installed (apt-get install prometheus)")
-    prometheus_port = _free_port()
+    prometheus_port = free_port()
     config = gateway_config(prometheus_url=f"http://127.0.0.1:{prometheus_port}")
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
     handle = run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))

@@ -40,6 +40,7 @@ def test_layers_to_keep_spreads_and_keeps_the_last() -> None:
         layers_to_keep(6, 6)
 
 
+@pytest.mark.slow  # distils the MiniLM encoder
 def test_encoder_student_keeps_fewer_layers_and_tracks_the_teacher(tiny_encoder: Any) -> None:
     # A random tiny teacher: this checks the mechanics; the benchmark measures MiniLM's real student.
     train = generate_sentences(64, seed=1)

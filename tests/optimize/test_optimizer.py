@@ -44,6 +44,25 @@ def gradient_boosting(mlflow_home: Path, tmp_path: Path, unique: str, breast_can
     return register(connect(), run.run_id, f"gb-{unique}").ref
 
 
+@pytest.fixture
+def logistic(mlflow_home: Path, tmp_path: Path, unique: str, breast_cancer: Any) -> str:
+    """A scaler + logistic regression pipeline (what the quickstart and the example train)."""
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import lockgate
+
+    x, y = breast_cancer
+    data = _csv(tmp_path, x, y)
+    features = pd.read_csv(data).drop(columns=["target"])
+    with lockgate.track(run_name="logistic", datasets=[data]) as run:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features, y)
+        run.log_model(model, signature=infer_signature(features, model.predict_proba(features)))
+    return register(connect(), run.run_id, f"lr-{unique}").ref
+
+
 def _run_metrics(run_id: str | None) -> dict[str, float]:
     assert run_id is not None
     return dict(connect().client.get_run(run_id).data.metrics)
@@ -99,6 +118,82 @@ def test_user_errors_exit_2(cli: Cli, gradient_boosting: str) -> None:
     assert code == 2 and "mode 'fast' is not one of dynamic, static" in err
     code, _, err = cli("optimize", gradient_boosting.split("@")[0] + "@9", "--method", "onnx")
     assert code == 2 and "has no version 9" in err
+
+
+def test_quantize_on_a_logistic_regression_says_what_works(cli: Cli, logistic: str) -> None:
+    code, out, err = cli("optimize", logistic, "--method", "quantize")
+    assert code == 2, out + err
+    assert "no MatMul, Gemm or Conv" in err and "LinearClassifier" in err
+    assert "--method onnx" in err and "linear models" not in err
+    assert [v.version for v in list_versions(connect(), logistic.split("@")[0])] == [1]
+
+
+def test_size_is_the_model_folder_on_disk(cli: Cli, logistic: str, tmp_path: Path) -> None:
+    """The size axis was len(pickle.dumps(model)): 2.7 kB for a 36.6 kB model.skops (issue 20)."""
+    from lockgate.optimize.measure import folder_bytes
+    from lockgate.serving import resolve_source
+
+    report = tmp_path / "t.json"
+    code, out, err = cli("optimize", logistic, "--method", "onnx", "--json", str(report))
+    assert code == 0, out + err
+    doc = json.loads(report.read_text())
+    name = logistic.split("@")[0]
+    parent = resolve_source(f"models:/{name}/1").path
+    assert doc["parent"]["size_bytes"] == folder_bytes(parent)
+    assert doc["parent"]["size_bytes"] > (parent / "model.skops").stat().st_size
+    child = folder_bytes(resolve_source(f"models:/{name}/2").path)
+    # saved the way it is logged: only MLmodel's run id, model id and location differ (a few hundred bytes)
+    assert abs(doc["candidates"][0]["size_bytes"] - child) < 512
+
+
+def test_optimize_runs_have_their_own_experiment_and_one_split(
+    cli: Cli, logistic: str, tmp_path: Path, breast_cancer: Any
+) -> None:
+    """They landed in the training experiment, mixed into `runs list`, scored on other rows (issue 20)."""
+    from lockgate.optimize.holdout import held_out_split
+    from lockgate.tracking.runs import get_run, list_runs
+
+    report = tmp_path / "t.json"
+    code, out, err = cli("optimize", logistic, "--all", "--json", str(report))
+    assert code == 0, out + err
+    doc = json.loads(report.read_text())
+    conn = connect()
+    training = conn.client.get_experiment(
+        conn.client.get_run(get_model_version(conn, logistic).run_id).info.experiment_id
+    ).name
+    assert doc["experiment"] == f"{training}-optimize"
+    assert f"runs logged to experiment '{training}-optimize'" in out
+    run_ids = [c["run_id"] for c in doc["candidates"]]
+    runs = [conn.client.get_run(run_id) for run_id in run_ids]
+    assert {conn.client.get_experiment(r.info.experiment_id).name for r in runs} == {doc["experiment"]}
+    # `runs list` shows training runs; the trade-offs are one -e away, and their ids still resolve
+    assert not set(run_ids) & {r.run_id for r in list_runs(conn, limit=1000)}
+    assert set(run_ids) <= {r.run_id for r in list_runs(conn, experiment=doc["experiment"], limit=1000)}
+    assert get_run(conn, run_ids[0][:8]).info.run_id == run_ids[0]
+
+    # every record scored the same rows: the fixed held-out 30% of the file the run recorded
+    assert "the same held-out 30% of data.csv (171 of 569 rows" in doc["judged_on"]
+    assert {r.data.tags["lockgate.optimize.judged_on"] for r in runs} == {doc["judged_on"]}
+    import mlflow.sklearn
+
+    from lockgate.serving import resolve_source
+
+    x, y = breast_cancer
+    _, held = held_out_split(len(y))
+    parent = mlflow.sklearn.load_model(str(resolve_source(f"models:/{logistic.split('@')[0]}/1").path))
+    rows = pd.DataFrame(x[held], columns=[f"f{i}" for i in range(30)])
+    expected = float(np.mean(parent.predict(rows) == y[held]))
+    assert doc["parent"]["accuracy"] == pytest.approx(expected)
+    assert all(r.data.metrics["parent_accuracy"] == pytest.approx(expected) for r in runs)
+
+
+def test_the_split_does_not_follow_the_optimizers_seed(logistic: str) -> None:
+    from lockgate.optimize.optimizer import open_optimizer
+
+    conn = connect()
+    first = open_optimizer(conn, logistic, seed=0).inputs
+    second = open_optimizer(conn, logistic, seed=42).inputs  # the quickstart's seed
+    assert np.array_equal(first.held_out, second.held_out) and first.source == second.source
 
 
 def test_sweep_marks_the_pareto_front_and_plots(cli: Cli, gradient_boosting: str, tmp_path: Path) -> None:

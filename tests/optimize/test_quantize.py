@@ -10,7 +10,12 @@ import torch
 
 from lockgate.errors import UserError
 from lockgate.optimize.export import sklearn_to_onnx, torch_to_onnx
-from lockgate.optimize.quantize import quantize_dynamic_int8, quantize_static_int8, sensitive_nodes
+from lockgate.optimize.quantize import (
+    int8_refusal,
+    quantize_dynamic_int8,
+    quantize_static_int8,
+    sensitive_nodes,
+)
 
 
 def run(path: Path, x: Any) -> Any:
@@ -30,6 +35,7 @@ def mlp_onnx(mlp: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.mark.slow  # exports a network three ways
 def test_exporters_reproduce_the_module(mlp: Any, mlp_onnx: Path, tmp_path: Path, breast_cancer: Any) -> None:
     x, _ = breast_cancer
     with torch.no_grad():
@@ -97,3 +103,19 @@ def test_tree_graphs_are_refused(breast_cancer: Any, tmp_path: Path) -> None:
     path.write_bytes(sklearn_to_onnx(DecisionTreeClassifier(max_depth=3).fit(x, y), x))
     with pytest.raises(UserError, match="no MatMul, Gemm or Conv"):
         quantize_dynamic_int8(path, tmp_path / "q.onnx")
+
+
+def test_the_refusal_names_what_works_for_the_model() -> None:
+    """A logistic regression was told to "quantize neural networks and linear models" (issue 20)."""
+    assert int8_refusal(["Cast", "MatMul", "Add", "Relu"], "sklearn") is None  # a scikit-learn MLP
+    linear = int8_refusal(["Scaler", "LinearClassifier"], "sklearn")
+    assert linear is not None and linear.exit_code == 2
+    assert "LinearClassifier, Scaler" in linear.message and "no MatMul, Gemm or Conv" in linear.message
+    assert linear.hint is not None
+    assert "--method onnx" in linear.hint and "--method distill" in linear.hint
+    assert "linear models" not in linear.hint
+    graph = int8_refusal(["LinearClassifier"], "onnx")
+    assert graph is not None and graph.hint is not None
+    assert "already the fastest form" in graph.hint and "--method onnx" not in graph.hint
+    unknown = int8_refusal([], None)
+    assert unknown is not None and "its nodes: none" in unknown.message

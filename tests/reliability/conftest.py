@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-TOKEN = "reliability-admin-token"
+from tests.support import TOKEN
 
 REPORT_ENV = "LOCKGATE_RELIABILITY_REPORT"
 """When set, the figures tests record (fuzz cases, acknowledged writes lost) go to this JSON file;

@@ -14,9 +14,7 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -29,6 +27,7 @@ import httpx
 import pytest
 
 from tests.reliability.conftest import TOKEN
+from tests.support import free_port, start_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -280,36 +279,9 @@ def test_a_canary_with_injected_faults_is_rolled_back_within_its_analysis_window
 # ---------------------------------------------------------------------- processes
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve(args: list[str], port: int, home: Path) -> subprocess.Popen[bytes]:
     """``lockgate serve`` in its own process, its log in ``home/server.log``; once it is ready."""
-    env = {**os.environ, "LOCKGATE_ADMIN_TOKEN": TOKEN, "LOCKGATE_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / "server.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lockgate.serving", *args, "--port", str(port), "--log-level", "warning"],
-            env=env,
-            cwd=ROOT,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}: {_log(home)[-2000:]}")
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail(f"the server did not become ready: {_log(home)[-2000:]}")
+    return start_server(args, port=port, token=TOKEN, home=home, log_to=home / "server.log").proc
 
 
 def _log(home: Path) -> str:
@@ -330,7 +302,7 @@ def test_sigterm_refuses_new_requests_and_exits_within_the_grace_period(
 ) -> None:
     """A request stuck in the model for ten minutes cannot finish: the process still exits
     within its grace period (2 s here), and nothing new is taken on meanwhile."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [str(fault_models["stuck"]), "--name", "stuck", "--allow-unsafe-load", "--graceful-timeout-s", "2"]
     proc = _serve(args, port, tmp_path / "home")
@@ -385,7 +357,7 @@ def test_sigkill_at_each_rollout_step_comes_back_in_the_step_it_was_in(
     promotion, a rollback) and in the middle of one; after each restart the state is the one that
     was acknowledged (or, for the interrupted one, exactly the state before or after it), the
     audit log agrees with it, and the counters that reached the store are still there."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     home = tmp_path / "home"
     args = ["--store", f"sqlite:///{tmp_path / 'rollouts.db'}"]
@@ -554,7 +526,7 @@ def test_the_store_going_away_mid_rollout_pauses_it_and_loses_nothing(
     reliability_report: dict[str, Any],
 ) -> None:
     url_db, pg_ctl = own_postgres
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(["--store", url_db], port, tmp_path / "home")
     spec = {

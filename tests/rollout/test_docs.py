@@ -7,6 +7,8 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 from lockgate.rollout import TRANSITIONS, Phase
 
 DOC = (Path(__file__).parents[2] / "docs" / "rollouts.md").read_text(encoding="utf-8")
@@ -28,3 +30,15 @@ def test_the_simulate_example_prints_what_the_doc_shows() -> None:
     assert output.getvalue().rstrip() == shown.rstrip()
     assert "promoted" in shown
     assert "rolled_back" in shown
+
+
+def test_the_spec_mistake_example_is_what_load_spec_reports(tmp_path: Path) -> None:
+    from lockgate.errors import ValidationError, render
+    from lockgate.rollout import load_spec
+
+    example = (Path(__file__).parents[2] / "examples" / "specs" / "canary.yaml").read_text(encoding="utf-8")
+    (tmp_path / "canary.yaml").write_text(example.replace("weight_percent: 50", "weight_percent: 150"))
+    shown = DOC.split("the fix (exit code 2), e.g.\n\n```\n", 1)[1].split("```", 1)[0]
+    with pytest.raises(ValidationError) as info:
+        load_spec(tmp_path / "canary.yaml")
+    assert "\n".join(render(info.value)) + "\n" == shown  # as the CLI prints it

@@ -219,3 +219,40 @@ def test_load_spec_reports_missing_files_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("name: [unclosed", encoding="utf-8")
     with pytest.raises(ValidationError, match="not valid YAML"):
         load_spec(bad)
+
+
+def test_load_spec_names_the_file_and_line_of_every_mistake(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.yaml"
+    path.write_text(
+        """\
+name: fraud
+variants: {stable: "models:/fraud/3", canary: "models:/fraud/4"}
+baseline: stable
+candidate: canary
+strategy:
+  type: canary
+  steps:
+    - {weight_percent: 5, min_requests: -1}
+    - {weight_percnt: 50}
+routing_key: {source: field}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError) as info:
+        load_spec(path)
+    assert info.value.message.splitlines() == [
+        "deploy.yaml line 8: strategy.steps[0].min_requests: must be at least 0",
+        "deploy.yaml line 9: strategy.steps[1].weight_percnt: is not a known key "
+        "(known: max_duration_s, min_duration_s, min_requests, weight_percent)",
+        "deploy.yaml line 10: routing_key.name: is required",
+    ]
+    assert info.value.hint is not None
+    assert "line 9: remove it or use a known key (did you mean 'weight_percent'?)" in info.value.hint
+    path.write_text(
+        path.read_text().replace("min_requests: -1", "min_requests: 1").replace("percnt", "percent")
+    )
+    with pytest.raises(ValidationError, match=r"^deploy.yaml line 10: routing_key.name: is required"):
+        load_spec(path)
+    path.write_text("")
+    with pytest.raises(ValidationError, match=r"^deploy.yaml: spec: the file is empty"):
+        load_spec(path)

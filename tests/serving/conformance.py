@@ -19,9 +19,7 @@ import httpx
 
 from lockgate.rollout.sqlstore import SqlStore
 from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread
-
-TOKEN = "s3cret-admin-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+from tests.support import AUTH, TOKEN
 
 
 def gateway_config(**overrides: Any) -> ServeConfig:

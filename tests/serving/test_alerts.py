@@ -14,6 +14,7 @@ import pytest
 from lockgate.errors import UserError
 from lockgate.rollout.sqlstore import SqlStore
 from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread
+from tests.support import AUTH, TOKEN
 
 pytestmark = [
     pytest.mark.integration,
@@ -21,9 +22,6 @@ pytestmark = [
 ]
 
 Cli = Callable[..., tuple[int, str, str]]
-
-TOKEN = "alerts-admin-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def test_a_rollback_posts_an_alert_and_writes_it_to_the_audit_log(

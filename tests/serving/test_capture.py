@@ -19,6 +19,7 @@ import pytest
 from lockgate.rollout.sqlstore import SqlStore
 from lockgate.serving.logs import AccessLog
 from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread
+from tests.support import AUTH, TOKEN
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,9 +27,6 @@ pytestmark = [
 ]
 
 Cli = Callable[..., tuple[int, str, str]]
-
-TOKEN = "capture-admin-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def _serve_and_capture(

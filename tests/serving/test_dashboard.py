@@ -23,6 +23,7 @@ import pytest
 from lockgate.rollout.sqlstore import SqlStore
 from lockgate.serving.app import ServingApp
 from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread
+from tests.support import AUTH, TOKEN
 
 pytestmark = [
     pytest.mark.integration,
@@ -30,8 +31,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method:UserWarning"),
 ]
 
-TOKEN = "dashboard-admin-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -7,11 +7,7 @@ restart on the same SQLite store, check phase, weights and counts, then promote.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,33 +18,9 @@ import pytest
 import yaml
 
 from lockgate.rollout.sqlstore import SqlStore
+from tests.support import TOKEN, free_port, start_server
 
 pytestmark = pytest.mark.integration
-
-TOKEN = "crash-test-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(args: list[str], url: str, home: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LOCKGATE_ADMIN_TOKEN": TOKEN, "LOCKGATE_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "lockgate.serving", *args], env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}")
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail("the server did not become ready")
 
 
 def _traffic(url: str, logged_model: Any, n: int) -> list[str]:
@@ -85,23 +57,14 @@ def test_sigkill_mid_canary_resumes_in_the_same_state(
             }
         )
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     store_url = f"sqlite:///{tmp_path / 'rollouts.db'}"
-    args = [
-        "--deployment",
-        str(spec_file),
-        "--store",
-        store_url,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    args = ["--deployment", str(spec_file), "--store", store_url]
     monkeypatch.setenv("LOCKGATE_ADMIN_TOKEN", TOKEN)
     monkeypatch.setenv("LOCKGATE_URL", url)
 
-    proc = _start(args, url, tmp_path / "home")
+    proc = start_server(args, port=port, home=tmp_path / "home").proc
     try:
         code, out, err = cli("rollout", "start", "crashy", "--reason", "try the weak one", "--actor", "ops")
         assert code == 0, err
@@ -119,7 +82,7 @@ def test_sigkill_mid_canary_resumes_in_the_same_state(
         if proc.poll() is None:
             proc.kill()
 
-    proc = _start(args, url, tmp_path / "home")
+    proc = start_server(args, port=port, home=tmp_path / "home").proc
     try:
         code, out, _ = cli("rollout", "status", "crashy", "--json")
         assert code == 0
@@ -153,9 +116,9 @@ def test_the_cli_says_what_is_wrong(
     monkeypatch.delenv("LOCKGATE_ADMIN_TOKEN", raising=False)
     code, _, err = cli("rollout", "status", "x")
     assert code == 2 and "LOCKGATE_ADMIN_TOKEN" in err
-    port = _free_port()
+    port = free_port()
     code, _, err = cli("rollout", "status", "x", "--url", f"http://127.0.0.1:{port}", "--token", "t")
-    assert code == 2 and "cannot reach lockgate" in err and "lockgate serve" in err
+    assert code == 3 and "cannot reach lockgate" in err and "lockgate serve" in err  # an outage
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nvariants: {a: m1}\n")
     code, _, err = cli("deploy", str(bad), "--token", "t")

@@ -22,14 +22,12 @@ from lockgate.serving.feedback import Feedback, FeedbackJoins, parse_feedback
 from lockgate.serving.predictor import FunctionPredictor
 from lockgate.serving.signature import FieldSpec, Signature
 from lockgate.serving.variant import Variant
+from tests.support import AUTH, TOKEN
 
 pytestmark = [
     # saving the session's broken pyfunc makes MLflow ask for type hints; it needs none
     pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method:UserWarning"),
 ]
-
-TOKEN = "s3cret-admin-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def _variant(name: str = "m") -> Variant:
@@ -246,4 +244,4 @@ def test_lockgate_analyze_reads_the_running_deployment(gateway: Any, logged_mode
     code, _, err = cli("analyze", "missing", "--url", url, "--token", TOKEN)
     assert code == 2 and "missing" in err
     code, _, err = cli("analyze", "exp", "--url", "http://127.0.0.1:9", "--token", TOKEN)
-    assert code == 2 and "cannot reach" in err
+    assert code == 3 and "cannot reach" in err  # an outage: exit code 3

@@ -19,11 +19,10 @@ import pytest
 
 from lockgate.rollout.sqlstore import SqlStore
 from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread
+from tests.support import AUTH, TOKEN, start_server
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "gateway-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 POSTGRES_URL = os.environ.get("LOCKGATE_TEST_POSTGRES_URL")
 
 
@@ -128,33 +127,9 @@ def test_two_gateways_share_one_rollout(store_url: str, models: dict[str, Path],
         b_store.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _process(store: str, home: Path) -> tuple[Any, str]:
-    import subprocess
-    import sys
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LOCKGATE_ADMIN_TOKEN": TOKEN, "LOCKGATE_HOME": str(home)}
-    args = ["--store", store, "--port", str(port), "--log-level", "warning", "--no-follow-registry"]
-    proc = subprocess.Popen([sys.executable, "-m", "lockgate.serving", *args], env=env)
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
-        except httpx.TransportError:
-            assert proc.poll() is None, f"the gateway exited with {proc.returncode}"
-            return False
-
-    _until(ready, timeout_s=120)
-    return proc, url
+    server = start_server(["--store", store, "--no-follow-registry"], token=TOKEN, home=home)
+    return server.proc, server.url
 
 
 @pytest.mark.skipif(POSTGRES_URL is None, reason="set LOCKGATE_TEST_POSTGRES_URL (make test does)")

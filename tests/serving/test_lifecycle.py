@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support import start_server
+
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
@@ -37,40 +26,14 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0(logged_model: Any) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     # A batch waits up to 3 s for company, so requests are certainly in flight at the signal.
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lockgate.serving",
-            str(logged_model.path),
-            "--name",
-            "cancer",
-            "--port",
-            str(port),
-            "--max-wait-ms",
-            "3000",
-            "--max-batch-size",
-            "64",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    server = start_server(
+        [str(logged_model.path), "--name", "cancer", "--max-wait-ms", "3000", "--max-batch-size", "64"],
+        token=None,
     )
+    proc, url = server.proc, server.url
+    deadline = time.monotonic() + 120
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the server did not become ready")
         bodies = [
             {
                 "dataframe_split": {

@@ -5,13 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +14,7 @@ import pytest
 
 from lockgate.errors import UserError
 from lockgate.serving.logs import AccessLog, JsonFormatter, check_log_format, iso_time, log_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import start_server
 
 
 def _record(message: str, **extra: Any) -> logging.LogRecord:
@@ -134,36 +128,12 @@ def test_log_formats_are_checked() -> None:
     assert iso_time(0.0) == "1970-01-01T00:00:00.000Z"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.integration
 def test_serve_with_json_logs_writes_only_json_lines_with_the_request_ids(logged_model: Any) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "lockgate.serving", str(logged_model.path), "--name", "cancer"]
-    options = ["--port", str(port), "--log-format", "json", "--access-log", "--log-level", "info"]
-    proc = subprocess.Popen(
-        [*command, *options],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    options = ["--log-format", "json", "--access-log", "--log-level", "info"]
+    server = start_server([str(logged_model.path), "--name", "cancer", *options], token=None, capture=True)
+    proc, url = server.proc, server.url
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the server did not become ready")
         body = {
             "dataframe_split": {"columns": logged_model.columns, "data": [logged_model.features[0].tolist()]}
         }

@@ -4,12 +4,8 @@ turned off (--no-metrics): nothing counted, /metrics a 404 that says why."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +16,7 @@ import yaml
 
 from lockgate.serving import ServeConfig, build_app, resolve_source, run_server_in_thread
 from lockgate.serving.metrics import MULTIPROCESS_MODES
-
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "workers-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import TOKEN, start_server
 
 
 def test_every_deployment_gauge_has_a_multiprocess_mode() -> None:
@@ -51,24 +39,20 @@ def test_two_workers_export_the_rollout_gauges(tmp_path: Path, models: dict[str,
     }
     spec_path = tmp_path / "canary.yaml"
     spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "lockgate.serving", "--deployment", str(spec_path)]
-    command += ["--store", f"sqlite:///{tmp_path / 'rollouts.db'}", "--port", str(port), "--workers", "2"]
-    command += ["--allow-unverified", "--allow-unsafe-load", "--no-follow-registry", "--log-level", "warning"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOCKGATE_ADMIN_TOKEN": TOKEN}
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env)
+    args = [
+        "--deployment",
+        str(spec_path),
+        "--store",
+        f"sqlite:///{tmp_path / 'rollouts.db'}",
+        "--workers",
+        "2",
+    ]
+    args += ["--allow-unverified", "--allow-unsafe-load", "--no-follow-registry"]
+    # two processes load two models at once on shared cores: give them time
+    server = start_server(args, token=TOKEN, cwd=tmp_path, ready_timeout_s=300)
+    proc, url = server.proc, server.url
+    deadline = time.monotonic() + 300
     try:
-        deadline = time.monotonic() + 300  # two processes load two models at once on shared cores
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("the workers did not become ready")
         auth = {"authorization": f"Bearer {TOKEN}"}
         while True:  # each worker loads the deployment after it is ready; a worker still loading says 404
             started = httpx.post(f"{url}/admin/deployments/churn/start", json={}, headers=auth, timeout=30)

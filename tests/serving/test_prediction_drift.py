@@ -23,11 +23,10 @@ from lockgate.serving.predictor import FunctionPredictor, column_signature
 from lockgate.serving.server import ServeConfig, build_app, run_server_in_thread
 from lockgate.serving.signature import FieldSpec, Signature
 from lockgate.serving.variant import Variant
+from tests.support import AUTH, TOKEN
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "prediction-drift-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 RNG = np.random.default_rng(11)
 TRAIN = pd.DataFrame({"x": RNG.normal(0, 1, 3000), "y": RNG.normal(0, 1, 3000)})
 WORDS = ["alpha", "beta", "gamma", "delta"]

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,8 +12,7 @@ import numpy as np
 import pytest
 
 from lockgate.serving.runtimes import OnnxPredictor, TorchPredictor, load_predictor
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import start_server
 
 
 def _mlp() -> Any:
@@ -93,6 +87,7 @@ def test_mlflow_pytorch_flavour(mlflow_home: Path, tmp_path: Path) -> None:
     assert np.allclose(np.asarray(values), expected, atol=1e-6)
 
 
+@pytest.mark.slow  # exports and loads an ONNX graph (~10 s)
 def test_bare_onnx_file(tmp_path: Path) -> None:
     from skl2onnx import to_onnx
     from sklearn.datasets import load_breast_cancer
@@ -114,45 +109,14 @@ def test_bare_onnx_file(tmp_path: Path) -> None:
     assert (labels.ravel() == model.predict(x[:20])).all()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.integration
 def test_two_workers_share_the_port_and_stop_on_sigterm(logged_model: Any) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lockgate.serving",
-            str(logged_model.path),
-            "--name",
-            "cancer",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    # two processes load the model at once on 2 shared cores: give them time
+    server = start_server(
+        [str(logged_model.path), "--name", "cancer", "--workers", "2"], token=None, ready_timeout_s=300
     )
+    proc, url = server.proc, server.url
     try:
-        deadline = time.monotonic() + 300  # two processes load the model at once on 2 shared cores
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("the workers did not become ready")
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert len(children) >= 2, children
         body = {

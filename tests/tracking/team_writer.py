@@ -3,10 +3,12 @@
     python team_writer.py lockgate INDEX POINTS MODEL RESULT.json [SECONDS_PER_POINT]
     python team_writer.py plain INDEX POINTS - RESULT.json
 
-``lockgate``: snapshot a dataset of its own, train a tiny model in a ``lockgate.track`` run that logs
-POINTS metric points (buffered), register it as a new version of MODEL. ``plain``: log POINTS points
-with one ``mlflow.log_metric`` call each, MLflow's own way, for comparison. The server, the user and
-the experiment come from the environment, as for any teammate. The result file says what it did.
+``lockgate``: snapshot a version of the dataset all writers share (its own contents, at the same
+time as the others, so numbering is raced) and a dataset of its own, train a tiny model in a
+``lockgate.track`` run that logs POINTS metric points (buffered), register it as a new version of
+MODEL. ``plain``: log POINTS points with one ``mlflow.log_metric`` call each, MLflow's own way, for
+comparison. The server, the user and the experiment come from the environment, as for any teammate.
+The result file says what it did.
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ def run_lockgate(index: int, points: int, model_name: str, pause_s: float) -> di
     from lockgate.tracking.datasets import snapshot
     from lockgate.tracking.registry import register
 
+    conn = connect()
+    shared = None
+    if model_name != "-":
+        part = Path(f"shared-{index}.csv")
+        part.write_text(f"x,writer\n1,{index}\n")
+        shared = snapshot(conn, part, f"{model_name}-shared")
     data = Path(f"data-{index}.csv")
     data.write_text("x,y\n" + "".join(f"{i},{(i + index) % 2}\n" for i in range(20)))
-    conn = connect()
     dataset = snapshot(conn, data, f"{model_name if model_name != '-' else 'solo'}-data-{index}")
     started = time.perf_counter()
     with lockgate.track(run_name=f"writer-{index}", capture_env=False, datasets=[dataset.ref]) as run:
@@ -46,6 +53,8 @@ def run_lockgate(index: int, points: int, model_name: str, pause_s: float) -> di
         "version": version.version if version else None,
         "dataset": dataset.ref,
         "dataset_digest": dataset.digest,
+        "shared_version": shared.version if shared else None,
+        "shared_digest": shared.digest if shared else None,
         "points": points,
         "logging_s": logging_s,
         "retries": run.retries,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 from lockgate.errors import IntegrityError, NotFound, UserError
 from lockgate.tracking.connection import connect
 from lockgate.tracking.datasets import (
+    DatasetVersion,
     diff_manifests,
     diff_profiles,
     diff_versions,
@@ -140,3 +143,59 @@ def test_data_root_finds_the_recorded_path_or_the_name_under_it(tmp_path: Path) 
     (copy / "data" / "train.csv").write_text("x\n")
     assert locate("data/train.csv", tmp_path / "proj", copy) == copy / "data" / "train.csv"
     assert locate("/home/a/old/train.csv", tmp_path / "proj", copy) == copy / "train.csv"
+
+
+def _snapshot_at_once(tmp_path: Path, name: str, writers: int) -> list[DatasetVersion]:
+    """``writers`` threads snapshot different contents of dataset ``name`` at the same moment."""
+    conn = connect()
+    start = threading.Barrier(writers)
+    made: list[DatasetVersion] = []
+    failures: list[BaseException] = []
+
+    def write(index: int) -> None:
+        data = tmp_path / f"part-{index}.csv"
+        data.write_text(f"x,y\n{index},{index % 2}\n")
+        start.wait()
+        try:
+            made.append(snapshot(conn, data, name))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not failures, failures
+    return made
+
+
+def _assert_numbered_once_each(made: list[DatasetVersion], name: str, writers: int) -> None:
+    assert sorted(v.version for v in made) == list(range(1, writers + 1))
+    listed = list_versions(connect(), name)
+    assert [v.version for v in listed] == list(range(1, writers + 1))
+    assert {v.version: v.digest for v in listed} == {v.version: v.digest for v in made}
+    assert len({v.digest for v in listed}) == writers
+    for version in listed:
+        assert load_manifest(connect(), version)[0].path.startswith("part-")
+
+
+@pytest.mark.integration
+def test_concurrent_snapshots_of_one_name_get_versions_1_to_n(
+    mlflow_home: Path, tmp_path: Path, unique: str
+) -> None:
+    writers = 6
+    made = _snapshot_at_once(tmp_path, f"race-{unique}", writers)
+    _assert_numbered_once_each(made, f"race-{unique}", writers)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # a snapshot is ~10 requests, each through basic auth, on 2 shared CPUs
+def test_concurrent_snapshots_on_the_team_server_get_versions_1_to_n(
+    team_user: Callable[[str | None], object], tmp_path: Path, unique: str
+) -> None:
+    team_user("alice")
+    writers = 5
+    made = _snapshot_at_once(tmp_path, f"race-{unique}", writers)
+    _assert_numbered_once_each(made, f"race-{unique}", writers)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lockgate.errors import NotFound
-from lockgate.tracking.digest import manifest, manifest_digest, sha256_file, sha256_tree
+from lockgate.tracking.digest import HashCache, manifest, manifest_digest, sha256_file, sha256_tree
 
 
 def _write(root: Path, files: dict[str, bytes]) -> None:
@@ -76,3 +77,21 @@ def test_manifest_digest_is_order_independent(files: dict[str, bytes]) -> None:
 
     entries = [FileEntry(p, len(d), hashlib.sha256(d).hexdigest()) for p, d in files.items()]
     assert manifest_digest(entries) == manifest_digest(list(reversed(entries)))
+
+
+def test_the_hash_cache_rehashes_changed_and_recently_written_files(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    cache = HashCache(racy_window_ns=0)  # remember even what was written just now
+    first = cache.sha256(path)
+    assert first == sha256_file(path) and path in cache._known
+    assert cache.sha256(path) == first
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    path.write_bytes(b"a,b\n1,3\n")  # same size, new content: the times move
+    assert cache.sha256(path) == sha256_file(path) != first
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_bytes(b"x")  # written just now: could change again within the clock's granularity
+    default = HashCache()
+    default.sha256(fresh)
+    assert fresh not in default._known
+    assert manifest(tmp_path, cache.sha256) == manifest(tmp_path)

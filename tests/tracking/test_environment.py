@@ -3,7 +3,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from lockgate.tracking.digest import sha256_file
 from lockgate.tracking.environment import capture_code, capture_environment, packages_digest
+from lockgate.tracking.outputs import MANIFEST_NAME, read_manifest, record_output
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -58,3 +60,43 @@ def test_environment_lists_packages() -> None:
     assert {"mlflow", "numpy", "lockgate"} <= names
     assert env.packages_sha256 == packages_digest(list(reversed(env.packages)))
     assert env.requirements_text().count("\n") == len(env.packages)
+
+
+def test_a_report_lockgate_wrote_is_not_a_change_until_someone_edits_it(tmp_path: Path) -> None:
+    """`lockgate validate --junit gate.xml` made the next run dirty (issue 20)."""
+    repo = _repo(tmp_path)
+    report = repo / "reports" / "gate.xml"
+    report.parent.mkdir()
+    report.write_text("<testsuites/>\n")
+    assert capture_code(repo).is_dirty  # written by someone else: a change like any other
+    record_output(report)
+    code = capture_code(repo / "reports")  # from a subfolder too
+    assert not code.is_dirty and code.diff_sha256 is None
+    report.write_text("<testsuites tests='9'/>\n")
+    assert capture_code(repo).is_dirty
+
+
+def test_a_tracked_file_lockgate_rewrote_leaves_the_diff(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    (repo / "gate.xml").write_text("<old/>\n")
+    _git(repo, "add", "gate.xml")
+    _git(repo, "commit", "-qm", "report")
+    (repo / "gate.xml").write_text("<new/>\n")
+    (repo / "train.py").write_text("print(2)\n")
+    record_output(repo / "gate.xml")
+    code = capture_code(repo)
+    assert code.is_dirty  # train.py still counts
+    assert "print(2)" in code.diff and "gate.xml" not in code.diff
+    (repo / "train.py").write_text("print(1)\n")
+    assert not capture_code(repo).is_dirty
+
+
+def test_the_manifest_lives_in_the_git_folder(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    (repo / "plot.png").write_bytes(b"\x89PNG")
+    record_output(repo / "plot.png")
+    assert read_manifest(repo / ".git" / MANIFEST_NAME) == {"plot.png": sha256_file(repo / "plot.png")}
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("x")
+    record_output(outside)  # outside any repository: nothing to keep clean, no error
+    assert not capture_code(repo).is_dirty

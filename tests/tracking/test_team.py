@@ -17,6 +17,7 @@ import pytest
 import lockgate
 from lockgate.errors import Forbidden, StoreUnreachable
 from lockgate.tracking.connection import connect
+from lockgate.tracking.datasets import list_versions as list_dataset_versions
 from lockgate.tracking.digest import model_sha256
 from lockgate.tracking.registry import get_model_version, list_versions, register
 from lockgate.tracking.server import TrackingServer
@@ -300,3 +301,8 @@ def test_eight_writers_as_two_users_lose_nothing(team_user: TeamUser, tmp_path: 
         assert [d["digest"] for d in version.datasets] == [writer["dataset_digest"]]
     owners = {client.get_run(r["run_id"]).data.tags.get("mlflow.user") for r in results}
     assert owners == {"alice", "bob"}
+    # the dataset all eight snapshotted at once: versions 1-8, each writer's own contents once
+    shared = list_dataset_versions(connect(), f"{model}-shared")
+    assert [v.version for v in shared] == list(range(1, 9))
+    assert sorted(r["shared_version"] for r in results) == list(range(1, 9))
+    assert {v.version: v.digest for v in shared} == {r["shared_version"]: r["shared_digest"] for r in results}

@@ -1,0 +1,6 @@
+"""What many test files need, in one place: a free port, a lockgate server process started and
+polled until ready, the admin token and its header. Import as ``from tests.support import ...``."""
+
+from tests.support.server import AUTH, TOKEN, ServerProcess, free_port, start_server, wait_until
+
+__all__ = ["AUTH", "TOKEN", "ServerProcess", "free_port", "start_server", "wait_until"]
