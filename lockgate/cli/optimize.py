@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -165,41 +166,45 @@ def optimize_command(
     if threads < 1:
         raise UserError(f"--threads {threads} is below 1", hint="pass --threads 2")
     conn = connect()
-    with console.status(f"loading {model}..."):
-        optimizer = open_optimizer(conn, _ref(model), data=data, target=target, threads=threads)
-    if method is not None:
-        given = {k: v for k, v in params.items() if v is not None}
-        specs = [make_spec(method, given, tolerance)]
-    else:
-        specs = sweep_plan(optimizer.kind, optimizer.cpu)
-    results: list[OptimizationResult] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"measuring {optimizer.version.ref}", total=len(specs) + 1)
-        optimizer.parent_record()
-        progress.advance(task)
-        if sweep:
-            # every candidate is measured here first; only the Pareto front is registered
-            results = optimizer.sweep(
-                specs,
-                name=name,
-                is_registering=is_registering,
-                on_skip=lambda spec, exc: console.print(
-                    f"[yellow]skipped {escape(spec.label)}:[/] {escape(str(exc))}"
-                ),
-                on_measured=lambda spec: progress.advance(task),
+    # the parent's download and every candidate's files: removed when the command ends
+    with tempfile.TemporaryDirectory(prefix="lockgate-optimize-") as work:
+        with console.status(f"loading {model}..."):
+            optimizer = open_optimizer(
+                conn, _ref(model), data=data, target=target, threads=threads, workdir=Path(work)
             )
+        if method is not None:
+            given = {k: v for k, v in params.items() if v is not None}
+            specs = [make_spec(method, given, tolerance)]
         else:
-            for spec in specs:
-                progress.update(task, description=f"{spec.label}")
-                results.append(optimizer.run(spec, name=name, alias=alias, is_registering=is_registering))
-                progress.advance(task)
+            specs = sweep_plan(optimizer.kind, optimizer.cpu)
+        results: list[OptimizationResult] = []
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"measuring {optimizer.version.ref}", total=len(specs) + 1)
+            optimizer.parent_record()
+            progress.advance(task)
+            if sweep:
+                # every candidate is measured here first; only the Pareto front is registered
+                results = optimizer.sweep(
+                    specs,
+                    name=name,
+                    is_registering=is_registering,
+                    on_skip=lambda spec, exc: console.print(
+                        f"[yellow]skipped {escape(spec.label)}:[/] {escape(str(exc))}"
+                    ),
+                    on_measured=lambda spec: progress.advance(task),
+                )
+            else:
+                for spec in specs:
+                    progress.update(task, description=f"{spec.label}")
+                    results.append(optimizer.run(spec, name=name, alias=alias, is_registering=is_registering))
+                    progress.advance(task)
     parent = optimizer.parent_record()
     console.print(tradeoff_table(optimizer.version.ref, parent, results))
     console.print(f"{parent.quality_metric} on {escape(optimizer.inputs.source)}")

@@ -19,7 +19,7 @@ from lockgate.errors import IntegrityError, NotFound, UserError, ValidationError
 from lockgate.gates.kinds import GateInputs, PredictionFailed, Predictions, TextModel, run_check
 from lockgate.gates.policy import HoldoutSpec, Policy
 from lockgate.gates.result import CheckResult, GateReport
-from lockgate.tracking.connection import Connection
+from lockgate.tracking.connection import Connection, server_errors
 from lockgate.tracking.digest import MODEL_DIGEST_EXCLUDES, manifest, model_sha256
 from lockgate.tracking.refs import Ref, parse_ref
 from lockgate.tracking.registry import RegisteredVersion, get_model_version
@@ -417,13 +417,25 @@ def record_report(conn: Connection, report: GateReport) -> str | None:
     """
     version = get_model_version(conn, report.model)
     client = conn.client
-    client.set_model_version_tag(version.name, str(version.version), TAG_VERDICT, report.verdict)
-    client.set_model_version_tag(version.name, str(version.version), TAG_POLICY_SHA256, report.policy_sha256)
+    name, number = version.name, str(version.version)
     kinds = ",".join(sorted({r.kind for r in report.results if r.kind and not r.is_skipped}))
-    client.set_model_version_tag(version.name, str(version.version), TAG_KINDS, kinds)
+    # on a team server recording needs EDIT on the model (and on its run's experiment)
+    refused_hint = (
+        f"ask the model's owner or an admin of the server for EDIT on registered model '{name}', or "
+        "pass --no-record to check it without recording the verdict"
+    )
+    with server_errors(conn, f"record the gate's verdict on registered model '{name}'", refused_hint):
+        client.set_model_version_tag(name, number, TAG_VERDICT, report.verdict)
+        client.set_model_version_tag(name, number, TAG_POLICY_SHA256, report.policy_sha256)
+        client.set_model_version_tag(name, number, TAG_KINDS, kinds)
     if version.run_id is None:
         return None
-    artifact = f"gates/validate-{version.name}-v{version.version}-{report.started_ms}.json"
-    client.log_dict(version.run_id, report.to_dict(), artifact)
-    client.set_model_version_tag(version.name, str(version.version), TAG_REPORT, artifact)
+    artifact = f"gates/validate-{name}-v{number}-{report.started_ms}.json"
+    run_hint = (
+        "ask the run's owner or an admin of the server for EDIT on the run's experiment, or pass "
+        "--no-record to check it without recording the verdict"
+    )
+    with server_errors(conn, f"log the gate's report to run '{version.run_id}' of {version.ref}", run_hint):
+        client.log_dict(version.run_id, report.to_dict(), artifact)
+        client.set_model_version_tag(name, number, TAG_REPORT, artifact)
     return artifact

@@ -9,12 +9,10 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lockgate.errors import NotFound, UserError
-
-if TYPE_CHECKING:
-    from lockgate.tracking.connection import Connection
+from lockgate.tracking.connection import Connection, server_error, server_errors
 
 __all__ = [
     "PromptRef",
@@ -118,10 +116,17 @@ def register_prompt(
         raise UserError(
             f"the template for prompt '{name}' is empty", hint="write the prompt text, e.g. {{question}}"
         )
-    version = mlflow.genai.register_prompt(name, template, commit_message=message, tags=tags)
+    with server_errors(conn, f"register a version of prompt '{name}'", hint=_edit_hint(name)):
+        version = mlflow.genai.register_prompt(name, template, commit_message=message, tags=tags)
     if alias is not None:
-        mlflow.genai.set_prompt_alias(name, alias, int(version.version))
+        with server_errors(conn, f"set alias '{alias}' of prompt '{name}'", hint=_edit_hint(name)):
+            mlflow.genai.set_prompt_alias(name, alias, int(version.version))
     return get_prompt(conn, PromptRef(name, version=int(version.version)))
+
+
+def _edit_hint(name: str) -> str:
+    # MLflow keeps a prompt as a registered model: its permissions are the model's
+    return f"ask the prompt's owner or an admin of the server for EDIT on registered model '{name}'"
 
 
 def get_prompt(conn: Connection, ref: PromptRef | str) -> PromptVersionInfo:
@@ -133,6 +138,9 @@ def get_prompt(conn: Connection, ref: PromptRef | str) -> PromptVersionInfo:
     try:
         return _info(mlflow.genai.load_prompt(parsed.uri, link_to_model=False))
     except MlflowException as exc:
+        refused = server_error(exc, conn.settings.tracking_uri, f"read prompt '{parsed.name}'")
+        if refused is not None:  # a 401/403 is not "there is no prompt"
+            raise refused from None
         versions = _versions_or_none(conn, parsed.name)
         if versions is None:
             raise NotFound(
@@ -181,14 +189,18 @@ def set_prompt_alias(conn: Connection, name: str, alias: str, version: int) -> P
     import mlflow.genai
 
     target = get_prompt(conn, PromptRef(name, version=version))
-    mlflow.genai.set_prompt_alias(name, alias, version)
+    with server_errors(conn, f"set alias '{alias}' of prompt '{name}'", hint=_edit_hint(name)):
+        mlflow.genai.set_prompt_alias(name, alias, version)
     return get_prompt(conn, PromptRef(target.name, version=target.version))
 
 
 def tag_prompt_version(conn: Connection, version: PromptVersionInfo, key: str, value: str) -> None:
     import mlflow.genai
 
-    mlflow.genai.set_prompt_version_tag(version.name, version.version, key, value)
+    with server_errors(
+        conn, f"tag version {version.version} of prompt '{version.name}'", hint=_edit_hint(version.name)
+    ):
+        mlflow.genai.set_prompt_version_tag(version.name, version.version, key, value)
 
 
 def diff_prompts(old: PromptVersionInfo, new: PromptVersionInfo) -> str:

@@ -10,7 +10,8 @@ at the next request, and the audit log says who did it and why.
 
 When a rollout promotes or rolls back, a :class:`ChampionRegistry` (MLflow in production) moves the
 ``champion`` alias; the move is recorded as its own audit event after the state is saved, so a
-state write that lost a race never moves an alias.
+state write that lost a race never moves an alias. A registry that refuses the move (the server's
+user lacks EDIT on the model) leaves the decision standing and the refusal in the audit log.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from lockgate.errors import Conflict, NotFound, UserError
+from lockgate.errors import Conflict, LockgateError, NotFound, UserError
 from lockgate.rollout.controller import (
     LIVE_PHASES,
     TERMINAL_PHASES,
@@ -219,27 +220,42 @@ class RolloutRunner:
         if self.registry is None:
             return
         uri = deployment.spec.variants[action.variant]
-        moved = self.registry.move_champion(uri)
+        what = "promotion" if isinstance(action, Promote) else "rollback"
+        try:
+            moved = self.registry.move_champion(uri)
+        except LockgateError as exc:
+            # the rollout's decision is saved and stands; a registry that refuses the move (no EDIT
+            # on the model for the server's user) or is away leaves the alias where it was, said here
+            said = f"{what}: the champion alias was not moved ({uri}): {exc.message}"
+            self.store.append_events(deployment.name, [self._registry_event(deployment, now, said, {})])
+            _log.warning("%s; hint: %s", said, exc.hint or "move it with `lockgate alias set`")
+            return
         if moved is None:
             return
         previous, current = moved
         numbers = {"to_version": float(current)} if current.isdigit() else {}
         if previous is not None and previous.isdigit():
             numbers["from_version"] = float(previous)
-        what = "promotion" if isinstance(action, Promote) else "rollback"
         moved_how = (
             f"champion alias stays at version {current}"
             if previous == current
             else f"champion alias moved from version {previous or 'none'} to {current}"
         )
-        event = RecordEvent(
+        event = self._registry_event(deployment, now, f"{what}: {moved_how} ({uri})", numbers)
+        self.store.append_events(deployment.name, [event])
+        _log.info("%s", event.reason)
+
+    @staticmethod
+    def _registry_event(
+        deployment: Deployment, now: float, reason: str, numbers: Mapping[str, float]
+    ) -> RecordEvent:
+        phase = deployment.state.phase.value
+        return RecordEvent(
             at=now,
             actor="registry",
             action="champion",
-            reason=f"{what}: {moved_how} ({uri})",
-            from_phase=deployment.state.phase.value,
-            to_phase=deployment.state.phase.value,
+            reason=reason,
+            from_phase=phase,
+            to_phase=phase,
             numbers=numbers,
         )
-        self.store.append_events(deployment.name, [event])
-        _log.info("%s", event.reason)

@@ -32,8 +32,10 @@ __all__ = [
     "JsonFormatter",
     "LogFormat",
     "check_log_format",
+    "format_line",
     "iso_time",
     "log_config",
+    "says_info",
 ]
 
 LogFormat = Literal["text", "json"]
@@ -109,6 +111,22 @@ def log_config(log_format: LogFormat, level: str) -> dict[str, Any] | None:
             "lockgate": {"handlers": ["json"], "level": level.upper(), "propagate": False},
         },
     }
+
+
+def format_line(message: str, log_format: LogFormat, *, logger: str = "lockgate.serving") -> str:
+    """One INFO line as the server's own lines look (uvicorn's ``INFO:     ...``, or JSON), for what
+    is said before uvicorn sets up logging: the model that was resolved and verified."""
+    record = logging.LogRecord(logger, logging.INFO, __file__, 0, message, (), None)
+    if log_format == "json":
+        return JsonFormatter().format(record)
+    from uvicorn.logging import DefaultFormatter
+
+    return DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False).format(record)
+
+
+def says_info(level: str) -> bool:
+    """Whether uvicorn's ``--log-level`` shows INFO lines (info, debug, trace)."""
+    return level.lower() in ("info", "debug", "trace")
 
 
 class AccessLog:

@@ -1,8 +1,11 @@
 """Running the app: one process, N worker processes on one port, or a background thread.
 
 - :func:`serve` resolves and verifies the model first (an integrity failure stops here, before any
-  port opens), then runs uvicorn with uvloop and httptools. SIGTERM or SIGINT: readiness turns
-  false, uvicorn stops accepting, in-flight requests finish, the process exits normally (code 0).
+  port opens) and says so on stderr (``verified models:/m@champion (version 3) sha256 1a2b3c4d5e6f``),
+  then runs uvicorn with uvloop and httptools. SIGTERM or SIGINT: readiness turns false, uvicorn
+  stops accepting, in-flight requests finish, the process exits normally (code 0). Registry and run
+  artifacts are downloaded into one temporary folder that lives as long as the server: removed when
+  it exits, after a SIGTERM too (one during the download exits with 143).
 - ``workers > 1`` starts that many processes that each bind the port with ``SO_REUSEPORT`` (the
   kernel spreads connections) and forwards SIGTERM/SIGINT to them; metrics are summed across them.
 - :func:`run_server_in_thread` serves an app from a background thread and returns a handle with its
@@ -15,11 +18,14 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -37,9 +43,9 @@ from lockgate.serving.app import DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, Serving
 from lockgate.serving.backend import Backend
 from lockgate.serving.deployment import DeploymentManager
 from lockgate.serving.executor import RETIRE_GRACE_S
-from lockgate.serving.logs import AccessLog, LogFormat, check_log_format, log_config
+from lockgate.serving.logs import AccessLog, LogFormat, check_log_format, format_line, log_config, says_info
 from lockgate.serving.runtimes import FastPath, load_predictor
-from lockgate.serving.source import ModelSource, resolve_source, unsafe_format
+from lockgate.serving.source import ModelSource, describe_source, resolve_source, unsafe_format
 from lockgate.serving.variant import ServingPolicy, Variant
 
 __all__ = [
@@ -198,12 +204,14 @@ def build_deployments(
     *,
     backend: Backend | None = None,
     drift_reference: Reference | None = None,
+    downloads: Path | None = None,
 ) -> DeploymentManager:
     """The deployment manager ``config`` asks for: its store (SQLite under home by default), a
     loader that verifies each variant's model (``backend``: another place to run variants, e.g.
     Ray Serve), each spec's policy (its ``analysis``), and the monitoring hooks (alerts, drift
     against ``config.drift_reference``, or ``drift_reference`` already in memory, retraining,
-    capture)."""
+    capture). A variant's registry or run artifacts are downloaded under ``downloads`` when given
+    (the server's own temporary folder, removed when it exits)."""
     from lockgate.rollout.policy import policy_for
     from lockgate.rollout.sqlstore import SqlStore
     from lockgate.rollout.store import default_store_url
@@ -216,8 +224,13 @@ def build_deployments(
         # a registered model keeps its registry name; a folder or run is named by its variant
         named = None if uri.startswith("models:/") else variant
         # over the admin API a relative path would mean this server's working directory
+        download_dir = None if downloads is None else Path(tempfile.mkdtemp(prefix="variant-", dir=downloads))
         source = resolve_source(
-            uri, allow_unverified=config.allow_unverified, name=named, allow_relative=False
+            uri,
+            allow_unverified=config.allow_unverified,
+            name=named,
+            allow_relative=False,
+            download_dir=download_dir,
         )
         loaded = load_variant(
             source,
@@ -274,11 +287,13 @@ def build_app(
     config: ServeConfig | None = None,
     variants: list[Variant] | None = None,
     deployments: DeploymentManager | None = None,
+    downloads: Path | None = None,
 ) -> ServingApp:
-    """An app that serves ``variants`` now, and loads ``source`` in the background at startup."""
+    """An app that serves ``variants`` now, and loads ``source`` in the background at startup;
+    ``downloads``: where the deployments' variants are downloaded (see :func:`build_deployments`)."""
     config = config or ServeConfig(str(source.path) if source else "")
     if deployments is None and config.has_deployments:
-        deployments = build_deployments(config)
+        deployments = build_deployments(config, downloads=downloads)
     loader = None
     if source is not None:
 
@@ -372,9 +387,15 @@ def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 
 def _run_one(
-    source: ModelSource | None, config: ServeConfig, sock: socket.socket | None, *, load_first: bool = False
+    source: ModelSource | None,
+    config: ServeConfig,
+    sock: socket.socket | None,
+    downloads: Path,
+    *,
+    load_first: bool = False,
 ) -> None:
-    """Serve on ``sock`` until stopped. ``load_first``: listen only once the models are loaded (a
+    """Serve on ``sock`` until stopped; ``downloads``: the server's temporary folder (its
+    deployments' variants go there). ``load_first``: listen only once the models are loaded (a
     worker of several sharing a port; alone, a server listens at once and says it is loading)."""
     server_box: list[Any] = []
 
@@ -382,7 +403,7 @@ def _run_one(
         if server_box:
             server_box[0].should_exit = True
 
-    app = build_app(source, config=config)
+    app = build_app(source, config=config, downloads=downloads)
     app.on_load_error = stop_on_load_error
     app.load_before_serving = load_first
     app.grace_s = config.graceful_timeout_s
@@ -392,6 +413,7 @@ def _run_one(
     if app.is_abandoned:
         # a model thread stuck in the model's own code cannot be stopped, and the interpreter
         # would wait for it at exit: everything else is drained and flushed, so leave now
+        shutil.rmtree(downloads, ignore_errors=True)  # os._exit skips every cleanup
         logging.shutdown()
         os._exit(0)
     if app.load_error is not None:
@@ -401,12 +423,14 @@ def _run_one(
         raise ServiceUnavailable(f"could not load {what}: {app.load_error}") from app.load_error
 
 
-def _worker_main(source: ModelSource | None, config: ServeConfig) -> None:
+def _worker_main(source: ModelSource | None, config: ServeConfig, downloads: Path) -> None:
     sock = _bind(config.host, config.port, reuse_port=True)
     try:
-        # the kernel spreads a shared port's connections over every listening worker, so a worker
+        # a folder of its own inside the server's: the parent removes the whole after the workers.
+        # The kernel spreads a shared port's connections over every listening worker, so a worker
         # listens only when it can answer: no 503 "still loading" from a worker that started late
-        _run_one(source, config, sock, load_first=True)
+        own = Path(tempfile.mkdtemp(prefix="worker-", dir=downloads))
+        _run_one(source, config, sock, own, load_first=True)
     except LockgateError as exc:
         _log.error("%s", exc)
         raise SystemExit(exc.exit_code) from None
@@ -420,21 +444,44 @@ def serve(config: ServeConfig) -> None:
             hint="pass a MODEL_URI, --deployment SPEC.yaml, or --store URL (deployments come over the "
             "admin API)",
         )
-    source = None
-    if config.model_uri:
-        source = resolve_source(
-            config.model_uri,
-            expected_sha256=config.sha256,
-            allow_unverified=config.allow_unverified,
-            name=config.name,
-        )
-    if config.workers == 1:
-        _run_one(source, config, _bind(config.host, config.port, reuse_port=False))
+    with _sigterm_exits(), tempfile.TemporaryDirectory(prefix="lockgate-serve-") as scratch:
+        downloads = Path(scratch)
+        source = None
+        if config.model_uri:
+            source = resolve_source(
+                config.model_uri,
+                expected_sha256=config.sha256,
+                allow_unverified=config.allow_unverified,
+                download_dir=downloads / "model",
+                name=config.name,
+            )
+            if says_info(config.log_level):
+                print(format_line(describe_source(source), config.log_format), file=sys.stderr, flush=True)
+        if config.workers == 1:
+            _run_one(source, config, _bind(config.host, config.port, reuse_port=False), downloads)
+            return
+        _serve_workers(source, config, downloads)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM outside uvicorn's own handling (while a model downloads) unwinds like an exit
+    (code 143), so the temporary folder is removed; uvicorn installs its handler while it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    _serve_workers(source, config)
+
+    def leave(sig: int, _: FrameType | None) -> None:
+        raise SystemExit(128 + sig)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _serve_workers(source: ModelSource | None, config: ServeConfig) -> None:
+def _serve_workers(source: ModelSource | None, config: ServeConfig, downloads: Path) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="lockgate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("spawn")
@@ -442,7 +489,7 @@ def _serve_workers(source: ModelSource | None, config: ServeConfig) -> None:
     # bound (not listening) only to fail here, with a clear message, when the port is taken
     probe = _bind(config.host, config.port, reuse_port=True)
     for _ in range(config.workers):
-        process = context.Process(target=_worker_main, args=(source, config), daemon=False)
+        process = context.Process(target=_worker_main, args=(source, config, downloads), daemon=False)
         process.start()
         processes.append(process)
 

@@ -23,7 +23,14 @@ from lockgate.settings import current_settings
 from lockgate.tracking.digest import links_out_of, model_sha256
 from lockgate.tracking.registry import TAG_ARTIFACT_SHA256
 
-__all__ = ["DIGEST_TAG", "ModelSource", "check_model_uri", "resolve_source", "verify_digest"]
+__all__ = [
+    "DIGEST_TAG",
+    "ModelSource",
+    "check_model_uri",
+    "describe_source",
+    "resolve_source",
+    "verify_digest",
+]
 
 DIGEST_TAG = TAG_ARTIFACT_SHA256
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
@@ -44,6 +51,19 @@ class ModelSource:
     version: str
     sha256: str
     is_verified: bool
+
+
+def describe_source(source: ModelSource) -> str:
+    """What a server says about the model it is about to load: which one, and whether its bytes
+    were checked (``verified models:/m@champion (version 3) sha256 1a2b3c4d5e6f``)."""
+    is_registered = source.uri.startswith("models:/")
+    what = source.uri if is_registered or source.uri.startswith("runs:/") else str(source.path)
+    version = f" (version {source.version})" if is_registered else ""
+    said = f"{what}{version} sha256 {source.sha256[:12]}"
+    if source.is_verified:
+        return f"verified {said}"
+    why = "no digest was recorded at registration" if is_registered else "no --sha256 to compare with"
+    return f"not verified {said}: {why}"
 
 
 def verify_digest(path: Path, expected: str, *, what: str) -> str:

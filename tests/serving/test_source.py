@@ -87,3 +87,89 @@ def test_a_path_that_is_not_a_model_is_refused_before_it_is_read(tmp_path: Path)
         with pytest.raises(UserError, match="is not a model: nothing there was read"):
             resolve_source(uri)
         assert time.perf_counter() - started < 5  # the root was not walked
+
+
+def test_the_line_a_server_says_names_the_version_and_the_digest(tmp_path: Path) -> None:
+    from lockgate.serving.source import ModelSource, describe_source
+
+    digest = "1a2b3c4d5e6f" + "0" * 52
+    registered = ModelSource("models:/m@champion", tmp_path, "m", "3", digest, True)
+    assert describe_source(registered) == "verified models:/m@champion (version 3) sha256 1a2b3c4d5e6f"
+    unrecorded = ModelSource("models:/m/2", tmp_path, "m", "2", digest, False)
+    assert describe_source(unrecorded) == (
+        "not verified models:/m/2 (version 2) sha256 1a2b3c4d5e6f: no digest was recorded at registration"
+    )
+    local = ModelSource("model", tmp_path, "m", digest[:12], digest, False)
+    said = describe_source(local)
+    assert said == f"not verified {tmp_path} sha256 1a2b3c4d5e6f: no --sha256 to compare with"
+
+
+def _serve_in_a_process(uri: str, tracking_uri: str, tmp: Path, port: int) -> tuple[Any, Path]:
+    """``lockgate serve URI`` as its own process, with its temporary files under ``tmp``."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    tmp.mkdir()
+    log = tmp.parent / "serve.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "TMPDIR": str(tmp),
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    command = [sys.executable, "-m", "lockgate.serving", uri, "--port", str(port), "--log-level", "info"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=tmp.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return process, log
+
+
+def _wait_ready(url: str, process: Any) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited before it was ready"
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("the server did not become ready")
+
+
+def test_serve_says_the_checksum_was_verified_and_removes_its_download_on_sigterm(
+    registry: Any, tmp_path: Path
+) -> None:
+    import signal
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    tmp = tmp_path / "tmp"
+    process, log = _serve_in_a_process("models:/cancer@champion", registry.tracking_uri, tmp, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", process)
+        body = {"dataframe_split": {"columns": registry.columns, "data": [registry.features[0].tolist()]}}
+        answer = httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=30)
+        assert answer.json() == {"predictions": [int(registry.labels[0])]}
+        assert len(list(tmp.rglob("MLmodel"))) == 1  # downloaded under the server's temporary folder
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    said = log.read_text()
+    digest = sha256_tree(registry.path)
+    assert f"INFO:     verified models:/cancer@champion (version 1) sha256 {digest[:12]}" in said, said
+    assert not list(tmp.rglob("MLmodel")), "the downloaded model was left behind"
