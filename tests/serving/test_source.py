@@ -11,6 +11,7 @@ import pytest
 from lockgate.errors import IntegrityError, NotFound
 from lockgate.serving.source import resolve_source
 from lockgate.tracking.digest import sha256_tree
+from tests.support import start_server
 
 pytestmark = pytest.mark.integration
 
@@ -104,71 +105,37 @@ def test_the_line_a_server_says_names_the_version_and_the_digest(tmp_path: Path)
     assert said == f"not verified {tmp_path} sha256 1a2b3c4d5e6f: no --sha256 to compare with"
 
 
-def _serve_in_a_process(uri: str, tracking_uri: str, tmp: Path, port: int) -> tuple[Any, Path]:
-    """``lockgate serve URI`` as its own process, with its temporary files under ``tmp``."""
-    import os
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    tmp.mkdir()
-    log = tmp.parent / "serve.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(root),
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "TMPDIR": str(tmp),
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    }
-    env.pop("MLFLOW_REGISTRY_URI", None)
-    command = [sys.executable, "-m", "lockgate.serving", uri, "--port", str(port), "--log-level", "info"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=tmp.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return process, log
-
-
-def _wait_ready(url: str, process: Any) -> None:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited before it was ready"
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("the server did not become ready")
-
-
 def test_serve_says_the_checksum_was_verified_and_removes_its_download_on_sigterm(
     registry: Any, tmp_path: Path
 ) -> None:
     import signal
-    import socket
 
     import httpx
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    tmp = tmp_path / "tmp"
-    process, log = _serve_in_a_process("models:/cancer@champion", registry.tracking_uri, tmp, port)
+    tmp, log = tmp_path / "tmp", tmp_path / "serve.log"
+    tmp.mkdir()
+    env = {
+        "MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "TMPDIR": str(tmp),  # the server's temporary files, so the test sees what it leaves
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    server = start_server(
+        ["models:/cancer@champion"],
+        token=None,
+        env=env,
+        unset=["MLFLOW_REGISTRY_URI"],
+        cwd=tmp_path,
+        log_to=log,
+        log_level="info",
+    )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", process)
         body = {"dataframe_split": {"columns": registry.columns, "data": [registry.features[0].tolist()]}}
-        answer = httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=30)
+        answer = httpx.post(f"{server.url}/invocations", json=body, timeout=30)
         assert answer.json() == {"predictions": [int(registry.labels[0])]}
         assert len(list(tmp.rglob("MLmodel"))) == 1  # downloaded under the server's temporary folder
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        assert server.stop(signal.SIGTERM, timeout_s=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        server.stop(signal.SIGKILL)
     said = log.read_text()
     digest = sha256_tree(registry.path)
     assert f"INFO:     verified models:/cancer@champion (version 1) sha256 {digest[:12]}" in said, said

@@ -93,13 +93,15 @@ def start_server(
     log_level: str | None = "warning",
     capture: bool = False,
     log_to: Path | None = None,
+    unset: Sequence[str] = (),
 ) -> ServerProcess:
     """``python -m lockgate.serving ARGS --port PORT`` on 127.0.0.1, polled until ``/v2/health/ready``.
 
     ``token`` sets ``LOCKGATE_ADMIN_TOKEN`` (None leaves the environment's); ``home`` sets
     ``LOCKGATE_HOME``; ``env`` adds or overrides variables. With ``wait=False`` it returns at once
     (for tests of start-up itself); ``capture=True`` pipes stdout and stderr (read them with
-    ``proc.communicate()`` after stopping); ``log_to`` appends stderr to that file. A server that
+    ``proc.communicate()`` after stopping); ``log_to`` appends its output (stdout and stderr) to
+    that file; ``unset`` names variables removed from its environment. A server that
     exits or is not ready in time fails the test, with the end of its log when there is one.
     """
     port = port or free_port()
@@ -109,6 +111,8 @@ def start_server(
     if home is not None:
         environment["LOCKGATE_HOME"] = str(home)
     environment.update(env or {})
+    for name in unset:
+        environment.pop(name, None)
     command = [sys.executable, "-m", "lockgate.serving", *args, "--port", str(port)]
     if log_level is not None and "--log-level" not in args:
         command += ["--log-level", log_level]
@@ -116,7 +120,7 @@ def start_server(
     if log_to is not None:
         log_to.parent.mkdir(parents=True, exist_ok=True)
         with log_to.open("ab") as log:
-            proc = subprocess.Popen(command, cwd=cwd or ROOT, env=environment, stdout=pipe, stderr=log)
+            proc = subprocess.Popen(command, cwd=cwd or ROOT, env=environment, stdout=pipe or log, stderr=log)
     else:
         proc = subprocess.Popen(command, cwd=cwd or ROOT, env=environment, stdout=pipe, stderr=pipe)
     server = ServerProcess(proc, port)
