@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +27,7 @@ import lockgate
 from lockgate.tracking.connection import connect
 from lockgate.tracking.registry import get_model_version, register
 from lockgate.tracking.server import TrackingServer
+from tests.support import AUTH, TOKEN, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -204,12 +202,6 @@ def test_prompts_register_list_show_and_alias(team_user: TeamUser, cli: Cli, uni
     assert f"EDIT on registered model '{name}'" in err and "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_teammate_serves_the_champion_downloaded_over_http_and_verified(
     team_user: TeamUser, trained_run: Callable[..., str], unique: str, tmp_path: Path
 ) -> None:
@@ -219,39 +211,41 @@ def test_a_teammate_serves_the_champion_downloaded_over_http_and_verified(
     register(connect(), run_id, name)
     champion = register(connect(), run_id, name, alias="champion")  # version 2
     team_user("bob")  # READ is enough to serve
-    port, tmp = _free_port(), tmp_path / "tmp"
+    tmp, log = tmp_path / "tmp", tmp_path / "serve.log"
     tmp.mkdir()
-    log = tmp_path / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
-    command = [sys.executable, "-m", "lockgate.serving", f"models:/{name}@champion", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    # the server's temporary files under tmp, so the test sees what it leaves; INFO for the verified line
+    server = start_server(
+        [f"models:/{name}@champion"],
+        token=None,
+        env={"TMPDIR": str(tmp)},
+        cwd=tmp_path,
+        log_to=log,
+        log_level=None,
+    )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert process.poll() is None, log.read_text()
-        answer = httpx.post(f"{url}/invocations", json={"inputs": _rows(2)}, timeout=30)
+        answer = httpx.post(f"{server.url}/invocations", json={"inputs": _rows(2)}, timeout=30)
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["predictions"]) == 2
         assert (answer.headers["x-model-name"], answer.headers["x-model-version"]) == (name, "2")
         assert list(tmp.rglob("MLmodel")), "the model was not downloaded into the server's folder"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        assert server.stop(signal.SIGINT, timeout_s=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        server.stop(signal.SIGKILL)
     said = log.read_text()
     digest = str(champion.artifact_sha256)
     assert f"verified models:/{name}@champion (version 2) sha256 {digest[:12]}" in said, said
     assert not list(tmp.rglob("MLmodel")), "the downloaded model was left behind"
+
+
+def _canary_of_versions_1_and_2(model: str) -> dict[str, object]:
+    """A canary of ``model``'s version 2 behind version 1 whose one stage never ends by itself."""
+    return {
+        "name": "churn",
+        "variants": {"stable": f"models:/{model}/1", "next": f"models:/{model}/2"},
+        "baseline": "stable",
+        "candidate": "next",
+        "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
+    }
 
 
 def test_a_rollouts_promotion_moves_the_champion_alias_on_the_server(
@@ -265,17 +259,10 @@ def test_a_rollouts_promotion_moves_the_champion_alias_on_the_server(
     run_id = trained_run()  # two versions of one run: the rollout is about the versions
     register(connect(), run_id, name, alias="champion")
     register(connect(), run_id, name)
-    token = "team-admin-token"
+    token, auth = TOKEN, AUTH
     config = ServeConfig("", admin_token=token, tick_s=0.05)
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
-    spec = {
-        "name": "churn",
-        "variants": {"stable": f"models:/{name}/1", "next": f"models:/{name}/2"},
-        "baseline": "stable",
-        "candidate": "next",
-        "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
-    }
-    auth = {"authorization": f"Bearer {token}"}
+    spec = _canary_of_versions_1_and_2(name)
     try:
         with run_server_in_thread(
             build_app(config=config, deployments=build_deployments(config, store))
@@ -325,17 +312,10 @@ def test_a_server_that_may_not_move_the_alias_promotes_and_says_why_not(
     register(connect(), run_id, name, alias="champion")
     register(connect(), run_id, name)
     team_user("bob")  # the server runs as bob, who has READ on alice's model
-    token = "team-admin-token"
+    token, auth = TOKEN, AUTH
     config = ServeConfig("", admin_token=token, tick_s=0.05)
     store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
-    spec = {
-        "name": "churn",
-        "variants": {"stable": f"models:/{name}/1", "next": f"models:/{name}/2"},
-        "baseline": "stable",
-        "candidate": "next",
-        "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
-    }
-    auth = {"authorization": f"Bearer {token}"}
+    spec = _canary_of_versions_1_and_2(name)
     try:
         app = build_app(config=config, deployments=build_deployments(config, store))
         with run_server_in_thread(app) as handle:
