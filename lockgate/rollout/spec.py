@@ -25,6 +25,7 @@ __all__ = [
     "CanaryStrategy",
     "DeploymentSpec",
     "DirectStrategy",
+    "LlmVariant",
     "RollingStrategy",
     "RoutingKey",
     "ShadowStrategy",
@@ -184,6 +185,31 @@ class VariantScaling:
 
 
 @dataclass(frozen=True)
+class LlmVariant:
+    """What a generative variant adds to its model (the spec's ``llm:`` section, per variant).
+
+    ``prompt``: a prompt registry reference (``support@2``, ``support@champion``) whose template
+    is rendered for every request this variant answers (see :mod:`lockgate.llm.prompt`);
+    ``variables``: template variables fixed for the variant (a request cannot override them);
+    ``price_per_1k_tokens``: what 1,000 tokens (prompt and completion) cost, for the cost metrics.
+    """
+
+    prompt: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    price_per_1k_tokens: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.prompt is not None:
+            out["prompt"] = self.prompt
+        if self.variables:
+            out["variables"] = dict(self.variables)
+        if self.price_per_1k_tokens is not None:
+            out["price_per_1k_tokens"] = self.price_per_1k_tokens
+        return out
+
+
+@dataclass(frozen=True)
 class DeploymentSpec:
     """A deployment: named variants (model URIs), the baseline and candidate, and the strategy."""
 
@@ -196,6 +222,7 @@ class DeploymentSpec:
     salt: str = ""
     analysis: Analysis = field(default_factory=Analysis)
     scaling: Mapping[str, VariantScaling] = field(default_factory=dict)
+    llm: Mapping[str, LlmVariant] = field(default_factory=dict)
 
     def scaling_of(self, variant: str) -> VariantScaling:
         """The replicas and autoscaling asked for ``variant`` (defaults when the spec says none)."""
@@ -219,6 +246,7 @@ class DeploymentSpec:
             "analysis": self.analysis.to_dict(),
             # only when given: specs stored before scaling existed read back unchanged
             **({"scaling": {v: c.to_dict() for v, c in self.scaling.items()}} if self.scaling else {}),
+            **({"llm": {v: c.to_dict() for v, c in self.llm.items()}} if self.llm else {}),
         }
 
 

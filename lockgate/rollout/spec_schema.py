@@ -27,6 +27,7 @@ from lockgate.rollout.spec import (
     CanaryStrategy,
     DeploymentSpec,
     DirectStrategy,
+    LlmVariant,
     RollingStrategy,
     RoutingKey,
     ShadowStrategy,
@@ -343,6 +344,42 @@ class ScalingFile(_Schema):
         )
 
 
+# -- generative variants ---------------------------------------------------------------------------
+_PROMPT_REF = re.compile(r"^(prompts:/)?[A-Za-z0-9][A-Za-z0-9_.-]*(@[A-Za-z0-9_.-]+|/[0-9]+)$")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class LlmVariantFile(_Schema):
+    """``{prompt: support@2, variables: {product: lockgate}, price_per_1k_tokens: 0.002}``."""
+
+    prompt: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+    price_per_1k_tokens: NonNegative | None = None
+
+    @validates("prompt")
+    @classmethod
+    def _prompt_ref(cls, value: str | None) -> str | None:
+        if value is not None and not _PROMPT_REF.match(value):
+            raise problem(
+                f"{value!r} is not a prompt reference",
+                fix="write NAME@VERSION or NAME@ALIAS, e.g. support@2 or support@champion",
+            )
+        return value
+
+    @validates("variables")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _VARIABLE.match(name):
+                raise problem(
+                    f"{name!r} is not a template variable name", fix="use letters, digits and _, e.g. product"
+                )
+        return value
+
+    def to_value(self) -> LlmVariant:
+        return LlmVariant(self.prompt, dict(self.variables), self.price_per_1k_tokens)
+
+
 # -- the spec ---------------------------------------------------------------------------------------
 class SpecFile(_Schema):
     """A deployment spec as written: ``lockgate.config.load(SpecFile, data).to_value()``."""
@@ -356,6 +393,7 @@ class SpecFile(_Schema):
     salt: str = ""
     analysis: AnalysisFile = SequentialAnalysis()
     scaling: dict[str, ScalingFile] = Field(default_factory=dict)
+    llm: dict[str, LlmVariantFile] = Field(default_factory=dict)
 
     @validates("analysis", mode="before")
     @classmethod
@@ -387,6 +425,10 @@ class SpecFile(_Schema):
             if variant not in self.variants:
                 fix = f"use one of {', '.join(names)}{did_you_mean(variant, names)}"
                 raise problem(f"'{variant}' is not a variant", fix=fix, at=("scaling", variant))
+        for variant in self.llm:
+            if variant not in self.variants:
+                fix = f"use one of {', '.join(names)}{did_you_mean(variant, names)}"
+                raise problem(f"'{variant}' is not a variant", fix=fix, at=("llm", variant))
         return self
 
     def to_value(self) -> DeploymentSpec:
@@ -400,4 +442,5 @@ class SpecFile(_Schema):
             self.salt,
             self.analysis.to_value(),
             {variant: scaling.to_value() for variant, scaling in self.scaling.items()},
+            {variant: llm.to_value() for variant, llm in self.llm.items()},
         )

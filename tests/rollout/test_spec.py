@@ -13,6 +13,7 @@ from lockgate.rollout.spec import (
     BlueGreenStrategy,
     CanaryStrategy,
     DirectStrategy,
+    LlmVariant,
     RollingStrategy,
     RoutingKey,
     ShadowStrategy,
@@ -188,6 +189,39 @@ def test_scaling_is_per_variant_optional_and_round_trips() -> None:
     canary = spec.scaling_of("canary")
     assert canary.is_autoscaling and (canary.min_replicas, canary.max_replicas) == (1, 4)
     assert parse_spec(spec.to_dict()) == spec
+
+
+def test_the_llm_section_is_per_variant_optional_and_round_trips() -> None:
+    plain = parse_spec(spec_dict())
+    assert plain.llm == {} and "llm" not in plain.to_dict()
+    data = {
+        **spec_dict(),
+        "llm": {
+            "stable": {"prompt": "support@1", "variables": {"product": "lockgate"}},
+            "canary": {"prompt": "prompts:/support/2", "price_per_1k_tokens": 0.002},
+        },
+    }
+    spec = parse_spec(data)
+    assert spec.llm["stable"] == LlmVariant("support@1", {"product": "lockgate"})
+    assert spec.llm["canary"] == LlmVariant("prompts:/support/2", {}, 0.002)
+    assert parse_spec(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    ("llm", "path", "words"),
+    [
+        ({"nope": {"prompt": "support@1"}}, "llm.nope", "not a variant"),
+        ({"stable": {"prompt": "support"}}, "llm.stable.prompt", "not a prompt reference"),
+        ({"stable": {"price_per_1k_tokens": -1}}, "llm.stable.price_per_1k_tokens", "at least"),
+        ({"stable": {"variables": {"two words": "x"}}}, "llm.stable.variables", "not a template variable"),
+        ({"stable": {"promt": "support@1"}}, "llm.stable.promt", "prompt"),
+    ],
+)
+def test_llm_mistakes_name_the_key_path(llm: dict[str, Any], path: str, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_spec({**spec_dict(), "llm": llm})
+    assert info.value.message.startswith(f"{path}: "), info.value.message
+    assert words in str(info.value)
 
 
 def test_load_spec_reads_yaml(tmp_path: Path) -> None:
