@@ -12,6 +12,9 @@ one ``data: {...}`` chunk per piece of text, then ``data: [DONE]``; ``stream_opt
 The protocol's generate extension takes ``{"text_input": ..., "parameters": {...}}`` (the same
 sampling fields) and answers ``{"model_name", "model_version", "text_output", "details"}``;
 ``generate_stream`` sends one such event per piece of text.
+
+A deployment variant with a prompt version (the spec's ``llm:`` section) renders it into the
+request first, with the body's ``variables`` (:mod:`lockgate.llm.prompt`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import orjson
 
 from lockgate.errors import UserError, ValidationError
 from lockgate.llm.params import parse_messages, parse_prompt, parse_sampling
+from lockgate.llm.prompt import request_variables
 from lockgate.serving.exchange import Exchange, Response
 from lockgate.serving.inference import choose_variant
 from lockgate.serving.payload import parse_json
 
 if TYPE_CHECKING:
+    from lockgate.llm.prompt import BoundPrompt
     from lockgate.llm.runtime import GenerativePredictor
     from lockgate.llm.scheduler import Chunk
     from lockgate.serving.app import ServingApp
@@ -81,6 +86,12 @@ def _generative_named(app: ServingApp, exchange: Exchange, name: str) -> Generat
     return predictor  # type: ignore[return-value]
 
 
+def _bound_prompt(exchange: Exchange) -> BoundPrompt | None:
+    """The prompt version of the deployment variant that answers (its spec's ``llm:`` section)."""
+    live, variant = exchange.deployment, exchange.variant
+    return live.prompt_of(variant) if live is not None and variant is not None else None
+
+
 async def _collect(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
     parts, last = [], None
     async for chunk in chunks:
@@ -95,7 +106,11 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
     body = _body(exchange)
     predictor = _generative(app, exchange, body)
     params = parse_sampling(body, max_context=predictor.context)
-    prompt_ids = predictor.encode(parse_prompt(body))
+    prompt = parse_prompt(body)
+    bound = _bound_prompt(exchange)
+    if bound is not None:
+        prompt = bound.complete(prompt, request_variables(body))
+    prompt_ids = predictor.encode(prompt)
     predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
     head = {
         "id": "cmpl-" + exchange.request_id.decode("latin-1"),
@@ -127,6 +142,9 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
     body = _body(exchange)
     predictor = _generative(app, exchange, body)
     messages = parse_messages(body)
+    bound = _bound_prompt(exchange)
+    if bound is not None:
+        messages = bound.chat(messages, request_variables(body))
     params = parse_sampling(body, max_context=predictor.context)
     prompt_ids = predictor.encode(predictor.chat_prompt(messages))
     predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)

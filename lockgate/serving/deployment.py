@@ -41,7 +41,11 @@ from lockgate.stats.accumulators import VariantStats
 from lockgate.stats.verdict import Policy
 
 if TYPE_CHECKING:
+    from lockgate.llm.prompt import BoundPrompt
     from lockgate.serving.app import ServingApp
+
+PromptFetcher = Callable[[str], tuple[str, Any]]
+"""A prompt reference (``support@2``) → (its resolved ``NAME@VERSION``, its template)."""
 
 __all__ = [
     "DeploymentManager",
@@ -54,6 +58,15 @@ __all__ = [
 ]
 
 _log = logging.getLogger("lockgate.serving")
+
+
+def registry_prompt(ref: str) -> tuple[str, Any]:
+    """A prompt version from MLflow's prompt registry: (``NAME@VERSION``, its template)."""
+    from lockgate.prompts.registry import get_prompt
+    from lockgate.tracking.connection import connect
+
+    version = get_prompt(connect(), ref)
+    return version.ref, version.template
 
 
 def _counted(stats: VariantStats) -> tuple[int, int]:
@@ -73,6 +86,8 @@ class DeploymentManager:
     answered each request id to the store (feedback through any gateway), keeping the newest
     ``max_joins``. ``hooks`` (:func:`~lockgate.monitor.hooks.monitor_hooks`) run after each tick.
     ``retire_grace_s``: a variant that lost its traffic keeps answering at least this long.
+    ``fetch_prompt``: reads a prompt version of the spec's ``llm:`` section (default: MLflow's
+    prompt registry), once per deployment load, never per request.
     """
 
     def __init__(
@@ -92,6 +107,7 @@ class DeploymentManager:
         external_metrics: Callable[[DeploymentSpec], Mapping[str, Mapping[str, float]]] | None = None,
         hooks: Iterable[MonitorHook] = (),
         retire_grace_s: float = RETIRE_GRACE_S,
+        fetch_prompt: PromptFetcher | None = None,
     ) -> None:
         if backend is None:
             if load is None:
@@ -100,6 +116,7 @@ class DeploymentManager:
         self.store = store
         self.backend = backend
         self.hooks = list(hooks)
+        self.fetch_prompt = fetch_prompt or registry_prompt
         self.initial = tuple(initial)
         self.discover_s = discover_s
         self.persist_joins = persist_joins
@@ -374,6 +391,7 @@ class DeploymentManager:
         """Load the variants ``state`` needs (reusing any already loaded from the same URI)."""
         now = time.time()
         names = loaded_variants(spec, state, now)
+        prompts = await asyncio.to_thread(self._bind_prompts, spec)  # before any model loads
         current = self.live.get(spec.name)
         is_same_spec = current is not None and current.spec == spec
         reuse: dict[str, Variant] = {}
@@ -403,7 +421,7 @@ class DeploymentManager:
         table = routing_table(state)
         if current is not None and routed(current.table) <= set(loaded):
             table = current.table  # the stored state's table comes with the next apply
-        live = LiveDeployment(spec, loaded, table)
+        live = LiveDeployment(spec, loaded, table, prompts=prompts)
         for name in loaded:
             was = current.loaded_at.get(name) if current is not None and name in reuse else None
             live.loaded_at[name] = was if was is not None else now
@@ -423,6 +441,25 @@ class DeploymentManager:
         self.live[spec.name] = live
         if self._app is not None and self._app.default_model is None:
             self._app.default_model = spec.name  # /invocations serves the first deployment
+
+    def _bind_prompts(self, spec: DeploymentSpec) -> dict[str, BoundPrompt]:
+        """Each variant's prompt version (the spec's ``llm:`` section), fetched now."""
+        from lockgate.llm.prompt import bind_prompt
+
+        bound = {}
+        for variant_name, llm in spec.llm.items():
+            if llm.prompt is None:
+                continue
+            try:
+                ref, template = self.fetch_prompt(llm.prompt)
+                bound[variant_name] = bind_prompt(ref, template, llm.variables)
+            except UserError as exc:
+                raise type(exc)(
+                    f"deployment '{spec.name}', variant '{variant_name}': {exc.message}",
+                    hint=exc.hint,
+                    detail=exc.detail,
+                ) from None
+        return bound
 
     async def _load_variants(self, spec: DeploymentSpec, todo: list[tuple[str, str]]) -> dict[str, Variant]:
         """Load ``todo`` (variant name, URI) through the backend: all of them, or none."""

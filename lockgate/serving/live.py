@@ -34,6 +34,7 @@ from lockgate.stats.accumulators import VariantStats
 from lockgate.stats.units import UNITS
 
 if TYPE_CHECKING:
+    from lockgate.llm.prompt import BoundPrompt
     from lockgate.monitor.capture import TrafficCapture
     from lockgate.monitor.live import LiveDrift
     from lockgate.monitor.timeline import WeightTimeline
@@ -70,6 +71,7 @@ class LiveDeployment:
     retired_stats: dict[str, VariantStats] = field(default_factory=dict)  # unloaded: last counters
     is_paused: bool = False
     paused_until: float | None = None  # a timed pause resumes at the first tick after it
+    prompts: dict[str, BoundPrompt] = field(default_factory=dict)  # variant -> its prompt version
 
     def __post_init__(self) -> None:
         # worked out once: the request path reads attributes instead of the spec's properties
@@ -123,6 +125,13 @@ class LiveDeployment:
             if name == wanted:
                 return value.decode("latin-1")
         return None
+
+    def prompt_of(self, variant: Variant) -> BoundPrompt | None:
+        """The prompt version the spec's ``llm:`` section gives ``variant``, fetched at load."""
+        if not self.prompts:
+            return None
+        name = self.name_of(variant)
+        return self.prompts.get(name) if name is not None else None
 
     def model_of(self, variant: str) -> tuple[str, str]:
         """(model name, version) that ``variant`` serves, or served before it was unloaded."""

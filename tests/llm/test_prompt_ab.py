@@ -1,0 +1,142 @@
+"""Prompt versions as variants on a real server: two prompt versions of the tiny model in an A/B
+test, rendered per request, decided by thumbs up/down sent to /feedback."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lockgate.prompts import register_prompt
+from lockgate.rollout.sqlstore import SqlStore
+from lockgate.serving.server import ServeConfig, build_app, build_deployments, run_server_in_thread
+from lockgate.tracking.connection import connect
+from tests.support import AUTH, TOKEN
+
+pytestmark = pytest.mark.integration
+
+V1 = "Answer: {{input}}"
+V2 = "You are {{product}} support. Answer in a {{tone}} tone, in one line: {{input}}"
+
+
+def _spec(prompt: str) -> dict[str, Any]:
+    return {
+        "strategy": {"type": "ab", "split_percent": 50, "min_requests": 60, "max_duration_s": 600},
+        "analysis": {
+            "policy": "sequential",
+            "min_samples": 40,
+            "guardrails": {"latency": None, "errors": None},  # a shared CPU's noise must not decide
+            "primary": {"metric": "conversions", "direction": "increase", "scale": 0.2},
+        },
+        "llm": {
+            "a": {"prompt": f"{prompt}@1"},
+            "b": {"prompt": f"{prompt}@2", "variables": {"product": "lockgate"}},
+        },
+    }
+
+
+def test_an_ab_between_prompt_versions_is_decided_by_feedback(
+    mlflow_home: Path, unique: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    prompt = f"support-{unique}"
+    register_prompt(connect(), prompt, V1)
+    register_prompt(connect(), prompt, V2)
+    config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True)
+    store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    handle = run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))
+    base = handle.url
+    spec = {
+        "name": "support",
+        "variants": {"a": str(tiny_model), "b": str(tiny_model)},
+        "baseline": "a",
+        "candidate": "b",
+        **_spec(prompt),
+    }
+    try:
+        put = httpx.put(f"{base}/admin/deployments/support", json=spec, headers=AUTH, timeout=120)
+        assert put.status_code == 201, put.text
+        assert httpx.post(f"{base}/admin/deployments/support/start", json={}, headers=AUTH).status_code == 200
+
+        def ask(user: int, **extra: Any) -> httpx.Response:
+            body = {
+                "model": "support",
+                "messages": [{"role": "user", "content": "how do I roll back?"}],
+                "max_tokens": 1,
+                "temperature": 0,
+                **extra,
+            }
+            return httpx.post(
+                f"{base}/v1/chat/completions",
+                json=body,
+                headers={"x-routing-key": f"user-{user}"},
+                timeout=60,
+            )
+
+        # each variant renders its own prompt version: b's is longer; b without 'tone' is a 422
+        seen: dict[str, int] = {}
+        user_of: dict[str, int] = {}
+        for user in range(40):
+            answer = ask(user, variables={"tone": "calm"})
+            assert answer.status_code == 200, answer.text
+            variant = answer.headers["x-lockgate-variant"]
+            seen[variant] = answer.json()["usage"]["prompt_tokens"]
+            user_of.setdefault(variant, user)
+        assert set(seen) == {"a", "b"} and seen["b"] > seen["a"]
+        missing = ask(user_of["b"])
+        assert missing.status_code == 422
+        error = missing.json()["error"]
+        assert "tone" in error["message"] and f"{prompt}@2" in error["message"]
+        assert ask(user_of["a"]).status_code == 200  # a's version takes only the user's text
+
+        # simulated users like b's answers more often: thumbs up 0.8 against 0.2
+        rng = random.Random(7)
+        deadline = time.monotonic() + 120
+        phase = "experimenting"
+        user = 0
+        while phase == "experimenting" and time.monotonic() < deadline:
+            for _ in range(20):
+                user = (user + 1) % 300
+                answer = ask(user, variables={"tone": "calm"})
+                assert answer.status_code == 200, answer.text
+                liked = rng.random() < (0.8 if answer.headers["x-lockgate-variant"] == "b" else 0.2)
+                feedback = httpx.post(
+                    f"{base}/v2/models/support/feedback",
+                    json={"request_id": answer.headers["x-request-id"], "label": int(liked)},
+                    timeout=10,
+                )
+                assert feedback.status_code == 200, feedback.text
+            time.sleep(0.1)
+            phase = httpx.get(f"{base}/admin/deployments/support", headers=AUTH).json()["phase"]
+        status = httpx.get(f"{base}/admin/deployments/support", headers=AUTH).json()
+        assert status["phase"] == "promoted", status
+        variants = status["variants"]
+        assert variants["b"]["conversions"]["rate"] > variants["a"]["conversions"]["rate"]
+    finally:
+        handle.stop()
+        store.close()
+
+
+def test_a_prompt_that_is_not_registered_stops_the_deploy(
+    mlflow_home: Path, unique: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True)
+    store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    handle = run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))
+    spec = {
+        "name": "support",
+        "variants": {"a": str(tiny_model), "b": str(tiny_model)},
+        "baseline": "a",
+        "candidate": "b",
+        **_spec(f"nope-{unique}"),
+    }
+    try:
+        put = httpx.put(f"{handle.url}/admin/deployments/support", json=spec, headers=AUTH, timeout=120)
+        assert put.status_code == 404, put.text
+        assert f"variant 'a': there is no prompt 'nope-{unique}'" in put.text
+    finally:
+        handle.stop()
+        store.close()
