@@ -83,6 +83,34 @@ def _clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 
+_LLM_COLUMNS = (
+    ("ttft p50 ms", "ttft_ms", "{:.1f}"),
+    ("ttft p99 ms", "ttft_p99_ms", "{:.1f}"),
+    ("inter-token ms", "inter_token_ms", "{:.1f}"),
+    ("tokens/s", "output_tokens_per_s", "{:.1f}"),
+    ("tokens/req", "tokens_per_request", "{:.1f}"),
+    ("cost/1k tok", "cost_per_1k_tokens", "{:.4g}"),
+    ("empty", "empty_answer_rate", "{:.2%}"),
+    ("timeouts", "timeout_rate", "{:.2%}"),
+    ("errors", "error_rate", "{:.2%}"),
+)
+
+
+def _llm_table(status: dict[str, Any]) -> Table | None:
+    """The generative variants' LLM metrics (None when no variant generated text)."""
+    rows = {name: v["llm"] for name, v in status["variants"].items() if v.get("llm")}
+    if not rows:
+        return None
+    table = Table(show_edge=False, title="LLM", title_justify="left")
+    table.add_column("variant")
+    for header, _, _ in _LLM_COLUMNS:
+        table.add_column(header, justify="right")
+    for name, values in rows.items():
+        cells = [fmt.format(values[key]) if key in values else "-" for _, key, fmt in _LLM_COLUMNS]
+        table.add_row(name, *cells)
+    return table
+
+
 def render_status(status: dict[str, Any]) -> Group:
     """The status of a deployment as Rich renderables: a headline, the variants, the verdict."""
     phase = status["phase"]
@@ -110,6 +138,9 @@ def render_status(status: dict[str, Any]) -> Group:
             _ms(variant["p99_ms"]),
         )
     parts: list[Any] = [headline, table]
+    llm = _llm_table(status)
+    if llm is not None:
+        parts.append(llm)
     if status.get("paused_until"):
         parts.append(Text(f"paused until {_clock(status['paused_until'])}, then it carries on by itself"))
     for name, variant in status["variants"].items():

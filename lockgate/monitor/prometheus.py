@@ -72,6 +72,8 @@ class PrometheusReader:
         """Each of the spec's metrics for each of its variants: name → variant → value."""
         out: dict[str, dict[str, float]] = {}
         for metric in spec.analysis.metrics:
+            if metric.is_generation:
+                continue  # lockgate's own generation metric: the controller reads its counters
             found = {}
             for variant in spec.variants:
                 value = self.query(metric.query_for(spec.name, variant))

@@ -19,6 +19,8 @@ analysis:
     - name: checkout_errors
       query: 'sum(rate(shop_errors_total{variant="{{variant}}"}[1m]))'   # once per variant
       max: 0.05               # the candidate's value must stay at or below (or min: above)
+    - name: ttft_ms           # no query: a generation metric lockgate counts itself
+      max: 250
 ```
 """
 
@@ -83,15 +85,22 @@ class PrimaryGoal:
 class ExternalMetric:
     """A number a metrics provider computes per variant (``{{variant}}`` and ``{{deployment}}`` in
     ``query`` are filled in), judged on the candidate against ``max_value`` and/or ``min_value``
-    at every look, Argo Rollouts' analysis metric."""
+    at every look, Argo Rollouts' analysis metric. Without a ``query`` it is one of lockgate's
+    own generation metrics (:data:`lockgate.stats.generation.GENERATION_METRICS`), measured on
+    what each variant generated since the rollout began."""
 
     name: str
-    query: str
+    query: str | None
     max_value: float | None = None
     min_value: float | None = None
 
+    @property
+    def is_generation(self) -> bool:
+        return self.query is None
+
     def query_for(self, deployment: str, variant: str) -> str:
-        return self.query.replace("{{deployment}}", deployment).replace("{{variant}}", variant)
+        query = self.query or ""
+        return query.replace("{{deployment}}", deployment).replace("{{variant}}", variant)
 
     def breach(self, value: float) -> str | None:
         """Why ``value`` fails this metric ("" never; None when it passes)."""
@@ -102,7 +111,9 @@ class ExternalMetric:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "query": self.query}
+        out: dict[str, Any] = {"name": self.name}
+        if self.query is not None:
+            out["query"] = self.query
         if self.max_value is not None:
             out["max"] = self.max_value
         if self.min_value is not None:

@@ -24,6 +24,7 @@ from lockgate.rollout.analysis import (
     PrimaryGoal,
 )
 from lockgate.rollout.policy import policy_for_analysis
+from lockgate.stats.generation import GENERATION_METRICS
 from lockgate.stats.guardrails import Margin
 
 __all__ = ["AnalysisFile", "SequentialAnalysis", "ThresholdAnalysis"]
@@ -143,12 +144,23 @@ class PrimaryFile(_Schema):
 
 
 class MetricFile(_Schema):
-    """A number from a metrics provider, judged on the candidate (``max`` and/or ``min``)."""
+    """A number judged on the candidate (``max`` and/or ``min``): from a metrics provider with a
+    ``query``, or, without one, a generation metric lockgate counts itself (``ttft_ms``, ...)."""
 
     name: str
-    query: str
+    query: str | None = None
     max: float | None = None
     min: float | None = None
+
+    @model_validator(mode="after")
+    def _query_or_known(self) -> Self:
+        if self.query is None and self.name not in GENERATION_METRICS:
+            raise problem(
+                f"'{self.name}' needs a query (it is not one of lockgate's generation metrics)",
+                fix="give a PromQL query, or use one of " + ", ".join(GENERATION_METRICS),
+                at=("query",),
+            )
+        return self
 
     @model_validator(mode="after")
     def _has_a_limit(self) -> Self:

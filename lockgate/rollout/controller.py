@@ -46,6 +46,7 @@ from lockgate.rollout.state import (
     weights_for,
 )
 from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.generation import generation_values
 from lockgate.stats.verdict import Decision, Policy, Verdict
 
 __all__ = [
@@ -297,7 +298,9 @@ def step(
 
     ``external``: the values of the spec's ``analysis.metrics`` at this look, metric name →
     variant → value, as a metrics provider gave them (a missing value is not judged); a
-    candidate's value past its limit rolls the rollout back like a harmful verdict."""
+    candidate's value past its limit rolls the rollout back like a harmful verdict. A metric
+    without a query is a generation metric, read from the variants' own counters since the
+    rollout began (:func:`generation_values`)."""
     actions: tuple[Action, ...] = ()
     if state.phase is Phase.PAUSED and state.pause_until is not None and now >= state.pause_until:
         state, actions = resume(spec, state, state.pause_until, actor=CONTROLLER, reason="pause elapsed")
@@ -365,8 +368,13 @@ def step(
             _finish(spec, state, Phase.HALTED, now, CONTROLLER, "halt", reason, numbers),
         )
     breaches = []
+    generated = {spec.baseline: baseline.generation, spec.candidate: candidate.generation}
     for metric in spec.analysis.metrics:
-        measured = (external or {}).get(metric.name, {})
+        measured = (
+            generation_values(metric.name, generated)
+            if metric.is_generation
+            else (external or {}).get(metric.name, {})
+        )
         for variant, value in measured.items():
             numbers[f"metric_{metric.name}_{variant}"] = float(value)
         candidate_value = measured.get(spec.candidate)

@@ -13,6 +13,7 @@ from lockgate.rollout.phases import TERMINAL_PHASES, Phase
 from lockgate.rollout.router import BUCKETS, RoutingTable
 from lockgate.rollout.spec import DeploymentSpec
 from lockgate.stats.accumulators import LatencyHistogram, Moments, Proportion, VariantStats
+from lockgate.stats.generation import GenerationStats
 from lockgate.stats.verdict import Decision, Verdict
 
 __all__ = [
@@ -282,11 +283,7 @@ def stats_since(current: VariantStats | None, start: VariantStats | None) -> Var
         return VariantStats()
     if start is None or start.requests == 0 or current.requests < start.requests:
         return current.copy()
-    latency = LatencyHistogram(
-        current.latency.bounds_ms,
-        np.maximum(current.latency.counts - start.latency.counts, 0),
-        max(current.latency.sum_ms - start.latency.sum_ms, 0.0),
-    )
+    latency = _histogram_since(current.latency, start.latency)
     return VariantStats(
         requests=current.requests - start.requests,
         errors=max(current.errors - start.errors, 0),
@@ -297,6 +294,36 @@ def stats_since(current: VariantStats | None, start: VariantStats | None) -> Var
             max(current.conversions.successes - start.conversions.successes, 0),
         ),
         units=current.units.since(start.units),
+        generation=_generation_since(current.generation, start.generation),
+    )
+
+
+def _histogram_since(current: LatencyHistogram, start: LatencyHistogram) -> LatencyHistogram:
+    return LatencyHistogram(
+        current.bounds_ms,
+        np.maximum(current.counts - start.counts, 0),
+        max(current.sum_ms - start.sum_ms, 0.0),
+    )
+
+
+def _generation_since(
+    current: GenerationStats | None, start: GenerationStats | None
+) -> GenerationStats | None:
+    """What a variant generated between two cumulative snapshots (all of it after a reset)."""
+    if current is None or start is None or current.requests < start.requests:
+        return None if current is None else current.copy()
+    return GenerationStats(
+        requests=current.requests - start.requests,
+        errors=max(current.errors - start.errors, 0),
+        timeouts=max(current.timeouts - start.timeouts, 0),
+        empty=max(current.empty - start.empty, 0),
+        prompt_tokens=max(current.prompt_tokens - start.prompt_tokens, 0),
+        completion_tokens=max(current.completion_tokens - start.completion_tokens, 0),
+        priced_tokens=max(current.priced_tokens - start.priced_tokens, 0),
+        cost=max(current.cost - start.cost, 0.0),
+        ttft=_histogram_since(current.ttft, start.ttft),
+        inter_token=_histogram_since(current.inter_token, start.inter_token),
+        tokens_per_s=_moments_since(current.tokens_per_s, start.tokens_per_s),
     )
 
 

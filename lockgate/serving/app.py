@@ -55,6 +55,7 @@ from lockgate.serving.exchange import (
     record_exchange,
 )
 from lockgate.serving.feedback import DEFAULT_MAX_IDS, FeedbackJoins
+from lockgate.serving.generation import GenerationCollector
 from lockgate.serving.logs import AccessLog
 from lockgate.serving.metrics import DeploymentCollector, ServingMetrics
 from lockgate.serving.openapi import openapi_document
@@ -141,6 +142,7 @@ class ServingApp:
         self.max_body_bytes = max_body_bytes
         self.on_load_error = on_load_error
         self.metrics = ServingMetrics()
+        self.metrics.add_collector(GenerationCollector(self))
         if deployments is not None:
             self.metrics.add_collector(DeploymentCollector(deployments))
             for collector in deployments.collectors():

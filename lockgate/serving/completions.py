@@ -29,6 +29,7 @@ from lockgate.errors import UserError, ValidationError
 from lockgate.llm.params import parse_messages, parse_prompt, parse_sampling
 from lockgate.llm.prompt import request_variables
 from lockgate.serving.exchange import Exchange, Response
+from lockgate.serving.generation import observe
 from lockgate.serving.inference import choose_variant
 from lockgate.serving.payload import parse_json
 
@@ -86,10 +87,25 @@ def _generative_named(app: ServingApp, exchange: Exchange, name: str) -> Generat
     return predictor  # type: ignore[return-value]
 
 
-def _bound_prompt(exchange: Exchange) -> BoundPrompt | None:
-    """The prompt version of the deployment variant that answers (its spec's ``llm:`` section)."""
+def _variant_llm(exchange: Exchange) -> tuple[BoundPrompt | None, float | None]:
+    """The prompt version and price of the deployment variant that answers (the spec's ``llm:``)."""
     live, variant = exchange.deployment, exchange.variant
-    return live.prompt_of(variant) if live is not None and variant is not None else None
+    return live.llm_of(variant) if live is not None and variant is not None else (None, None)
+
+
+def _observed(
+    exchange: Exchange, chunks: AsyncIterator[Chunk], prompt_tokens: int, price: float | None
+) -> AsyncIterator[Chunk]:
+    """The generation, timed into the answering variant's LLM metrics as it streams."""
+    variant = exchange.variant
+    assert variant is not None
+    return observe(
+        chunks,
+        variant.generation_stats(),
+        prompt_tokens=prompt_tokens,
+        price_per_1k_tokens=price,
+        started=time.perf_counter(),
+    )
 
 
 async def _collect(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
@@ -107,7 +123,7 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
     predictor = _generative(app, exchange, body)
     params = parse_sampling(body, max_context=predictor.context)
     prompt = parse_prompt(body)
-    bound = _bound_prompt(exchange)
+    bound, price = _variant_llm(exchange)
     if bound is not None:
         prompt = bound.complete(prompt, request_variables(body))
     prompt_ids = predictor.encode(prompt)
@@ -118,7 +134,7 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = predictor.generate(prompt_ids, params)
+    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -142,7 +158,7 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
     body = _body(exchange)
     predictor = _generative(app, exchange, body)
     messages = parse_messages(body)
-    bound = _bound_prompt(exchange)
+    bound, price = _variant_llm(exchange)
     if bound is not None:
         messages = bound.chat(messages, request_variables(body))
     params = parse_sampling(body, max_context=predictor.context)
@@ -154,7 +170,7 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = predictor.generate(prompt_ids, params)
+    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -239,7 +255,7 @@ async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> 
     variant = exchange.variant
     assert variant is not None
     head = {"model_name": variant.model_name, "model_version": variant.model_version}
-    chunks = predictor.generate(prompt_ids, params)
+    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), None)
     if is_stream:
         return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
     text, last = await _collect(chunks)

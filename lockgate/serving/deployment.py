@@ -421,7 +421,10 @@ class DeploymentManager:
         table = routing_table(state)
         if current is not None and routed(current.table) <= set(loaded):
             table = current.table  # the stored state's table comes with the next apply
-        live = LiveDeployment(spec, loaded, table, prompts=prompts)
+        prices = {
+            v: llm.price_per_1k_tokens for v, llm in spec.llm.items() if llm.price_per_1k_tokens is not None
+        }
+        live = LiveDeployment(spec, loaded, table, prompts=prompts, prices=prices)
         for name in loaded:
             was = current.loaded_at.get(name) if current is not None and name in reuse else None
             live.loaded_at[name] = was if was is not None else now

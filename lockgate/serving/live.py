@@ -72,6 +72,7 @@ class LiveDeployment:
     is_paused: bool = False
     paused_until: float | None = None  # a timed pause resumes at the first tick after it
     prompts: dict[str, BoundPrompt] = field(default_factory=dict)  # variant -> its prompt version
+    prices: dict[str, float] = field(default_factory=dict)  # variant -> price per 1,000 tokens
 
     def __post_init__(self) -> None:
         # worked out once: the request path reads attributes instead of the spec's properties
@@ -126,12 +127,15 @@ class LiveDeployment:
                 return value.decode("latin-1")
         return None
 
-    def prompt_of(self, variant: Variant) -> BoundPrompt | None:
-        """The prompt version the spec's ``llm:`` section gives ``variant``, fetched at load."""
-        if not self.prompts:
-            return None
+    def llm_of(self, variant: Variant) -> tuple[BoundPrompt | None, float | None]:
+        """The prompt version (fetched at load) and the price per 1,000 tokens that the spec's
+        ``llm:`` section gives ``variant``."""
+        if not (self.prompts or self.prices):
+            return None, None
         name = self.name_of(variant)
-        return self.prompts.get(name) if name is not None else None
+        if name is None:
+            return None, None
+        return self.prompts.get(name), self.prices.get(name)
 
     def model_of(self, variant: str) -> tuple[str, str]:
         """(model name, version) that ``variant`` serves, or served before it was unloaded."""
@@ -207,6 +211,8 @@ def status_document(
                 "successes": counted.conversions.successes,
                 "rate": counted.conversions.rate if counted.conversions.trials else None,
             },
+            # a generative variant's LLM metrics, by their guardrail names (None for other models)
+            "llm": None if counted.generation is None else counted.generation.values(),
         }
     verdict = state.last_verdict
     return {

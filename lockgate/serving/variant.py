@@ -15,6 +15,7 @@ from lockgate.serving.predictor import Predictor
 from lockgate.serving.protocol import InferenceRequest, ModelInput, Outputs
 from lockgate.serving.signature import FieldSpec, output_fields
 from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.generation import GenerationStats
 from lockgate.stats.units import UNITS
 
 __all__ = ["Execution", "ServingPolicy", "Variant"]
@@ -172,6 +173,18 @@ class Variant:
         if label is not None:
             self._stats.conversions.add(label)
         self._stats.units.record_outcome(where % UNITS, value=value, label=label)
+
+    @property
+    def generation(self) -> GenerationStats | None:
+        """The generation counters so far (None until a generation was counted)."""
+        return self._stats.generation
+
+    def generation_stats(self) -> GenerationStats:
+        """The generation counters (a generative model's), made at its first generation."""
+        stats = self._stats.generation
+        if stats is None:
+            stats = self._stats.generation = GenerationStats()
+        return stats
 
     def restart_counters(self) -> None:
         """Count from zero: the model now serves under another variant name, whose counters are

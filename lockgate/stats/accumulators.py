@@ -16,13 +16,16 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lockgate.errors import UserError, ValidationError
 from lockgate.stats.units import UNITS, UnitTotals
+
+if TYPE_CHECKING:
+    from lockgate.stats.generation import GenerationStats
 
 __all__ = ["LatencyHistogram", "Moments", "Proportion", "VariantStats", "default_latency_bounds_ms"]
 
@@ -300,6 +303,8 @@ class VariantStats:
     A request recorded without a unit (no routing key) goes to the next unit in turn: requests
     without a key are independent, so any even spread of them over the units gives the
     request-level variance.
+
+    ``generation``: a generative variant's token counts and timings (None for other models).
     """
 
     requests: int = 0
@@ -308,6 +313,7 @@ class VariantStats:
     outcome: Moments = field(default_factory=Moments)
     conversions: Proportion = field(default_factory=Proportion)
     units: UnitTotals = field(default_factory=UnitTotals)
+    generation: GenerationStats | None = None
 
     def __post_init__(self) -> None:
         if self.requests < 0 or self.errors < 0 or self.errors > self.requests:
@@ -407,6 +413,11 @@ class VariantStats:
         self.outcome.merge(other.outcome)
         self.conversions.merge(other.conversions)
         self.units.merge(other.units)
+        if other.generation is not None:
+            if self.generation is None:
+                self.generation = other.generation.copy()
+            else:
+                self.generation.merge(other.generation)
 
     def __add__(self, other: VariantStats) -> VariantStats:
         out = self.copy()
@@ -421,10 +432,11 @@ class VariantStats:
             self.outcome.copy(),
             self.conversions.copy(),
             self.units.copy(),
+            None if self.generation is None else self.generation.copy(),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "requests": self.requests,
             "errors": self.errors,
             "latency": self.latency.to_dict(),
@@ -432,6 +444,9 @@ class VariantStats:
             "conversions": self.conversions.to_dict(),
             "units": self.units.to_dict(),
         }
+        if self.generation is not None:  # only a generative variant's: other snapshots are unchanged
+            out["generation"] = self.generation.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantStats:
@@ -443,7 +458,16 @@ class VariantStats:
             Proportion.from_dict(data["conversions"]),
             # snapshots stored before analysis units existed read back with empty units
             UnitTotals.from_dict(data.get("units") or {}),
+            _generation(data.get("generation")),
         )
+
+
+def _generation(data: dict[str, Any] | None) -> GenerationStats | None:
+    if data is None:
+        return None
+    from lockgate.stats.generation import GenerationStats  # it builds on this module's histograms
+
+    return GenerationStats.from_dict(data)
 
 
 def _spread(total: int) -> npt.NDArray[np.int64]:

@@ -63,6 +63,20 @@ def test_the_view_says_how_long_a_switch_back_stays_instant_and_when_a_pause_end
     assert "paused until" in rendered(paused) and "paused until" not in text
 
 
+def test_the_view_lists_the_llm_metrics_of_generative_variants() -> None:
+    assert "LLM" not in rendered(a_status("experimenting", "continue"))
+    status = a_status("experimenting", "continue")
+    status["variants"]["canary"]["llm"] = {
+        "ttft_ms": 41.5,
+        "cost_per_1k_tokens": 0.002,
+        "empty_answer_rate": 0.125,
+    }
+    text = rendered(status)
+    assert "LLM" in text and "ttft p50 ms" in text and "cost/1k tok" in text
+    row = next(line for line in text.splitlines() if line.strip().startswith("canary") and "41.5" in line)
+    assert "0.002" in row and "12.50%" in row and "-" in row  # a metric with no data yet is "-"
+
+
 def test_a_status_line_names_phase_weights_verdict_and_requests() -> None:
     line = status_line(a_status("stepping", "continue"))
     assert "churn stepping stage 1" in line

@@ -34,7 +34,11 @@ def _spec(prompt: str) -> dict[str, Any]:
         },
         "llm": {
             "a": {"prompt": f"{prompt}@1"},
-            "b": {"prompt": f"{prompt}@2", "variables": {"product": "lockgate"}},
+            "b": {
+                "prompt": f"{prompt}@2",
+                "variables": {"product": "lockgate"},
+                "price_per_1k_tokens": 0.002,
+            },
         },
     }
 
@@ -115,6 +119,18 @@ def test_an_ab_between_prompt_versions_is_decided_by_feedback(
         assert status["phase"] == "promoted", status
         variants = status["variants"]
         assert variants["b"]["conversions"]["rate"] > variants["a"]["conversions"]["rate"]
+
+        # the LLM metrics of each variant: in the status (by guardrail name) and on /metrics
+        llm = variants["b"]["llm"]
+        assert llm["completion_tokens"] == 1 and llm["prompt_tokens"] == seen["b"]
+        assert llm["ttft_ms"] > 0 and llm["error_rate"] == 0 and "empty_answer_rate" in llm
+        assert llm["cost_per_1k_tokens"] == pytest.approx(0.002)
+        assert "cost_per_1k_tokens" not in variants["a"]["llm"]  # a has no price
+        metrics = httpx.get(f"{base}/metrics").text
+        llm_lines = [line for line in metrics.splitlines() if line.startswith("lockgate_llm_generations")]
+        assert any('deployment="support"' in line and 'variant="b"' in line for line in llm_lines), llm_lines
+        assert "lockgate_llm_time_to_first_token_seconds_bucket{" in metrics
+        assert 'kind="prompt"' in metrics and "lockgate_llm_cost_total{" in metrics
     finally:
         handle.stop()
         store.close()

@@ -41,6 +41,7 @@ from lockgate.rollout.controller import (
 from lockgate.rollout.policy import RolloutView
 from lockgate.rollout.spec import DeploymentSpec, parse_spec
 from lockgate.stats.accumulators import VariantStats
+from lockgate.stats.generation import MIN_GENERATIONS, GenerationStats
 from lockgate.stats.verdict import Decision, Verdict
 
 
@@ -742,3 +743,42 @@ def test_an_analysis_metric_past_its_limit_rolls_back_the_candidate() -> None:
     assert event.numbers["metric_checkout_errors_stable"] == 0.01
     with pytest.raises(ValidationError, match="needs max or min"):
         parse_spec({**CANARY.to_dict(), "analysis": {"metrics": [{"name": "a", "query": "q"}]}})
+
+
+def _generated(requests: int, ttft_ms: float, *, empty: int = 0) -> VariantStats:
+    stats = VariantStats(requests=requests)
+    stats.generation = GenerationStats()
+    for index in range(requests):
+        stats.generation.add(
+            prompt_tokens=10, completion_tokens=5, ttft_ms=ttft_ms, duration_ms=50.0, is_empty=index < empty
+        )
+    return stats
+
+
+def test_a_generation_metric_needs_no_query_and_rolls_back_a_slow_candidate() -> None:
+    """``ttft_ms`` and ``empty_answer_rate`` come from the variants' own generation counters,
+    measured since the rollout began, once a variant has MIN_GENERATIONS answers."""
+    spec = parse_spec(
+        {
+            **CANARY.to_dict(),
+            "analysis": {
+                "metrics": [{"name": "ttft_ms", "max": 100}, {"name": "empty_answer_rate", "max": 0.1}]
+            },
+        }
+    )
+    assert spec.analysis.metrics[0].is_generation and parse_spec(spec.to_dict()) == spec
+    state = start(
+        spec, initial_state(spec), {"stable": _generated(5, 900.0), "canary": _generated(5, 900.0)}, 0.0
+    )[0]
+    few = {"stable": _generated(10, 900.0), "canary": _generated(MIN_GENERATIONS - 1, 900.0)}
+    assert step(spec, state, few, 1.0, FixedPolicy())[0].phase is Phase.STEPPING  # too few to judge
+    fast = {"stable": _generated(40, 900.0), "canary": _generated(40, 20.0)}
+    assert step(spec, state, fast, 1.0, FixedPolicy())[0].phase is Phase.STEPPING
+    slow = {"stable": _generated(40, 20.0), "canary": _generated(40, 900.0, empty=10)}
+    rolled, actions = step(spec, state, slow, 2.0, FixedPolicy())
+    assert rolled.phase is Phase.ROLLED_BACK
+    [event] = of_type(actions, RecordEvent)
+    assert "ttft_ms of the candidate is" in event.reason and "above its max 100" in event.reason
+    assert "empty_answer_rate of the candidate is 0.285714" in event.reason  # 10 of the 35 since the start
+    with pytest.raises(ValidationError, match="needs a query"):
+        parse_spec({**CANARY.to_dict(), "analysis": {"metrics": [{"name": "ttft", "max": 1}]}})

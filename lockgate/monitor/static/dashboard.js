@@ -244,6 +244,20 @@
       cells[3].setAttribute("data-variant", n);
     });
     left.appendChild(variants);
+    const generative = names.filter((n) => s.variants[n].llm);
+    if (generative.length) {
+      // a generative variant's LLM metrics, by their guardrail names
+      left.appendChild(el("h3", { text: "LLM" }));
+      const llmRows = generative.map((n) => {
+        const m = s.variants[n].llm;
+        const pct = (x) => fmt(x === undefined ? x : x * 100, 2);
+        return [n, fmt(m.ttft_ms, 1), fmt(m.ttft_p99_ms, 1), fmt(m.inter_token_ms, 1), fmt(m.output_tokens_per_s, 1),
+                fmt(m.tokens_per_request, 1), fmt(m.cost_per_1k_tokens, 4), pct(m.empty_answer_rate),
+                pct(m.timeout_rate), pct(m.error_rate)];
+      });
+      left.appendChild(table(["variant", "ttft p50 ms", "ttft p99 ms", "inter-token ms", "tokens/s", "tokens/req",
+                              "cost/1k tok", "empty %", "timeout %", "error %"], llmRows, { "data-field": "llm" }));
+    }
 
     right.appendChild(el("h3", { text: "Verdict" }));
     if (s.verdict) {
