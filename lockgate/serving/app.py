@@ -142,7 +142,7 @@ class ServingApp:
         self.max_body_bytes = max_body_bytes
         self.on_load_error = on_load_error
         self.metrics = ServingMetrics()
-        self.metrics.add_collector(GenerationCollector(self))
+        self.metrics.add_collector(GenerationCollector(self, histograms=not self.metrics.is_multiprocess))
         if deployments is not None:
             self.metrics.add_collector(DeploymentCollector(deployments))
             for collector in deployments.collectors():

@@ -14,6 +14,9 @@ model with two prompt versions are told apart by ``variant``):
 - ``lockgate_llm_tokens_total{kind="prompt"|"completion"}`` and ``lockgate_llm_cost_total``;
 - histograms ``lockgate_llm_time_to_first_token_seconds`` and ``lockgate_llm_inter_token_seconds``;
 - ``lockgate_llm_output_tokens_per_second`` (mean over generations).
+
+With several worker processes the families reach Prometheus as shared gauges, which cannot carry a
+histogram: the two histograms are then ``..._seconds_mean`` gauges, one per worker.
 """
 
 from __future__ import annotations
@@ -107,8 +110,9 @@ _LABELS = ["deployment", "variant", "model", "version"]
 class GenerationCollector:
     """The LLM metrics of an app's generative variants, read on each scrape."""
 
-    def __init__(self, app: ServingApp) -> None:
+    def __init__(self, app: ServingApp, *, histograms: bool = True) -> None:
         self.app = app
+        self.histograms = histograms
 
     def _served(self) -> Iterator[tuple[list[str], GenerationStats]]:
         def labelled(
@@ -139,14 +143,16 @@ class GenerationCollector:
             for name, (text, _) in counters.items()
         }
         tokens = CounterMetricFamily("lockgate_llm_tokens", "Tokens served.", labels=[*_LABELS, "kind"])
-        ttft = HistogramMetricFamily(
-            "lockgate_llm_time_to_first_token_seconds", "Time to the first token.", labels=_LABELS
-        )
-        inter_token = HistogramMetricFamily(
-            "lockgate_llm_inter_token_seconds",
-            "Mean gap between output tokens after the first, per generation.",
-            labels=_LABELS,
-        )
+        timings = {
+            "time_to_first_token": ("Time to the first token.", _ttft),
+            "inter_token": ("Mean gap between output tokens after the first, per generation.", _inter_token),
+        }
+        shapes = {
+            name: HistogramMetricFamily(f"lockgate_llm_{name}_seconds", text, labels=_LABELS)
+            if self.histograms
+            else GaugeMetricFamily(f"lockgate_llm_{name}_seconds_mean", text + " Mean.", labels=_LABELS)
+            for name, (text, _) in timings.items()
+        }
         speed = GaugeMetricFamily(
             "lockgate_llm_output_tokens_per_second",
             "Output tokens per second of a generation, mean over generations.",
@@ -157,11 +163,24 @@ class GenerationCollector:
                 families[name].add_metric(labels, float(value(stats)))
             tokens.add_metric([*labels, "prompt"], float(stats.prompt_tokens))
             tokens.add_metric([*labels, "completion"], float(stats.completion_tokens))
-            ttft.add_metric(labels, *_buckets(stats.ttft))
-            inter_token.add_metric(labels, *_buckets(stats.inter_token))
+            for name, (_, histogram_of) in timings.items():
+                histogram = histogram_of(stats)
+                family = shapes[name]
+                if isinstance(family, HistogramMetricFamily):
+                    family.add_metric(labels, *_buckets(histogram))
+                elif histogram.count:
+                    family.add_metric(labels, histogram.mean_ms / 1000.0)
             if stats.tokens_per_s.count:
                 speed.add_metric(labels, stats.tokens_per_s.mean)
-        yield from (*families.values(), tokens, ttft, inter_token, speed)
+        yield from (*families.values(), tokens, *shapes.values(), speed)
+
+
+def _ttft(stats: GenerationStats) -> LatencyHistogram:
+    return stats.ttft
+
+
+def _inter_token(stats: GenerationStats) -> LatencyHistogram:
+    return stats.inter_token
 
 
 def _buckets(histogram: LatencyHistogram) -> tuple[list[tuple[str, float]], float]:
