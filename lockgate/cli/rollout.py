@@ -167,6 +167,14 @@ def render_status(status: dict[str, Any]) -> Group:
                 f"p99 {shadow['primary_p99_ms']:.1f} ms primary vs {shadow['shadow_p99_ms']:.1f} ms shadow"
             )
         )
+    if shadow.get("answers_compared"):
+        parts.append(
+            Text(
+                f"shadow answers: {shadow['answers_compared']:.0f} compared, exact match "
+                f"{shadow['exact_match_rate']:.2%}, length ratio {shadow['mean_length_ratio']:.2f}, "
+                f"cosine mean {shadow['mean_answer_cosine']:.3f} (min {shadow['min_answer_cosine']:.3f})"
+            )
+        )
     return Group(*parts)
 
 

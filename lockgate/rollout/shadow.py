@@ -6,6 +6,8 @@ worker keeps its own :class:`ShadowComparison` and the controller adds them up w
 - labels: agreement rate, and the count of each (primary → shadow) flip;
 - numbers (scores, regressions): mean and max absolute difference;
 - embeddings: cosine similarity (mean and min);
+- generated answers (text): exact-match rate, the shadow's length over the primary's, and the
+  cosine of the two answers' sentence embeddings (the serving shell embeds them with MiniLM);
 - latency of both side by side, in the same buckets as the variants' own histograms.
 
 :func:`compare_outputs` folds one pair of answers in by their form; the shadow mirror of a served
@@ -14,7 +16,7 @@ deployment and ``lockgate replay`` both call it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,34 @@ class ShadowComparison:
     min_cosine: float = 1.0
     primary_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     shadow_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    answers_compared: int = 0
+    answers_equal: int = 0
+    length_ratio: Moments = field(default_factory=Moments)
+    answer_cosine: Moments = field(default_factory=Moments)
+    min_answer_cosine: float = 1.0
+
+    def update_answers(
+        self, primary: Sequence[str], shadow: Sequence[str], cosines: Sequence[float] | None = None
+    ) -> None:
+        """Paired generated answers: equal after trimming whitespace, the shadow's length in
+        characters over the primary's (an empty primary counts 1 character), and, when given,
+        the cosine of each pair's sentence embeddings."""
+        if len(primary) != len(shadow) or (cosines is not None and len(cosines) != len(primary)):
+            raise ValidationError(
+                f"{len(primary)} primary answers but {len(shadow)} shadow answers",
+                hint="pass the two answers to the same requests, in the same order",
+            )
+        self.answers_compared += len(primary)
+        self.answers_equal += sum(a.strip() == b.strip() for a, b in zip(primary, shadow, strict=True))
+        self.length_ratio.update([len(b) / max(len(a), 1) for a, b in zip(primary, shadow, strict=True)])
+        if cosines:
+            self.answer_cosine.update(list(cosines))
+            self.min_answer_cosine = min(self.min_answer_cosine, min(cosines))
+
+    @property
+    def exact_match_rate(self) -> float:
+        """Share of answers the shadow gave word for word (1.0 before any)."""
+        return self.answers_equal / self.answers_compared if self.answers_compared else 1.0
 
     def update_labels(self, primary: npt.ArrayLike, shadow: npt.ArrayLike) -> None:
         """Paired class labels; a flip is counted under ``"primary->shadow"``."""
@@ -102,6 +132,11 @@ class ShadowComparison:
         self.min_cosine = min(self.min_cosine, other.min_cosine)
         self.primary_latency.merge(other.primary_latency)
         self.shadow_latency.merge(other.shadow_latency)
+        self.answers_compared += other.answers_compared
+        self.answers_equal += other.answers_equal
+        self.length_ratio.merge(other.length_ratio)
+        self.answer_cosine.merge(other.answer_cosine)
+        self.min_answer_cosine = min(self.min_answer_cosine, other.min_answer_cosine)
 
     def __add__(self, other: ShadowComparison) -> ShadowComparison:
         out = ShadowComparison.from_dict(self.to_dict())
@@ -120,6 +155,11 @@ class ShadowComparison:
             "min_cosine": self.min_cosine,
             "primary_p99_ms": self.primary_latency.quantile(0.99),
             "shadow_p99_ms": self.shadow_latency.quantile(0.99),
+            "answers_compared": float(self.answers_compared),
+            "exact_match_rate": self.exact_match_rate,
+            "mean_length_ratio": self.length_ratio.mean if self.length_ratio.count else 1.0,
+            "mean_answer_cosine": self.answer_cosine.mean if self.answer_cosine.count else 1.0,
+            "min_answer_cosine": self.min_answer_cosine,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +173,11 @@ class ShadowComparison:
             "min_cosine": self.min_cosine,
             "primary_latency": self.primary_latency.to_dict(),
             "shadow_latency": self.shadow_latency.to_dict(),
+            "answers_compared": self.answers_compared,
+            "answers_equal": self.answers_equal,
+            "length_ratio": self.length_ratio.to_dict(),
+            "answer_cosine": self.answer_cosine.to_dict(),
+            "min_answer_cosine": self.min_answer_cosine,
         }
 
     @classmethod
@@ -147,6 +192,12 @@ class ShadowComparison:
             min_cosine=float(data["min_cosine"]),
             primary_latency=LatencyHistogram.from_dict(data["primary_latency"]),
             shadow_latency=LatencyHistogram.from_dict(data["shadow_latency"]),
+            # comparisons stored before answers were compared read back with none
+            answers_compared=int(data.get("answers_compared", 0)),
+            answers_equal=int(data.get("answers_equal", 0)),
+            length_ratio=Moments.from_dict(data.get("length_ratio") or Moments().to_dict()),
+            answer_cosine=Moments.from_dict(data.get("answer_cosine") or Moments().to_dict()),
+            min_answer_cosine=float(data.get("min_answer_cosine", 1.0)),
         )
 
 

@@ -14,13 +14,16 @@ sampling fields) and answers ``{"model_name", "model_version", "text_output", "d
 ``generate_stream`` sends one such event per piece of text.
 
 A deployment variant with a prompt version (the spec's ``llm:`` section) renders it into the
-request first, with the body's ``variables`` (:mod:`lockgate.llm.prompt`).
+request first, with the body's ``variables`` (:mod:`lockgate.llm.prompt`); each generation is
+timed into the variant's LLM metrics (:mod:`lockgate.serving.generation`), and a request the
+router also gave a shadow is copied to it once the answer is complete
+(:mod:`lockgate.serving.shadow_answers`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,6 +35,7 @@ from lockgate.serving.exchange import Exchange, Response
 from lockgate.serving.generation import observe
 from lockgate.serving.inference import choose_variant
 from lockgate.serving.payload import parse_json
+from lockgate.serving.shadow_answers import shadow_copy
 
 if TYPE_CHECKING:
     from lockgate.llm.prompt import BoundPrompt
@@ -134,6 +138,7 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
         "created": int(time.time()),
         "model": body["model"],
     }
+    copy = shadow_copy(exchange, body, is_chat=False)
     chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
     if body.get("stream") is True:
 
@@ -141,9 +146,11 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
             return {"text": chunk.text, "index": 0, "logprobs": None, "finish_reason": chunk.finish_reason}
 
         return Response(
-            200, b"", _EVENT_STREAM, stream=_stream(head, chunks, choice, None, _wants_usage(body))
+            200, b"", _EVENT_STREAM, stream=_stream(head, chunks, choice, None, _wants_usage(body), copy)
         )
     text, last = await _collect(chunks)
+    if copy is not None:
+        copy(text)
     assert last.usage is not None
     document = {
         **head,
@@ -170,6 +177,7 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
         "created": int(time.time()),
         "model": body["model"],
     }
+    copy = shadow_copy(exchange, body, is_chat=True)
     chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
     if body.get("stream") is True:
 
@@ -185,9 +193,14 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
         }
         stream_head = {**head, "object": "chat.completion.chunk"}
         return Response(
-            200, b"", _EVENT_STREAM, stream=_stream(stream_head, chunks, choice, first, _wants_usage(body))
+            200,
+            b"",
+            _EVENT_STREAM,
+            stream=_stream(stream_head, chunks, choice, first, _wants_usage(body), copy),
         )
     text, last = await _collect(chunks)
+    if copy is not None:
+        copy(text)
     assert last.usage is not None
     message = {"role": "assistant", "content": text}
     document = {
@@ -209,18 +222,25 @@ async def _stream(
     choice: Any,
     first: dict[str, Any] | None,
     include_usage: bool,
+    copy: Callable[[str], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The server-sent events of a streamed answer; closing it stops the generation."""
+    """The server-sent events of a streamed answer; closing it stops the generation. ``copy``
+    gets the whole text once it is complete (the shadow's copy)."""
     if first is not None:
         yield sse_event({**head, "choices": [first]})
     usage = None
+    parts: list[str] = []
     try:
         async for chunk in chunks:
             if chunk.text or chunk.finish_reason is not None:
                 yield sse_event({**head, "choices": [choice(chunk)]})
+            if copy is not None:
+                parts.append(chunk.text)
             usage = chunk.usage
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
+    if copy is not None:
+        copy("".join(parts))
     if include_usage and usage is not None:
         yield sse_event({**head, "choices": [], "usage": usage.to_dict()})
     yield _DONE

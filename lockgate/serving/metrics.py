@@ -233,7 +233,9 @@ class DeploymentCollector:
     ``lockgate_rollout_weight_ratio{deployment,variant}`` (0-1), ``lockgate_rollout_phase{deployment,
     phase}`` (1 for the current phase), ``lockgate_rollout_verdict{deployment,decision}`` (1 for the
     latest verdict), and the shadow comparison: ``lockgate_shadow_agreement_ratio``,
-    ``lockgate_shadow_mirrored``, ``lockgate_shadow_dropped`` by deployment. With live drift on:
+    ``lockgate_shadow_mirrored``, ``lockgate_shadow_dropped`` by deployment (and, for generated
+    answers, ``lockgate_shadow_answer_exact_match_ratio``, ``..._length_ratio``, ``..._cosine``).
+    With live drift on:
     ``lockgate_drift_psi`` and ``lockgate_drift_js{deployment,variant,feature}``,
     ``lockgate_drift_features_drifted{deployment,variant}`` and ``lockgate_drift_sampled{deployment}``,
     and of predictions ``lockgate_prediction_drift_psi``/``_js`` and
@@ -273,6 +275,23 @@ class DeploymentCollector:
         dropped = GaugeMetricFamily(
             "lockgate_shadow_dropped", "Shadow copies dropped (queue full).", labels=["deployment"]
         )
+        answers = {
+            "exact_match_rate": GaugeMetricFamily(
+                "lockgate_shadow_answer_exact_match_ratio",
+                "Shadow answers (generated text) equal to the primary's.",
+                labels=["deployment"],
+            ),
+            "mean_length_ratio": GaugeMetricFamily(
+                "lockgate_shadow_answer_length_ratio",
+                "Shadow answer length over the primary's, mean.",
+                labels=["deployment"],
+            ),
+            "mean_answer_cosine": GaugeMetricFamily(
+                "lockgate_shadow_answer_cosine",
+                "Cosine of the shadow's and the primary's answer embeddings (MiniLM), mean.",
+                labels=["deployment"],
+            ),
+        }
         info = GaugeMetricFamily(
             "lockgate_variant_info",
             "1 for each variant with the model and version serving it (to join request metrics on).",
@@ -294,7 +313,10 @@ class DeploymentCollector:
                 agreement.add_metric([name], summary["agreement"])
             mirrored.add_metric([name], summary["mirrored"])
             dropped.add_metric([name], summary["dropped"])
-        yield from (info, weight, phase, verdict, agreement, mirrored, dropped)
+            if summary["answers_compared"] > 0:
+                for key, family in answers.items():
+                    family.add_metric([name], summary[key])
+        yield from (info, weight, phase, verdict, agreement, mirrored, dropped, *answers.values())
         yield from self._drift()
 
     def _drift(self) -> Iterator[Metric]:

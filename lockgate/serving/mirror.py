@@ -5,22 +5,56 @@ candidate never slows the primary. Each answer is folded into a
 :class:`~lockgate.rollout.shadow.ShadowComparison` with the primary's
 (:func:`~lockgate.rollout.shadow.compare_outputs`), and the shadow's latency and errors count in
 its own statistics.
+
+A generative shadow gets a copy of a chat or completion once the primary's answer is complete
+(:meth:`ShadowMirror.offer_answer`): the copy generates the shadow's own answer (with its own
+prompt version), and the two texts are compared (exact match, length ratio, and the cosine of
+their MiniLM sentence embeddings, computed in a thread). Without the MiniLM extra installed the
+cosine is left out, and said once in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from lockgate.errors import UserError
 from lockgate.rollout.shadow import ShadowComparison, compare_outputs
 from lockgate.serving.protocol import InferenceRequest, Outputs
 from lockgate.serving.variant import Variant
 
-__all__ = ["ShadowMirror"]
+__all__ = ["ShadowMirror", "minilm_embed"]
 
-_Copy = tuple[Variant, InferenceRequest, Outputs, float, "int | None"]
+_log = logging.getLogger("lockgate.serving")
+
+Embed = Callable[[Sequence[str]], npt.NDArray[np.float64]]
+"""Texts → unit-length sentence embeddings, one row each."""
+
+
+@dataclass(frozen=True)
+class _Copy:
+    shadow: Variant
+    primary_ms: float
+    unit: int | None
+    request: InferenceRequest | None = None
+    primary: Outputs | None = None
+    answer: Callable[[], Awaitable[str]] | None = None  # a generative copy: the shadow's answer
+    primary_text: str = ""
+
+
+def minilm_embed(texts: Sequence[str]) -> npt.NDArray[np.float64]:
+    """The bundled MiniLM's embeddings (loaded at the first call; a UserError when not installed)."""
+    from lockgate.gates.encoder import minilm_encoder
+
+    return minilm_encoder(texts)
 
 
 @dataclass
@@ -32,6 +66,7 @@ class ShadowMirror:
     mirrored: int = 0
     dropped: int = 0
     failed: int = 0
+    embed: Embed | None = minilm_embed
     _queue: asyncio.Queue[_Copy] | None = None
     _worker: asyncio.Task[None] | None = None
 
@@ -57,30 +92,64 @@ class ShadowMirror:
         unit: int | None = None,
     ) -> None:
         """Queue a copy, or drop it when the queue is full (never waits)."""
+        self._put(_Copy(shadow, primary_ms, unit, request=request, primary=primary))
+
+    def offer_answer(
+        self,
+        shadow: Variant,
+        answer: Callable[[], Awaitable[str]],
+        primary_text: str,
+        primary_ms: float,
+        unit: int | None = None,
+    ) -> None:
+        """Queue a generative copy: ``answer`` generates the shadow's text (never waits)."""
+        self._put(_Copy(shadow, primary_ms, unit, answer=answer, primary_text=primary_text))
+
+    def _put(self, copy: _Copy) -> None:
         if self._queue is None:
             return
         try:
-            self._queue.put_nowait((shadow, request, primary, primary_ms, unit))
+            self._queue.put_nowait(copy)
         except asyncio.QueueFull:
             self.dropped += 1
 
     async def _run(self, queue: asyncio.Queue[_Copy]) -> None:
         while True:
-            shadow, request, primary, primary_ms, unit = await queue.get()
+            copy = await queue.get()
             started = time.perf_counter()
+            answer: Any = None
             is_error = False
             try:
-                answer = await shadow.infer(request)
+                if copy.answer is not None:
+                    answer = await copy.answer()
+                elif copy.request is not None:
+                    answer = await copy.shadow.infer(copy.request)
             # the shadow's failure is a number in its statistics, never a failed primary request
             except Exception:  # noqa: BLE001
                 is_error = True
                 self.failed += 1
             elapsed_ms = (time.perf_counter() - started) * 1000.0
-            shadow.record(elapsed_ms, is_error=is_error, unit=unit)
+            copy.shadow.record(elapsed_ms, is_error=is_error, unit=copy.unit)
             self.mirrored += 1
-            if not is_error:
-                compare_outputs(self.comparison, primary, answer, shadow.predictor.primary_output)
-                self.comparison.record_latency([primary_ms], [elapsed_ms])
+            if is_error:
+                continue
+            if copy.answer is not None:
+                await self._compare_answers(copy.primary_text, str(answer))
+            elif copy.primary is not None:
+                compare_outputs(self.comparison, copy.primary, answer, copy.shadow.predictor.primary_output)
+            self.comparison.record_latency([copy.primary_ms], [elapsed_ms])
+
+    async def _compare_answers(self, primary: str, shadow: str) -> None:
+        cosines = None
+        embed = self.embed
+        if embed is not None:
+            try:
+                rows = await asyncio.to_thread(embed, [primary, shadow])
+                cosines = [float(np.clip(np.dot(rows[0], rows[1]), -1.0, 1.0))]  # float32 rounding
+            except UserError as exc:  # the MiniLM extra is not installed: compare without it
+                _log.warning("shadow answers are compared without embeddings: %s (%s)", exc.message, exc.hint)
+                self.embed = None
+        self.comparison.update_answers([primary], [shadow], cosines)
 
     def summary(self) -> dict[str, float]:
         return {

@@ -156,3 +156,59 @@ def test_a_prompt_that_is_not_registered_stops_the_deploy(
     finally:
         handle.stop()
         store.close()
+
+
+def test_a_shadow_prompt_version_answers_a_copy_that_is_compared(
+    mlflow_home: Path, unique: str, tiny_model: Path, tmp_path: Path, cli: Any
+) -> None:
+    """Shadow between two prompt versions of one model: users get a's answers; b answers copies
+    with its own prompt version, off the request path, and the two answers are compared."""
+    prompt = f"support-{unique}"
+    register_prompt(connect(), prompt, V1)
+    register_prompt(connect(), prompt, V2)
+    config = ServeConfig("", admin_token=TOKEN, tick_s=0.05, follow_registry=False, allow_unverified=True)
+    store = SqlStore(f"sqlite:///{tmp_path / 'rollouts.db'}")
+    handle = run_server_in_thread(build_app(config=config, deployments=build_deployments(config, store)))
+    base = handle.url
+    spec = {
+        "name": "support",
+        "variants": {"a": str(tiny_model), "b": str(tiny_model)},
+        "baseline": "a",
+        "candidate": "b",
+        **_spec(prompt),
+        "strategy": {"type": "shadow", "fraction": 1.0, "min_requests": 100000, "min_duration_s": 600},
+    }
+    try:
+        put = httpx.put(f"{base}/admin/deployments/support", json=spec, headers=AUTH, timeout=120)
+        assert put.status_code == 201, put.text
+        assert httpx.post(f"{base}/admin/deployments/support/start", json={}, headers=AUTH).status_code == 200
+        for user in range(12):
+            body = {
+                "model": "support",
+                "messages": [{"role": "user", "content": "how do I roll back?"}],
+                "max_tokens": 6,
+                "temperature": 0,
+                "variables": {"tone": "calm"},
+                "stream": user % 2 == 0,
+            }
+            headers = {"x-routing-key": f"user-{user}"}
+            answer = httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers, timeout=60)
+            assert answer.status_code == 200 and answer.headers["x-lockgate-variant"] == "a"
+        shadow: dict[str, Any] = {}
+        deadline = time.monotonic() + 120  # the first comparison loads MiniLM
+        while time.monotonic() < deadline and shadow.get("answers_compared", 0) < 12:
+            time.sleep(0.2)
+            status = httpx.get(f"{base}/admin/deployments/support", headers=AUTH).json()
+            shadow = status["shadow"]
+        assert shadow["answers_compared"] == 12 and shadow["failed"] == 0, shadow
+        assert 0.0 <= shadow["exact_match_rate"] <= 1.0 and shadow["mean_length_ratio"] > 0
+        assert -1.0 <= shadow["min_answer_cosine"] <= shadow["mean_answer_cosine"] <= 1.0 + 1e-9
+        llm = status["variants"]
+        assert llm["b"]["llm"]["prompt_tokens"] > llm["a"]["llm"]["prompt_tokens"]  # b's own version
+        assert 'lockgate_shadow_answer_cosine{deployment="support"}' in httpx.get(f"{base}/metrics").text
+        code, out, err = cli("rollout", "status", "support", "--url", base, "--token", TOKEN)
+        assert code == 0, err
+        assert "shadow answers: 12 compared" in out and "ttft p50 ms" in out
+    finally:
+        handle.stop()
+        store.close()

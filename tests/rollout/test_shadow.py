@@ -84,3 +84,19 @@ def test_round_trips_through_json() -> None:
     again = ShadowComparison.from_dict(json.loads(json.dumps(comparison.to_dict())))
     assert again.summary() == comparison.summary()
     assert again.flips == {"0->1": 1}
+
+
+def test_generated_answers_count_exact_matches_length_and_cosine() -> None:
+    comparison = ShadowComparison()
+    comparison.update_answers(["Roll back.", "Use a canary", ""], [" Roll back.", "Use a canary step", "hi"])
+    comparison.update_answers(["a"], ["b"], [0.5])
+    assert comparison.answers_compared == 4 and comparison.exact_match_rate == pytest.approx(1 / 4)
+    assert comparison.length_ratio.mean == pytest.approx((11 / 10 + 17 / 12 + 2 / 1 + 1) / 4)
+    summary = comparison.summary()
+    assert summary["mean_answer_cosine"] == 0.5 and summary["min_answer_cosine"] == 0.5
+    again = ShadowComparison.from_dict(json.loads(json.dumps(comparison.to_dict())))
+    assert again.summary() == summary and (again + again).answers_compared == 8
+    with pytest.raises(ValidationError):
+        comparison.update_answers(["a"], [])
+    old = {k: v for k, v in ShadowComparison().to_dict().items() if "answer" not in k and k != "length_ratio"}
+    assert ShadowComparison.from_dict(old).answers_compared == 0  # stored before answers were compared
