@@ -33,7 +33,14 @@ PROMPT_AB_SPEC: Mapping[str, Any] = {
     "variants": {"prompt-a": "models:/support-lm/1", "prompt-b": "models:/support-lm/1"},
     "baseline": "prompt-a",
     "candidate": "prompt-b",
-    "llm": {"prompt-a": {"prompt": "support@1"}, "prompt-b": {"prompt": "support@2"}},
+    "llm": {
+        "prompt-a": {"prompt": "support@1"},
+        "prompt-b": {
+            "prompt": "support@2",
+            "variables": {"product": "lockgate"},
+            "price_per_1k_tokens": 0.002,
+        },
+    },
     "strategy": {"type": "ab", "split_percent": 50, "min_requests": 1000, "max_duration_s": 7200},
     "analysis": {
         "policy": "sequential",
@@ -45,6 +52,8 @@ PROMPT_AB_SPEC: Mapping[str, Any] = {
             "scale": 0.05,
         },
         "on_inconclusive": "rollback",
+        # LLM guardrails (not judged here: the simulated variants generate no tokens)
+        "metrics": [{"name": "ttft_ms", "max": 500}, {"name": "empty_answer_rate", "max": 0.02}],
     },
 }
 """The A/B test every run makes (``examples/specs/prompt_ab.yaml`` holds the same spec)."""
