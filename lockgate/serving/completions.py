@@ -275,7 +275,8 @@ async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> 
     variant = exchange.variant
     assert variant is not None
     head = {"model_name": variant.model_name, "model_version": variant.model_version}
-    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), None)
+    _, price = _variant_llm(exchange)  # the protocol's text_input is the model's text: no prompt version
+    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
     if is_stream:
         return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
     text, last = await _collect(chunks)
