@@ -23,6 +23,7 @@ from lockgate.cli.output import console, exit_with, short
 from lockgate.cli.replay import replay_command
 from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
+from lockgate.cli.traces import traces_command
 from lockgate.errors import LockgateError
 from lockgate.settings import Settings
 
@@ -68,6 +69,7 @@ app.command("analyze")(analyze.analyze_command)
 app.command("plan")(plan_command)
 app.command("runbook")(runbook_command)
 app.command("checklist")(checklist_command)
+app.command("traces")(traces_command)
 
 
 def _version_callback(value: bool) -> None:
