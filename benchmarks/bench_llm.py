@@ -3,8 +3,9 @@ answering one request at a time and against the model's own batched `generate` i
 
 Workload: 16 prompts (lines of lockgate/llm/corpus.txt), `max_tokens` 64, sampling at
 temperature 1 with a seed per request. Served: 16 concurrent streaming clients
-(`/v1/completions`, `stream: true`, `stream_options.include_usage`), each sending --requests
-requests one after another; TTFT is the time from sending a request to its first text chunk.
+(`/v1/completions`, `stream: true`, `stream_options.include_usage`) on keep-alive connections,
+each sending --requests requests one after another; TTFT is the time from sending a request to
+its first text chunk.
 Sequential: one client, the same requests one after another. In-process: `model.generate` on the
 16 prompts at once (left-padded, the same 64 new tokens, no server). Tokens are the completion
 tokens the server's `usage` reports (and, in process, the tokens before each row's end). The three
@@ -75,50 +76,80 @@ def start_server(model: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("lockgate serve did not become ready in 120 s")
 
 
-async def one_request(client: httpx.AsyncClient, prompt: str, seed: int) -> tuple[int, float]:
-    """Stream one completion; its completion tokens and its time to first token (s)."""
-    body = {
-        "model": "tiny",
-        "prompt": prompt,
-        "max_tokens": MAX_TOKENS,
-        "temperature": 1.0,
-        "seed": seed,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    sent = time.perf_counter()
-    first: float | None = None
-    tokens = 0
-    async with client.stream("POST", "/v1/completions", json=body) as response:
-        if response.status_code != 200:
-            raise SystemExit(f"HTTP {response.status_code}: {(await response.aread()).decode()[:300]}")
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            event = json.loads(line[len("data: ") :])
-            if first is None and event["choices"] and event["choices"][0]["text"]:
+class Connection:
+    """One keep-alive HTTP/1.1 connection that reads a streamed answer with as little work as a
+    client can do (no JSON per event): on 2 cores a heavy client would take CPU from the server."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def complete(self, prompt: str, seed: int) -> tuple[int, float]:
+        """Stream one completion; its completion tokens and its time to first token (s)."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        body = json.dumps(
+            {
+                "model": "tiny",
+                "prompt": prompt,
+                "max_tokens": MAX_TOKENS,
+                "temperature": 1.0,
+                "seed": seed,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        ).encode()
+        head = (
+            f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        sent = time.perf_counter()
+        self.writer.write(head + body)
+        status = await self.reader.readuntil(b"\r\n\r\n")
+        if not status.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"the server answered {status[:200]!r}")
+        first: float | None = None
+        received = bytearray()
+        while True:  # chunked transfer encoding
+            size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+            data = await self.reader.readexactly(size + 2)
+            if size == 0:
+                break
+            if first is None:
                 first = time.perf_counter() - sent
-            if event.get("usage"):
-                tokens = int(event["usage"]["completion_tokens"])
-    return tokens, first if first is not None else time.perf_counter() - sent
+            received += data[:-2]
+        events = bytes(received).split(b"\n\n")
+        usage = next(json.loads(e[6:])["usage"] for e in reversed(events) if b'"usage"' in e)
+        return int(usage["completion_tokens"]), first if first is not None else time.perf_counter() - sent
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
-async def served(url: str, texts: list[str], requests: int, *, concurrent: bool) -> tuple[float, list[float]]:
+async def served(
+    port: int, texts: list[str], requests: int, *, concurrent: bool
+) -> tuple[float, list[float]]:
     """Tokens per second over all requests, and every request's TTFT (s)."""
-    limits = httpx.Limits(max_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    connections = [Connection(port) for _ in range(CLIENTS)]
 
-        async def one_client(index: int) -> list[tuple[int, float]]:
-            return [await one_request(client, texts[index], 1000 * r + index) for r in range(requests)]
+    async def one_client(index: int) -> list[tuple[int, float]]:
+        return [await connections[index].complete(texts[index], 1000 * r + index) for r in range(requests)]
 
-        started = time.perf_counter()
+    started = time.perf_counter()
+    try:
         if concurrent:
             results = [
                 item for part in await asyncio.gather(*map(one_client, range(CLIENTS))) for item in part
             ]
         else:
             results = [item for index in range(CLIENTS) for item in await one_client(index)]
-        elapsed = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
+    elapsed = time.perf_counter() - started
     return sum(tokens for tokens, _ in results) / elapsed, [ttft for _, ttft in results]
 
 
@@ -175,18 +206,17 @@ def main() -> int:
         model = build_tiny_model(Path(tempfile.mkdtemp(prefix="lockgate-bench-llm-")) / "tiny")
     texts = prompts()
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     proc = start_server(model, port)
     rates: dict[str, list[float]] = {"served": [], "sequential": [], "inprocess": []}
     ttfts: list[float] = []
     try:
-        asyncio.run(served(url, texts, 1, concurrent=True))  # warm-up: first batches, allocator
+        asyncio.run(served(port, texts, 1, concurrent=True))  # warm-up: first batches, allocator
         inprocess(model, texts, 1)
         for round_ in range(args.rounds):
-            rate, ttft = asyncio.run(served(url, texts, args.requests, concurrent=True))
+            rate, ttft = asyncio.run(served(port, texts, args.requests, concurrent=True))
             rates["served"].append(rate)
             ttfts += ttft
-            rates["sequential"].append(asyncio.run(served(url, texts, 1, concurrent=False))[0])
+            rates["sequential"].append(asyncio.run(served(port, texts, 1, concurrent=False))[0])
             rates["inprocess"].append(inprocess(model, texts, args.requests))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} tok/s" for k, v in rates.items()))
     finally:

@@ -108,7 +108,7 @@ class DecodeScheduler:
         self._wake.set()
         try:
             while True:
-                chunk = await sequence.out.get()
+                chunk = _joined(await sequence.out.get(), sequence.out)
                 if chunk.error is not None:
                     raise LockgateError(chunk.error, hint="the server log has the model's traceback")
                 yield chunk
@@ -191,3 +191,14 @@ class DecodeScheduler:
             return
         sequence.out.put_nowait(Chunk(delta.text, reason, Usage(len(sequence.prompt_ids), count)))
         sequence.is_abandoned = True  # finished: it leaves the batch
+
+
+def _joined(chunk: Chunk, pending: asyncio.Queue[Chunk]) -> Chunk:
+    """``chunk`` and the chunks already queued behind it, as one: a reader that fell behind (a slow
+    client, a busy event loop) catches up with one write instead of one per token."""
+    while chunk.finish_reason is None and chunk.error is None and not pending.empty():
+        following = pending.get_nowait()
+        if following.error is not None:
+            return following
+        chunk = Chunk(chunk.text + following.text, following.finish_reason, following.usage)
+    return chunk
