@@ -33,7 +33,9 @@ __all__ = [
     "DEFAULT_EXPERIMENT",
     "Generation",
     "TraceRow",
+    "TraceSampler",
     "TraceWriter",
+    "check_rate",
     "is_sampled",
     "list_traces",
     "trace_link",
@@ -145,7 +147,7 @@ class TraceWriter:
             return False
         return True
 
-    def close(self, timeout_s: float = 10.0) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
         """Write what is queued (for up to ``timeout_s``), then stop the thread."""
         if self._thread is None:
             return
@@ -201,6 +203,23 @@ def _write(client: Any, experiment_id: str, generation: Generation) -> None:
         status="ERROR" if generation.error else "OK",
         end_time_ns=generation.end_ns,
     )
+
+
+@dataclass
+class TraceSampler:
+    """What a server holds with ``--trace-sample``: which requests to trace, and the writer."""
+
+    writer: TraceWriter
+    rate: float
+
+    def wants(self, request_id: str) -> bool:
+        return is_sampled(request_id, self.rate)
+
+    def record(self, generation: Generation) -> None:
+        self.writer.offer(generation)
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from lockgate.serving.routes import ROUTES
 from lockgate.serving.variant import Variant
 
 if TYPE_CHECKING:
+    from lockgate.llm.traces import TraceSampler
     from lockgate.serving.deployment import DeploymentManager
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "LOOPBACK_HOSTS", "Route", "ServingApp", "default_route"]
@@ -108,7 +109,8 @@ class ServingApp:
     (``/admin/...``, bearer token; off when None). ``feedback_max_ids`` is how many recent request
     ids per model the feedback endpoint can join an outcome to. ``expose_metrics=False`` turns
     the Prometheus counters and ``/metrics`` off; ``access_log`` (off when None) gets a line per
-    answered request. ``routes`` is the route table (the server's own by default).
+    answered request. ``routes`` is the route table (the server's own by default). ``traces``
+    records a sample of generations as MLflow traces (off when None).
     """
 
     def __init__(
@@ -126,8 +128,10 @@ class ServingApp:
         expose_metrics: bool = True,
         access_log: AccessLog | None = None,
         routes: Sequence[Endpoint] = ROUTES,
+        traces: TraceSampler | None = None,
     ) -> None:
         self.variants: dict[str, Variant] = {}
+        self.traces = traces
         self.expose_metrics = expose_metrics
         self.access_log = access_log
         self._access_flusher: asyncio.Task[None] | None = None
@@ -264,6 +268,8 @@ class ServingApp:
             self._access_flusher = None
         if self.access_log is not None:
             self.access_log.flush()
+        if self.traces is not None:
+            await asyncio.to_thread(self.traces.close)  # what is queued reaches MLflow
 
     @staticmethod
     async def _flush_access_log(access_log: AccessLog) -> None:

@@ -27,6 +27,7 @@ from lockgate.llm.params import parse_messages, parse_prompt, parse_sampling
 from lockgate.serving.exchange import Exchange, Response
 from lockgate.serving.inference import choose_variant
 from lockgate.serving.payload import parse_json
+from lockgate.serving.traced import traced
 
 if TYPE_CHECKING:
     from lockgate.llm.runtime import GenerativePredictor
@@ -95,7 +96,8 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
     body = _body(exchange)
     predictor = _generative(app, exchange, body)
     params = parse_sampling(body, max_context=predictor.context)
-    prompt_ids = predictor.encode(parse_prompt(body))
+    prompt = parse_prompt(body)
+    prompt_ids = predictor.encode(prompt)
     predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
     head = {
         "id": "cmpl-" + exchange.request_id.decode("latin-1"),
@@ -103,7 +105,7 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = predictor.generate(prompt_ids, params)
+    chunks = traced(app, exchange, prompt, predictor.generate(prompt_ids, params))
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -128,7 +130,8 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
     predictor = _generative(app, exchange, body)
     messages = parse_messages(body)
     params = parse_sampling(body, max_context=predictor.context)
-    prompt_ids = predictor.encode(predictor.chat_prompt(messages))
+    prompt = predictor.chat_prompt(messages)
+    prompt_ids = predictor.encode(prompt)
     predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
     head = {
         "id": "chatcmpl-" + exchange.request_id.decode("latin-1"),
@@ -136,7 +139,7 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = predictor.generate(prompt_ids, params)
+    chunks = traced(app, exchange, prompt, predictor.generate(prompt_ids, params))
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -221,7 +224,7 @@ async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> 
     variant = exchange.variant
     assert variant is not None
     head = {"model_name": variant.model_name, "model_version": variant.model_version}
-    chunks = predictor.generate(prompt_ids, params)
+    chunks = traced(app, exchange, text_input, predictor.generate(prompt_ids, params))
     if is_stream:
         return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
     text, last = await _collect(chunks)

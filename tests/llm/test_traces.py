@@ -93,3 +93,38 @@ def test_the_traces_command_lists_and_explains_an_empty_result(cli: object, lock
     assert code == 0 and "--trace-sample" in out
     code, _, err = cli("traces", "support", "--limit", "0")  # type: ignore[operator]
     assert code == 2 and "--limit" in err
+
+
+@pytest.mark.integration
+def test_a_served_generation_is_traced_with_its_variant_tokens_and_timings(
+    tiny_model: Path, lockgate_home: Path
+) -> None:
+    import httpx
+
+    from lockgate.serving.server import ServeConfig, build_app, run_server_in_thread
+    from lockgate.serving.source import resolve_source
+
+    connection = connect()  # the store exists before the server, as it does in production
+    config = ServeConfig(str(tiny_model), trace_sample=1.0)
+    handle = run_server_in_thread(build_app(resolve_source(str(tiny_model), name="tiny"), config=config))
+    try:
+        body = {"model": "tiny", "prompt": "user: What is a canary?", "max_tokens": 5, "temperature": 0}
+        answer = httpx.post(handle.url + "/v1/completions", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        streamed = httpx.post(handle.url + "/v1/completions", json={**body, "stream": True}, timeout=60)
+        assert streamed.status_code == 200
+    finally:
+        handle.stop()  # shutdown writes what is queued
+    rows = list_traces(connection, "tiny")
+    assert len(rows) == 2
+    for row in rows:
+        assert row.tags["variant"] == "tiny" and row.status == "OK"
+        assert row.attributes["completion_tokens"] == 5 and row.attributes["endpoint"] == "/v1/completions"
+        assert 0 < row.attributes["ttft_ms"] <= row.attributes["duration_ms"]
+
+
+def test_a_server_refuses_a_sample_rate_above_one() -> None:
+    from lockgate.serving.server import ServeConfig
+
+    with pytest.raises(UserError, match="between 0 and 1"):
+        ServeConfig("model", trace_sample=2.0)
