@@ -29,8 +29,9 @@ from lockgate.serving.inference import choose_variant
 from lockgate.serving.payload import parse_json
 
 if TYPE_CHECKING:
+    from lockgate.llm.decoding import Chunk
+    from lockgate.llm.params import ChatMessage, SamplingParams
     from lockgate.llm.runtime import GenerativePredictor
-    from lockgate.llm.scheduler import Chunk
     from lockgate.serving.app import ServingApp
 
 __all__ = ["chat_completions", "completions", "generate", "generate_stream", "sse_event"]
@@ -81,6 +82,27 @@ def _generative_named(app: ServingApp, exchange: Exchange, name: str) -> Generat
     return predictor  # type: ignore[return-value]
 
 
+async def _answer(
+    predictor: GenerativePredictor,
+    request: str | tuple[ChatMessage, ...],
+    params: SamplingParams,
+    body: Mapping[str, Any],
+    *,
+    is_stream: bool,
+) -> AsyncIterator[Chunk]:
+    """The answer's chunks: a local model joins the running batch; an upstream endpoint (one with
+    ``complete``, :class:`~lockgate.llm.upstream.UpstreamPredictor`) is called now, so that its
+    failure is this request's 502/504 before any answer starts."""
+    complete = getattr(predictor, "complete", None)
+    if complete is not None:
+        chunks: AsyncIterator[Chunk] = await complete(request, params, body, is_stream=is_stream)
+        return chunks
+    prompt = request if isinstance(request, str) else predictor.chat_prompt(request)
+    prompt_ids = predictor.encode(prompt)
+    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    return predictor.generate(prompt_ids, params)
+
+
 async def _collect(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
     parts, last = [], None
     async for chunk in chunks:
@@ -95,15 +117,13 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
     body = _body(exchange)
     predictor = _generative(app, exchange, body)
     params = parse_sampling(body, max_context=predictor.context)
-    prompt_ids = predictor.encode(parse_prompt(body))
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    chunks = await _answer(predictor, parse_prompt(body), params, body, is_stream=body.get("stream") is True)
     head = {
         "id": "cmpl-" + exchange.request_id.decode("latin-1"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = predictor.generate(prompt_ids, params)
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -128,15 +148,13 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
     predictor = _generative(app, exchange, body)
     messages = parse_messages(body)
     params = parse_sampling(body, max_context=predictor.context)
-    prompt_ids = predictor.encode(predictor.chat_prompt(messages))
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    chunks = await _answer(predictor, messages, params, body, is_stream=body.get("stream") is True)
     head = {
         "id": "chatcmpl-" + exchange.request_id.decode("latin-1"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = predictor.generate(prompt_ids, params)
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -216,12 +234,10 @@ async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> 
     if not isinstance(parameters, dict):
         raise ValidationError("'parameters' must be an object", detail={"field": "parameters"})
     params = parse_sampling(parameters, max_context=predictor.context)
-    prompt_ids = predictor.encode(text_input)
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    chunks = await _answer(predictor, text_input, params, parameters, is_stream=is_stream)
     variant = exchange.variant
     assert variant is not None
     head = {"model_name": variant.model_name, "model_version": variant.model_version}
-    chunks = predictor.generate(prompt_ids, params)
     if is_stream:
         return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
     text, last = await _collect(chunks)

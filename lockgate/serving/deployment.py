@@ -56,6 +56,15 @@ __all__ = [
 _log = logging.getLogger("lockgate.serving")
 
 
+def _loaded_as(spec: DeploymentSpec, variant: str) -> tuple[Any, ...]:
+    """What a loaded variant is, for reuse by a new spec: its URI and scaling, and for an upstream
+    variant the endpoint and the allow-list it was checked against."""
+    upstream = spec.upstream_of(variant)
+    if upstream is None:
+        return (spec.variants[variant], spec.scaling_of(variant))
+    return (spec.variants[variant], upstream, spec.upstreams.allowed_hosts)
+
+
 def _counted(stats: VariantStats) -> tuple[int, int]:
     """How much a snapshot has seen: requests, then outcomes (feedback arrives after requests)."""
     return stats.requests, stats.outcome.count + stats.conversions.trials
@@ -381,9 +390,9 @@ class DeploymentManager:
             # each loaded variant is reused once, for a variant of the new spec with the same URI
             # (and scaling: a backend with replicas runs them as they were asked for)
             old = current.spec
-            pool = [((old.variants[n], old.scaling_of(n)), v) for n, v in current.variants.items()]
+            pool = [(_loaded_as(old, n), v) for n, v in current.variants.items()]
             for variant_name in names:
-                wanted = (spec.variants[variant_name], spec.scaling_of(variant_name))
+                wanted = _loaded_as(spec, variant_name)
                 for index, (loaded_as, variant) in enumerate(pool):
                     if loaded_as == wanted:
                         reuse[variant_name] = variant
@@ -429,6 +438,11 @@ class DeploymentManager:
 
         async def load_one(variant_name: str, uri: str) -> Variant:
             try:
+                if spec.upstream_of(variant_name) is not None:
+                    # an HTTP client, not a model: it runs in this process whatever the backend
+                    from lockgate.llm.upstream import upstream_variant
+
+                    return await asyncio.to_thread(upstream_variant, spec, variant_name)
                 scaling = spec.scaling_of(variant_name)
                 return await asyncio.to_thread(self.backend.load, spec.name, variant_name, uri, scaling)
             except UserError as exc:
