@@ -13,8 +13,9 @@ Pure decisions on plain values; :mod:`lockgate.llm.upstream` resolves names and 
 - Every address the host resolves to is checked: loopback, link-local (169.254.0.0/16,
   fe80::/10), the cloud metadata services (169.254.169.254, fd00:ec2::254, 100.100.100.200),
   private, shared, reserved, multicast and unspecified addresses are refused unless the address
-  itself is listed (as an address or inside a listed network): listing a *name* does not let it
-  resolve to one, so a name that is re-pointed at 127.0.0.1 (DNS rebinding) is refused.
+  itself is listed (as an address or inside a listed network; a metadata address only as that
+  one address): listing a *name* does not let it resolve to one, so a name that is re-pointed at
+  127.0.0.1 (DNS rebinding) is refused. ``0.0.0.0/0`` is not an entry.
 """
 
 from __future__ import annotations
@@ -99,9 +100,13 @@ class AllowedHost:
         return address is not None and self.network is not None and _unmapped(address) in self.network
 
     def allows_address(self, address: IPAddress, port: int) -> bool:
+        """Whether this entry lists ``address`` itself: a metadata address only as that one address."""
         if self.network is None or (self.port is not None and self.port != port):
             return False
-        return _unmapped(address) in self.network
+        address = _unmapped(address)
+        if address in METADATA_ADDRESSES and self.network.num_addresses != 1:
+            return False
+        return address in self.network
 
 
 def _as_address(host: str) -> IPAddress | None:
@@ -169,10 +174,17 @@ def parse_allowed_hosts(entries: Sequence[str]) -> tuple[AllowedHost, ...]:
         if port is not None and not 0 < port < 65536:
             raise _bad_entry(entry)
         try:
-            parsed.append(AllowedHost(None, ipaddress.ip_network(host, strict=False), port))
-            continue
+            network = ipaddress.ip_network(host, strict=False)
         except ValueError:
-            pass
+            network = None
+        if network is not None:
+            if network.prefixlen == 0:
+                raise UserError(
+                    f"upstreams.allowed_hosts entry '{entry}' would allow every address",
+                    hint="list the upstreams' hosts or networks, e.g. api.example.com or 10.0.0.0/8",
+                )
+            parsed.append(AllowedHost(None, network, port))
+            continue
         if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", host):
             raise _bad_entry(entry)
         parsed.append(AllowedHost(host, None, port))
