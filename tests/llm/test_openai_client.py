@@ -76,10 +76,10 @@ def test_a_streamed_chat_gives_the_same_text_as_the_whole_answer(
     handle, model = (server, "tiny") if where == "server" else (gateway, "support")
     client = _client(handle)
     messages = [{"role": "user", "content": "Roll it back"}]
-    whole = client.chat.completions.create(model=model, messages=messages, max_tokens=8, temperature=0)  # type: ignore[arg-type]
+    whole = client.chat.completions.create(model=model, messages=messages, max_tokens=8, temperature=0)
     stream = client.chat.completions.create(
         model=model,
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         max_tokens=8,
         temperature=0,
         stream=True,
@@ -89,7 +89,7 @@ def test_a_streamed_chat_gives_the_same_text_as_the_whole_answer(
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
     assert chunks[-1].usage is not None
-    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
 def test_an_unknown_model_raises_with_lockgates_message(server: ServerHandle) -> None:

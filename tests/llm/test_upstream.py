@@ -488,3 +488,14 @@ def test_a_spec_with_upstreams_reads_back_equal() -> None:
     )
     assert isinstance(spec, DeploymentSpec)
     assert parse_spec(spec.to_dict()) == spec
+
+
+def test_the_gateway_overhead_is_measured_against_the_upstream(
+    upstream: ServerProcess, gateway: ServerHandle
+) -> None:
+    from lockgate.llm.overhead import measure_gateway_overhead
+
+    result = measure_gateway_overhead(upstream.url, "tiny", gateway.url, "lm", requests=6, warmup=2)
+    assert result.pairs == 6
+    assert 0 < result.direct_p50_ms < 10_000 and 0 < result.gateway_p50_ms < 10_000
+    assert result.overhead_ms_p50 == pytest.approx(result.gateway_p50_ms - result.direct_p50_ms)
