@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from lockgate.errors import UserError
 
 __all__ = [
+    "LIST_ADDRESS_HINT",
     "METADATA_ADDRESSES",
     "METADATA_NAMES",
     "AllowedHost",
@@ -53,6 +54,10 @@ METADATA_NAMES = frozenset(
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not on the public internet
 _HOST_CHARS = re.compile(r"[a-z0-9.-]+|\[[0-9a-f:.]+\]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+LIST_ADDRESS_HINT = (
+    "if the upstream really runs at that address, add the address itself (not a name for it) to "
+    "upstreams.allowed_hosts"
+)
 _URL_HINT = "e.g. http://127.0.0.1:8001/v1 or https://api.example.com/v1"
 
 
@@ -246,7 +251,7 @@ def check_upstream_url(url: str, allowed: Sequence[AllowedHost]) -> UpstreamUrl:
     if address is not None:
         why = resolved_refusal(target, [str(address)], allowed)
         if why is not None:
-            raise UserError(f"upstream URL '{url}' is refused: {why}", hint=_list_address_hint(address))
+            raise UserError(f"upstream URL '{url}' is refused: {why}", hint=LIST_ADDRESS_HINT)
     return target
 
 
@@ -263,21 +268,17 @@ def resolved_refusal(
             return f"'{target.host}' resolved to '{text}', which is not an address"
         why = address_refusal(address)
         if why is not None and not any(e.allows_address(address, target.port) for e in allowed):
-            shown = "" if str(address) == target.host else f"'{target.host}' resolves to "
-            return (
-                f"{shown}{address} is {why}, which an upstream may use only when "
-                "upstreams.allowed_hosts lists that address"
+            said = (
+                f"{address} is {why}"
+                if str(address) == target.host
+                else (f"'{target.host}' resolves to {address}, {why}")
             )
+            return f"{said}, which an upstream may use only when upstreams.allowed_hosts lists that address"
     return None
 
 
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _list_address_hint(address: IPAddress) -> str:
-    shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"if you mean it, list the address itself in upstreams.allowed_hosts (e.g. '{shown}:PORT')"
 
 
 def _entry_text(entry: AllowedHost) -> str:

@@ -31,7 +31,13 @@ import orjson
 
 from lockgate.errors import LockgateError, ServiceUnavailable, UpstreamError, UpstreamTimeout, UserError
 from lockgate.llm.decoding import Chunk, Usage
-from lockgate.llm.hosts import UpstreamUrl, check_upstream_url, parse_allowed_hosts, resolved_refusal
+from lockgate.llm.hosts import (
+    LIST_ADDRESS_HINT,
+    UpstreamUrl,
+    check_upstream_url,
+    parse_allowed_hosts,
+    resolved_refusal,
+)
 from lockgate.llm.params import ChatMessage, SamplingParams
 from lockgate.llm.retries import RETRYABLE_STATUSES, RetryBudget
 from lockgate.serving.protocol import ModelInput, Outputs
@@ -159,7 +165,7 @@ class UpstreamPredictor:
         why = resolved_refusal(target, addresses, self.allowed)
         if why is not None:
             error = UserError if is_loading else UpstreamError
-            raise error(f"{self.what} is refused: {why}", hint="see docs/llm.md, Upstream variants")
+            raise error(f"{self.what} is refused: {why}", hint=LIST_ADDRESS_HINT)
         self._resolved = (addresses[0], now)
         return addresses[0]
 

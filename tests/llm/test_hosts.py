@@ -86,7 +86,7 @@ def test_the_metadata_names_are_refused() -> None:
 def test_a_listed_name_that_resolves_to_a_special_address_is_refused() -> None:
     """DNS rebinding: the name is listed, its address is not."""
     why = _refusal("http://localhost:8001/v1", ["127.0.0.1"], "localhost:8001")
-    assert why is not None and "'localhost' resolves to 127.0.0.1 is a loopback address" in why
+    assert why is not None and "'localhost' resolves to 127.0.0.1, a loopback address" in why
     why = _refusal("https://api.example.com/v1", ["93.184.215.14", "169.254.169.254"], "api.example.com")
     assert why is not None and "cloud metadata" in why  # every address counts, not the first
     assert _refusal("https://api.example.com/v1", ["fe80::1%eth0"], "api.example.com") is not None

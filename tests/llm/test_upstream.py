@@ -442,7 +442,7 @@ def test_a_spec_that_points_where_it_may_not_is_refused_at_deploy(
 def test_a_listed_name_that_resolves_to_loopback_is_refused() -> None:
     endpoint = UpstreamEndpoint("http://localhost:9/v1", "m")
     predictor = UpstreamPredictor("local", endpoint, ["localhost:9"])
-    with pytest.raises(UserError, match=r"'localhost' resolves to (127\.0\.0\.1|::1) is a loopback address"):
+    with pytest.raises(UserError, match=r"'localhost' resolves to (127\.0\.0\.1|::1), a loopback address"):
         predictor.load()
 
 
