@@ -3,13 +3,14 @@ API, another lockgate) that lockgate forwards ``/v1/chat/completions`` and ``/v1
 
 A deployment spec's variant ``upstream:NAME`` is served by :class:`UpstreamPredictor`, built from
 the spec's ``upstreams.endpoints.NAME`` and checked against ``upstreams.allowed_hosts``
-(:mod:`lockgate.llm.hosts`). One pooled ``httpx.AsyncClient`` per upstream; the host is resolved
-and every address checked before each connection, and the connection goes to the address that was
-checked (the ``Host`` header and TLS name stay the host's), so a name re-pointed between the check
-and the connection (DNS rebinding) reaches nothing unchecked. Redirects are not followed, and
+(:mod:`lockgate.llm.hosts`) by the deployment loop (:mod:`lockgate.serving.deployment`). One
+pooled ``httpx.AsyncClient`` per upstream; the host is resolved and every address checked before
+connecting (again every few seconds), and the connection goes to the address that was checked (the
+``Host`` header and TLS name stay the host's), so a name re-pointed between the check and the
+connection (DNS rebinding) reaches nothing unchecked. Redirects are not followed, and
 proxies from the environment are not used.
 
-The answer comes back as the :class:`~lockgate.llm.scheduler.Chunk` s the local runtime yields,
+The answer comes back as the :class:`~lockgate.llm.decoding.Chunk` s the local runtime yields,
 so :mod:`lockgate.serving.completions` answers the client the same way for both: a stream is
 forwarded chunk by chunk, and the upstream's ``usage`` is passed through. Failures are
 :class:`~lockgate.errors.UpstreamError` (502) or :class:`~lockgate.errors.UpstreamTimeout` (504)
@@ -24,7 +25,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 import orjson
@@ -45,10 +46,8 @@ from lockgate.serving.signature import Signature
 
 if TYPE_CHECKING:
     from lockgate.llm.decoding import FinishReason
-    from lockgate.rollout.spec import DeploymentSpec, UpstreamEndpoint
-    from lockgate.serving.variant import Variant
 
-__all__ = ["UNKNOWN_CONTEXT", "UpstreamPredictor", "read_api_key", "upstream_variant"]
+__all__ = ["UNKNOWN_CONTEXT", "Endpoint", "UpstreamPredictor", "read_api_key"]
 
 UNKNOWN_CONTEXT = 1_000_000  # the upstream checks max_tokens against its own model's context
 _RESOLVE_TTL_S = 10.0
@@ -57,6 +56,26 @@ _MAX_ERROR_CHARS = 300
 _OWN_FIELDS = ("model", "stream", "stream_options", "messages", "prompt")
 
 Resolver = Callable[[str, int], Sequence[str]]
+
+
+class Endpoint(Protocol):
+    """Where an upstream is and how to call it: a spec's
+    :class:`~lockgate.rollout.spec.UpstreamEndpoint` (``upstreams.endpoints.NAME``)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def api_key_env(self) -> str | None: ...
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def connect_timeout_s(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def retry_budget(self) -> float: ...
 
 
 def read_api_key(name: str, env_name: str | None, environ: Mapping[str, str]) -> str | None:
@@ -103,7 +122,7 @@ class UpstreamPredictor:
     def __init__(
         self,
         name: str,
-        endpoint: UpstreamEndpoint,
+        endpoint: Endpoint,
         allowed_hosts: Sequence[str],
         *,
         environ: Mapping[str, str] | None = None,
@@ -115,6 +134,8 @@ class UpstreamPredictor:
         self.primary_output: str | None = None
         self.allowed = parse_allowed_hosts(allowed_hosts)
         self.target: UpstreamUrl = check_upstream_url(endpoint.url, self.allowed)
+        # an address in the URL was checked above and is used as it is (worked out once: hot path)
+        self._literal = self.target.host if self.target.address is not None else None
         self._api_key = read_api_key(name, endpoint.api_key_env, os.environ if environ is None else environ)
         self.budget = RetryBudget(endpoint.retry_budget)
         self.attempts = 0  # calls made to the upstream, retries included
@@ -149,8 +170,8 @@ class UpstreamPredictor:
     def _address_now(self, now: float, *, is_loading: bool = False) -> str:
         """The address to connect to: resolved and checked (cached a few seconds)."""
         target = self.target
-        if target.address is not None:
-            return target.host
+        if self._literal is not None:
+            return self._literal
         if self._resolved is not None and now - self._resolved[1] < _RESOLVE_TTL_S:
             return self._resolved[0]
         try:
@@ -170,8 +191,8 @@ class UpstreamPredictor:
         return addresses[0]
 
     async def _address(self) -> str:
-        if self.target.address is not None:
-            return self.target.host
+        if self._literal is not None:
+            return self._literal
         now = time.monotonic()
         if self._resolved is not None and now - self._resolved[1] < _RESOLVE_TTL_S:
             return self._resolved[0]
@@ -409,21 +430,6 @@ class UpstreamPredictor:
                 hint="the upstream closed the stream before it finished; its log may say why",
             )
         yield _chunk("", finish, usage)
-
-
-def upstream_variant(spec: DeploymentSpec, variant: str) -> Variant:
-    """The variant ``spec`` serves with an upstream endpoint (its URI is ``upstream:NAME``), checked
-    and its host resolved (blocking: the deployment loop calls it in a thread)."""
-    from lockgate.rollout.spec import UPSTREAM_PREFIX
-    from lockgate.serving.variant import Variant
-
-    uri = spec.variants[variant]
-    endpoint = spec.upstream_of(variant)
-    if endpoint is None:
-        raise UserError(f"variant '{variant}' ({uri}) is not an upstream endpoint of the spec")
-    predictor = UpstreamPredictor(uri[len(UPSTREAM_PREFIX) :], endpoint, spec.upstreams.allowed_hosts)
-    predictor.load()
-    return Variant(endpoint.model, uri, predictor, key=f"{spec.name}/{variant}")
 
 
 class _Chunks:

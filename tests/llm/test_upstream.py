@@ -312,6 +312,18 @@ def test_a_chat_stream_starts_with_the_role_and_ends_with_the_finish(gateway: Se
     assert events[-1] == "[DONE]"
 
 
+def test_the_protocol_generate_extension_is_forwarded(gateway: ServerHandle) -> None:
+    body = {"text_input": "The server", "parameters": {"max_tokens": 4, "temperature": 0}}
+    answer = httpx.post(gateway.url + "/v2/models/lm/generate", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert document["model_name"] == "tiny" and document["model_version"] == "upstream:tiny"
+    assert document["details"]["usage"]["completion_tokens"] <= 4
+    streamed = httpx.post(gateway.url + "/v2/models/lm/generate_stream", json=body, timeout=60)
+    events = _events(streamed)
+    assert "".join(e["text_output"] for e in events) == document["text_output"]
+
+
 def test_the_upstream_gets_its_own_model_name_and_the_clients_other_fields(
     misbehaving: Misbehaving, gateway: ServerHandle
 ) -> None:
