@@ -236,7 +236,9 @@ def gateway(
     lm = {"tiny": {"url": f"{upstream.url}/v1", "model": "tiny"}}
     specs = [parse_spec(_spec("lm", lm, allowed))]
     for mode in _MODES:
-        endpoint = {"url": f"{misbehaving.url}/{mode}/v1", "model": "m", "timeout_s": 0.5, "retries": 2}
+        # a short timeout only where the timeout is what is tested: a loaded machine is slow
+        timeout_s = 0.5 if mode in ("slow", "stall") else 30
+        endpoint = {"url": f"{misbehaving.url}/{mode}/v1", "model": "m", "timeout_s": timeout_s, "retries": 2}
         specs.append(parse_spec(_spec(f"m-{mode}", {mode: endpoint}, allowed)))
     dead = {"url": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "connect_timeout_s": 0.5}
     specs.append(parse_spec(_spec("m-dead", {"dead": dead}, [*allowed, dead["url"][7:-3]])))
