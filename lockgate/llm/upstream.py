@@ -284,7 +284,8 @@ class UpstreamPredictor:
                     hint="check that it runs; raise upstreams.endpoints.*.connect_timeout_s if it is slow",
                 )
             except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-                # no answer at all (refused, reset, closed before a status line): it cannot have started
+                # refused, reset, or closed before a status line (a kept-alive connection the upstream
+                # had closed): a connection failure, before any answer
                 failure = UpstreamError(
                     f"{self.what} could not be reached: {self._scrub(str(exc)) or type(exc).__name__}",
                     hint="check that it runs and that the URL is right",
