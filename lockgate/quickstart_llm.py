@@ -60,8 +60,8 @@ def _quiet_libraries() -> None:
 
     import transformers
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     logging.getLogger("mlflow.transformers").setLevel(logging.ERROR)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lockgate.errors import LockgateError, UserError
-from lockgate.llm.decoding import FinishReason, Usage, finish_reason, next_delta
+from lockgate.llm.decoding import Chunk, Usage, finish_reason, next_delta
 from lockgate.llm.kv_batch import KVBatch
 from lockgate.llm.model import CausalModel
 from lockgate.llm.params import SamplingParams
@@ -34,17 +34,6 @@ _DEFAULT_MAX_BATCH = 16
 
 def _model_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockgate-decode")
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Text a request produced since its last chunk; the last one has ``finish_reason`` and
-    ``usage``."""
-
-    text: str
-    finish_reason: FinishReason | None = None
-    usage: Usage | None = None
-    error: str | None = None
 
 
 @dataclass

@@ -30,8 +30,9 @@ from lockgate.serving.payload import parse_json
 from lockgate.serving.traced import traced
 
 if TYPE_CHECKING:
+    from lockgate.llm.decoding import Chunk
+    from lockgate.llm.params import ChatMessage, SamplingParams
     from lockgate.llm.runtime import GenerativePredictor
-    from lockgate.llm.scheduler import Chunk
     from lockgate.serving.app import ServingApp
 
 __all__ = ["chat_completions", "completions", "generate", "generate_stream", "sse_event"]
@@ -82,6 +83,32 @@ def _generative_named(app: ServingApp, exchange: Exchange, name: str) -> Generat
     return predictor  # type: ignore[return-value]
 
 
+async def _answer(
+    predictor: GenerativePredictor,
+    request: str | tuple[ChatMessage, ...],
+    params: SamplingParams,
+    body: Mapping[str, Any],
+    *,
+    is_stream: bool,
+) -> AsyncIterator[Chunk]:
+    """The answer's chunks: a local model joins the running batch; an upstream endpoint (one with
+    ``complete``, :class:`~lockgate.llm.upstream.UpstreamPredictor`) is called now, so that its
+    failure is this request's 502/504 before any answer starts."""
+    complete = getattr(predictor, "complete", None)
+    if complete is not None:
+        chunks: AsyncIterator[Chunk] = await complete(request, params, body, is_stream=is_stream)
+        return chunks
+    prompt = request if isinstance(request, str) else predictor.chat_prompt(request)
+    prompt_ids = predictor.encode(prompt)
+    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    return predictor.generate(prompt_ids, params)
+
+
+def _as_text(messages: tuple[ChatMessage, ...]) -> str:
+    """A conversation as one text, for its trace."""
+    return "\n".join(f"{m.role}: {m.content}" for m in messages)
+
+
 async def _collect(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
     parts, last = [], None
     async for chunk in chunks:
@@ -97,15 +124,18 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
     predictor = _generative(app, exchange, body)
     params = parse_sampling(body, max_context=predictor.context)
     prompt = parse_prompt(body)
-    prompt_ids = predictor.encode(prompt)
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    chunks = traced(
+        app,
+        exchange,
+        prompt,
+        await _answer(predictor, prompt, params, body, is_stream=body.get("stream") is True),
+    )
     head = {
         "id": "cmpl-" + exchange.request_id.decode("latin-1"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = traced(app, exchange, prompt, predictor.generate(prompt_ids, params))
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -130,16 +160,18 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
     predictor = _generative(app, exchange, body)
     messages = parse_messages(body)
     params = parse_sampling(body, max_context=predictor.context)
-    prompt = predictor.chat_prompt(messages)
-    prompt_ids = predictor.encode(prompt)
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    chunks = traced(
+        app,
+        exchange,
+        _as_text(messages),
+        await _answer(predictor, messages, params, body, is_stream=body.get("stream") is True),
+    )
     head = {
         "id": "chatcmpl-" + exchange.request_id.decode("latin-1"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body["model"],
     }
-    chunks = traced(app, exchange, prompt, predictor.generate(prompt_ids, params))
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -219,12 +251,15 @@ async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> 
     if not isinstance(parameters, dict):
         raise ValidationError("'parameters' must be an object", detail={"field": "parameters"})
     params = parse_sampling(parameters, max_context=predictor.context)
-    prompt_ids = predictor.encode(text_input)
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    chunks = traced(
+        app,
+        exchange,
+        text_input,
+        await _answer(predictor, text_input, params, parameters, is_stream=is_stream),
+    )
     variant = exchange.variant
     assert variant is not None
     head = {"model_name": variant.model_name, "model_version": variant.model_version}
-    chunks = traced(app, exchange, text_input, predictor.generate(prompt_ids, params))
     if is_stream:
         return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
     text, last = await _collect(chunks)
