@@ -107,7 +107,9 @@ def validate_command(
 
                 report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)
             else:
-                report = validate(conn, model, parsed, against=against, data_root=data_root)
+                report = validate(
+                    conn, model, parsed, against=against, data_root=data_root, base_dir=policy.parent
+                )
     except LockgateError as exc:
         # the gate could not run (exit 2): CI still gets a JUnit file that says why
         if junit is not None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.errors import IntegrityError, NotFound, UserError, ValidationError
-from lockgate.gates.kinds import GateInputs, PredictionFailed, Predictions, TextModel, run_check
+from lockgate.gates.kinds import CHECK_KINDS, GateInputs, PredictionFailed, Predictions, TextModel, run_check
 from lockgate.gates.policy import HoldoutSpec, Policy
 from lockgate.gates.result import CheckResult, GateReport
 from lockgate.tracking.connection import Connection, server_errors
@@ -28,11 +28,14 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow.pyfunc import PyFuncModel
 
+    from lockgate.gates.generation import GenerationOutputs
+
 __all__ = [
     "TAG_KINDS",
     "TAG_POLICY_SHA256",
     "TAG_VERDICT",
     "LoadedModel",
+    "download_verified",
     "measure_latency",
     "parse_model_uri",
     "record_report",
@@ -85,10 +88,9 @@ class LoadedModel:
         return [str(spec["name"]) for spec in self.input_schema]
 
 
-def load_verified(version: RegisteredVersion, folder: Path) -> LoadedModel:
-    """Download ``version``, check its SHA-256 against the registry's tag, and load it."""
+def download_verified(version: RegisteredVersion, folder: Path) -> Path:
+    """Download ``version`` under ``folder`` and check its SHA-256 against the registry's tag."""
     import mlflow.artifacts
-    import mlflow.pyfunc
 
     if not version.artifact_sha256:
         raise IntegrityError(
@@ -105,6 +107,14 @@ def load_verified(version: RegisteredVersion, folder: Path) -> LoadedModel:
             f"{version.artifact_sha256[:12]} recorded",
             hint="the model files changed after registration; register the model again",
         )
+    return local
+
+
+def load_verified(version: RegisteredVersion, folder: Path) -> LoadedModel:
+    """Download ``version``, check its SHA-256 against the registry's tag, and load it with pyfunc."""
+    import mlflow.pyfunc
+
+    local = download_verified(version, folder)
     model = mlflow.pyfunc.load_model(str(local))
     schema = model.metadata.get_input_schema()
     size = sum(e.size_bytes for e in manifest(local) if e.path not in MODEL_DIGEST_EXCLUDES)
@@ -292,13 +302,15 @@ def validate(
     *,
     against: str | None = None,
     data_root: Path | None = None,
+    base_dir: Path = Path(),
     clock: Callable[[], float] = time.perf_counter,
 ) -> GateReport:
     """Run every check of ``policy`` on ``model`` (``NAME@VERSION`` or a ``models:/`` URI).
 
     ``against`` overrides the policy's baseline (an alias of the same model such as ``champion``, or
     ``NAME@VERSION``; ``none`` for no baseline). ``data_root`` is a folder holding the holdout data
-    when it is not where it was recorded (relative to this project).
+    when it is not where it was recorded (relative to this project); ``base_dir`` the folder the
+    policy's own relative paths (an evaluation set) start from.
     """
     from lockgate.tracking.datasets import (
         data_root_in_force,
@@ -356,6 +368,10 @@ def validate(
                 )
             if candidate is not None:
                 fields.update(_score(policy, holdout.target, frame, candidate, baseline))
+        if "generation" in needs:
+            fields["generation"] = _generations(
+                conn, policy, candidate_version, baseline_version, Path(tmp), base_dir
+            )
         results: list[CheckResult] = []
         inputs = GateInputs(**fields)
         for kind, kind_settings in policy.checks:
@@ -369,6 +385,36 @@ def validate(
         duration_s=clock() - started,
         seed=settings.seed,
     )
+
+
+def _generations(
+    conn: Connection,
+    policy: Policy,
+    candidate: RegisteredVersion,
+    baseline: RegisteredVersion | None,
+    folder: Path,
+    base_dir: Path,
+) -> GenerationOutputs:
+    """Both generative model versions' answers to the ``generation`` check's evaluation set, through
+    its ``prompt`` version when it names one, and the judge's scores."""
+    from lockgate.gates.generative import answerer, examples_for, gather_outputs, load_judge
+    from lockgate.llm.answers import load_generative
+    from lockgate.prompts.registry import get_prompt, parse_prompt_ref
+
+    spec = dict(policy.checks)[CHECK_KINDS["generation"]]
+    seed = policy.settings.seed
+    examples = examples_for(spec, base_dir)
+    template = get_prompt(conn, parse_prompt_ref(spec.prompt)).template if spec.prompt else None
+    judge = load_judge(conn, spec, seed)
+    model = load_generative(download_verified(candidate, folder))
+    run_candidate = answerer(model, spec, template=template, what=candidate.ref, seed=seed)
+    run_baseline = None
+    if baseline is not None:
+        other = (
+            model if baseline.ref == candidate.ref else load_generative(download_verified(baseline, folder))
+        )
+        run_baseline = answerer(other, spec, template=template, what=baseline.ref, seed=seed)
+    return gather_outputs(examples, run_candidate, run_baseline, judge)
 
 
 def _score(

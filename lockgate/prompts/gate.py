@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockgate.errors import NotFound, ValidationError
 from lockgate.gates.kinds import GateInputs, run_check
@@ -19,7 +21,13 @@ from lockgate.prompts.registry import (
 )
 from lockgate.tracking.connection import Connection
 
+if TYPE_CHECKING:
+    from lockgate.gates.checks.generation import GenerationSpec
+    from lockgate.gates.generation import GenerationOutputs
+
 __all__ = ["record_prompt_report", "validate_prompt"]
+
+_PROMPT_KINDS = ("prompt", "generation")
 
 TAG_VERDICT = "lockgate.gate.verdict"
 TAG_POLICY_SHA256 = "lockgate.gate.policy_sha256"
@@ -52,15 +60,16 @@ def validate_prompt(
     base_dir: Path = Path(),
     clock: Callable[[], float] = time.perf_counter,
 ) -> GateReport:
-    """Run the policy's ``prompt`` checks on ``prompt`` (``prompts:/NAME/VERSION`` or ``NAME@VERSION``)."""
+    """Run the policy's ``prompt`` and ``generation`` checks on ``prompt`` (``prompts:/NAME/VERSION``
+    or ``NAME@VERSION``) against the ``against`` prompt version (default: the policy's, ``champion``)."""
     from lockgate.gates.prompt import load_prompt_examples
     from lockgate.prompts.responders import load_responder
 
-    others = [kind.name for kind, _ in policy.checks if kind.name != "prompt"]
+    others = [kind.name for kind, _ in policy.checks if kind.name not in _PROMPT_KINDS]
     if others:
         raise ValidationError(
-            f"{policy.source}: a prompt is validated by `prompt:` checks only, and the policy also has "
-            f"{', '.join(others)}",
+            f"{policy.source}: a prompt is validated by `prompt:` and `generation:` checks only, and "
+            f"the policy also has {', '.join(others)}",
             hint="keep the prompt's gate in its own policy file",
         )
     started, started_ms = clock(), int(time.time() * 1000)
@@ -70,6 +79,14 @@ def validate_prompt(
     )
     results: list[CheckResult] = []
     for kind, spec in policy.checks:
+        if kind.name == "generation":
+            inputs = GateInputs(
+                seed=policy.settings.seed,
+                baseline_ref=baseline_ref,
+                generation=_generations(conn, spec, candidate, baseline, policy.settings.seed, base_dir),
+            )
+            results.extend(run_check(kind, spec, inputs))
+            continue
         path = Path(spec.examples)
         embed = None
         if spec.scoring == "similarity":
@@ -85,7 +102,7 @@ def validate_prompt(
             embed=embed,
         )
         results.extend(run_check(kind, spec, inputs))
-    if baseline is None:
+    if baseline is None and "prompt" in policy.kinds:
         results.append(
             check_skipped("prompt champion", f"no champion prompt to compare with ({baseline_ref or 'none'})")
         )
@@ -98,6 +115,35 @@ def validate_prompt(
         duration_s=clock() - started,
         seed=policy.settings.seed,
     )
+
+
+def _generations(
+    conn: Connection,
+    spec: GenerationSpec,
+    candidate: PromptVersionInfo,
+    baseline: PromptVersionInfo | None,
+    seed: int,
+    base_dir: Path,
+) -> GenerationOutputs:
+    """Both prompt versions' answers from the one model ``generation.model`` names, and the judge's."""
+    from lockgate.gates.generative import answerer, examples_for, gather_outputs, load_judge, load_model
+
+    if spec.model is None:
+        raise ValidationError(
+            f"{candidate.ref} is a prompt: generation.model must name the model that answers it",
+            hint="add e.g. `model: support-lm@champion` (a registered model) or a model folder",
+        )
+    examples = examples_for(spec, base_dir)
+    judge = load_judge(conn, spec, seed)
+    with tempfile.TemporaryDirectory(prefix="lockgate-gate-") as tmp:
+        model = load_model(conn, spec.model, Path(tmp), base_dir)
+        run_candidate = answerer(model, spec, template=candidate.template, what=candidate.ref, seed=seed)
+        run_baseline = (
+            answerer(model, spec, template=baseline.template, what=baseline.ref, seed=seed)
+            if baseline is not None
+            else None
+        )
+        return gather_outputs(examples, run_candidate, run_baseline, judge)
 
 
 def record_prompt_report(conn: Connection, report: GateReport) -> None:
