@@ -152,7 +152,7 @@ def reference_scores(
 
 
 # -- the judge's reply ----------------------------------------------------------------------------
-_SCORE_LABEL = re.compile(r"\bscore\b\W{0,3}(?:is\W{0,3})?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_SCORE_LABEL = re.compile(r"\bscore\b[^\w-]{0,5}(?:is[^\w-]{0,3})?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 _NUMBER_ONLY = re.compile(r"^\W*(-?\d+(?:\.\d+)?)(?:\s*/\s*\d+(?:\.\d+)?)?\W*$")
 
 

@@ -1,13 +1,13 @@
 """``generation:``: a generative model version or a prompt version answers an evaluation set; its
 answers are scored per example (exact match, ROUGE-L, an LLM judge) and compared with the champion's
-answers to the same examples by the gate's paired tests: McNemar's exact test for exact match (0/1
-per example), the paired bootstrap of the mean for ROUGE-L and the judge's score."""
+answers to the same examples by the gate's paired tests: the paired bootstrap of the mean score, or,
+for exact match (0/1 per example) with ``test: mcnemar``, McNemar's exact test."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Self
+from typing import Literal, Self
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -85,11 +85,14 @@ class GenerationSpec(Spec):
     chat: bool = False
     thresholds: dict[GenerationMetric, float] = Field(default_factory=dict)
     margin: float = Field(default=0.0, ge=0, le=1)
+    test: Literal["bootstrap", "mcnemar"] = "bootstrap"
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     resamples: int = Field(default=1000, ge=100, le=100_000)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.test == "mcnemar" and "exact_match" not in self.metrics:
+            raise ValueError("test 'mcnemar' is for exact_match, which metrics does not list")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError("metrics lists a metric twice")
         if "judge" in self.metrics and self.judge is None:
@@ -153,10 +156,12 @@ def generation_comparison(
     alpha: float,
     resamples: int,
     seed: int,
+    test: Literal["bootstrap", "mcnemar"] = "bootstrap",
 ) -> CheckResult:
-    """Non-inferiority to the champion on the same examples: McNemar's exact test for exact match,
-    the paired bootstrap of the mean score otherwise; worse by at most ``margin``."""
-    if metric == "exact_match":
+    """Non-inferiority to the champion on the same examples, worse by at most ``margin``: the paired
+    bootstrap of the mean score, or McNemar's exact test for exact match when ``test`` says so (it
+    needs more examples: its interval is exact, so a few discordant pairs leave it wide)."""
+    if metric == "exact_match" and test == "mcnemar":
         result = mcnemar_exact(np.asarray(candidate) == 1.0, np.asarray(baseline) == 1.0, alpha=alpha)
         return dataclasses.replace(champion_mcnemar(result, margin), name="champion exact_match (mcnemar)")
     boot = paired_bootstrap(
@@ -192,6 +197,7 @@ def _run_generation(spec: GenerationSpec, inputs: GateInputs) -> list[CheckResul
                 alpha=spec.alpha,
                 resamples=spec.resamples,
                 seed=inputs.seed,
+                test=spec.test,
             )
         )
     return results
