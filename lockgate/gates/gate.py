@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.errors import IntegrityError, NotFound, UserError, ValidationError
-from lockgate.gates.kinds import CHECK_KINDS, GateInputs, PredictionFailed, Predictions, TextModel, run_check
+from lockgate.gates.kinds import GateInputs, PredictionFailed, Predictions, TextModel, run_check
 from lockgate.gates.policy import HoldoutSpec, Policy
 from lockgate.gates.result import CheckResult, GateReport
 from lockgate.tracking.connection import Connection, server_errors
@@ -36,6 +36,7 @@ __all__ = [
     "TAG_VERDICT",
     "LoadedModel",
     "download_verified",
+    "find_baseline",
     "measure_latency",
     "parse_model_uri",
     "record_report",
@@ -259,7 +260,7 @@ def measure_latency(
 
 
 # -- the gate -------------------------------------------------------------------------------------
-def _baseline_version(
+def find_baseline(
     conn: Connection, candidate: RegisteredVersion, against: str | None
 ) -> tuple[RegisteredVersion | None, str | None]:
     """The baseline to compare with, and how to name it; an alias that is not set yet means none."""
@@ -302,15 +303,16 @@ def validate(
     *,
     against: str | None = None,
     data_root: Path | None = None,
-    base_dir: Path = Path(),
+    generation: GenerationOutputs | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> GateReport:
     """Run every check of ``policy`` on ``model`` (``NAME@VERSION`` or a ``models:/`` URI).
 
     ``against`` overrides the policy's baseline (an alias of the same model such as ``champion``, or
     ``NAME@VERSION``; ``none`` for no baseline). ``data_root`` is a folder holding the holdout data
-    when it is not where it was recorded (relative to this project); ``base_dir`` the folder the
-    policy's own relative paths (an evaluation set) start from.
+    when it is not where it was recorded (relative to this project). ``generation``: the candidate's
+    and the baseline's answers for the ``generation`` check, gathered by the shell that can run
+    generative models (:func:`lockgate.llm.gate.validate_generation`, which calls this).
     """
     from lockgate.tracking.datasets import (
         data_root_in_force,
@@ -325,10 +327,15 @@ def validate(
     settings = policy.settings
     needs = policy.needs
     candidate_version = get_model_version(conn, parse_model_uri(model))
-    baseline_version, baseline_ref = _baseline_version(
+    baseline_version, baseline_ref = find_baseline(
         conn, candidate_version, against if against is not None else settings.against
     )
-    fields: dict[str, Any] = {"task": settings.task, "seed": settings.seed, "baseline_ref": baseline_ref}
+    fields: dict[str, Any] = {
+        "task": settings.task,
+        "seed": settings.seed,
+        "baseline_ref": baseline_ref,
+        "generation": generation,
+    }
     with tempfile.TemporaryDirectory(prefix="lockgate-gate-") as tmp:
         loads_model = needs & {"holdout", "signature", "latency", "size", "model"}
         candidate = load_verified(candidate_version, Path(tmp)) if loads_model else None
@@ -368,10 +375,6 @@ def validate(
                 )
             if candidate is not None:
                 fields.update(_score(policy, holdout.target, frame, candidate, baseline))
-        if "generation" in needs:
-            fields["generation"] = _generations(
-                conn, policy, candidate_version, baseline_version, Path(tmp), base_dir
-            )
         results: list[CheckResult] = []
         inputs = GateInputs(**fields)
         for kind, kind_settings in policy.checks:
@@ -385,36 +388,6 @@ def validate(
         duration_s=clock() - started,
         seed=settings.seed,
     )
-
-
-def _generations(
-    conn: Connection,
-    policy: Policy,
-    candidate: RegisteredVersion,
-    baseline: RegisteredVersion | None,
-    folder: Path,
-    base_dir: Path,
-) -> GenerationOutputs:
-    """Both generative model versions' answers to the ``generation`` check's evaluation set, through
-    its ``prompt`` version when it names one, and the judge's scores."""
-    from lockgate.gates.generative import answerer, examples_for, gather_outputs, load_judge
-    from lockgate.llm.answers import load_generative
-    from lockgate.prompts.registry import get_prompt, parse_prompt_ref
-
-    spec = dict(policy.checks)[CHECK_KINDS["generation"]]
-    seed = policy.settings.seed
-    examples = examples_for(spec, base_dir)
-    template = get_prompt(conn, parse_prompt_ref(spec.prompt)).template if spec.prompt else None
-    judge = load_judge(conn, spec, seed)
-    model = load_generative(download_verified(candidate, folder))
-    run_candidate = answerer(model, spec, template=template, what=candidate.ref, seed=seed)
-    run_baseline = None
-    if baseline is not None:
-        other = (
-            model if baseline.ref == candidate.ref else load_generative(download_verified(baseline, folder))
-        )
-        run_baseline = answerer(other, spec, template=template, what=baseline.ref, seed=seed)
-    return gather_outputs(examples, run_candidate, run_baseline, judge)
 
 
 def _score(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +21,9 @@ from lockgate.prompts.registry import (
 from lockgate.tracking.connection import Connection
 
 if TYPE_CHECKING:
-    from lockgate.gates.checks.generation import GenerationSpec
     from lockgate.gates.generation import GenerationOutputs
 
-__all__ = ["record_prompt_report", "validate_prompt"]
+__all__ = ["find_baseline_prompt", "record_prompt_report", "validate_prompt"]
 
 _PROMPT_KINDS = ("prompt", "generation")
 
@@ -33,9 +31,10 @@ TAG_VERDICT = "lockgate.gate.verdict"
 TAG_POLICY_SHA256 = "lockgate.gate.policy_sha256"
 
 
-def _baseline(
+def find_baseline_prompt(
     conn: Connection, candidate: PromptVersionInfo, against: str | None
 ) -> tuple[PromptVersionInfo | None, str | None]:
+    """The prompt version to compare with, and how to name it; an alias that is not set means none."""
     if against is None or against.lower() == "none":
         return None, None
     ref = (
@@ -58,10 +57,15 @@ def validate_prompt(
     *,
     against: str | None = None,
     base_dir: Path = Path(),
+    generation: GenerationOutputs | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> GateReport:
     """Run the policy's ``prompt`` and ``generation`` checks on ``prompt`` (``prompts:/NAME/VERSION``
-    or ``NAME@VERSION``) against the ``against`` prompt version (default: the policy's, ``champion``)."""
+    or ``NAME@VERSION``) against the ``against`` prompt version (default: the policy's, ``champion``).
+
+    ``generation``: both prompt versions' answers for the ``generation`` check, gathered by the shell
+    that runs the model (:func:`lockgate.llm.gate.validate_generation`, which calls this).
+    """
     from lockgate.gates.prompt import load_prompt_examples
     from lockgate.prompts.responders import load_responder
 
@@ -74,17 +78,13 @@ def validate_prompt(
         )
     started, started_ms = clock(), int(time.time() * 1000)
     candidate = get_prompt(conn, parse_prompt_ref(prompt))
-    baseline, baseline_ref = _baseline(
+    baseline, baseline_ref = find_baseline_prompt(
         conn, candidate, against if against is not None else policy.settings.against
     )
     results: list[CheckResult] = []
     for kind, spec in policy.checks:
         if kind.name == "generation":
-            inputs = GateInputs(
-                seed=policy.settings.seed,
-                baseline_ref=baseline_ref,
-                generation=_generations(conn, spec, candidate, baseline, policy.settings.seed, base_dir),
-            )
+            inputs = GateInputs(seed=policy.settings.seed, baseline_ref=baseline_ref, generation=generation)
             results.extend(run_check(kind, spec, inputs))
             continue
         path = Path(spec.examples)
@@ -115,35 +115,6 @@ def validate_prompt(
         duration_s=clock() - started,
         seed=policy.settings.seed,
     )
-
-
-def _generations(
-    conn: Connection,
-    spec: GenerationSpec,
-    candidate: PromptVersionInfo,
-    baseline: PromptVersionInfo | None,
-    seed: int,
-    base_dir: Path,
-) -> GenerationOutputs:
-    """Both prompt versions' answers from the one model ``generation.model`` names, and the judge's."""
-    from lockgate.gates.generative import answerer, examples_for, gather_outputs, load_judge, load_model
-
-    if spec.model is None:
-        raise ValidationError(
-            f"{candidate.ref} is a prompt: generation.model must name the model that answers it",
-            hint="add e.g. `model: support-lm@champion` (a registered model) or a model folder",
-        )
-    examples = examples_for(spec, base_dir)
-    judge = load_judge(conn, spec, seed)
-    with tempfile.TemporaryDirectory(prefix="lockgate-gate-") as tmp:
-        model = load_model(conn, spec.model, Path(tmp), base_dir)
-        run_candidate = answerer(model, spec, template=candidate.template, what=candidate.ref, seed=seed)
-        run_baseline = (
-            answerer(model, spec, template=baseline.template, what=baseline.ref, seed=seed)
-            if baseline is not None
-            else None
-        )
-        return gather_outputs(examples, run_candidate, run_baseline, judge)
 
 
 def record_prompt_report(conn: Connection, report: GateReport) -> None:

@@ -179,7 +179,13 @@ def generation_comparison(
 def _run_generation(spec: GenerationSpec, inputs: GateInputs) -> list[CheckResult]:
     outputs = inputs.generation
     if outputs is None:
-        return [check_failed("generation", "no generative candidate was run (validate a model or prompt)")]
+        return [
+            check_failed(
+                "generation",
+                "no answers were gathered: run this check through `lockgate validate` "
+                "(lockgate.llm.gate.validate_generation), which runs the generative models",
+            )
+        ]
     results = []
     for metric in spec.metrics:
         candidate, baseline = metric_scores(metric, outputs)
