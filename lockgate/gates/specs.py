@@ -11,7 +11,7 @@ from lockgate.gates.checks.champion import ChampionSpec
 from lockgate.gates.checks.data import DataSpec
 from lockgate.gates.checks.drift import DriftSpec
 from lockgate.gates.checks.embedding_retrieval import EmbeddingRetrievalSpec
-from lockgate.gates.checks.generation import GenerationSpec, JudgeSpec
+from lockgate.gates.checks.generation import EndpointSpec, GenerationSpec, JudgeSpec
 from lockgate.gates.checks.lineage import ProvenanceSpec
 from lockgate.gates.checks.metrics import MetricSpec
 from lockgate.gates.checks.prompt import PromptSpec
@@ -26,6 +26,7 @@ __all__ = [
     "DataSpec",
     "DriftSpec",
     "EmbeddingRetrievalSpec",
+    "EndpointSpec",
     "GenerationSpec",
     "JudgeSpec",
     "MetricSpec",

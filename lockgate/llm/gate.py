@@ -28,10 +28,19 @@ from lockgate.gates.result import GateReport
 from lockgate.tracking.connection import Connection
 
 if TYPE_CHECKING:
+    from lockgate.gates.endpoint import ChatEndpoint
     from lockgate.gates.judge import Judge
     from lockgate.llm.answers import Generative
 
-__all__ = ["Answerer", "answerer", "gather_outputs", "load_judge", "load_model", "validate_generation"]
+__all__ = [
+    "Answerer",
+    "answerer",
+    "endpoint_answerer",
+    "gather_outputs",
+    "load_judge",
+    "load_model",
+    "validate_generation",
+]
 
 # A candidate or a champion: the answer to each example, in order.
 Answerer = Callable[[Sequence[GenerationExample]], list[str]]
@@ -60,7 +69,12 @@ def validate_generation(
         if candidate.startswith("prompts:/"):
             from lockgate.prompts.gate import validate_prompt
 
-            outputs = _prompt_outputs(conn, spec, candidate, baseline_ref, seed, base_dir, Path(tmp), judge)
+            endpoint = _endpoint(spec)
+            if endpoint is not None:
+                stack.callback(endpoint.close)
+            outputs = _prompt_outputs(
+                conn, spec, candidate, baseline_ref, seed, base_dir, Path(tmp), judge, endpoint
+            )
             return validate_prompt(
                 conn, candidate, policy, against=against, base_dir=base_dir, generation=outputs(examples)
             )
@@ -86,24 +100,70 @@ def _prompt_outputs(
     base_dir: Path,
     folder: Path,
     judge: Judge | None,
+    endpoint: ChatEndpoint | None,
 ) -> Callable[[Sequence[GenerationExample]], GenerationOutputs]:
-    """Both prompt versions answered by the one model ``generation.model`` names."""
+    """Both prompt versions answered by the one model ``generation.model`` names (loaded here) or
+    ``generation.endpoint`` serves."""
     from lockgate.prompts.gate import find_baseline_prompt
     from lockgate.prompts.registry import get_prompt, parse_prompt_ref
 
     candidate = get_prompt(conn, parse_prompt_ref(candidate_ref))
-    if spec.model is None:
-        raise ValidationError(
-            f"{candidate.ref} is a prompt: generation.model must name the model that answers it",
-            hint="add e.g. `model: support-lm@champion` (a registered model) or a model folder",
-        )
     baseline, _ = find_baseline_prompt(conn, candidate, against)
-    model = load_model(conn, spec.model, folder, base_dir)
-    run_candidate = answerer(model, spec, template=candidate.template, what=candidate.ref, seed=seed)
-    run_baseline = (
-        answerer(model, spec, template=baseline.template, what=baseline.ref, seed=seed) if baseline else None
-    )
+    make: Callable[[str, str], Answerer]
+    if endpoint is not None:
+        served = endpoint
+
+        def make(template: str, what: str) -> Answerer:
+            return endpoint_answerer(served, spec, template=template, what=what, seed=seed)
+
+    elif spec.model is not None:
+        model = load_model(conn, spec.model, folder, base_dir)
+
+        def make(template: str, what: str) -> Answerer:
+            return answerer(model, spec, template=template, what=what, seed=seed)
+
+    else:
+        raise ValidationError(
+            f"{candidate.ref} is a prompt: generation.model (or generation.endpoint) must name the model "
+            "that answers it",
+            hint="add e.g. `model: support-lm@champion` (a registered model) or a model folder, or "
+            "`endpoint: {url: ..., model: ...}` for a served one",
+        )
+    run_candidate = make(candidate.template, candidate.ref)
+    run_baseline = make(baseline.template, baseline.ref) if baseline is not None else None
     return lambda examples: gather_outputs(examples, run_candidate, run_baseline, judge)
+
+
+def _endpoint(spec: GenerationSpec) -> ChatEndpoint | None:
+    """The served model that answers prompt versions, when the policy names one (its key checked)."""
+    if spec.endpoint is None:
+        return None
+    from lockgate.gates.endpoint import ChatEndpoint, endpoint_api_key
+
+    api_key = endpoint_api_key(spec.endpoint.api_key_env, "endpoint.api_key_env")
+    return ChatEndpoint(spec.endpoint, what="the model endpoint", api_key=api_key)
+
+
+def endpoint_answerer(
+    endpoint: ChatEndpoint, spec: GenerationSpec, *, template: str, what: str, seed: int
+) -> Answerer:
+    """A served model answering each example with ``template`` filled (one request per example:
+    ``/completions``, or ``/chat/completions`` with ``chat: true``)."""
+
+    def answer(examples: Sequence[GenerationExample]) -> list[str]:
+        return [
+            endpoint.answer(
+                _prompt_text(example, template, what),
+                where=f"{example.where} ({what})",
+                max_tokens=spec.max_tokens,
+                seed=seed,
+                stop=spec.stop,
+                is_chat=spec.chat,
+            )
+            for example in examples
+        ]
+
+    return answer
 
 
 def _model_outputs(

@@ -13,7 +13,7 @@ import pytest
 from lockgate.llm.answers import answer_all, load_generative
 from lockgate.prompts import get_prompt, register_prompt
 from lockgate.tracking.connection import connect
-from tests.support import JUDGE_PROMPT, JudgeServer
+from tests.support import JUDGE_PROMPT, JudgeServer, start_server
 
 Cli = Callable[..., tuple[int, str, str]]
 QUESTIONS = [
@@ -131,3 +131,32 @@ def test_a_prompt_candidate_needs_a_model(mlflow_home: Path, unique: str, tmp_pa
     policy.write_text("checks:\n  generation: {eval_set: eval.jsonl}\n")
     code, _, err = cli("validate", f"prompts:/{name}/1", "--policy", str(policy))
     assert code == 2 and "generation.model must name the model that answers it" in err
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_served_model_answers_the_prompt_versions(
+    mlflow_home: Path, unique: str, tmp_path: Path, cli: Cli, prompt_sensitive_model: Path
+) -> None:
+    """The same model served by a real lockgate server gives the answers it gives in this process."""
+    conn = connect()
+    name = f"support-{unique}"
+    register_prompt(conn, name, CHAMPION, alias="champion")
+    register_prompt(conn, name, WORSE)
+    register_prompt(conn, name, CHAMPION)
+    _eval_set(tmp_path, prompt_sensitive_model)  # references: the in-process answers
+    with start_server([str(prompt_sensitive_model), "--name", "support-lm"], token=None) as server:
+        policy = tmp_path / "gate.yaml"
+        endpoint = f'{{url: "{server.url}/v1", model: support-lm}}'
+        settings = f"{{eval_set: eval.jsonl, endpoint: {endpoint}, max_tokens: 12, resamples: 200}}"
+        policy.write_text(f"checks:\n  generation: {settings}\n")
+        code, out, err = cli("validate", f"prompts:/{name}/3", "--policy", str(policy), "--json", "same.json")
+        assert code == 0, out + err
+        checks = {c["name"]: c for c in json.loads((tmp_path / "same.json").read_text())["checks"]}
+        assert checks["generation exact_match"]["numbers"]["candidate"] == 1.0  # served == in-process
+        code, out, err = cli("validate", f"prompts:/{name}/2", "--policy", str(policy))
+        assert code == 1 and "champion exact_match (bootstrap)" in out, out + err
+        bad = f'{{url: "{server.url}/v1", model: nope}}'
+        policy.write_text(f"checks:\n  generation: {{eval_set: eval.jsonl, endpoint: {bad}}}\n")
+        code, _, err = cli("validate", f"prompts:/{name}/3", "--policy", str(policy), "--no-record")
+        assert code == 2 and "the model endpoint at" in err and "rejected eval.jsonl line 1" in err, err

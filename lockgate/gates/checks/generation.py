@@ -22,6 +22,7 @@ from lockgate.gates.result import format_number as _fmt
 
 __all__ = [
     "KIND",
+    "EndpointSpec",
     "GenerationSpec",
     "JudgeSpec",
     "generation_comparison",
@@ -33,22 +34,13 @@ __all__ = [
 _DEFAULT_METRICS: tuple[GenerationMetric, ...] = ("exact_match", "rouge_l")
 
 
-class JudgeSpec(Spec):
-    """An LLM judge: any OpenAI-compatible endpoint (``POST {url}/chat/completions``).
-
-    ``prompt``: the judge prompt in lockgate's prompt registry (``NAME@VERSION`` or ``NAME@ALIAS``),
-    using ``{{output}}`` (the answer judged) and any of ``{{input}}`` and ``{{reference}}``; it asks for a
-    score from ``min_score`` to ``max_score``, which is scaled to [0, 1]. ``api_key_env``: the
-    environment variable holding the API key, sent as a bearer token (none when not given).
-    """
+class EndpointSpec(Spec):
+    """An OpenAI-compatible endpoint: its base URL (``http://127.0.0.1:8001/v1``), the model it serves,
+    and the environment variable holding its API key, sent as a bearer token (none when not given)."""
 
     url: str
     model: str
-    prompt: str
     api_key_env: str | None = None
-    min_score: float = 0.0
-    max_score: float = 10.0
-    max_tokens: int = Field(default=64, ge=1, le=4096)
     timeout_s: float = Field(default=60.0, gt=0)
 
     @field_validator("url")
@@ -57,6 +49,20 @@ class JudgeSpec(Spec):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"'{value}' is not an http(s) URL; write e.g. http://127.0.0.1:8001/v1")
         return value.rstrip("/")
+
+
+class JudgeSpec(EndpointSpec):
+    """An LLM judge: any OpenAI-compatible endpoint (``POST {url}/chat/completions``).
+
+    ``prompt``: the judge prompt in lockgate's prompt registry (``NAME@VERSION`` or ``NAME@ALIAS``),
+    using ``{{output}}`` (the answer judged) and any of ``{{input}}`` and ``{{reference}}``; it asks for a
+    score from ``min_score`` to ``max_score``, which is scaled to [0, 1].
+    """
+
+    prompt: str
+    min_score: float = 0.0
+    max_score: float = 10.0
+    max_tokens: int = Field(default=64, ge=1, le=4096)
 
     @model_validator(mode="after")
     def _scale(self) -> Self:
@@ -71,13 +77,15 @@ class GenerationSpec(Spec):
     ``eval_set``: JSON lines (relative to the policy file), each ``{"input": ..., "reference": ...}``
     or ``{"variables": {...}, "reference": ...}``. ``model``: the model that answers when the
     candidate is a prompt version (a registered model ``NAME@VERSION`` / ``NAME@ALIAS`` /
-    ``models:/...``, or a local folder). ``prompt``: the prompt version a model candidate's examples
+    ``models:/...``, or a local folder), or ``endpoint``: a served model that answers it (an
+    OpenAI-compatible endpoint). ``prompt``: the prompt version a model candidate's examples
     with ``variables`` are rendered with. Decoding is greedy with the policy's ``seed``.
     """
 
     eval_set: str
     metrics: list[GenerationMetric] = Field(default_factory=lambda: [*_DEFAULT_METRICS], min_length=1)
     model: str | None = None
+    endpoint: EndpointSpec | None = None
     prompt: str | None = None
     judge: JudgeSpec | None = None
     max_tokens: int = Field(default=32, ge=1, le=4096)
@@ -93,6 +101,8 @@ class GenerationSpec(Spec):
     def _consistent(self) -> Self:
         if self.test == "mcnemar" and "exact_match" not in self.metrics:
             raise ValueError("test 'mcnemar' is for exact_match, which metrics does not list")
+        if self.model is not None and self.endpoint is not None:
+            raise ValueError("give one of model (loaded here) and endpoint (a served model), not both")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError("metrics lists a metric twice")
         if "judge" in self.metrics and self.judge is None:
