@@ -192,6 +192,7 @@ def test_the_kind_runs_on_plain_answers() -> None:
         ("{eval_set: e.jsonl, metrics: [judge], judge: {url: x, model: m, prompt: j@1}}", "not an http"),
         ("{eval_set: e.jsonl, margin: '0.1'}", "margin"),
         ("{eval_set: e.jsonl, metrics: [rouge_l], test: mcnemar}", "test 'mcnemar' is for exact_match"),
+        ("{eval_set: e.jsonl, model: m@1, endpoint: {url: 'http://h/v1', model: m}}", "not both"),
     ],
 )
 def test_bad_generation_settings_are_named(settings: str, message: str) -> None:
