@@ -130,7 +130,9 @@ def test_a_prompt_candidate_needs_a_model(mlflow_home: Path, unique: str, tmp_pa
     policy = tmp_path / "gate.yaml"
     policy.write_text("checks:\n  generation: {eval_set: eval.jsonl}\n")
     code, _, err = cli("validate", f"prompts:/{name}/1", "--policy", str(policy))
-    assert code == 2 and "generation.model must name the model that answers it" in err
+    assert (
+        code == 2 and "generation.model (or generation.endpoint) must name the model that answers it" in err
+    )
 
 
 @pytest.mark.integration
