@@ -17,12 +17,14 @@ import httpx
 from lockgate.errors import ValidationError
 from lockgate.gates.endpoint import ChatEndpoint, endpoint_api_key
 from lockgate.gates.generation import GenerationExample, parse_judge_score
-from lockgate.gates.prompt import render
+from lockgate.gates.prompt import render, template_variables
 
 if TYPE_CHECKING:
     from lockgate.gates.checks.generation import JudgeSpec
 
 __all__ = ["Judge", "judge_api_key"]
+
+_VARIABLES = ("input", "reference", "output")
 
 
 def judge_api_key(env: str | None) -> str | None:
@@ -44,11 +46,18 @@ class Judge:
     _endpoint: ChatEndpoint = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if "{{output}}" not in self.template.replace(" ", ""):
+        variables = template_variables(self.template)
+        if "output" not in variables:
             raise ValidationError(
                 f"the judge prompt {self.prompt_ref} does not use {{{{output}}}}, so the judge would "
                 "never see the answer",
                 hint="register a judge prompt that shows {{output}} (and {{input}}, {{reference}})",
+            )
+        unknown = sorted(variables - set(_VARIABLES))
+        if unknown:
+            raise ValidationError(
+                f"the judge prompt {self.prompt_ref} uses {', '.join(unknown)}, which the gate does not fill",
+                hint=f"a judge prompt may use {', '.join('{{' + v + '}}' for v in _VARIABLES)}",
             )
         self._endpoint = ChatEndpoint(
             self.spec, what="the judge", api_key=self.api_key, transport=self.transport

@@ -56,9 +56,13 @@ def test_a_wrong_key_an_error_and_no_server_are_named() -> None:
         judge.score(EXAMPLE, "x", whose="candidate")
 
 
-def test_a_judge_prompt_without_the_answer_is_refused() -> None:
+def test_a_judge_prompt_without_the_answer_or_with_unknown_variables_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"judge prompt judge@1 does not use \{\{output\}\}"):
         _judge("http://127.0.0.1:9/v1", template="Rate {{input}} from 0 to 10.")
+    with pytest.raises(
+        ValidationError, match=r"judge prompt judge@1 uses context, which the gate does not fill"
+    ):
+        _judge("http://127.0.0.1:9/v1", template="Given {{ context }}, rate {{output}}.")
 
 
 def test_the_api_key_comes_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:

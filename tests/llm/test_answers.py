@@ -27,6 +27,9 @@ def test_answers_are_repeatable_and_do_not_depend_on_the_batch(tiny_model: Path)
     assert answer_all(model, [question], max_tokens=8, seed=0, is_chat=True) == [together[0]]
     short = answer_all(model, PROMPTS[:1], max_tokens=2, seed=0)[0]
     assert together[0].startswith(short)
+    cut = together[0][len(together[0]) // 2 :][:2]  # a stop string from inside the answer
+    stopped = answer_all(model, PROMPTS[:1], max_tokens=8, seed=0, stop=[cut])[0]
+    assert stopped == together[0][: together[0].index(cut)]
 
 
 @pytest.mark.slow
