@@ -9,7 +9,8 @@ branch                    exit code  HTTP    meaning
                                              a pipeline stage); the report above the message says why
 :class:`UserError`        2          4xx     bad input: the message names what is wrong and the fix
 :class:`Unavailable`      3          503     an outage (a tracking server or database that cannot be
-                                             reached, a server still loading or full): retry later
+                                             reached, a server still loading or full): retry later;
+                                             502/504: an upstream LLM endpoint failed or timed out
 :class:`LockgateError`    1          500     anything else lockgate raises on purpose
 ========================  =========  ======  =====================================================
 
@@ -39,6 +40,8 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
+    "UpstreamError",
+    "UpstreamTimeout",
     "UserError",
     "ValidationError",
     "render",
@@ -204,6 +207,21 @@ class StoreUnreachable(Unavailable):
     """A tracking server or database that cannot be reached: the message names its URI."""
 
     kind = "store_unreachable"
+
+
+class UpstreamError(Unavailable):
+    """An upstream endpoint lockgate forwards to (an OpenAI-compatible LLM server) failed: it could
+    not be reached, answered 5xx, an error, or something that is not its API. A 502 naming it."""
+
+    http_status = 502
+    kind = "bad_gateway"
+
+
+class UpstreamTimeout(Unavailable):
+    """An upstream endpoint did not answer (or stopped answering) within its timeout: a 504 naming it."""
+
+    http_status = 504
+    kind = "gateway_timeout"
 
 
 # The exit codes of the command line, in one place (the docs' tables are checked against it).

@@ -22,6 +22,8 @@ from lockgate import errors
         (errors.StoreUnreachable, 503, 3),
         (errors.ServiceUnavailable, 503, 3),
         (errors.Unavailable, 503, 3),
+        (errors.UpstreamError, 502, 3),
+        (errors.UpstreamTimeout, 504, 3),
         (errors.CheckFailed, 422, 1),
         (errors.LockgateError, 500, 1),
     ],

@@ -67,6 +67,8 @@ def test_errors_all() -> None:
             "Unauthorized",
             "Unavailable",
             "UnsupportedMediaType",
+            "UpstreamError",
+            "UpstreamTimeout",
             "UserError",
             "ValidationError",
             "render",

@@ -23,6 +23,7 @@ from lockgate.cli.output import console, exit_with, short
 from lockgate.cli.replay import replay_command
 from lockgate.cli.runbook import runbook_command
 from lockgate.cli.serve import serve_command
+from lockgate.cli.traces import traces_command
 from lockgate.errors import LockgateError
 from lockgate.settings import Settings
 
@@ -68,6 +69,7 @@ app.command("analyze")(analyze.analyze_command)
 app.command("plan")(plan_command)
 app.command("runbook")(runbook_command)
 app.command("checklist")(checklist_command)
+app.command("traces")(traces_command)
 
 
 def _version_callback(value: bool) -> None:
@@ -226,10 +228,19 @@ def quickstart_command(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start from an empty LOCKGATE_HOME.")] = False,
     home: Annotated[Path | None, typer.Option(help="Use this folder as LOCKGATE_HOME.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for splits and models.")] = 42,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm",
+            help="The LLM walk-through instead: a tiny language model, OpenAI-compatible serving, "
+            "traces, prompt versions gated offline and A/B-tested on live feedback.",
+        ),
+    ] = False,
 ) -> None:
     """Run the lifecycle on embedded defaults: dataset → tracked training → compare → registry.
 
     Example:  lockgate quickstart --fresh
+    Example:  lockgate quickstart --llm --fresh
     """
     import os
 
@@ -242,7 +253,12 @@ def quickstart_command(
     prepare_home(settings.home, is_fresh=fresh)
     console.print(f"[bold]lockgate quickstart[/] in {settings.home} (tracking: {settings.tracking_uri})")
     started = time.perf_counter()
-    ctx = run_quickstart(Context(settings=settings, console=console, seed=seed))
+    stages = None
+    if llm:
+        from lockgate.quickstart_llm import LLM_STAGES
+
+        stages = LLM_STAGES
+    ctx = run_quickstart(Context(settings=settings, console=console, seed=seed), stages)
     total = time.perf_counter() - started
     summary = Table(title="quickstart summary")
     summary.add_column("stage")
@@ -252,6 +268,12 @@ def quickstart_command(
     summary.add_row("[bold]total[/]", f"[bold]{total:.1f}[/]")
     console.print(summary)
     version = ctx.extras.get("champion_version")
+    llm_version = ctx.extras.get("llm_version")
+    if llm_version is not None:
+        console.print(
+            f"language model: [bold green]{llm_version.ref}[/]; next: `lockgate traces support-lm`, "
+            "`lockgate prompts list`, docs/llm.md"
+        )
     if version is not None:
         console.print(f"champion: [bold green]{version.ref}[/] ({ctx.champion})")
         console.print(

@@ -161,6 +161,17 @@ def serve_command(
     capture_keep: Annotated[
         int, typer.Option(metavar="K", help="Captured requests kept per deployment (the newest).")
     ] = 10_000,
+    trace_sample: Annotated[
+        float,
+        typer.Option(
+            metavar="RATE",
+            help="Record this share of text generations (0 to 1) as MLflow traces, written off the "
+            "request path; list them with `lockgate traces NAME`. 0: off.",
+        ),
+    ] = 0.0,
+    trace_experiment: Annotated[
+        str, typer.Option(help="The MLflow experiment traces are written to.")
+    ] = "lockgate-traces",
     backend: Annotated[
         str,
         typer.Option(
@@ -206,6 +217,9 @@ def serve_command(
 
         # JSON logs with an access line per request; capture 1 in 100 requests for replay
         lockgate serve --deployment canary.yaml --log-format json --access-log --capture-every 100
+
+        # an LLM: OpenAI-compatible endpoints; one generation in ten as an MLflow trace
+        lockgate serve ./tiny-gpt2 --name support-lm --trace-sample 0.1
 
         # each variant a Ray Serve deployment (pip install 'lockgate\\[ray]'); see docs/scale-out.md
         lockgate serve --backend ray --deployment canary.yaml --ray-cpus 2
@@ -270,6 +284,8 @@ def serve_command(
         access_log=access_log,
         capture_every=capture_every,
         capture_keep=capture_keep,
+        trace_sample=trace_sample,
+        trace_experiment=trace_experiment,
         graceful_timeout_s=graceful_timeout_s,
     )
     if backend == "ray":

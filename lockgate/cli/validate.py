@@ -85,7 +85,8 @@ def validate_command(
     (McNemar, paired bootstrap), slices, signature compatibility, latency and size budgets, data
     against the training profile, prediction drift, provenance, text accuracy and embedding recall@k
     on bundled evaluation sets; for a prompt version (prompts:/NAME/VERSION), the `prompt:` check on
-    an evaluation set against the champion prompt.
+    an evaluation set against the champion prompt; for a generative model or a prompt version, the
+    `generation:` check (exact match, ROUGE-L, an LLM judge) against the champion's answers.
 
     Example:  lockgate validate breast-cancer-classifier@2 --policy lockgate.yaml --junit gate.xml
 
@@ -102,7 +103,13 @@ def validate_command(
         parsed = load_policy(policy)
         conn = connect()
         with console.status(f"validating {model}..."):
-            if is_prompt:
+            if "generation" in parsed.kinds:
+                from lockgate.llm.gate import validate_generation
+
+                report = validate_generation(
+                    conn, model, parsed, against=against, base_dir=policy.parent, data_root=data_root
+                )
+            elif is_prompt:
                 from lockgate.prompts.gate import validate_prompt
 
                 report = validate_prompt(conn, model, parsed, against=against, base_dir=policy.parent)

@@ -28,11 +28,15 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow.pyfunc import PyFuncModel
 
+    from lockgate.gates.generation import GenerationOutputs
+
 __all__ = [
     "TAG_KINDS",
     "TAG_POLICY_SHA256",
     "TAG_VERDICT",
     "LoadedModel",
+    "download_verified",
+    "find_baseline",
     "measure_latency",
     "parse_model_uri",
     "record_report",
@@ -85,10 +89,9 @@ class LoadedModel:
         return [str(spec["name"]) for spec in self.input_schema]
 
 
-def load_verified(version: RegisteredVersion, folder: Path) -> LoadedModel:
-    """Download ``version``, check its SHA-256 against the registry's tag, and load it."""
+def download_verified(version: RegisteredVersion, folder: Path) -> Path:
+    """Download ``version`` under ``folder`` and check its SHA-256 against the registry's tag."""
     import mlflow.artifacts
-    import mlflow.pyfunc
 
     if not version.artifact_sha256:
         raise IntegrityError(
@@ -105,6 +108,14 @@ def load_verified(version: RegisteredVersion, folder: Path) -> LoadedModel:
             f"{version.artifact_sha256[:12]} recorded",
             hint="the model files changed after registration; register the model again",
         )
+    return local
+
+
+def load_verified(version: RegisteredVersion, folder: Path) -> LoadedModel:
+    """Download ``version``, check its SHA-256 against the registry's tag, and load it with pyfunc."""
+    import mlflow.pyfunc
+
+    local = download_verified(version, folder)
     model = mlflow.pyfunc.load_model(str(local))
     schema = model.metadata.get_input_schema()
     size = sum(e.size_bytes for e in manifest(local) if e.path not in MODEL_DIGEST_EXCLUDES)
@@ -249,7 +260,7 @@ def measure_latency(
 
 
 # -- the gate -------------------------------------------------------------------------------------
-def _baseline_version(
+def find_baseline(
     conn: Connection, candidate: RegisteredVersion, against: str | None
 ) -> tuple[RegisteredVersion | None, str | None]:
     """The baseline to compare with, and how to name it; an alias that is not set yet means none."""
@@ -292,13 +303,16 @@ def validate(
     *,
     against: str | None = None,
     data_root: Path | None = None,
+    generation: GenerationOutputs | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> GateReport:
     """Run every check of ``policy`` on ``model`` (``NAME@VERSION`` or a ``models:/`` URI).
 
     ``against`` overrides the policy's baseline (an alias of the same model such as ``champion``, or
     ``NAME@VERSION``; ``none`` for no baseline). ``data_root`` is a folder holding the holdout data
-    when it is not where it was recorded (relative to this project).
+    when it is not where it was recorded (relative to this project). ``generation``: the candidate's
+    and the baseline's answers for the ``generation`` check, gathered by the shell that can run
+    generative models (:func:`lockgate.llm.gate.validate_generation`, which calls this).
     """
     from lockgate.tracking.datasets import (
         data_root_in_force,
@@ -313,10 +327,15 @@ def validate(
     settings = policy.settings
     needs = policy.needs
     candidate_version = get_model_version(conn, parse_model_uri(model))
-    baseline_version, baseline_ref = _baseline_version(
+    baseline_version, baseline_ref = find_baseline(
         conn, candidate_version, against if against is not None else settings.against
     )
-    fields: dict[str, Any] = {"task": settings.task, "seed": settings.seed, "baseline_ref": baseline_ref}
+    fields: dict[str, Any] = {
+        "task": settings.task,
+        "seed": settings.seed,
+        "baseline_ref": baseline_ref,
+        "generation": generation,
+    }
     with tempfile.TemporaryDirectory(prefix="lockgate-gate-") as tmp:
         loads_model = needs & {"holdout", "signature", "latency", "size", "model"}
         candidate = load_verified(candidate_version, Path(tmp)) if loads_model else None

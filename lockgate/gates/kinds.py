@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from lockgate.config import Schema
 from lockgate.errors import CheckFailed, Conflict
+from lockgate.gates.generation import GenerationOutputs
 from lockgate.gates.metrics import Metric
 from lockgate.gates.prompt import Embedder, PromptExample, Responder
 from lockgate.gates.result import CheckResult, check_failed, check_skipped
@@ -47,7 +48,16 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 Need = Literal[
-    "holdout", "baseline", "signature", "latency", "size", "profiles", "run_tags", "model", "prompt"
+    "holdout",
+    "baseline",
+    "signature",
+    "latency",
+    "size",
+    "profiles",
+    "run_tags",
+    "model",
+    "prompt",
+    "generation",
 ]
 # A loaded model called on raw texts: labels for a classifier, one embedding row per text for an encoder.
 TextModel = Callable[[Sequence[str]], npt.NDArray[Any]]
@@ -104,6 +114,7 @@ class GateInputs:
     prompt_examples: Sequence[PromptExample] = ()
     respond: Responder | None = None
     embed: Embedder | None = None
+    generation: GenerationOutputs | None = None
 
 
 @runtime_checkable

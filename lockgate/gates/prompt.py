@@ -20,7 +20,15 @@ import numpy.typing as npt
 
 from lockgate.errors import NotFound, ValidationError
 
-__all__ = ["PromptExample", "PromptScore", "Responder", "load_prompt_examples", "render", "score_prompt"]
+__all__ = [
+    "PromptExample",
+    "PromptScore",
+    "Responder",
+    "load_prompt_examples",
+    "render",
+    "score_prompt",
+    "template_variables",
+]
 
 Responder = Callable[[str], str]
 Embedder = Callable[[Sequence[str]], npt.NDArray[Any]]
@@ -74,9 +82,14 @@ def load_prompt_examples(path: Path) -> tuple[PromptExample, ...]:
     return tuple(out)
 
 
+def template_variables(template: str) -> frozenset[str]:
+    """The names of the ``{{variable}}`` placeholders in ``template``."""
+    return frozenset(m.group(1) for m in _VARIABLE.finditer(template))
+
+
 def render(template: str, inputs: Mapping[str, str]) -> str:
     """Fill ``{{variable}}`` placeholders (MLflow's prompt syntax); a missing variable is an error."""
-    missing = sorted({m.group(1) for m in _VARIABLE.finditer(template)} - set(inputs))
+    missing = sorted(template_variables(template) - set(inputs))
     if missing:
         raise ValidationError(
             f"the prompt needs {', '.join(missing)}, which the example does not give",

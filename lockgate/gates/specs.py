@@ -11,6 +11,7 @@ from lockgate.gates.checks.champion import ChampionSpec
 from lockgate.gates.checks.data import DataSpec
 from lockgate.gates.checks.drift import DriftSpec
 from lockgate.gates.checks.embedding_retrieval import EmbeddingRetrievalSpec
+from lockgate.gates.checks.generation import EndpointSpec, GenerationSpec, JudgeSpec
 from lockgate.gates.checks.lineage import ProvenanceSpec
 from lockgate.gates.checks.metrics import MetricSpec
 from lockgate.gates.checks.prompt import PromptSpec
@@ -25,6 +26,9 @@ __all__ = [
     "DataSpec",
     "DriftSpec",
     "EmbeddingRetrievalSpec",
+    "EndpointSpec",
+    "GenerationSpec",
+    "JudgeSpec",
     "MetricSpec",
     "PromptSpec",
     "ProvenanceSpec",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from lockgate.llm.decoding import Usage
+from lockgate.llm.decoding import Chunk, Usage
 from lockgate.llm.folder import is_causal_lm_folder
 from lockgate.llm.params import ChatMessage, SamplingParams
 from lockgate.llm.tiny import build_tiny_model
@@ -21,13 +21,12 @@ from lockgate.llm.tiny import build_tiny_model
 if TYPE_CHECKING:
     from lockgate.llm.model import CausalModel
     from lockgate.llm.runtime import GenerativePredictor
-    from lockgate.llm.scheduler import Chunk, DecodeScheduler, DecodeStats
+    from lockgate.llm.scheduler import DecodeScheduler, DecodeStats
 
 # these import torch: loaded when first used, so the server imports none of it for other models
 _LAZY = {
     "CausalModel": "model",
     "GenerativePredictor": "runtime",
-    "Chunk": "scheduler",
     "DecodeScheduler": "scheduler",
     "DecodeStats": "scheduler",
 }

@@ -12,7 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Delta", "FinishReason", "Usage", "finish_reason", "next_delta", "stop_index", "unsure_tail"]
+__all__ = [
+    "Chunk",
+    "Delta",
+    "FinishReason",
+    "Usage",
+    "finish_reason",
+    "next_delta",
+    "stop_index",
+    "unsure_tail",
+]
 
 FinishReason = Literal["stop", "length"]
 _REPLACEMENT = "\ufffd"
@@ -35,6 +44,17 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Text a request produced since its last chunk; the last one has ``finish_reason`` and
+    ``usage``. The local runtime and an upstream endpoint both answer in these."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

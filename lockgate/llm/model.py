@@ -1,12 +1,7 @@
-"""A Hugging Face causal language model loaded from a ``save_pretrained`` folder, and its one
-decoding step over a batch of sequences of different lengths.
+"""A Hugging Face causal language model loaded from a ``save_pretrained`` folder, with its tokenizer.
 
-The step recomputes each sequence in full, left-padded into one batch with an attention mask and
-position ids that skip the padding, and returns each sequence's next token. Why not a KV cache
-per sequence: a cache makes each step cheaper, but sequences that join and leave a running batch
-need their caches padded, stacked and cut at every change of membership, code that is easy to get
-subtly wrong; on a CPU with the short contexts of a small model the full pass costs little more,
-and the padded pass is exactly the model's own forward, so it is correct by construction.
+Decoding runs in :class:`~lockgate.llm.kv_batch.KVBatch`, which keeps each sequence's keys and
+values between the steps of a running batch.
 """
 
 from __future__ import annotations
@@ -14,10 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lockgate.errors import UserError
-from lockgate.llm.sampling import choose_token
 
 __all__ = ["CausalModel"]
 
@@ -25,7 +17,7 @@ __all__ = ["CausalModel"]
 class CausalModel:
     """The model of one folder and its tokenizer (the same folder unless ``tokenizer_path``, as in
     an MLflow ``transformers`` model); ``load`` reads them (safetensors only: no pickle
-    is ever unpickled), ``step`` is called from one thread at a time."""
+    is ever unpickled)."""
 
     def __init__(self, path: Path, *, tokenizer_path: Path | None = None) -> None:
         self.path = path
@@ -68,22 +60,3 @@ class CausalModel:
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-
-    def step(
-        self, sequences: list[list[int]], choosers: list[tuple[float, float, torch.Generator]]
-    ) -> list[int]:
-        """The next token of each sequence: one forward pass over the left-padded batch, then
-        each row's token picked with its own ``(temperature, top_p, generator)``."""
-        longest = max(len(s) for s in sequences)
-        pad = self.eos_token_id if self.eos_token_id is not None else 0
-        input_ids = torch.tensor([[pad] * (longest - len(s)) + s for s in sequences])
-        mask = torch.tensor([[0] * (longest - len(s)) + [1] * len(s) for s in sequences])
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits[
-                :, -1, :
-            ]
-        return [
-            choose_token(row, temperature, top_p, generator)
-            for row, (temperature, top_p, generator) in zip(logits, choosers, strict=True)
-        ]

@@ -30,7 +30,7 @@ from typing import Any
 from lockgate.errors import UserError, ValidationError
 from lockgate.llm.params import ChatMessage
 
-__all__ = ["INPUT_VARIABLE", "BoundPrompt", "bind_prompt", "request_variables"]
+__all__ = ["INPUT_VARIABLE", "BoundPrompt", "bind_prompt", "registry_prompt", "request_variables"]
 
 INPUT_VARIABLE = "input"
 """The variable a request's own text fills when the request does not give it."""
@@ -96,6 +96,16 @@ def bind_prompt(ref: str, template: Any, fixed: Mapping[str, str]) -> BoundPromp
             hint="register a text prompt, e.g. 'Answer as {{product}} support: {{input}}'",
         )
     return BoundPrompt(ref, template, dict(fixed), frozenset(_VARIABLE.findall(template)))
+
+
+def registry_prompt(ref: str) -> tuple[str, Any]:
+    """A prompt version from MLflow's prompt registry: (``NAME@VERSION``, its template); the
+    registry's NotFound names the versions there are."""
+    from lockgate.prompts.registry import get_prompt
+    from lockgate.tracking.connection import connect
+
+    version = get_prompt(connect(), ref)
+    return version.ref, version.template
 
 
 def request_variables(body: Mapping[str, Any]) -> dict[str, str]:

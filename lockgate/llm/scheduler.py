@@ -1,7 +1,8 @@
 """Continuous batching at the decoding step: one running batch, joined and left between steps.
 
 An asyncio task owns the running batch; the model runs in one worker thread, one step at a time
-(:meth:`~lockgate.llm.model.CausalModel.step`). Before each step the waiting requests join the
+(:meth:`~lockgate.llm.kv_batch.KVBatch.step`: each step feeds each sequence's newest token and
+keeps the attention keys and values of the earlier ones). Before each step the waiting requests join the
 batch (up to ``max_batch_size``); after it, each sequence takes its token, sends the text that is
 sure (:func:`~lockgate.llm.decoding.next_delta`) and leaves the batch when it is finished, or when
 its reader went away (a client that disconnected frees its slot at the next step). So a request
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 import torch
 
 from lockgate.errors import LockgateError, UserError
-from lockgate.llm.decoding import FinishReason, Usage, finish_reason, next_delta
+from lockgate.llm.decoding import Chunk, Usage, finish_reason, next_delta
+from lockgate.llm.kv_batch import KVBatch
 from lockgate.llm.model import CausalModel
 from lockgate.llm.params import SamplingParams
 
@@ -32,17 +34,6 @@ _DEFAULT_MAX_BATCH = 16
 
 def _model_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockgate-decode")
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Text a request produced since its last chunk; the last one has ``finish_reason`` and
-    ``usage``."""
-
-    text: str
-    finish_reason: FinishReason | None = None
-    usage: Usage | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -77,6 +68,7 @@ class DecodeScheduler:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = _model_thread()
+        self._batch = KVBatch(model)
 
     @property
     def active(self) -> int:
@@ -105,7 +97,7 @@ class DecodeScheduler:
         self._wake.set()
         try:
             while True:
-                chunk = await sequence.out.get()
+                chunk = _joined(await sequence.out.get(), sequence.out)
                 if chunk.error is not None:
                     raise LockgateError(chunk.error, hint="the server log has the model's traceback")
                 yield chunk
@@ -127,6 +119,7 @@ class DecodeScheduler:
             self._task = None
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = _model_thread()  # started on first use: the scheduler may start again
+        self._batch = KVBatch(self.model)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,11 +136,14 @@ class DecodeScheduler:
             choosers = [(s.params.temperature, s.params.top_p, s.generator) for s in batch]
             sequences = [s.prompt_ids + s.generated for s in batch]
             try:
-                tokens = await loop.run_in_executor(self._executor, self.model.step, sequences, choosers)
+                tokens = await loop.run_in_executor(
+                    self._executor, self._batch.step, batch, sequences, choosers
+                )
             except asyncio.CancelledError:
                 raise
             # a failing model fails the requests in the batch, not the scheduler
             except Exception as exc:  # noqa: BLE001
+                self._batch.clear()
                 for sequence in batch:
                     sequence.out.put_nowait(Chunk("", error=f"the model failed: {type(exc).__name__}: {exc}"))
                     sequence.is_abandoned = True
@@ -184,3 +180,14 @@ class DecodeScheduler:
             return
         sequence.out.put_nowait(Chunk(delta.text, reason, Usage(len(sequence.prompt_ids), count)))
         sequence.is_abandoned = True  # finished: it leaves the batch
+
+
+def _joined(chunk: Chunk, pending: asyncio.Queue[Chunk]) -> Chunk:
+    """``chunk`` and the chunks already queued behind it, as one: a reader that fell behind (a slow
+    client, a busy event loop) catches up with one write instead of one per token."""
+    while chunk.finish_reason is None and chunk.error is None and not pending.empty():
+        following = pending.get_nowait()
+        if following.error is not None:
+            return following
+        chunk = Chunk(chunk.text + following.text, following.finish_reason, following.usage)
+    return chunk

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockgate.errors import NotFound, ValidationError
 from lockgate.gates.kinds import GateInputs, run_check
@@ -19,15 +20,21 @@ from lockgate.prompts.registry import (
 )
 from lockgate.tracking.connection import Connection
 
-__all__ = ["record_prompt_report", "validate_prompt"]
+if TYPE_CHECKING:
+    from lockgate.gates.generation import GenerationOutputs
+
+__all__ = ["find_baseline_prompt", "record_prompt_report", "validate_prompt"]
+
+_PROMPT_KINDS = ("prompt", "generation")
 
 TAG_VERDICT = "lockgate.gate.verdict"
 TAG_POLICY_SHA256 = "lockgate.gate.policy_sha256"
 
 
-def _baseline(
+def find_baseline_prompt(
     conn: Connection, candidate: PromptVersionInfo, against: str | None
 ) -> tuple[PromptVersionInfo | None, str | None]:
+    """The prompt version to compare with, and how to name it; an alias that is not set means none."""
     if against is None or against.lower() == "none":
         return None, None
     ref = (
@@ -50,26 +57,36 @@ def validate_prompt(
     *,
     against: str | None = None,
     base_dir: Path = Path(),
+    generation: GenerationOutputs | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> GateReport:
-    """Run the policy's ``prompt`` checks on ``prompt`` (``prompts:/NAME/VERSION`` or ``NAME@VERSION``)."""
+    """Run the policy's ``prompt`` and ``generation`` checks on ``prompt`` (``prompts:/NAME/VERSION``
+    or ``NAME@VERSION``) against the ``against`` prompt version (default: the policy's, ``champion``).
+
+    ``generation``: both prompt versions' answers for the ``generation`` check, gathered by the shell
+    that runs the model (:func:`lockgate.llm.gate.validate_generation`, which calls this).
+    """
     from lockgate.gates.prompt import load_prompt_examples
     from lockgate.prompts.responders import load_responder
 
-    others = [kind.name for kind, _ in policy.checks if kind.name != "prompt"]
+    others = [kind.name for kind, _ in policy.checks if kind.name not in _PROMPT_KINDS]
     if others:
         raise ValidationError(
-            f"{policy.source}: a prompt is validated by `prompt:` checks only, and the policy also has "
-            f"{', '.join(others)}",
+            f"{policy.source}: a prompt is validated by `prompt:` and `generation:` checks only, and "
+            f"the policy also has {', '.join(others)}",
             hint="keep the prompt's gate in its own policy file",
         )
     started, started_ms = clock(), int(time.time() * 1000)
     candidate = get_prompt(conn, parse_prompt_ref(prompt))
-    baseline, baseline_ref = _baseline(
+    baseline, baseline_ref = find_baseline_prompt(
         conn, candidate, against if against is not None else policy.settings.against
     )
     results: list[CheckResult] = []
     for kind, spec in policy.checks:
+        if kind.name == "generation":
+            inputs = GateInputs(seed=policy.settings.seed, baseline_ref=baseline_ref, generation=generation)
+            results.extend(run_check(kind, spec, inputs))
+            continue
         path = Path(spec.examples)
         embed = None
         if spec.scoring == "similarity":
@@ -85,7 +102,7 @@ def validate_prompt(
             embed=embed,
         )
         results.extend(run_check(kind, spec, inputs))
-    if baseline is None:
+    if baseline is None and "prompt" in policy.kinds:
         results.append(
             check_skipped("prompt champion", f"no champion prompt to compare with ({baseline_ref or 'none'})")
         )

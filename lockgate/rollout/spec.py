@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, TypeAlias
 from lockgate.rollout.analysis import Analysis
 
 __all__ = [
+    "UPSTREAM_PREFIX",
     "AbStrategy",
     "Analysis",
     "BlueGreenStrategy",
@@ -30,6 +31,8 @@ __all__ = [
     "RoutingKey",
     "ShadowStrategy",
     "Strategy",
+    "UpstreamEndpoint",
+    "Upstreams",
     "VariantScaling",
     "WarmupChecks",
     "load_spec",
@@ -38,6 +41,7 @@ __all__ = [
 
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,63}")
 NAME_RULE = "use 1-63 characters from lowercase letters, digits, '-' and '_'"
+UPSTREAM_PREFIX = "upstream:"  # a variant URI ``upstream:NAME`` is served by the endpoint NAME
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,52 @@ class VariantScaling:
 
 
 @dataclass(frozen=True)
+class UpstreamEndpoint:
+    """An OpenAI-compatible endpoint (vLLM, llama.cpp, Ollama, a hosted API) that serves a variant.
+
+    ``url`` is the API's base (``http://10.0.0.5:8000/v1``), ``model`` the name it is asked for;
+    the API key is read from the environment variable ``api_key_env`` (never from the spec).
+    ``connect_timeout_s`` bounds connecting, ``timeout_s`` each wait for the next byte; a failed
+    connection or a 502/503/504 before any answer is tried again up to ``retries`` times, while
+    retries stay under ``retry_budget`` of the requests (a dead upstream is not hammered).
+    """
+
+    url: str
+    model: str
+    api_key_env: str | None = None
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    retries: int = 2
+    retry_budget: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"url": self.url, "model": self.model}
+        if self.api_key_env is not None:
+            out["api_key_env"] = self.api_key_env
+        out.update(
+            timeout_s=self.timeout_s,
+            connect_timeout_s=self.connect_timeout_s,
+            retries=self.retries,
+            retry_budget=self.retry_budget,
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """The spec's ``upstreams`` section: the hosts lockgate may forward to, and the endpoints."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    endpoints: Mapping[str, UpstreamEndpoint] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "allowed_hosts": list(self.allowed_hosts),
+            "endpoints": {name: endpoint.to_dict() for name, endpoint in self.endpoints.items()},
+        }
+
+
+@dataclass(frozen=True)
 class LlmVariant:
     """What a generative variant adds to its model (the spec's ``llm:`` section, per variant).
 
@@ -222,7 +272,15 @@ class DeploymentSpec:
     salt: str = ""
     analysis: Analysis = field(default_factory=Analysis)
     scaling: Mapping[str, VariantScaling] = field(default_factory=dict)
+    upstreams: Upstreams = field(default_factory=Upstreams)
     llm: Mapping[str, LlmVariant] = field(default_factory=dict)
+
+    def upstream_of(self, variant: str) -> UpstreamEndpoint | None:
+        """The endpoint that serves ``variant`` (its URI is ``upstream:NAME``), or None for a model."""
+        uri = self.variants[variant]
+        if not uri.startswith(UPSTREAM_PREFIX):
+            return None
+        return self.upstreams.endpoints.get(uri[len(UPSTREAM_PREFIX) :])
 
     def scaling_of(self, variant: str) -> VariantScaling:
         """The replicas and autoscaling asked for ``variant`` (defaults when the spec says none)."""
@@ -246,6 +304,7 @@ class DeploymentSpec:
             "analysis": self.analysis.to_dict(),
             # only when given: specs stored before scaling existed read back unchanged
             **({"scaling": {v: c.to_dict() for v, c in self.scaling.items()}} if self.scaling else {}),
+            **({"upstreams": self.upstreams.to_dict()} if self.upstreams != Upstreams() else {}),
             **({"llm": {v: c.to_dict() for v, c in self.llm.items()}} if self.llm else {}),
         }
 

@@ -21,6 +21,7 @@ from lockgate.rollout.analysis_schema import AnalysisFile, SequentialAnalysis
 from lockgate.rollout.spec import (
     NAME_PATTERN,
     NAME_RULE,
+    UPSTREAM_PREFIX,
     AbStrategy,
     BlueGreenStrategy,
     CanaryStep,
@@ -32,6 +33,8 @@ from lockgate.rollout.spec import (
     RoutingKey,
     ShadowStrategy,
     Strategy,
+    UpstreamEndpoint,
+    Upstreams,
     VariantScaling,
     WarmupChecks,
 )
@@ -344,6 +347,72 @@ class ScalingFile(_Schema):
         )
 
 
+# -- upstream endpoints -----------------------------------------------------------------------------
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+Seconds = Annotated[float, at_least(0.001)]
+
+
+class UpstreamEndpointFile(_Schema):
+    """``{url: http://127.0.0.1:8001/v1, model: support-lm, api_key_env: LLM_KEY}`` (the rest optional)."""
+
+    url: str
+    model: str
+    api_key_env: str | None = None
+    timeout_s: Seconds = UpstreamEndpoint.timeout_s
+    connect_timeout_s: Seconds = UpstreamEndpoint.connect_timeout_s
+    retries: Annotated[int, at_least(0)] = UpstreamEndpoint.retries
+    retry_budget: Fraction = UpstreamEndpoint.retry_budget
+
+    @validates("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        # the full check (allow-list, addresses) runs when the variant is loaded: lockgate.llm.hosts
+        if not url.lower().startswith(("http://", "https://")) or any(c.isspace() for c in url):
+            raise problem("must be an http:// or https:// URL", fix="e.g. http://127.0.0.1:8001/v1")
+        return url
+
+    @validates("model")
+    @classmethod
+    def _named(cls, model: str) -> str:
+        if not model.strip():
+            raise problem("must name the model the endpoint serves", fix="e.g. support-lm")
+        return model
+
+    @validates("api_key_env")
+    @classmethod
+    def _env_name(cls, name: str | None) -> str | None:
+        if name is not None and not _ENV_NAME.fullmatch(name):
+            raise problem(
+                "must be the name of an environment variable (the key itself never goes in a spec)",
+                fix="e.g. LLM_API_KEY",
+            )
+        return name
+
+    def to_value(self) -> UpstreamEndpoint:
+        return UpstreamEndpoint(
+            self.url,
+            self.model,
+            self.api_key_env,
+            self.timeout_s,
+            self.connect_timeout_s,
+            self.retries,
+            self.retry_budget,
+        )
+
+
+class UpstreamsFile(_Schema):
+    """``{allowed_hosts: [127.0.0.1:8001], endpoints: {NAME: {...}}}``."""
+
+    allowed_hosts: list[str] = Field(default_factory=list)
+    endpoints: dict[Name, UpstreamEndpointFile] = Field(default_factory=dict)
+
+    def to_value(self) -> Upstreams:
+        return Upstreams(
+            tuple(self.allowed_hosts),
+            {name: endpoint.to_value() for name, endpoint in self.endpoints.items()},
+        )
+
+
 # -- generative variants ---------------------------------------------------------------------------
 _PROMPT_REF = re.compile(r"^(prompts:/)?[A-Za-z0-9][A-Za-z0-9_.-]*(@[A-Za-z0-9_.-]+|/[0-9]+)$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -393,6 +462,7 @@ class SpecFile(_Schema):
     salt: str = ""
     analysis: AnalysisFile = SequentialAnalysis()
     scaling: dict[str, ScalingFile] = Field(default_factory=dict)
+    upstreams: UpstreamsFile = UpstreamsFile()
     llm: dict[str, LlmVariantFile] = Field(default_factory=dict)
 
     @validates("analysis", mode="before")
@@ -429,6 +499,19 @@ class SpecFile(_Schema):
             if variant not in self.variants:
                 fix = f"use one of {', '.join(names)}{did_you_mean(variant, names)}"
                 raise problem(f"'{variant}' is not a variant", fix=fix, at=("llm", variant))
+        endpoints = sorted(self.upstreams.endpoints)
+        for variant, uri in self.variants.items():
+            if (
+                uri.startswith(UPSTREAM_PREFIX)
+                and uri[len(UPSTREAM_PREFIX) :] not in self.upstreams.endpoints
+            ):
+                wanted = uri[len(UPSTREAM_PREFIX) :]
+                fix = (
+                    f"use one of {', '.join(endpoints)}{did_you_mean(wanted, endpoints)}"
+                    if endpoints
+                    else "describe it under upstreams.endpoints, e.g. {url: http://10.0.0.5/v1, model: m}"
+                )
+                raise problem(f"'{wanted}' is not an upstream endpoint", fix=fix, at=("variants", variant))
         return self
 
     def to_value(self) -> DeploymentSpec:
@@ -442,5 +525,6 @@ class SpecFile(_Schema):
             self.salt,
             self.analysis.to_value(),
             {variant: scaling.to_value() for variant, scaling in self.scaling.items()},
+            self.upstreams.to_value(),
             {variant: llm.to_value() for variant, llm in self.llm.items()},
         )

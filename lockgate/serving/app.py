@@ -63,6 +63,7 @@ from lockgate.serving.routes import ROUTES
 from lockgate.serving.variant import Variant
 
 if TYPE_CHECKING:
+    from lockgate.llm.traces import TraceSampler
     from lockgate.serving.deployment import DeploymentManager
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "LOOPBACK_HOSTS", "Route", "ServingApp", "default_route"]
@@ -109,7 +110,8 @@ class ServingApp:
     (``/admin/...``, bearer token; off when None). ``feedback_max_ids`` is how many recent request
     ids per model the feedback endpoint can join an outcome to. ``expose_metrics=False`` turns
     the Prometheus counters and ``/metrics`` off; ``access_log`` (off when None) gets a line per
-    answered request. ``routes`` is the route table (the server's own by default).
+    answered request. ``routes`` is the route table (the server's own by default). ``traces``
+    records a sample of generations as MLflow traces (off when None).
     """
 
     def __init__(
@@ -127,8 +129,10 @@ class ServingApp:
         expose_metrics: bool = True,
         access_log: AccessLog | None = None,
         routes: Sequence[Endpoint] = ROUTES,
+        traces: TraceSampler | None = None,
     ) -> None:
         self.variants: dict[str, Variant] = {}
+        self.traces = traces
         self.expose_metrics = expose_metrics
         self.access_log = access_log
         self._access_flusher: asyncio.Task[None] | None = None
@@ -266,6 +270,8 @@ class ServingApp:
             self._access_flusher = None
         if self.access_log is not None:
             self.access_log.flush()
+        if self.traces is not None:
+            await asyncio.to_thread(self.traces.close)  # what is queued reaches MLflow
 
     @staticmethod
     async def _flush_access_log(access_log: AccessLog) -> None:
@@ -361,12 +367,14 @@ class ServingApp:
         if response.extra_headers:
             headers.extend(response.extra_headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        status = response.status
         if response.stream is None:
             await send({"type": "http.response.body", "body": response.body})
         else:
-            await self._send_stream(response.stream, exchange, send)
+            # a stream that failed after it began counts with its error's status
+            status = await self._send_stream(response.stream, exchange, send) or status
         if variant is not None or self.access_log is not None:
-            record_exchange(self, exchange, response.status, started)
+            record_exchange(self, exchange, status, started)
 
     async def _dispatch(self, exchange: Exchange) -> Response:
         """Any path but the hot ones: find its endpoint (404, 405), check the token the endpoint
@@ -414,25 +422,29 @@ class ServingApp:
                 "(a guard against DNS rebinding); start it with --host to serve other names",
             )
 
-    async def _send_stream(self, stream: AsyncIterator[bytes], exchange: Exchange, send: Send) -> None:
+    async def _send_stream(self, stream: AsyncIterator[bytes], exchange: Exchange, send: Send) -> int | None:
         """Send a streamed body as it comes, and stop it (closing the iterator: a generation
-        frees its slot) once the client has gone. An error after the status was sent becomes a
-        last server-sent event with the error's body (the status cannot change any more)."""
+        frees its slot, an upstream's response is closed) once the client has gone. An error after
+        the status was sent becomes a last server-sent event with the error's body (the status
+        cannot change any more); its status is returned, for the counters."""
         gone = asyncio.ensure_future(exchange.receive())  # http.disconnect, at the end
+        failed = None
         try:
             async for part in stream:
                 if gone.done():
-                    return
+                    return None
                 await send({"type": "http.response.body", "body": part, "more_body": True})
         # the same one place: an error of a stream already started is answered as an event
         except Exception as exc:  # noqa: BLE001
             error = self._respond_error(exc, exchange.request_id, exchange.scope["path"])
+            failed = error.status
             event = b"data: " + error.body + b"\n\n"
             await send({"type": "http.response.body", "body": event, "more_body": True})
         finally:
             gone.cancel()
             await stream.aclose()  # type: ignore[attr-defined]
         await send({"type": "http.response.body", "body": b""})
+        return failed
 
     def _respond_error(self, exc: Exception, request_id: bytes, path: str = "") -> Response:
         if isinstance(exc, LockgateError):

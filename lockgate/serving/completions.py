@@ -23,7 +23,7 @@ router also gave a shadow is copied to it once the answer is complete
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,15 +32,17 @@ from lockgate.errors import UserError, ValidationError
 from lockgate.llm.params import parse_messages, parse_prompt, parse_sampling
 from lockgate.llm.prompt import request_variables
 from lockgate.serving.exchange import Exchange, Response
-from lockgate.serving.generation import observe
+from lockgate.serving.generation import observe, record_failure
 from lockgate.serving.inference import choose_variant
 from lockgate.serving.payload import parse_json
 from lockgate.serving.shadow_answers import shadow_copy
+from lockgate.serving.traced import traced
 
 if TYPE_CHECKING:
+    from lockgate.llm.decoding import Chunk
+    from lockgate.llm.params import ChatMessage, SamplingParams
     from lockgate.llm.prompt import BoundPrompt
     from lockgate.llm.runtime import GenerativePredictor
-    from lockgate.llm.scheduler import Chunk
     from lockgate.serving.app import ServingApp
 
 __all__ = ["chat_completions", "completions", "generate", "generate_stream", "sse_event"]
@@ -91,25 +93,53 @@ def _generative_named(app: ServingApp, exchange: Exchange, name: str) -> Generat
     return predictor  # type: ignore[return-value]
 
 
+async def _answer(
+    predictor: GenerativePredictor,
+    request: str | tuple[ChatMessage, ...],
+    params: SamplingParams,
+    body: Mapping[str, Any],
+    *,
+    is_stream: bool,
+) -> AsyncIterator[Chunk]:
+    """The answer's chunks: a local model joins the running batch; an upstream endpoint (one with
+    ``complete``, :class:`~lockgate.llm.upstream.UpstreamPredictor`) is called now, so that its
+    failure is this request's 502/504 before any answer starts."""
+    complete = getattr(predictor, "complete", None)
+    if complete is not None:
+        chunks: AsyncIterator[Chunk] = await complete(request, params, body, is_stream=is_stream)
+        return chunks
+    prompt = request if isinstance(request, str) else predictor.chat_prompt(request)
+    prompt_ids = predictor.encode(prompt)
+    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    return predictor.generate(prompt_ids, params)
+
+
+def _as_text(messages: tuple[ChatMessage, ...]) -> str:
+    """A conversation as one text, for its trace."""
+    return "\n".join(f"{m.role}: {m.content}" for m in messages)
+
+
 def _variant_llm(exchange: Exchange) -> tuple[BoundPrompt | None, float | None]:
     """The prompt version and price of the deployment variant that answers (the spec's ``llm:``)."""
     live, variant = exchange.deployment, exchange.variant
     return live.llm_of(variant) if live is not None and variant is not None else (None, None)
 
 
-def _observed(
-    exchange: Exchange, chunks: AsyncIterator[Chunk], prompt_tokens: int, price: float | None
+async def _counted(
+    exchange: Exchange, answer: Awaitable[AsyncIterator[Chunk]], price: float | None
 ) -> AsyncIterator[Chunk]:
-    """The generation, timed into the answering variant's LLM metrics as it streams."""
+    """The answer's chunks, timed into the answering variant's LLM metrics as they stream; a
+    failure before the first chunk (an upstream's 502 or 504) is counted too."""
     variant = exchange.variant
     assert variant is not None
-    return observe(
-        chunks,
-        variant.generation_stats(),
-        prompt_tokens=prompt_tokens,
-        price_per_1k_tokens=price,
-        started=time.perf_counter(),
-    )
+    stats = variant.generation_stats()
+    started = time.perf_counter()
+    try:
+        chunks = await answer
+    except Exception as exc:
+        record_failure(stats, exc, started=started, price_per_1k_tokens=price)
+        raise
+    return observe(chunks, stats, price_per_1k_tokens=price, started=started)
 
 
 async def _collect(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
@@ -130,16 +160,15 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
     bound, price = _variant_llm(exchange)
     if bound is not None:
         prompt = bound.complete(prompt, request_variables(body))
-    prompt_ids = predictor.encode(prompt)
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    answer = _answer(predictor, prompt, params, body, is_stream=body.get("stream") is True)
+    chunks = traced(app, exchange, prompt, await _counted(exchange, answer, price))
     head = {
         "id": "cmpl-" + exchange.request_id.decode("latin-1"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": body["model"],
     }
-    copy = shadow_copy(exchange, body, is_chat=False)
-    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
+    copy = shadow_copy(exchange, body, is_chat=False, answer=_answer)
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -169,16 +198,15 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
     if bound is not None:
         messages = bound.chat(messages, request_variables(body))
     params = parse_sampling(body, max_context=predictor.context)
-    prompt_ids = predictor.encode(predictor.chat_prompt(messages))
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    answer = _answer(predictor, messages, params, body, is_stream=body.get("stream") is True)
+    chunks = traced(app, exchange, _as_text(messages), await _counted(exchange, answer, price))
     head = {
         "id": "chatcmpl-" + exchange.request_id.decode("latin-1"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body["model"],
     }
-    copy = shadow_copy(exchange, body, is_chat=True)
-    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
+    copy = shadow_copy(exchange, body, is_chat=True, answer=_answer)
     if body.get("stream") is True:
 
         def choice(chunk: Chunk) -> dict[str, Any]:
@@ -270,13 +298,12 @@ async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> 
     if not isinstance(parameters, dict):
         raise ValidationError("'parameters' must be an object", detail={"field": "parameters"})
     params = parse_sampling(parameters, max_context=predictor.context)
-    prompt_ids = predictor.encode(text_input)
-    predictor.scheduler.check_fits(len(prompt_ids), params.max_tokens)
+    _, price = _variant_llm(exchange)  # the protocol's text_input is the model's text: no prompt version
+    answer = _answer(predictor, text_input, params, parameters, is_stream=is_stream)
+    chunks = traced(app, exchange, text_input, await _counted(exchange, answer, price))
     variant = exchange.variant
     assert variant is not None
     head = {"model_name": variant.model_name, "model_version": variant.model_version}
-    _, price = _variant_llm(exchange)  # the protocol's text_input is the model's text: no prompt version
-    chunks = _observed(exchange, predictor.generate(prompt_ids, params), len(prompt_ids), price)
     if is_stream:
         return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
     text, last = await _collect(chunks)

@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import Conflict, LockgateError, ModelLoadError, NotFound, StoreUnreachable, UserError
+from lockgate.llm.prompt import bind_prompt, registry_prompt
 from lockgate.monitor.hooks import MonitorHook
 from lockgate.monitor.timeline import WeightTimeline
 from lockgate.rollout.controller import Action, initial_state, loaded_variants, routing_table, serving_actions
 from lockgate.rollout.runner import ChampionRegistry, RolloutRunner, check_replaceable
 from lockgate.rollout.shadow import compare_outputs
-from lockgate.rollout.spec import DeploymentSpec
+from lockgate.rollout.spec import UPSTREAM_PREFIX, DeploymentSpec
 from lockgate.rollout.state import RolloutState
 from lockgate.rollout.store import Deployment, Store
 from lockgate.serving.backend import Backend, InProcessBackend, ScaledVariantLoader, VariantLoader
@@ -55,18 +56,33 @@ __all__ = [
     "VariantLoader",
     "compare_outputs",
     "field_routing_key",
+    "upstream_variant",
 ]
 
 _log = logging.getLogger("lockgate.serving")
 
 
-def registry_prompt(ref: str) -> tuple[str, Any]:
-    """A prompt version from MLflow's prompt registry: (``NAME@VERSION``, its template)."""
-    from lockgate.prompts.registry import get_prompt
-    from lockgate.tracking.connection import connect
+def _loaded_as(spec: DeploymentSpec, variant: str) -> tuple[Any, ...]:
+    """What a loaded variant is, for reuse by a new spec: its URI and scaling, and for an upstream
+    variant the endpoint and the allow-list it was checked against."""
+    upstream = spec.upstream_of(variant)
+    if upstream is None:
+        return (spec.variants[variant], spec.scaling_of(variant))
+    return (spec.variants[variant], upstream, spec.upstreams.allowed_hosts)
 
-    version = get_prompt(connect(), ref)
-    return version.ref, version.template
+
+def upstream_variant(spec: DeploymentSpec, variant: str) -> Variant:
+    """The variant ``spec`` serves with an upstream endpoint (its URI is ``upstream:NAME``), checked
+    against the spec's allow-list and its host resolved (blocking: called in a thread)."""
+    from lockgate.llm.upstream import UpstreamPredictor
+
+    uri = spec.variants[variant]
+    endpoint = spec.upstream_of(variant)
+    if endpoint is None:
+        raise UserError(f"variant '{variant}' ({uri}) is not one of the spec's upstream endpoints")
+    predictor = UpstreamPredictor(uri[len(UPSTREAM_PREFIX) :], endpoint, spec.upstreams.allowed_hosts)
+    predictor.load()
+    return Variant(endpoint.model, uri, predictor, key=f"{spec.name}/{variant}")
 
 
 def _counted(stats: VariantStats) -> tuple[int, int]:
@@ -399,9 +415,9 @@ class DeploymentManager:
             # each loaded variant is reused once, for a variant of the new spec with the same URI
             # (and scaling: a backend with replicas runs them as they were asked for)
             old = current.spec
-            pool = [((old.variants[n], old.scaling_of(n)), v) for n, v in current.variants.items()]
+            pool = [(_loaded_as(old, n), v) for n, v in current.variants.items()]
             for variant_name in names:
-                wanted = (spec.variants[variant_name], spec.scaling_of(variant_name))
+                wanted = _loaded_as(spec, variant_name)
                 for index, (loaded_as, variant) in enumerate(pool):
                     if loaded_as == wanted:
                         reuse[variant_name] = variant
@@ -447,8 +463,6 @@ class DeploymentManager:
 
     def _bind_prompts(self, spec: DeploymentSpec) -> dict[str, BoundPrompt]:
         """Each variant's prompt version (the spec's ``llm:`` section), fetched now."""
-        from lockgate.llm.prompt import bind_prompt
-
         bound = {}
         for variant_name, llm in spec.llm.items():
             if llm.prompt is None:
@@ -469,6 +483,9 @@ class DeploymentManager:
 
         async def load_one(variant_name: str, uri: str) -> Variant:
             try:
+                if spec.upstream_of(variant_name) is not None:
+                    # an HTTP client, not a model: it runs in this process whatever the backend
+                    return await asyncio.to_thread(upstream_variant, spec, variant_name)
                 scaling = spec.scaling_of(variant_name)
                 return await asyncio.to_thread(self.backend.load, spec.name, variant_name, uri, scaling)
             except UserError as exc:

@@ -33,11 +33,11 @@ from lockgate.stats.accumulators import LatencyHistogram
 from lockgate.stats.generation import GenerationStats
 
 if TYPE_CHECKING:
-    from lockgate.llm.scheduler import Chunk
+    from lockgate.llm.decoding import Chunk, Usage
     from lockgate.serving.app import ServingApp
     from lockgate.serving.variant import Variant
 
-__all__ = ["GenerationCollector", "observe"]
+__all__ = ["GenerationCollector", "observe", "record_failure"]
 
 _GATEWAY_TIMEOUT = 504
 
@@ -46,14 +46,14 @@ async def observe(
     chunks: AsyncIterator[Chunk],
     stats: GenerationStats,
     *,
-    prompt_tokens: int,
     price_per_1k_tokens: float | None,
     started: float | None = None,
 ) -> AsyncIterator[Chunk]:
-    """``chunks``, counted into ``stats`` when the generation ends (``started``: perf_counter)."""
+    """``chunks``, counted into ``stats`` when the generation ends (``started``: perf_counter).
+    The token counts are the last chunk's ``usage`` (a local model's or an upstream's)."""
     began = time.perf_counter() if started is None else started
     first = last = None
-    completion_tokens = 0
+    usage: Usage | None = None
     has_text = False
     try:
         async for chunk in chunks:
@@ -63,17 +63,25 @@ async def observe(
                     first = last
                 has_text = has_text or not chunk.text.isspace()
             if chunk.usage is not None:
-                completion_tokens = chunk.usage.completion_tokens
+                usage = chunk.usage
             yield chunk
     except (GeneratorExit, asyncio.CancelledError):
         raise  # the client went away: not a generation to judge the variant by
     except Exception as exc:
-        _add(stats, began, first, last, prompt_tokens, completion_tokens, has_text, exc, price_per_1k_tokens)
+        _add(stats, began, first, last, usage, has_text, exc, price_per_1k_tokens)
         raise
     else:
-        _add(stats, began, first, last, prompt_tokens, completion_tokens, has_text, None, price_per_1k_tokens)
+        _add(stats, began, first, last, usage, has_text, None, price_per_1k_tokens)
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def record_failure(
+    stats: GenerationStats, failure: Exception, *, started: float, price_per_1k_tokens: float | None
+) -> None:
+    """A generation that failed before its first chunk (an upstream's 502 or 504); a client's
+    mistake (a 4xx) is not the variant's and is not counted."""
+    _add(stats, started, None, None, None, False, failure, price_per_1k_tokens)
 
 
 def _add(
@@ -81,19 +89,19 @@ def _add(
     began: float,
     first: float | None,
     last: float | None,
-    prompt_tokens: int,
-    completion_tokens: int,
+    usage: Usage | None,
     has_text: bool,
     failure: Exception | None,
     price_per_1k_tokens: float | None,
 ) -> None:
+    status = getattr(failure, "http_status", 500)
+    if failure is not None and status < 500:
+        return
     now = time.perf_counter()
-    is_timeout = failure is not None and (
-        isinstance(failure, TimeoutError) or getattr(failure, "http_status", None) == _GATEWAY_TIMEOUT
-    )
+    is_timeout = failure is not None and (isinstance(failure, TimeoutError) or status == _GATEWAY_TIMEOUT)
     stats.add(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
+        prompt_tokens=usage.prompt_tokens if usage is not None else 0,
+        completion_tokens=usage.completion_tokens if usage is not None else 0,
         ttft_ms=None if first is None else (first - began) * 1000.0,
         last_token_ms=None if last is None else (last - began) * 1000.0,
         duration_ms=(now - began) * 1000.0,

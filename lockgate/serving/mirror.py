@@ -27,11 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from lockgate.errors import UserError
+from lockgate.llm.similarity import answer_embeddings
 from lockgate.rollout.shadow import ShadowComparison, compare_outputs
 from lockgate.serving.protocol import InferenceRequest, Outputs
 from lockgate.serving.variant import Variant
 
-__all__ = ["ShadowMirror", "minilm_embed"]
+__all__ = ["ShadowMirror"]
 
 _log = logging.getLogger("lockgate.serving")
 
@@ -50,13 +51,6 @@ class _Copy:
     primary_text: str = ""
 
 
-def minilm_embed(texts: Sequence[str]) -> npt.NDArray[np.float64]:
-    """The bundled MiniLM's embeddings (loaded at the first call; a UserError when not installed)."""
-    from lockgate.gates.encoder import minilm_encoder
-
-    return minilm_encoder(texts)
-
-
 @dataclass
 class ShadowMirror:
     """The bounded queue of shadow copies and the comparison of their answers."""
@@ -66,7 +60,7 @@ class ShadowMirror:
     mirrored: int = 0
     dropped: int = 0
     failed: int = 0
-    embed: Embed | None = minilm_embed
+    embed: Embed | None = answer_embeddings
     _queue: asyncio.Queue[_Copy] | None = None
     _worker: asyncio.Task[None] | None = None
 

@@ -32,6 +32,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from lockgate.errors import IntegrityError, LockgateError, ServiceUnavailable, UserError
+from lockgate.llm.traces import DEFAULT_EXPERIMENT as DEFAULT_TRACE_EXPERIMENT
+from lockgate.llm.traces import TraceSampler, TraceWriter, check_rate
 from lockgate.monitor.alerts import WebhookSender, check_webhook_url, webhook_format
 from lockgate.monitor.capture import DEFAULT_KEEP
 from lockgate.monitor.hooks import monitor_hooks
@@ -98,6 +100,8 @@ class ServeConfig:
     capture_every: int = 0
     capture_keep: int = DEFAULT_KEEP
     retire_grace_s: float = RETIRE_GRACE_S  # a variant that lost its traffic answers this long
+    trace_sample: float = 0.0  # share of generations recorded as MLflow traces (0: off)
+    trace_experiment: str = DEFAULT_TRACE_EXPERIMENT
 
     @property
     def has_deployments(self) -> bool:
@@ -132,6 +136,7 @@ class ServeConfig:
                 f"retrain_cooldown_s must be >= 0, got {self.retrain_cooldown_s}", hint="e.g. 3600"
             )
         check_log_format(self.log_format)
+        check_rate(self.trace_sample)
         if self.capture_every < 0:
             raise UserError(f"capture_every must be >= 0 (0: off), got {self.capture_every}", hint="e.g. 100")
         if self.capture_keep < 1:
@@ -317,7 +322,18 @@ def build_app(
         allowed_hosts=LOOPBACK_HOSTS if _is_loopback(config.host) else None,
         expose_metrics=config.expose_metrics,
         access_log=AccessLog(config.log_format) if config.access_log else None,
+        traces=_trace_writer(config),
     )
+
+
+def _trace_writer(config: ServeConfig) -> TraceSampler | None:
+    """Where sampled generations go (``--trace-sample``): MLflow's tracking store in force."""
+    if config.trace_sample <= 0.0:
+        return None
+    from lockgate.settings import current_settings
+
+    writer = TraceWriter(current_settings().tracking_uri, config.trace_experiment)
+    return TraceSampler(writer, config.trace_sample)
 
 
 def _is_loopback(host: str) -> bool:

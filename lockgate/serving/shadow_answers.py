@@ -4,32 +4,39 @@ When the router picks a shadow for a ``/v1/chat/completions`` or ``/v1/completio
 handler calls :func:`shadow_copy` once the primary's answer is complete: the copy is queued on the
 deployment's :class:`~lockgate.serving.mirror.ShadowMirror` (dropped when the queue is full) and,
 later, generates the shadow's own answer from the same body, with the shadow's prompt version and
-the same sampling fields, counted in the shadow's own LLM metrics. The mirror compares the two
+the same sampling fields (a local model or an upstream, whole, not streamed), counted in the
+shadow's own LLM metrics. The mirror compares the two
 texts. A shadow that does not generate text, or a body it cannot take, counts as a failed copy.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import UserError
 from lockgate.llm.params import parse_messages, parse_prompt, parse_sampling
 from lockgate.llm.prompt import request_variables
-from lockgate.serving.generation import observe
+from lockgate.serving.generation import observe, record_failure
 
 if TYPE_CHECKING:
+    from lockgate.llm.decoding import Chunk
+    from lockgate.llm.params import ChatMessage
     from lockgate.llm.runtime import GenerativePredictor
     from lockgate.serving.exchange import Exchange
     from lockgate.serving.live import LiveDeployment
     from lockgate.serving.variant import Variant
 
-__all__ = ["shadow_copy"]
+__all__ = ["Answer", "shadow_copy"]
+
+Answer = Callable[..., Awaitable[AsyncIterator["Chunk"]]]
+"""How a generative variant answers: ``answer(predictor, prompt_or_messages, params, body,
+is_stream=...)`` (the completions handlers' own, for a local model or an upstream)."""
 
 
 def shadow_copy(
-    exchange: Exchange, body: Mapping[str, Any], *, is_chat: bool
+    exchange: Exchange, body: Mapping[str, Any], *, is_chat: bool, answer: Answer
 ) -> Callable[[str], None] | None:
     """What to call with the primary's text when it is complete (None: no shadow for this request)."""
     live, shadow = exchange.deployment, exchange.shadow
@@ -40,13 +47,14 @@ def shadow_copy(
 
     def offer(primary_text: str) -> None:
         primary_ms = (time.perf_counter() - started) * 1000.0
-        live.mirror.offer_answer(shadow, _answer(live, shadow, body, is_chat), primary_text, primary_ms, unit)
+        generate = _generate(live, shadow, body, is_chat, answer)
+        live.mirror.offer_answer(shadow, generate, primary_text, primary_ms, unit)
 
     return offer
 
 
-def _answer(
-    live: LiveDeployment, shadow: Variant, body: Mapping[str, Any], is_chat: bool
+def _generate(
+    live: LiveDeployment, shadow: Variant, body: Mapping[str, Any], is_chat: bool, answer: Answer
 ) -> Callable[[], Awaitable[str]]:
     async def generate() -> str:
         predictor = shadow.predictor
@@ -54,24 +62,24 @@ def _answer(
             raise UserError(f"the shadow '{shadow.model_name}' does not generate text")
         model: GenerativePredictor = predictor  # type: ignore[assignment]
         bound, price = live.llm_of(shadow)
+        request: str | tuple[ChatMessage, ...]
         if is_chat:
-            messages = parse_messages(body)
+            request = parse_messages(body)
             if bound is not None:
-                messages = bound.chat(messages, request_variables(body))
-            prompt = model.chat_prompt(messages)
+                request = bound.chat(request, request_variables(body))
         else:
-            prompt = parse_prompt(body)
+            request = parse_prompt(body)
             if bound is not None:
-                prompt = bound.complete(prompt, request_variables(body))
+                request = bound.complete(request, request_variables(body))
         params = parse_sampling(body, max_context=model.context)
-        prompt_ids = model.encode(prompt)
-        model.scheduler.check_fits(len(prompt_ids), params.max_tokens)
-        chunks = observe(
-            model.generate(prompt_ids, params),
-            shadow.generation_stats(),
-            prompt_tokens=len(prompt_ids),
-            price_per_1k_tokens=price,
-        )
-        return "".join([chunk.text async for chunk in chunks])
+        stats = shadow.generation_stats()
+        started = time.perf_counter()
+        try:
+            chunks = await answer(model, request, params, body, is_stream=False)
+        except Exception as exc:
+            record_failure(stats, exc, started=started, price_per_1k_tokens=price)
+            raise
+        counted = observe(chunks, stats, price_per_1k_tokens=price, started=started)
+        return "".join([chunk.text async for chunk in counted])
 
     return generate

@@ -55,6 +55,6 @@ def test_every_public_name_exists() -> None:
 
 def test_the_built_in_check_kinds() -> None:
     assert sorted(lockgate.gates.CHECK_KINDS) == [
-        "budgets", "champion", "data", "drift", "embedding_retrieval", "metrics", "prompt", "provenance",
-        "signature", "slices", "text_classification",
+        "budgets", "champion", "data", "drift", "embedding_retrieval", "generation", "metrics", "prompt",
+        "provenance", "signature", "slices", "text_classification",
     ]  # fmt: skip

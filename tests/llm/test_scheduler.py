@@ -89,3 +89,19 @@ def test_a_stop_string_ends_the_answer_before_it(predictor: GenerativePredictor)
 def test_a_request_over_the_context_is_refused(predictor: GenerativePredictor) -> None:
     with pytest.raises(UserError, match="context"):
         predictor.scheduler.check_fits(100, predictor.context)
+
+
+def test_chunks_queued_behind_a_slow_reader_are_sent_as_one() -> None:
+    from lockgate.llm.decoding import Usage
+    from lockgate.llm.scheduler import _joined
+
+    pending: asyncio.Queue[Chunk] = asyncio.Queue()
+    for chunk in (Chunk(" b"), Chunk(" c", "length", Usage(3, 3)), Chunk(" never")):
+        pending.put_nowait(chunk)
+    joined = _joined(Chunk("a"), pending)
+    assert (joined.text, joined.finish_reason, joined.usage) == ("a b c", "length", Usage(3, 3))
+    assert pending.qsize() == 1  # nothing after the last chunk is taken
+    assert _joined(Chunk("x"), asyncio.Queue()) == Chunk("x")
+    failing: asyncio.Queue[Chunk] = asyncio.Queue()
+    failing.put_nowait(Chunk("", error="the model failed"))
+    assert _joined(Chunk("y"), failing).error == "the model failed"

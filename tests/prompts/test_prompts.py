@@ -81,4 +81,4 @@ def test_the_prompt_gate_passes_a_better_prompt_and_fails_a_worse_one(
     code, _, err = cli(
         "validate", f"prompts:/{name}/2", "--policy", str(EXAMPLE.parent / "breast_cancer" / "lockgate.yaml")
     )
-    assert code == 2 and "a prompt is validated by `prompt:` checks only" in err
+    assert code == 2 and "a prompt is validated by `prompt:` and `generation:` checks only" in err

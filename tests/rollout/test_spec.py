@@ -17,6 +17,8 @@ from lockgate.rollout.spec import (
     RollingStrategy,
     RoutingKey,
     ShadowStrategy,
+    UpstreamEndpoint,
+    Upstreams,
     VariantScaling,
     load_spec,
     parse_spec,
@@ -189,6 +191,59 @@ def test_scaling_is_per_variant_optional_and_round_trips() -> None:
     canary = spec.scaling_of("canary")
     assert canary.is_autoscaling and (canary.min_replicas, canary.max_replicas) == (1, 4)
     assert parse_spec(spec.to_dict()) == spec
+
+
+def _upstream_spec(**endpoint: Any) -> dict[str, Any]:
+    return {
+        **spec_dict(),
+        "variants": {"stable": "models:/fraud/3", "canary": "upstream:hosted"},
+        "upstreams": {
+            "allowed_hosts": ["api.example.com"],
+            "endpoints": {"hosted": {"url": "https://api.example.com/v1", "model": "m", **endpoint}},
+        },
+    }
+
+
+def test_upstreams_are_optional_and_round_trip() -> None:
+    plain = parse_spec(spec_dict())
+    assert plain.upstreams == Upstreams() and "upstreams" not in plain.to_dict()
+    assert plain.upstream_of("stable") is None
+    spec = parse_spec(_upstream_spec(api_key_env="LLM_API_KEY", timeout_s=10, retries=0))
+    assert spec.upstreams.allowed_hosts == ("api.example.com",)
+    assert spec.upstream_of("canary") == UpstreamEndpoint(
+        "https://api.example.com/v1", "m", "LLM_API_KEY", 10.0, 5.0, 0, 0.1
+    )
+    assert spec.upstream_of("stable") is None
+    assert parse_spec(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "words"),
+    [
+        (
+            {**_upstream_spec(), "variants": {"stable": "models:/fraud/3", "canary": "upstream:hostd"}},
+            "variants.canary",
+            "'hostd' is not an upstream endpoint; Fix: use one of hosted (did you mean 'hosted'?)",
+        ),
+        (
+            _upstream_spec(url="ftp://api.example.com/v1"),
+            "upstreams.endpoints.hosted.url",
+            "http:// or https://",
+        ),
+        (
+            _upstream_spec(api_key_env="sk-live-123"),
+            "upstreams.endpoints.hosted.api_key_env",
+            "the key itself",
+        ),
+        (_upstream_spec(model=" "), "upstreams.endpoints.hosted.model", "must name the model"),
+        (_upstream_spec(timeout_s=0), "upstreams.endpoints.hosted.timeout_s", "at least"),
+        (_upstream_spec(retry_budget=2), "upstreams.endpoints.hosted.retry_budget", "between 0 and 1"),
+    ],
+)
+def test_upstream_mistakes_name_the_key(data: dict[str, Any], path: str, words: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_spec(data)
+    assert f"{path}:" in str(caught.value) and words in str(caught.value)
 
 
 def test_the_llm_section_is_per_variant_optional_and_round_trips() -> None:

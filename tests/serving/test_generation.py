@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from lockgate.errors import LockgateError
-from lockgate.llm.decoding import Usage
-from lockgate.llm.scheduler import Chunk
-from lockgate.serving.generation import GenerationCollector, observe
+from lockgate.errors import LockgateError, UpstreamError, UpstreamTimeout, UserError
+from lockgate.llm.decoding import Chunk, Usage
+from lockgate.serving.generation import GenerationCollector, observe, record_failure
 from lockgate.serving.predictor import FunctionPredictor
 from lockgate.serving.signature import Signature
 from lockgate.serving.variant import Variant
@@ -33,7 +32,7 @@ async def _chunks(texts: list[str], *, fail: bool = False, timeout: bool = False
 
 async def _drain(chunks: AsyncIterator[Chunk], stats: GenerationStats, **kwargs: Any) -> str:
     out = []
-    async for chunk in observe(chunks, stats, prompt_tokens=7, price_per_1k_tokens=kwargs.get("price")):
+    async for chunk in observe(chunks, stats, price_per_1k_tokens=kwargs.get("price")):
         out.append(chunk.text)
     return "".join(out)
 
@@ -52,9 +51,20 @@ def test_a_generation_is_counted_when_it_ends() -> None:
     assert (stats.requests, stats.errors, stats.timeouts) == (4, 2, 1)
 
 
+def test_a_failure_before_the_first_chunk_counts_unless_it_is_the_clients() -> None:
+    stats = GenerationStats()
+    timeout = UpstreamTimeout("upstream 'hosted' did not answer in 30 s")
+    record_failure(stats, timeout, started=0.0, price_per_1k_tokens=None)
+    record_failure(
+        stats, UpstreamError("upstream 'hosted' answered 500"), started=0.0, price_per_1k_tokens=None
+    )
+    record_failure(stats, UserError("max_tokens is too many"), started=0.0, price_per_1k_tokens=None)
+    assert (stats.requests, stats.errors, stats.timeouts) == (2, 2, 1)
+
+
 def test_a_generation_the_client_abandoned_is_not_counted() -> None:
     async def abandon() -> None:
-        stream = observe(_chunks(["a", "b", "c"]), stats, prompt_tokens=1, price_per_1k_tokens=None)
+        stream = observe(_chunks(["a", "b", "c"]), stats, price_per_1k_tokens=None)
         await anext(stream)
         await stream.aclose()  # type: ignore[attr-defined]
 

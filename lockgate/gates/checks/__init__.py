@@ -11,7 +11,12 @@ registers every built-in kind.
 from __future__ import annotations
 
 # the task kinds have no decision of their own to re-export; imported to register them
-from lockgate.gates.checks import embedding_retrieval, prompt, text_classification  # noqa: F401
+from lockgate.gates.checks import (  # noqa: F401
+    embedding_retrieval,
+    generation,
+    prompt,
+    text_classification,
+)
 from lockgate.gates.checks.budgets import latency_budget, size_budget
 from lockgate.gates.checks.champion import champion_bootstrap, champion_mcnemar
 from lockgate.gates.checks.data import data_nulls, data_ranges, data_schema, data_skew
