@@ -513,3 +513,19 @@ def test_the_gateway_overhead_is_measured_against_the_upstream(
     assert result.pairs == 6
     assert 0 < result.direct_p50_ms < 10_000 and 0 < result.gateway_p50_ms < 10_000
     assert result.overhead_ms_p50 == pytest.approx(result.gateway_p50_ms - result.direct_p50_ms)
+
+
+def test_an_upstreams_answers_and_failures_count_in_its_llm_metrics(
+    misbehaving: Misbehaving, gateway: ServerHandle
+) -> None:
+    """Time to first token and tokens from the upstream's usage; a 504 is a timeout, a 502 an error;
+    lockgate's own ``variables`` field is rendered here, never forwarded."""
+    assert _chat(gateway.url, "m-ok", max_tokens=3, variables={"tone": "calm"}).status_code == 200
+    assert "variables" not in misbehaving.bodies[-1]
+    assert _chat(gateway.url, "m-slow").status_code == 504
+    assert _chat(gateway.url, "m-e500").status_code == 502
+    ok, slow, failed = (_variant(gateway, f"m-{mode}").generation for mode in ("ok", "slow", "e500"))
+    assert ok is not None and ok.ttft.count >= 1 and ok.errors == 0
+    assert ok.prompt_tokens >= _ANSWER["usage"]["prompt_tokens"]
+    assert slow is not None and slow.timeouts >= 1 and slow.errors == slow.timeouts
+    assert failed is not None and failed.errors >= 1 and failed.timeouts == 0
