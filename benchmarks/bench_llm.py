@@ -10,9 +10,15 @@ Sequential: one client, the same requests one after another. In-process: `model.
 16 prompts at once (left-padded, the same 64 new tokens, no server). Tokens are the completion
 tokens the server's `usage` reports (and, in process, the tokens before each row's end). The three
 take turns --rounds times (3 by default) and each figure is the median of its rounds, so that they
-share the machine's load. Targets (issue 21): served >= 3 x sequential, served >= 0.8 x in-process.
+share the machine's load. Gateway overhead: a second `lockgate serve --deployment` whose variants
+are `upstream:` the first server, against the first server directly, one request at a time
+alternating (:func:`lockgate.llm.overhead.measure_gateway_overhead`, one token per answer),
+median difference. Prompt A/B: :func:`lockgate.rollout.prompt_ab.prompt_ab`, 400 simulated A/B
+tests where users give prompt B a thumbs up 10% more often (0.55 vs 0.50) through the real router,
+controller and policy, and 400 A/A tests. Targets (issue 21): served >= 3 x sequential, served >=
+0.8 x in-process, gateway overhead p50 <= 1 ms, prompt_ab.correct >= 0.95, aa_false_winner <= 0.05.
 Writes benchmarks/results/llm.json. Usage:
-    python benchmarks/bench_llm.py [--rounds 3] [--requests 4] [--model FOLDER]
+    python benchmarks/bench_llm.py [--rounds 3] [--requests 4] [--model FOLDER] [--ab-runs 400]
 """
 
 from __future__ import annotations
@@ -55,10 +61,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(model: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(arguments: list[str], port: int) -> subprocess.Popen[bytes]:
     script = Path(sys.executable).parent / "lockgate"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "lockgate.cli.main"]
-    command += ["serve", str(model), "--name", "tiny", "--port", str(port)]
+    command += ["serve", *arguments, "--port", str(port)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     deadline = time.monotonic() + 120
@@ -185,6 +191,60 @@ def inprocess(model_dir: Path, texts: list[str], requests: int) -> float:
     return tokens / (time.perf_counter() - started)
 
 
+def gateway_overhead(port: int, work: Path) -> dict[str, float]:
+    """A lockgate gateway (deployment ``gw``, both variants ``upstream:tiny``) in front of the server
+    on ``port``, against that server directly."""
+    import yaml
+
+    from lockgate.llm.overhead import measure_gateway_overhead
+
+    spec = {
+        "name": "gw",
+        "variants": {"stable": "upstream:tiny", "next": "upstream:tiny"},
+        "baseline": "stable",
+        "candidate": "next",
+        "strategy": {"type": "canary", "steps": [{"weight_percent": 50, "min_requests": 1_000_000}]},
+        "upstreams": {
+            "allowed_hosts": [f"127.0.0.1:{port}"],
+            "endpoints": {"tiny": {"url": f"http://127.0.0.1:{port}/v1", "model": "tiny"}},
+        },
+    }
+    path = work / "gateway.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    gateway_port = free_port()
+    store = f"sqlite:///{work / 'rollouts.db'}"
+    gateway = start_server(["--deployment", str(path), "--store", store], gateway_port)
+    try:
+        result = measure_gateway_overhead(
+            f"http://127.0.0.1:{port}",
+            "tiny",
+            f"http://127.0.0.1:{gateway_port}",
+            "gw",
+            requests=300,
+            warmup=30,
+        )
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+    return {key: round(float(value), 3) for key, value in result.to_dict().items()}
+
+
+def prompt_ab_rates(runs: int) -> dict[str, Any]:
+    from lockgate.rollout.prompt_ab import prompt_ab
+
+    started = time.perf_counter()
+    result = prompt_ab(runs=runs, workers=max(1, min(2, os.cpu_count() or 1)))
+    return {
+        "correct": result.correct,
+        "aa_false_winner": result.aa_false_winner,
+        "runs": result.runs,
+        "rate_a": result.rate_a,
+        "rate_b": result.rate_b,
+        "median_decision_s": result.median_decision_s,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -195,6 +255,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=4, help="requests per client per round")
     parser.add_argument("--model", type=Path, default=None, help="a save_pretrained folder (default: build)")
+    parser.add_argument("--ab-runs", type=int, default=400, help="simulated A/B tests (and as many A/A)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -206,7 +267,7 @@ def main() -> int:
         model = build_tiny_model(Path(tempfile.mkdtemp(prefix="lockgate-bench-llm-")) / "tiny")
     texts = prompts()
     port = free_port()
-    proc = start_server(model, port)
+    proc = start_server([str(model), "--name", "tiny"], port)
     rates: dict[str, list[float]] = {"served": [], "sequential": [], "inprocess": []}
     ttfts: list[float] = []
     try:
@@ -219,9 +280,13 @@ def main() -> int:
             rates["sequential"].append(asyncio.run(served(port, texts, 1, concurrent=False))[0])
             rates["inprocess"].append(inprocess(model, texts, args.requests))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} tok/s" for k, v in rates.items()))
+        print("gateway overhead: lockgate in front of the server against the server directly")
+        overhead = gateway_overhead(port, Path(tempfile.mkdtemp(prefix="lockgate-bench-gw-")))
     finally:
         proc.terminate()
         proc.wait(30)
+    print(f"prompt A/B: {args.ab_runs} simulated tests each way")
+    ab = prompt_ab_rates(args.ab_runs)
     medians = {key: statistics.median(values) for key, values in rates.items()}
     result: dict[str, Any] = {
         "served_tokens_per_s": round(medians["served"], 1),
@@ -231,6 +296,9 @@ def main() -> int:
         "served_over_inprocess": round(medians["served"] / medians["inprocess"], 3),
         "ttft_p50_ms": round(1000 * percentile(ttfts, 0.5), 2),
         "ttft_p99_ms": round(1000 * percentile(ttfts, 0.99), 2),
+        "gateway_overhead_ms_p50": overhead["overhead_ms_p50"],
+        "gateway": overhead,
+        "prompt_ab": ab,
         "rounds": args.rounds,
         "runs": {key: [round(v, 1) for v in values] for key, values in rates.items()},
         "clients": CLIENTS,
@@ -255,7 +323,8 @@ def main() -> int:
         print(f"{key:<28}{result[key]:>14,.1f}")
     for key, target in result["targets"].items():
         verdict = "met" if target["met"] else "MISSED"
-        print(f"{key:<28}{target['value']:>14.2f}  target >= {target['target']}  {verdict}")
+        bound = target["target"] if isinstance(target["target"], str) else f">= {target['target']}"
+        print(f"{key:<28}{target['value']:>14.3f}  target {bound}  {verdict}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

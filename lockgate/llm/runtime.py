@@ -31,8 +31,19 @@ class GenerativePredictor:
     is_table_output = False
     is_generative = True
 
-    def __init__(self, path: Path, *, tokenizer_path: Path | None = None, max_batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        tokenizer_path: Path | None = None,
+        max_batch_size: int = 16,
+        threads: int | None = None,
+    ) -> None:
         self.path = path
+        # torch's intra-op threads (process-wide): `lockgate serve --threads`, 1 by default. A
+        # small model's step gains nothing from more, and spinning pool threads would take the
+        # CPU the event loop needs to stream the answers.
+        self.threads = threads
         self.max_batch_size = max_batch_size
         self.signature = Signature("any")
         self.primary_output: str | None = None
@@ -44,6 +55,10 @@ class GenerativePredictor:
         return self.model.context
 
     def load(self) -> None:
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
         self.model.load()
 
     def predict(self, inputs: ModelInput) -> Outputs:

@@ -479,7 +479,7 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
             if parts is not None:
                 from lockgate.llm.runtime import GenerativePredictor
 
-                return GenerativePredictor(parts[0], tokenizer_path=parts[1])
+                return GenerativePredictor(parts[0], tokenizer_path=parts[1], threads=threads)
         if "python_function" in flavors:
             return PyfuncPredictor(path)
         raise UserError(
@@ -493,7 +493,7 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
     if is_causal_lm_folder(path):
         from lockgate.llm.runtime import GenerativePredictor
 
-        return GenerativePredictor(path)
+        return GenerativePredictor(path, threads=threads)
     if (path / "model.onnx").is_file():
         return OnnxPredictor(path / "model.onnx", threads=threads)
     raise UserError(
