@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 from lockgate.errors import UserError
 
 if TYPE_CHECKING:
+    from lockgate.settings import Settings
     from lockgate.tracking.connection import Connection
 
 __all__ = [
@@ -126,6 +127,9 @@ class TraceWriter:
     tracking_uri: str
     experiment: str = DEFAULT_EXPERIMENT
     capacity: int = _QUEUE
+    # lockgate's settings, when the experiment should be made the way lockgate makes its own (its
+    # artifacts under LOCKGATE_HOME, not in ./mlruns); None: MLflow's defaults
+    settings: Settings | None = None
     written: int = 0
     dropped: int = 0
     failed: int = 0
@@ -161,6 +165,16 @@ class TraceWriter:
 
         mlflow.flush_trace_async_logging()  # MLflow exports ended traces from a queue of its own
 
+    def _experiment_id(self, client: Any) -> str:
+        if self.settings is not None:
+            from lockgate.tracking.connection import connect
+
+            return connect(self.settings).experiment_id(self.experiment)
+        found = client.get_experiment_by_name(self.experiment)
+        return (
+            str(found.experiment_id) if found is not None else str(client.create_experiment(self.experiment))
+        )
+
     def _run(self) -> None:
         from mlflow import MlflowClient
 
@@ -172,18 +186,13 @@ class TraceWriter:
                 return
             try:
                 if experiment_id is None:
-                    experiment_id = _experiment_id(client, self.experiment)
+                    experiment_id = self._experiment_id(client)
                 _write(client, experiment_id, generation)
                 self.written += 1
             # a trace is best effort: a store error loses this trace, never the server
             except Exception as exc:  # noqa: BLE001
                 self.failed += 1
                 log.warning("could not write a trace to %s: %s", self.tracking_uri, exc)
-
-
-def _experiment_id(client: Any, name: str) -> str:
-    found = client.get_experiment_by_name(name)
-    return str(found.experiment_id) if found is not None else str(client.create_experiment(name))
 
 
 def _write(client: Any, experiment_id: str, generation: Generation) -> None:

@@ -332,7 +332,8 @@ def _trace_writer(config: ServeConfig) -> TraceSampler | None:
         return None
     from lockgate.settings import current_settings
 
-    writer = TraceWriter(current_settings().tracking_uri, config.trace_experiment)
+    settings = current_settings()
+    writer = TraceWriter(settings.tracking_uri, config.trace_experiment, settings=settings)
     return TraceSampler(writer, config.trace_sample)
 
 

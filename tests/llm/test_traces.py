@@ -45,13 +45,14 @@ def test_a_link_is_given_only_for_a_tracking_server() -> None:
 @pytest.mark.integration
 def test_written_generations_are_listed_per_deployment_newest_first(lockgate_home: Path) -> None:
     connection = connect()
-    writer = TraceWriter(connection.settings.tracking_uri)
+    writer = TraceWriter(connection.settings.tracking_uri, settings=connection.settings)
     for i in range(3):
         assert writer.offer(_generation(f"r{i}"))
         time.sleep(0.002)
     writer.offer(_generation("other", deployment="search"))
     writer.close()
     assert (writer.written, writer.failed, writer.dropped) == (4, 0, 0)
+    assert not (lockgate_home.parent / "mlruns").exists(), "trace artifacts stay under LOCKGATE_HOME"
     rows = list_traces(connection, "support", limit=10)
     assert [row.tags["request_id"] for row in rows] == ["r2", "r1", "r0"]
     first = rows[0]
