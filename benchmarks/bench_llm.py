@@ -312,6 +312,13 @@ def main() -> int:
         key: {"target": target, "value": result[key], "met": result[key] >= target}
         for key, target in TARGETS.items()
     }
+    for key, value, limit in (
+        ("gateway_overhead_ms_p50", overhead["overhead_ms_p50"], 1.0),
+        ("prompt_ab.aa_false_winner", ab["aa_false_winner"], 0.05),
+    ):
+        result["targets"][key] = {"target": f"<= {limit}", "value": value, "met": value <= limit}
+    correct = ab["correct"]
+    result["targets"]["prompt_ab.correct"] = {"target": 0.95, "value": correct, "met": correct >= 0.95}
     print(f"{'measure':<28}{'value':>14}")
     for key in (
         "served_tokens_per_s",
