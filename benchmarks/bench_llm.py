@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "llm.json"
 CLIENTS = 16
 MAX_TOKENS = 64
+SERVER_OPTIONS: list[str] = []
 TARGETS = {"served_over_sequential": 3.0, "served_over_inprocess": 0.8}
 
 
@@ -267,7 +268,7 @@ def main() -> int:
         model = build_tiny_model(Path(tempfile.mkdtemp(prefix="lockgate-bench-llm-")) / "tiny")
     texts = prompts()
     port = free_port()
-    proc = start_server([str(model), "--name", "tiny"], port)
+    proc = start_server([str(model), "--name", "tiny", *SERVER_OPTIONS], port)
     rates: dict[str, list[float]] = {"served": [], "sequential": [], "inprocess": []}
     ttfts: list[float] = []
     try:

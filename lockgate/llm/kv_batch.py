@@ -27,11 +27,9 @@ import torch
 
 from lockgate.errors import UserError
 from lockgate.llm.model import CausalModel
-from lockgate.llm.sampling import choose_token
+from lockgate.llm.sampling import Chooser, choose_tokens
 
 __all__ = ["Chooser", "KVBatch"]
-
-Chooser = tuple[float, float, torch.Generator]  # temperature, top_p, the request's own generator
 
 
 @dataclass
@@ -43,6 +41,9 @@ class _Kept:
     values: list[torch.Tensor]
     mask: torch.Tensor
     lengths: list[int]
+    # the transformers cache holding exactly these tensors, reused by the next step so that it
+    # is not copied into a new one (None after the rows changed: the next step builds one)
+    cache: Any = None
 
     @property
     def columns(self) -> int:
@@ -116,11 +117,7 @@ class KVBatch:
         """The next token of each sequence (``keys`` name them across steps). A key seen at the
         previous step must come with its tokens then plus the one that step chose; a new key is
         prefilled; a key not given any more leaves the batch."""
-        logits = self.logits(keys, sequences)
-        return [
-            choose_token(row, temperature, top_p, generator)
-            for row, (temperature, top_p, generator) in zip(logits, choosers, strict=True)
-        ]
+        return choose_tokens(self.logits(keys, sequences), choosers)
 
     def logits(self, keys: Sequence[Hashable], sequences: Sequence[list[int]]) -> torch.Tensor:
         """The last position's logits of each sequence, in the order given."""
@@ -165,14 +162,16 @@ class KVBatch:
                 use_cache=True,
             )
         keys, values = _layers(cache)
-        return _last_logits(out), _Kept(keys, values, mask, [len(s) for s in sequences])
+        return _last_logits(out), _Kept(keys, values, mask, [len(s) for s in sequences], cache)
 
     def _decode(self, newest: list[int]) -> torch.Tensor:
         from transformers import DynamicCache
 
         kept = self._kept
         assert kept is not None
-        cache = DynamicCache(ddp_cache_data=list(zip(kept.keys, kept.values, strict=True)))
+        cache = kept.cache
+        if cache is None:
+            cache = DynamicCache(ddp_cache_data=list(zip(kept.keys, kept.values, strict=True)))
         mask = torch.cat([kept.mask, torch.ones((len(newest), 1), dtype=kept.mask.dtype)], dim=1)
         positions = torch.tensor([[length] for length in kept.lengths])
         with torch.inference_mode():
@@ -184,7 +183,7 @@ class KVBatch:
                 use_cache=True,
             )
         keys, values = _layers(cache)
-        self._kept = _Kept(keys, values, mask, [length + 1 for length in kept.lengths])
+        self._kept = _Kept(keys, values, mask, [length + 1 for length in kept.lengths], cache)
         return _last_logits(out)
 
     def clear(self) -> None:

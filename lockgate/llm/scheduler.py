@@ -1,12 +1,14 @@
 """Continuous batching at the decoding step: one running batch, joined and left between steps.
 
-An asyncio task owns the running batch; the model runs in one worker thread, one step at a time
-(:meth:`~lockgate.llm.kv_batch.KVBatch.step`: each step feeds each sequence's newest token and
-keeps the attention keys and values of the earlier ones). Before each step the waiting requests join the
-batch (up to ``max_batch_size``); after it, each sequence takes its token, sends the text that is
-sure (:func:`~lockgate.llm.decoding.next_delta`) and leaves the batch when it is finished, or when
-its reader went away (a client that disconnected frees its slot at the next step). So a request
-that arrives while others decode starts at the next step, not after them.
+A thread of its own owns the running batch and decodes without waiting for the event loop: before
+each step the waiting requests join the batch (up to ``max_batch_size``); the step
+(:meth:`~lockgate.llm.kv_batch.KVBatch.step`) feeds each sequence's newest token and keeps the
+attention keys and values of the earlier ones; after it, each sequence takes its token, works out
+the text that is sure (:func:`~lockgate.llm.decoding.next_delta`) and leaves the batch when it is
+finished, or when its reader went away (a client that disconnected frees its slot at the next
+step). The step's chunks go to the requests' queues in one hand-off to the event loop, which only
+writes them out. So a request that arrives while others decode starts at the next step, not after
+them, and the event loop's work never stalls the model between steps.
 """
 
 from __future__ import annotations
@@ -14,26 +16,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import random
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-
-import torch
 
 from lockgate.errors import LockgateError, UserError
 from lockgate.llm.decoding import Chunk, Usage, finish_reason, next_delta
 from lockgate.llm.kv_batch import KVBatch
 from lockgate.llm.model import CausalModel
 from lockgate.llm.params import SamplingParams
+from lockgate.llm.sampling import Chooser
 
 __all__ = ["Chunk", "DecodeScheduler", "DecodeStats"]
 
 _DEFAULT_MAX_BATCH = 16
-
-
-def _model_thread() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockgate-decode")
+_STREAMS_PER_STEP = 4  # streams sent to per decoding step, on average, when the batch is larger
+_IDLE_WAIT_S = 0.5
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,10 +50,13 @@ class DecodeStats:
 class _Sequence:
     prompt_ids: list[int]
     params: SamplingParams
-    generator: torch.Generator
+    generator: random.Random
     out: asyncio.Queue[Chunk]
     generated: list[int] = field(default_factory=list)
-    sent: int = 0
+    sent: int = 0  # characters of the text that are sure (sent, or held to be sent)
+    held: str = ""  # sure text waiting for this stream's next send
+    held_steps: int = 0
+    has_sent: bool = False
     is_abandoned: bool = False
 
 
@@ -65,15 +69,24 @@ class DecodeScheduler:
         self.stats = DecodeStats()
         self._waiting: collections.deque[_Sequence] = collections.deque()
         self._running: list[_Sequence] = []
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._executor = _model_thread()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._steps = threading.Lock()  # held for each step; hold() holds it from outside
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._batch = KVBatch(model)
 
     @property
     def active(self) -> int:
         """Requests waiting to join the batch or in it."""
         return len(self._waiting) + len(self._running)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """No decoding step runs inside this block (requests still arrive and wait): for tests
+        that must see several requests join one batch whatever the timing."""
+        with self._steps:
+            yield
 
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
         """Refuse a request whose prompt and answer cannot fit the model's context (400)."""
@@ -90,10 +103,9 @@ class DecodeScheduler:
         (a client gone) takes the request out of the batch."""
         self.check_fits(len(prompt_ids), params.max_tokens)
         seed = params.seed if params.seed is not None else random.getrandbits(63)
-        sequence = _Sequence(list(prompt_ids), params, torch.Generator().manual_seed(seed), asyncio.Queue())
-        self._ensure_running()
+        sequence = _Sequence(list(prompt_ids), params, random.Random(seed), asyncio.Queue())  # noqa: S311
+        await self._ensure_running()
         self._waiting.append(sequence)
-        assert self._wake is not None
         self._wake.set()
         try:
             while True:
@@ -106,57 +118,78 @@ class DecodeScheduler:
         finally:
             sequence.is_abandoned = True
 
-    def _ensure_running(self) -> None:
-        if self._task is None or self._task.done():
-            self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="lockgate-decode")
+    async def _ensure_running(self) -> None:
+        """Start the decoding thread for this event loop (after one that served another loop
+        stopped: a loop's queues are only fed by a thread started for it)."""
+        loop = asyncio.get_running_loop()
+        if self._thread is not None and self._thread.is_alive() and self._loop is loop:
+            return
+        if self._thread is not None:
+            await self.stop()
+        self._loop = loop
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._decode_loop, name="lockgate-decode", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = _model_thread()  # started on first use: the scheduler may start again
+        """Stop the decoding thread (requests still in the batch get no more chunks)."""
+        thread = self._thread
+        self._stopping.set()
+        self._wake.set()
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 30)
+        self._thread = None
+        self._running, self._waiting = [], collections.deque()
         self._batch = KVBatch(self.model)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._wake is not None
-        while True:
-            while self._waiting and len(self._running) < self.max_batch_size:
-                self._running.append(self._waiting.popleft())
-            self._running = [s for s in self._running if not s.is_abandoned]
-            if not self._running:
+    def _decode_loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._steps:
+                while self._waiting and len(self._running) < self.max_batch_size:
+                    self._running.append(self._waiting.popleft())
+                self._running = [s for s in self._running if not s.is_abandoned]
+                chunks = self._step(list(self._running)) if self._running else None
+            if chunks is None:
+                self._wake.wait(_IDLE_WAIT_S)
                 self._wake.clear()
-                await self._wake.wait()
                 continue
-            batch = list(self._running)
-            choosers = [(s.params.temperature, s.params.top_p, s.generator) for s in batch]
-            sequences = [s.prompt_ids + s.generated for s in batch]
-            try:
-                tokens = await loop.run_in_executor(
-                    self._executor, self._batch.step, batch, sequences, choosers
-                )
-            except asyncio.CancelledError:
-                raise
-            # a failing model fails the requests in the batch, not the scheduler
-            except Exception as exc:  # noqa: BLE001
-                self._batch.clear()
-                for sequence in batch:
-                    sequence.out.put_nowait(Chunk("", error=f"the model failed: {type(exc).__name__}: {exc}"))
-                    sequence.is_abandoned = True
-                continue
-            self.stats.steps += 1
-            self.stats.tokens += len(batch)
-            self.stats.max_batch_size_seen = max(self.stats.max_batch_size_seen, len(batch))
-            for sequence, token in zip(batch, tokens, strict=True):
-                self._advance(sequence, token)
-            self._running = [s for s in self._running if not s.is_abandoned]
+            self._deliver(chunks)
 
-    def _advance(self, sequence: _Sequence, token: int) -> None:
-        """Take one token into ``sequence``; send what is sure; finish it when it is done."""
+    def _step(self, batch: list[_Sequence]) -> list[tuple[_Sequence, Chunk]]:
+        """One decoding step of ``batch``: the chunks it produced, for each sequence that has one."""
+        choosers = [Chooser(s.params.temperature, s.params.top_p, s.generator) for s in batch]
+        sequences = [s.prompt_ids + s.generated for s in batch]
+        try:
+            tokens = self._batch.step(batch, sequences, choosers)
+        # a failing model fails the requests in the batch, not the scheduler
+        except Exception as exc:
+            log.exception("the model failed a decoding step")
+            self._batch.clear()
+            for sequence in batch:
+                sequence.is_abandoned = True
+            error = Chunk("", error=f"the model failed: {type(exc).__name__}: {exc}")
+            return [(sequence, error) for sequence in batch]
+        self.stats.steps += 1
+        self.stats.tokens += len(batch)
+        self.stats.max_batch_size_seen = max(self.stats.max_batch_size_seen, len(batch))
+        out = []
+        for sequence, token in zip(batch, tokens, strict=True):
+            chunk = self._advance(sequence, token)
+            if chunk is not None:
+                out.append((sequence, chunk))
+        self._running = [s for s in self._running if not s.is_abandoned]
+        return out
+
+    def _deliver(self, chunks: list[tuple[_Sequence, Chunk]]) -> None:
+        """Hand a step's chunks to the event loop in one call."""
+        if not chunks or self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is reading any more
+            self._loop.call_soon_threadsafe(_put_all, chunks)
+
+    def _advance(self, sequence: _Sequence, token: int) -> Chunk | None:
+        """Take one token into ``sequence``: the chunk to send now, if any (the last one when it
+        is done)."""
         is_eos = token == self.model.eos_token_id
         if not is_eos:
             sequence.generated.append(token)
@@ -175,11 +208,32 @@ class DecodeScheduler:
             context_left=context_left,
         )
         if reason is None:
-            if delta.text:
-                sequence.out.put_nowait(Chunk(delta.text))
-            return
-        sequence.out.put_nowait(Chunk(delta.text, reason, Usage(len(sequence.prompt_ids), count)))
+            sequence.held += delta.text
+            if not sequence.held:
+                return None
+            sequence.held_steps += 1
+            if sequence.has_sent and sequence.held_steps < steps_per_send(len(self._running)):
+                return None
+            chunk = Chunk(sequence.held)
+            sequence.held, sequence.held_steps, sequence.has_sent = "", 0, True
+            return chunk
         sequence.is_abandoned = True  # finished: it leaves the batch
+        return Chunk(sequence.held + delta.text, reason, Usage(len(sequence.prompt_ids), count))
+
+
+def _put_all(chunks: list[tuple[_Sequence, Chunk]]) -> None:
+    for sequence, chunk in chunks:
+        sequence.out.put_nowait(chunk)
+
+
+def steps_per_send(running: int) -> int:
+    """How many decoding steps a stream's text is gathered for before it is sent, with ``running``
+    sequences in the batch: every step for up to 4, then one send per ``running / 4`` steps (every
+    4th step at 16). Each send costs the event loop an event, a write and a wake-up, which on a
+    small model cost as much as the step itself; keeping the sends per step near 4 keeps the
+    server's throughput near the model's own. The first text of an answer is sent at once, so the
+    time to first token does not change, and the answer's text is the same."""
+    return max(1, -(-running // _STREAMS_PER_STEP))
 
 
 def _joined(chunk: Chunk, pending: asyncio.Queue[Chunk]) -> Chunk:

@@ -113,20 +113,13 @@ def test_two_concurrent_requests_decode_in_one_batch(server: ServerHandle) -> No
     """The model thread is held while both requests arrive, so the evidence does not depend on
     timing: once released, both are in the batch together."""
     scheduler = _predictor(server).scheduler
-    release = threading.Event()
-    # queue a blocker on the model's one thread: no decoding step runs until it returns
-    blocker = scheduler._executor.submit(release.wait)
     body = {"model": "tiny", "prompt": "lockgate", "max_tokens": 8, "temperature": 0}
-    try:
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        with scheduler.hold():  # no decoding step runs until both have arrived
             futures = [pool.submit(_post, server, "/v1/completions", body) for _ in range(2)]
             while scheduler.active < 2:
-                release.wait(0.01)
-            release.set()
-            answers = [future.result() for future in futures]
-    finally:
-        release.set()
-        blocker.result()
+                threading.Event().wait(0.01)
+        answers = [future.result() for future in futures]
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].json()["choices"] == answers[1].json()["choices"]
     assert scheduler.stats.max_batch_size_seen >= 2
@@ -179,16 +172,11 @@ def test_a_client_that_goes_away_frees_its_slot(server: ServerHandle) -> None:
     sequence leaves the batch instead of decoding all of its tokens."""
     scheduler = _predictor(server).scheduler
     before = scheduler.stats.tokens
-    release = threading.Event()
-    blocker = scheduler._executor.submit(release.wait)
     body = {"model": "tiny", "prompt": "lockgate", "max_tokens": 100, "temperature": 0, "stream": True}
-    try:
+    with scheduler.hold():
         with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=60) as answer:
             assert answer.status_code == 200  # the status is sent before the first token
-        release.wait(0.5)  # time for the server to read the close (a wait, not an assertion)
-    finally:
-        release.set()
-        blocker.result()
+        threading.Event().wait(0.5)  # time for the server to read the close (a wait, not an assertion)
     for _ in range(600):
         if not scheduler.active:
             break

@@ -37,7 +37,11 @@ def _complete(
 
     async def main() -> list[tuple[str, Chunk]]:
         try:
-            return list(await asyncio.gather(*(_run(predictor, p, params) for p, params in requests)))
+            with predictor.scheduler.hold():  # every request joins before the first step
+                tasks = [asyncio.ensure_future(_run(predictor, p, params)) for p, params in requests]
+                while predictor.scheduler.active < len(requests):
+                    await asyncio.sleep(0.001)
+            return list(await asyncio.gather(*tasks))
         finally:
             await predictor.scheduler.stop()
 
