@@ -133,9 +133,25 @@ def exact_match(answer: str, reference: str) -> float:
 
 @lru_cache(maxsize=1)
 def _rouge() -> Any:
+    import logging
+    import sys
+
+    from absl import logging as absl_logging
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    # rouge-score logs through absl, whose handler holds the sys.stderr of the moment absl was
+    # imported and closes it when logging is reconfigured (uvicorn's dictConfig) unless it is the
+    # process's own: point it there, so a replaced stderr (a test's capture) is never closed
+    absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+    # and absl calls logging.basicConfig() when the root logger has no handler, which would bind
+    # a handler to whatever sys.stderr is now and change the logging of the program lockgate is in
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    finally:
+        root.removeHandler(guard)
 
 
 def rouge_l(answer: str, reference: str) -> float:

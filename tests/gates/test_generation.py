@@ -4,10 +4,10 @@ the paired comparison with the champion, and the policy keys."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
-from rouge_score import rouge_scorer
 
 from lockgate.errors import NotFound, ValidationError
 from lockgate.gates.checks.generation import generation_comparison, generation_summary
@@ -71,7 +71,18 @@ def test_a_missing_or_empty_evaluation_set_is_an_error(tmp_path: Path) -> None:
 def test_reference_metrics() -> None:
     assert exact_match("  The Gate\nchecks. ", "the gate checks.") == 1.0
     assert exact_match("the gate", "the gate checks") == 0.0
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    from lockgate.gates.generation import _rouge
+
+    _rouge()  # first: it keeps absl's logging from holding a capture stream (see there)
+    from rouge_score import rouge_scorer
+
+    root = logging.getLogger()
+    guard = logging.NullHandler()  # else absl's first log calls logging.basicConfig() (see _rouge)
+    root.addHandler(guard)
+    try:
+        scorer = rouge_scorer.RougeScorer(["rougeL"])
+    finally:
+        root.removeHandler(guard)
     for answer, reference in [("the cat sat", "the cat sat down"), ("a b c", "c b a"), ("", "x")]:
         assert rouge_l(answer, reference) == scorer.score(reference, answer)["rougeL"].fmeasure
     assert rouge_l("the cat sat down", "the cat sat down") == 1.0
@@ -200,3 +211,14 @@ def test_bad_generation_settings_are_named(settings: str, message: str) -> None:
         parse_policy(f"checks:\n  generation: {settings}\n")
     assert "line 2" in info.value.message
     assert "generation" in CHECK_KINDS
+
+
+def test_scoring_rouge_adds_no_handler_to_the_root_logger() -> None:
+    """rouge-score logs through absl, which would call logging.basicConfig() on first use."""
+    from lockgate.gates import generation
+
+    generation._rouge.cache_clear()
+    root = logging.getLogger()
+    before = list(root.handlers)
+    assert rouge_l("the gate compares", "the gate checks") > 0
+    assert root.handlers == before
