@@ -164,15 +164,15 @@ def inprocess(model_dir: Path, texts: list[str], requests: int) -> float:
     """The model's own batched generate on the same prompts: tokens per second."""
     import torch
 
+    from lockgate.llm.kv_batch import left_padded
     from lockgate.llm.model import CausalModel
 
     model = CausalModel(model_dir)
     model.load()
     encoded = [model.encode(text) for text in texts]
-    longest = max(len(ids) for ids in encoded)
     pad = model.eos_token_id or 0
-    input_ids = torch.tensor([[pad] * (longest - len(ids)) + ids for ids in encoded])
-    mask = torch.tensor([[0] * (longest - len(ids)) + [1] * len(ids) for ids in encoded])
+    input_ids, mask = left_padded(encoded, pad)
+    longest = input_ids.shape[1]
     tokens, started = 0, time.perf_counter()
     for r in range(requests):
         torch.manual_seed(r)

@@ -29,7 +29,7 @@ from lockgate.errors import UserError
 from lockgate.llm.model import CausalModel
 from lockgate.llm.sampling import Chooser, choose_tokens
 
-__all__ = ["Chooser", "KVBatch"]
+__all__ = ["Chooser", "KVBatch", "left_padded"]
 
 
 @dataclass
@@ -69,6 +69,14 @@ class _Kept:
         keys = [k.index_select(0, picked)[:, :, start:] for k in self.keys]
         values = [v.index_select(0, picked)[:, :, start:] for v in self.values]
         return _Kept(keys, values, mask[:, start:], [self.lengths[i] for i in index])
+
+
+def left_padded(sequences: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sequences`` as one batch padded on the left with ``pad``, and the mask of real tokens."""
+    longest = max(len(s) for s in sequences)
+    input_ids = torch.tensor([[pad] * (longest - len(s)) + s for s in sequences])
+    mask = torch.tensor([[0] * (longest - len(s)) + [1] * len(s) for s in sequences])
+    return input_ids, mask
 
 
 def _layers(cache: Any) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -147,10 +155,8 @@ class KVBatch:
     def _prefill(self, sequences: list[list[int]]) -> tuple[torch.Tensor, _Kept]:
         from transformers import DynamicCache
 
-        longest = max(len(s) for s in sequences)
         pad = self.model.eos_token_id if self.model.eos_token_id is not None else 0
-        input_ids = torch.tensor([[pad] * (longest - len(s)) + s for s in sequences])
-        mask = torch.tensor([[0] * (longest - len(s)) + [1] * len(s) for s in sequences])
+        input_ids, mask = left_padded(sequences, pad)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache()
         with torch.inference_mode():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lockgate.llm.kv_batch import KVBatch
+from lockgate.llm.kv_batch import KVBatch, left_padded
 from lockgate.llm.model import CausalModel
 
 
@@ -21,9 +21,7 @@ def model(tiny_model: Path) -> CausalModel:
 
 def _recomputed(model: CausalModel, sequences: list[list[int]]) -> torch.Tensor:
     """The last position's logits from a full, left-padded forward pass (no cache)."""
-    longest = max(len(s) for s in sequences)
-    ids = torch.tensor([[0] * (longest - len(s)) + s for s in sequences])
-    mask = torch.tensor([[0] * (longest - len(s)) + [1] * len(s) for s in sequences])
+    ids, mask = left_padded(sequences, 0)
     with torch.inference_mode():
         out = model.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
     return out.logits[:, -1, :]
