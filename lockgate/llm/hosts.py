@@ -82,11 +82,6 @@ class UpstreamUrl:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == _DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
-    def url_at(self, address: str, path: str) -> str:
-        """The URL of ``path`` under the base, connecting to ``address`` (the pinned one)."""
-        host = f"[{address}]" if ":" in address else address
-        return f"{self.scheme}://{host}:{self.port}{self.path}{path}"
-
 
 @dataclass(frozen=True)
 class AllowedHost:

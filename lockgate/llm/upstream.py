@@ -3,9 +3,10 @@ API, another lockgate) that lockgate forwards ``/v1/chat/completions`` and ``/v1
 
 A deployment spec's variant ``upstream:NAME`` is served by :class:`UpstreamPredictor`, built from
 the spec's ``upstreams.endpoints.NAME`` and checked against ``upstreams.allowed_hosts``
-(:mod:`lockgate.llm.hosts`) by the deployment loop (:mod:`lockgate.serving.deployment`). One
-pooled ``httpx.AsyncClient`` per upstream; the host is resolved and every address checked before
-connecting (again every few seconds), and the connection goes to the address that was checked (the
+(:mod:`lockgate.llm.hosts`) by the deployment loop (:mod:`lockgate.serving.deployment`). One pool
+of kept-alive connections per upstream (:mod:`lockgate.llm.http1`); the host is resolved and every
+address checked before connecting (again every few seconds), and the connection goes to the
+address that was checked (the
 ``Host`` header and TLS name stay the host's), so a name re-pointed between the check and the
 connection (DNS rebinding) reaches nothing unchecked. Redirects are not followed, and
 proxies from the environment are not used.
@@ -27,7 +28,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import httpx
 import orjson
 
 from lockgate.errors import LockgateError, ServiceUnavailable, UpstreamError, UpstreamTimeout, UserError
@@ -38,6 +38,15 @@ from lockgate.llm.hosts import (
     check_upstream_url,
     parse_allowed_hosts,
     resolved_refusal,
+)
+from lockgate.llm.http1 import (
+    BrokenResponse,
+    ConnectFailed,
+    ConnectTimedOut,
+    Http1Error,
+    Http1Pool,
+    ReadTimedOut,
+    Response,
 )
 from lockgate.llm.params import ChatMessage, SamplingParams
 from lockgate.llm.retries import RETRYABLE_STATUSES, RetryBudget
@@ -96,6 +105,11 @@ def read_api_key(name: str, env_name: str | None, environ: Mapping[str, str]) ->
             hint=f"set {env_name} to the API key in the server's environment, or remove api_key_env "
             "if the endpoint takes no key",
         )
+    if any(c in key for c in "\r\n\0"):
+        raise UserError(
+            f"upstream '{name}': the API key in {env_name} holds a line break or NUL",
+            hint=f"set {env_name} to the key alone (a file read with a trailing newline is a common cause)",
+        )
     return key
 
 
@@ -148,7 +162,7 @@ class UpstreamPredictor:
         self.attempts = 0  # calls made to the upstream, retries included
         self._resolve = resolve
         self._resolved: tuple[str, float] | None = None  # (checked address, when)
-        self._client: httpx.AsyncClient | None = None
+        self._client: Http1Pool | None = None
 
     def __repr__(self) -> str:  # never the key
         return f"UpstreamPredictor({self.name!r}, {self.endpoint.url!r}, model={self.endpoint.model!r})"
@@ -207,16 +221,15 @@ class UpstreamPredictor:
 
     # ------------------------------------------------------------------ calls
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> Http1Pool:
         if self._client is None:
-            endpoint = self.endpoint
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    endpoint.timeout_s, connect=endpoint.connect_timeout_s, pool=endpoint.connect_timeout_s
-                ),
-                follow_redirects=False,
-                trust_env=False,  # no proxy or .netrc from the environment: the checked address is called
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            endpoint, target = self.endpoint, self.target
+            # no proxy or .netrc from the environment, no redirects: the checked address is called
+            self._client = Http1Pool(
+                target.port,
+                connect_timeout_s=endpoint.connect_timeout_s,
+                read_timeout_s=endpoint.timeout_s,
+                tls_name=target.host if target.scheme == "https" else None,
             )
         return self._client
 
@@ -261,48 +274,37 @@ class UpstreamPredictor:
                 await response.aclose()
         return _Chunks(self._events(response, is_chat=not isinstance(request, str)), response)
 
-    async def _send(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+    async def _send(self, path: str, payload: dict[str, Any]) -> Response:
         """Send the request, retrying what cannot have reached the model while the budget lasts;
         the response is open (its body not read) and answered 2xx."""
         self.budget.deposit()
         content = orjson.dumps(payload)
-        headers = {"content-type": "application/json", "host": self.target.host_header}
+        headers = [("host", self.target.host_header), ("content-type", "application/json")]
         if self._api_key is not None:
-            headers["authorization"] = f"Bearer {self._api_key}"
-        extensions = {"sni_hostname": self.target.host} if self.target.scheme == "https" else None
+            headers.append(("authorization", f"Bearer {self._api_key}"))
+        target = self.target.path + path
         retries = 0
         while True:
             failure: LockgateError
             address = await self._address()
-            client = self._http()
-            request = client.build_request(
-                "POST",
-                self.target.url_at(address, path),
-                content=content,
-                headers=headers,
-                extensions=extensions,
-            )
             self.attempts += 1
             try:
-                response = await client.send(request, stream=True)
-            except httpx.ConnectTimeout:
+                response = await self._http().request(address, "POST", target, headers, content)
+            except ConnectTimedOut:
                 failure = UpstreamTimeout(
                     f"{self.what} did not accept a connection within {self.endpoint.connect_timeout_s:g} s",
                     hint="check that it runs; raise upstreams.endpoints.*.connect_timeout_s if it is slow",
                 )
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-                # refused, reset, or closed before a status line (a kept-alive connection the upstream
-                # had closed): a connection failure, before any answer
+            except ConnectFailed as exc:
+                # refused, reset, or closed before a status line: a connection failure, before any answer
                 failure = UpstreamError(
-                    f"{self.what} could not be reached: {self._scrub(str(exc)) or type(exc).__name__}",
+                    f"{self.what} could not be reached: {self._scrub(str(exc))}",
                     hint="check that it runs and that the URL is right",
                 )
-            except httpx.TimeoutException:
+            except ReadTimedOut:
                 raise self._timeout("answer") from None
-            except httpx.HTTPError as exc:
-                raise UpstreamError(
-                    f"{self.what} failed: {type(exc).__name__}: {self._scrub(str(exc))}"
-                ) from None
+            except Http1Error as exc:
+                raise UpstreamError(f"{self.what} failed: {self._scrub(str(exc))}") from None
             else:
                 if response.status_code not in RETRYABLE_STATUSES:
                     if response.status_code >= 300:
@@ -331,11 +333,11 @@ class UpstreamPredictor:
             text = text.replace(self._api_key, "***")
         return text[:_MAX_ERROR_CHARS]
 
-    async def _read_error(self, response: httpx.Response) -> None:
+    async def _read_error(self, response: Response) -> None:
         """Raise the error a non-2xx answer (or a stream that is not one) stands for."""
         raise await self._error_of(response)
 
-    async def _error_of(self, response: httpx.Response) -> LockgateError:
+    async def _error_of(self, response: Response) -> LockgateError:
         status = response.status_code
         if 300 <= status < 400:
             location = response.headers.get("location", "?")
@@ -345,11 +347,11 @@ class UpstreamPredictor:
                 hint="point upstreams.endpoints.*.url at the final address",
             )
         try:
-            raw = await response.aread()
-        except httpx.TimeoutException:
+            raw = await response.read()
+        except ReadTimedOut:
             return self._timeout("answer")
-        except httpx.HTTPError as exc:
-            return UpstreamError(f"{self.what} answered {status} and then failed: {type(exc).__name__}")
+        except Http1Error as exc:
+            return UpstreamError(f"{self.what} answered {status} and then failed: {self._scrub(str(exc))}")
         message = self._scrub(_error_message(raw))
         if status in (400, 422):
             # the request's own fault (a field the upstream does not take): the client's 400
@@ -367,14 +369,14 @@ class UpstreamPredictor:
             )
         return UpstreamError(f"{self.what} answered {status}: {message}", hint=_hint_for(status))
 
-    async def _whole(self, response: httpx.Response, *, is_chat: bool) -> Chunk:
+    async def _whole(self, response: Response, *, is_chat: bool) -> Chunk:
         """The one chunk of a whole (not streamed) answer."""
         try:
-            raw = await response.aread()
-        except httpx.TimeoutException:
+            raw = await response.read()
+        except ReadTimedOut:
             raise self._timeout("answer") from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{self.what} stopped answering: {type(exc).__name__}") from None
+        except Http1Error as exc:
+            raise UpstreamError(f"{self.what} stopped answering: {self._scrub(str(exc))}") from None
         try:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -394,13 +396,13 @@ class UpstreamPredictor:
         assert choice is not None
         return _chunk(text, choice.get("finish_reason") or "stop", _usage(document) or Usage(0, 0))
 
-    async def _events(self, response: httpx.Response, *, is_chat: bool) -> AsyncIterator[Chunk]:
+    async def _events(self, response: Response, *, is_chat: bool) -> AsyncIterator[Chunk]:
         """The chunks of a streamed answer, as its events arrive; the finish waits for the usage
         (sent after it), and a stream that ends before it finished is an error."""
         finish: Any = None
         usage: Usage | None = None
         try:
-            async for line in response.aiter_lines():
+            async for line in response.iter_lines():
                 if not line.startswith("data:"):
                     continue  # comments, event names, blank separators
                 data = line[5:].strip()
@@ -425,11 +427,11 @@ class UpstreamPredictor:
                     finish = choice["finish_reason"]
                 if text:
                     yield _chunk(text)
-        except httpx.TimeoutException:
+        except ReadTimedOut:
             raise self._timeout("next part of its answer") from None
-        except httpx.HTTPError as exc:
+        except (BrokenResponse, Http1Error) as exc:
             raise UpstreamError(
-                f"{self.what} stopped mid-answer: {type(exc).__name__}",
+                f"{self.what} stopped mid-answer: {self._scrub(str(exc))}",
                 hint="the upstream closed the stream before it finished; its log may say why",
             ) from None
         if finish is None:
@@ -444,7 +446,7 @@ class _Chunks:
     """An answer's chunks that, when closed (the client left, or the answer was sent), closes the
     upstream response too, even when nothing was read from it yet."""
 
-    def __init__(self, chunks: AsyncIterator[Chunk], response: httpx.Response) -> None:
+    def __init__(self, chunks: AsyncIterator[Chunk], response: Response) -> None:
         self._chunks = chunks
         self._response = response
 
