@@ -91,6 +91,19 @@ def _layers(cache: Any) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     return [layer.keys for layer in layers], [layer.values for layer in layers]
 
 
+def _cache_holding(keys: list[torch.Tensor], values: list[torch.Tensor]) -> Any:
+    """A ``transformers.DynamicCache`` holding these tensors themselves. Building it from them
+    (``ddp_cache_data``) would copy every layer's keys and values once more (its first update
+    concatenates them to an empty tensor), at every step after the batch's rows changed."""
+    from transformers import DynamicCache
+
+    empty = [(k[:, :, :0], v[:, :, :0]) for k, v in zip(keys, values, strict=True)]
+    cache: Any = DynamicCache(ddp_cache_data=empty)
+    for layer, k, v in zip(cache.layers, keys, values, strict=True):
+        layer.keys, layer.values = k, v
+    return cache
+
+
 def _last_logits(out: Any) -> torch.Tensor:
     logits: torch.Tensor = out.logits[:, -1, :]
     return logits
@@ -171,13 +184,9 @@ class KVBatch:
         return _last_logits(out), _Kept(keys, values, mask, [len(s) for s in sequences], cache)
 
     def _decode(self, newest: list[int]) -> torch.Tensor:
-        from transformers import DynamicCache
-
         kept = self._kept
         assert kept is not None
-        cache = kept.cache
-        if cache is None:
-            cache = DynamicCache(ddp_cache_data=list(zip(kept.keys, kept.values, strict=True)))
+        cache = kept.cache if kept.cache is not None else _cache_holding(kept.keys, kept.values)
         mask = torch.cat([kept.mask, torch.ones((len(newest), 1), dtype=kept.mask.dtype)], dim=1)
         positions = torch.tensor([[length] for length in kept.lengths])
         with torch.inference_mode():

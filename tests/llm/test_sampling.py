@@ -43,3 +43,24 @@ def test_a_seeded_row_picks_the_same_tokens_whatever_its_neighbours() -> None:
     neighbours.append(Chooser(0.7, 1.0, random.Random(7)))
     assert choose_tokens(logits, neighbours)[1] == alone[0]
     assert _draws(20, seed=3) == _draws(20, seed=3)
+
+
+def test_every_row_sampling_picks_what_each_row_picks_alone() -> None:
+    logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(2))
+    settings = [(1.0, 1.0), (0.7, 1.0), (1.0, 0.8), (1.3, 0.5)]
+
+    def chooser(row: int) -> Chooser:
+        temperature, top_p = settings[row]
+        return Chooser(temperature, top_p, random.Random(100 + row))
+
+    alone = [choose_tokens(logits[row : row + 1], [chooser(row)])[0] for row in range(4)]
+    assert choose_tokens(logits, [chooser(row) for row in range(4)]) == alone
+    plain = [
+        choose_tokens(logits[row : row + 1], [Chooser(1.0, 1.0, random.Random(row))])[0] for row in range(4)
+    ]
+    assert choose_tokens(logits, [Chooser(1.0, 1.0, random.Random(row)) for row in range(4)]) == plain
+
+
+def test_a_temperature_sharpens_the_distribution() -> None:
+    cold = _draws(3000, temperature=0.5)
+    assert abs(cold.count(2) / len(cold) - 0.25 / (0.04 + 0.09 + 0.25)) < 0.03  # p^2 renormalised
