@@ -68,6 +68,15 @@ def serve_command(
         ),
     ] = None,
     threads: Annotated[int, typer.Option(help="Threads per model call (ONNX Runtime).")] = 1,
+    decode_engine: Annotated[
+        str,
+        typer.Option(
+            "--decode-engine",
+            metavar="process|thread",
+            help="Where a generative model decodes: in a process of its own (the default; its steps "
+            "never wait for the server's event loop) or in a thread of the server.",
+        ),
+    ] = "process",
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 10
     * 1024
     * 1024,  # lockgate.serving.app.DEFAULT_MAX_BODY_BYTES (a test pins the two)
@@ -266,6 +275,7 @@ def serve_command(
         policy=ServingPolicy(max_batch_size, max_wait_ms, max_queue, exec_mode),
         fast_path=path_mode,
         threads=threads,
+        decode_engine=decode_engine,
         log_level=log_level,
         deployments=specs,
         store_url=store,

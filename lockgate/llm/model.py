@@ -27,8 +27,10 @@ class CausalModel:
         self.context = 0
         self.eos_token_id: int | None = None
 
-    def load(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def load(self, *, weights: bool = True) -> None:
+        """Read the tokenizer and the model (``weights=False``: the tokenizer and the configuration
+        only, for a server whose decoding process holds the model)."""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         if not (self.path / "model.safetensors").is_file() and not any(self.path.glob("*.safetensors")):
             raise UserError(
@@ -36,11 +38,14 @@ class CausalModel:
                 hint="save the model with save_pretrained(..., safe_serialization=True)",
             )
         self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path, local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            self.path, local_files_only=True, use_safetensors=True
-        )
-        self.model.eval()
-        config = self.model.config
+        if weights:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.path, local_files_only=True, use_safetensors=True
+            )
+            self.model.eval()
+            config = self.model.config
+        else:
+            config = AutoConfig.from_pretrained(self.path, local_files_only=True)
         context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
         self.context = int(context or 2048)
         self.eos_token_id = self.tokenizer.eos_token_id

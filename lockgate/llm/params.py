@@ -1,4 +1,5 @@
-"""An OpenAI-style request body checked into plain values, once, at the edge.
+"""An OpenAI-style request body checked into plain values, once, at the edge; and where the
+server decodes (:data:`DecodeEngine`, ``lockgate serve --decode-engine``).
 
 Every field lockgate reads is checked here (type and range; a wrong one is a 400/422 naming the
 field and the fix); fields it does not use (``user``, ``presence_penalty``, ...) are ignored, as
@@ -9,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-from lockgate.errors import ValidationError
+from lockgate.errors import UserError, ValidationError
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "ChatMessage",
+    "DecodeEngine",
     "SamplingParams",
+    "check_decode_engine",
     "parse_messages",
     "parse_prompt",
     "parse_sampling",
@@ -25,6 +28,18 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 16
 _MAX_STOPS = 4
 _ROLES = ("system", "user", "assistant")
+
+DecodeEngine = Literal["process", "thread"]
+
+
+def check_decode_engine(engine: str) -> DecodeEngine:
+    """``engine`` when it is one lockgate has, else a user error listing them."""
+    if engine not in get_args(DecodeEngine):
+        raise UserError(
+            f"decode engine '{engine}' is not one of: {', '.join(get_args(DecodeEngine))}",
+            hint="process (decoding in a process of its own, the default) or thread",
+        )
+    return engine  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

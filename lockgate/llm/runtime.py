@@ -1,6 +1,8 @@
 """The generative runtime: a causal language model served behind the
 :class:`~lockgate.serving.predictor.Predictor` protocol, generating through the
-:class:`~lockgate.llm.scheduler.DecodeScheduler`.
+:class:`~lockgate.llm.scheduler.DecodeScheduler` (decoding in a thread of this process) or the
+:class:`~lockgate.llm.engine.ProcessDecoder` (decoding in a process of its own; ``lockgate serve``'s
+default, ``--decode-engine``).
 
 ``lockgate serve FOLDER`` picks it for a ``save_pretrained`` folder of a causal language model,
 or an MLflow ``transformers`` model of one (:func:`~lockgate.llm.folder.mlflow_transformers_parts`).
@@ -15,8 +17,9 @@ from pathlib import Path
 
 from lockgate.errors import UserError
 from lockgate.llm.chat import plain_chat_prompt
+from lockgate.llm.engine import ProcessDecoder
 from lockgate.llm.model import CausalModel
-from lockgate.llm.params import ChatMessage, SamplingParams
+from lockgate.llm.params import ChatMessage, DecodeEngine, SamplingParams, check_decode_engine
 from lockgate.llm.scheduler import Chunk, DecodeScheduler
 from lockgate.serving.protocol import ModelInput, Outputs
 from lockgate.serving.signature import Signature
@@ -38,8 +41,10 @@ class GenerativePredictor:
         tokenizer_path: Path | None = None,
         max_batch_size: int = 16,
         threads: int | None = None,
+        engine: DecodeEngine = "thread",
     ) -> None:
         self.path = path
+        self.engine = check_decode_engine(engine)
         # torch's intra-op threads (process-wide): `lockgate serve --threads`, 1 by default. A
         # small model's step gains nothing from more, and spinning pool threads would take the
         # CPU the event loop needs to stream the answers.
@@ -48,13 +53,21 @@ class GenerativePredictor:
         self.signature = Signature("any")
         self.primary_output: str | None = None
         self.model = CausalModel(path, tokenizer_path=tokenizer_path)
-        self.scheduler = DecodeScheduler(self.model, max_batch_size=max_batch_size)
+        self.scheduler: DecodeScheduler | ProcessDecoder
+        if engine == "process":
+            self.scheduler = ProcessDecoder(self.model, max_batch_size=max_batch_size, threads=threads)
+        else:
+            self.scheduler = DecodeScheduler(self.model, max_batch_size=max_batch_size)
 
     @property
     def context(self) -> int:
         return self.model.context
 
     def load(self) -> None:
+        if isinstance(self.scheduler, ProcessDecoder):
+            self.model.load(weights=False)  # the decoding process loads the model
+            self.scheduler.load()
+            return
         if self.threads is not None:
             import torch
 

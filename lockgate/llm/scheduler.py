@@ -21,6 +21,7 @@ import random
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockgate.errors import LockgateError, UserError
 from lockgate.llm.decoding import Chunk, Usage, finish_reason, next_delta
@@ -29,7 +30,16 @@ from lockgate.llm.model import CausalModel
 from lockgate.llm.params import SamplingParams
 from lockgate.llm.sampling import Chooser
 
-__all__ = ["Chunk", "DecodeScheduler", "DecodeStats"]
+__all__ = [
+    "Chunk",
+    "DecodeRequest",
+    "DecodeScheduler",
+    "DecodeStats",
+    "Stepper",
+    "check_fits",
+    "new_sequence",
+    "read_chunks",
+]
 
 _DEFAULT_MAX_BATCH = 16
 _STREAMS_PER_STEP = 4  # streams sent to per decoding step, on average, when the batch is larger
@@ -47,11 +57,14 @@ class DecodeStats:
 
 
 @dataclass(eq=False)
-class _Sequence:
+class DecodeRequest:
+    """One request in a :class:`Stepper`: its prompt, its sampling, its own seeded generator, and
+    ``out``, whatever its driver delivers its chunks to (a queue, a request id)."""
+
     prompt_ids: list[int]
     params: SamplingParams
     generator: random.Random
-    out: asyncio.Queue[Chunk]
+    out: Any
     generated: list[int] = field(default_factory=list)
     sent: int = 0  # characters of the text that are sure (sent, or held to be sent)
     held: str = ""  # sure text waiting for this stream's next send
@@ -60,102 +73,55 @@ class _Sequence:
     is_abandoned: bool = False
 
 
-class DecodeScheduler:
-    """Generates for many requests at once on one :class:`CausalModel` (loaded)."""
+def check_fits(context: int, prompt_tokens: int, max_tokens: int) -> None:
+    """Refuse a request whose prompt and answer cannot fit the model's context (400)."""
+    if prompt_tokens + max_tokens > context:
+        raise UserError(
+            f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "
+            f"together over the model's context of {context} tokens",
+            hint=f"shorten the prompt, or ask for at most {context - prompt_tokens} tokens",
+            detail={"field": "max_tokens"},
+        )
+
+
+def new_sequence(prompt_ids: list[int], params: SamplingParams, out: Any) -> DecodeRequest:
+    """A request's sequence, its generator seeded from ``params.seed`` (or at random)."""
+    seed = params.seed if params.seed is not None else random.getrandbits(63)
+    return DecodeRequest(list(prompt_ids), params, random.Random(seed), out)  # noqa: S311
+
+
+class Stepper:
+    """The running batch of one model and the requests waiting to join it; each :meth:`step`
+    admits the waiting (up to ``max_batch_size``), runs one decoding step and returns the chunks it
+    made. Driven from one thread at a time: :class:`DecodeScheduler`'s thread, or the decoding
+    process of :mod:`lockgate.llm.engine`."""
 
     def __init__(self, model: CausalModel, *, max_batch_size: int = _DEFAULT_MAX_BATCH) -> None:
         self.model = model
         self.max_batch_size = max_batch_size
         self.stats = DecodeStats()
-        self._waiting: collections.deque[_Sequence] = collections.deque()
-        self._running: list[_Sequence] = []
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._steps = threading.Lock()  # held for each step; hold() holds it from outside
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.waiting: collections.deque[DecodeRequest] = collections.deque()
+        self.running: list[DecodeRequest] = []
         self._batch = KVBatch(model)
 
     @property
     def active(self) -> int:
         """Requests waiting to join the batch or in it."""
-        return len(self._waiting) + len(self._running)
+        return len(self.waiting) + len(self.running)
 
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        """No decoding step runs inside this block (requests still arrive and wait): for tests
-        that must see several requests join one batch whatever the timing."""
-        with self._steps:
-            yield
+    def step(self) -> list[tuple[DecodeRequest, Chunk]] | None:
+        """One decoding step: the chunks it produced (None when there was nothing to decode)."""
+        while self.waiting and len(self.running) < self.max_batch_size:
+            self.running.append(self.waiting.popleft())
+        self.running = [s for s in self.running if not s.is_abandoned]
+        return self._step(list(self.running)) if self.running else None
 
-    def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
-        """Refuse a request whose prompt and answer cannot fit the model's context (400)."""
-        if prompt_tokens + max_tokens > self.model.context:
-            raise UserError(
-                f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "
-                f"together over the model's context of {self.model.context} tokens",
-                hint=f"shorten the prompt, or ask for at most {self.model.context - prompt_tokens} tokens",
-                detail={"field": "max_tokens"},
-            )
-
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Chunk]:
-        """The chunks of one request, as the batch makes them; closing the iterator early
-        (a client gone) takes the request out of the batch."""
-        self.check_fits(len(prompt_ids), params.max_tokens)
-        seed = params.seed if params.seed is not None else random.getrandbits(63)
-        sequence = _Sequence(list(prompt_ids), params, random.Random(seed), asyncio.Queue())  # noqa: S311
-        await self._ensure_running()
-        self._waiting.append(sequence)
-        self._wake.set()
-        try:
-            while True:
-                chunk = _joined(await sequence.out.get(), sequence.out)
-                if chunk.error is not None:
-                    raise LockgateError(chunk.error, hint="the server log has the model's traceback")
-                yield chunk
-                if chunk.finish_reason is not None:
-                    return
-        finally:
-            sequence.is_abandoned = True
-
-    async def _ensure_running(self) -> None:
-        """Start the decoding thread for this event loop (after one that served another loop
-        stopped: a loop's queues are only fed by a thread started for it)."""
-        loop = asyncio.get_running_loop()
-        if self._thread is not None and self._thread.is_alive() and self._loop is loop:
-            return
-        if self._thread is not None:
-            await self.stop()
-        self._loop = loop
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._decode_loop, name="lockgate-decode", daemon=True)
-        self._thread.start()
-
-    async def stop(self) -> None:
-        """Stop the decoding thread (requests still in the batch get no more chunks)."""
-        thread = self._thread
-        self._stopping.set()
-        self._wake.set()
-        if thread is not None:
-            await asyncio.to_thread(thread.join, 30)
-        self._thread = None
-        self._running, self._waiting = [], collections.deque()
+    def clear(self) -> None:
+        """Forget every request (the driver stopped)."""
+        self.running, self.waiting = [], collections.deque()
         self._batch = KVBatch(self.model)
 
-    def _decode_loop(self) -> None:
-        while not self._stopping.is_set():
-            with self._steps:
-                while self._waiting and len(self._running) < self.max_batch_size:
-                    self._running.append(self._waiting.popleft())
-                self._running = [s for s in self._running if not s.is_abandoned]
-                chunks = self._step(list(self._running)) if self._running else None
-            if chunks is None:
-                self._wake.wait(_IDLE_WAIT_S)
-                self._wake.clear()
-                continue
-            self._deliver(chunks)
-
-    def _step(self, batch: list[_Sequence]) -> list[tuple[_Sequence, Chunk]]:
+    def _step(self, batch: list[DecodeRequest]) -> list[tuple[DecodeRequest, Chunk]]:
         """One decoding step of ``batch``: the chunks it produced, for each sequence that has one."""
         choosers = [Chooser(s.params.temperature, s.params.top_p, s.generator) for s in batch]
         sequences = [s.prompt_ids + s.generated for s in batch]
@@ -177,17 +143,10 @@ class DecodeScheduler:
             chunk = self._advance(sequence, token)
             if chunk is not None:
                 out.append((sequence, chunk))
-        self._running = [s for s in self._running if not s.is_abandoned]
+        self.running = [s for s in self.running if not s.is_abandoned]
         return out
 
-    def _deliver(self, chunks: list[tuple[_Sequence, Chunk]]) -> None:
-        """Hand a step's chunks to the event loop in one call."""
-        if not chunks or self._loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is reading any more
-            self._loop.call_soon_threadsafe(_put_all, chunks)
-
-    def _advance(self, sequence: _Sequence, token: int) -> Chunk | None:
+    def _advance(self, sequence: DecodeRequest, token: int) -> Chunk | None:
         """Take one token into ``sequence``: the chunk to send now, if any (the last one when it
         is done)."""
         is_eos = token == self.model.eos_token_id
@@ -212,7 +171,7 @@ class DecodeScheduler:
             if not sequence.held:
                 return None
             sequence.held_steps += 1
-            if sequence.has_sent and sequence.held_steps < steps_per_send(len(self._running)):
+            if sequence.has_sent and sequence.held_steps < steps_per_send(len(self.running)):
                 return None
             chunk = Chunk(sequence.held)
             sequence.held, sequence.held_steps, sequence.has_sent = "", 0, True
@@ -221,7 +180,109 @@ class DecodeScheduler:
         return Chunk(sequence.held + delta.text, reason, Usage(len(sequence.prompt_ids), count))
 
 
-def _put_all(chunks: list[tuple[_Sequence, Chunk]]) -> None:
+class DecodeScheduler:
+    """Generates for many requests at once on one :class:`CausalModel` (loaded), decoding in a
+    thread of this process."""
+
+    def __init__(self, model: CausalModel, *, max_batch_size: int = _DEFAULT_MAX_BATCH) -> None:
+        self.model = model
+        self.max_batch_size = max_batch_size
+        self._stepper = Stepper(model, max_batch_size=max_batch_size)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._steps = threading.Lock()  # held for each step; hold() holds it from outside
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def stats(self) -> DecodeStats:
+        return self._stepper.stats
+
+    @property
+    def active(self) -> int:
+        """Requests waiting to join the batch or in it."""
+        return self._stepper.active
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """No decoding step runs inside this block (requests still arrive and wait): for tests
+        that must see several requests join one batch whatever the timing."""
+        with self._steps:
+            yield
+
+    def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
+        """Refuse a request whose prompt and answer cannot fit the model's context (400)."""
+        check_fits(self.model.context, prompt_tokens, max_tokens)
+
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Chunk]:
+        """The chunks of one request, as the batch makes them; closing the iterator early
+        (a client gone) takes the request out of the batch."""
+        self.check_fits(len(prompt_ids), params.max_tokens)
+        queue: asyncio.Queue[Chunk] = asyncio.Queue()
+        sequence = new_sequence(prompt_ids, params, queue)
+        await self._ensure_running()
+        self._stepper.waiting.append(sequence)
+        self._wake.set()
+        try:
+            async for chunk in read_chunks(queue):
+                yield chunk
+        finally:
+            sequence.is_abandoned = True
+
+    async def _ensure_running(self) -> None:
+        """Start the decoding thread for this event loop (after one that served another loop
+        stopped: a loop's queues are only fed by a thread started for it)."""
+        loop = asyncio.get_running_loop()
+        if self._thread is not None and self._thread.is_alive() and self._loop is loop:
+            return
+        if self._thread is not None:
+            await self.stop()
+        self._loop = loop
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._decode_loop, name="lockgate-decode", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the decoding thread (requests still in the batch get no more chunks)."""
+        thread = self._thread
+        self._stopping.set()
+        self._wake.set()
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 30)
+        self._thread = None
+        self._stepper.clear()
+
+    def _decode_loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._steps:
+                chunks = self._stepper.step()
+            if chunks is None:
+                self._wake.wait(_IDLE_WAIT_S)
+                self._wake.clear()
+                continue
+            self._deliver(chunks)
+
+    def _deliver(self, chunks: list[tuple[DecodeRequest, Chunk]]) -> None:
+        """Hand a step's chunks to the event loop in one call."""
+        if not chunks or self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is reading any more
+            self._loop.call_soon_threadsafe(_put_all, chunks)
+
+
+async def read_chunks(queue: asyncio.Queue[Chunk]) -> AsyncIterator[Chunk]:
+    """A request's chunks from its queue until its last one; a chunk that carries an error
+    raises it."""
+    while True:
+        chunk = _joined(await queue.get(), queue)
+        if chunk.error is not None:
+            raise LockgateError(chunk.error, hint="the server log has the model's traceback")
+        yield chunk
+        if chunk.finish_reason is not None:
+            return
+
+
+def _put_all(chunks: list[tuple[DecodeRequest, Chunk]]) -> None:
     for sequence, chunk in chunks:
         sequence.out.put_nowait(chunk)
 

@@ -437,13 +437,17 @@ class SentenceEncoderPredictor:
         return {"embeddings": np.asarray(embeddings, dtype=np.float32)}
 
 
-def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1) -> Any:
+def load_predictor(
+    path: Path, *, fast_path: FastPath = "auto", threads: int = 1, decode_engine: str = "thread"
+) -> Any:
     """Choose (without loading) the runtime for what ``path`` holds.
 
     A ``.onnx`` file → ONNX Runtime; a ``.pt``/``.pth`` file → TorchScript; a sentence-transformers
     folder → the encoder; a ``save_pretrained`` causal language model → the generative runtime
     (:mod:`lockgate.llm`); an MLflow model folder → by flavour (``onnx``, ``sklearn``, ``pytorch``,
     ``sentence_transformers``, anything else through pyfunc). ``fast_path="pyfunc"`` forces pyfunc.
+    ``decode_engine`` is where a generative model decodes: ``process`` or ``thread``
+    (:mod:`lockgate.llm.engine`).
     """
     if path.is_file():
         if path.suffix == ".onnx":
@@ -477,9 +481,15 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
 
             parts = mlflow_transformers_parts(path, flavors["transformers"])
             if parts is not None:
+                from lockgate.llm.params import check_decode_engine
                 from lockgate.llm.runtime import GenerativePredictor
 
-                return GenerativePredictor(parts[0], tokenizer_path=parts[1], threads=threads)
+                return GenerativePredictor(
+                    parts[0],
+                    tokenizer_path=parts[1],
+                    threads=threads,
+                    engine=check_decode_engine(decode_engine),
+                )
         if "python_function" in flavors:
             return PyfuncPredictor(path)
         raise UserError(
@@ -491,9 +501,10 @@ def load_predictor(path: Path, *, fast_path: FastPath = "auto", threads: int = 1
     from lockgate.llm.folder import is_causal_lm_folder
 
     if is_causal_lm_folder(path):
+        from lockgate.llm.params import check_decode_engine
         from lockgate.llm.runtime import GenerativePredictor
 
-        return GenerativePredictor(path, threads=threads)
+        return GenerativePredictor(path, threads=threads, engine=check_decode_engine(decode_engine))
     if (path / "model.onnx").is_file():
         return OnnxPredictor(path / "model.onnx", threads=threads)
     raise UserError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lockgate.errors import UserError
+from lockgate.llm.params import check_decode_engine
 from lockgate.llm.traces import DEFAULT_EXPERIMENT as DEFAULT_TRACE_EXPERIMENT
 from lockgate.llm.traces import check_rate
 from lockgate.monitor.alerts import check_webhook_url, webhook_format
@@ -38,6 +39,7 @@ class ServeConfig:
     policy: ServingPolicy = field(default_factory=ServingPolicy)
     fast_path: FastPath = "auto"
     threads: int = 1
+    decode_engine: str = "process"  # where a generative model decodes: process or thread
     log_level: str = "warning"
     graceful_timeout_s: float = 30.0
     deployments: tuple[DeploymentSpec, ...] = ()
@@ -75,6 +77,7 @@ class ServeConfig:
             raise UserError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
         if self.threads < 1:
             raise UserError(f"threads must be >= 1, got {self.threads}")
+        check_decode_engine(self.decode_engine)
         if self.alert_webhook is not None:
             check_webhook_url(self.alert_webhook)
             webhook_format(self.alert_webhook, self.alert_format)

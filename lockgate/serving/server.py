@@ -78,6 +78,7 @@ def load_variant(
     fast_path: FastPath = "auto",
     threads: int = 1,
     allow_unsafe: bool = False,
+    decode_engine: str = "thread",
 ) -> Variant:
     """Load the model in ``source`` into a warmed-up :class:`Variant` (blocking, seconds).
 
@@ -86,7 +87,7 @@ def load_variant(
     server is pointed at can run code in it.
     """
     check_safe_to_load(source, allow_unsafe=allow_unsafe)
-    predictor = load_predictor(source.path, fast_path=fast_path, threads=threads)
+    predictor = load_predictor(source.path, fast_path=fast_path, threads=threads, decode_engine=decode_engine)
     predictor.load()
     variant = Variant(source.name, source.version, predictor, policy or ServingPolicy())
     variant.warm_up()
@@ -151,6 +152,7 @@ def build_deployments(
             policy=config.policy,
             fast_path=config.fast_path,
             threads=config.threads,
+            decode_engine=config.decode_engine,
             allow_unsafe=config.allow_unsafe_load,
         )
         loaded.key = f"{deployment}/{variant}"
@@ -218,6 +220,7 @@ def build_app(
                     policy=config.policy,
                     fast_path=config.fast_path,
                     threads=config.threads,
+                    decode_engine=config.decode_engine,
                     allow_unsafe=config.allow_unsafe_load,
                 )
             ]

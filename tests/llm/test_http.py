@@ -23,7 +23,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def server(tiny_model: Path) -> Iterator[ServerHandle]:
     source = resolve_source(str(tiny_model), name="tiny")
-    handle = run_server_in_thread(build_app(source, config=ServeConfig(str(tiny_model))))
+    # decoding in a thread of the server, whose scheduler the tests hold and read directly (the
+    # decoding process, the default, has the same tests through HTTP in test_engine.py)
+    config = ServeConfig(str(tiny_model), decode_engine="thread")
+    handle = run_server_in_thread(build_app(source, config=config))
     yield handle
     handle.stop()
 
