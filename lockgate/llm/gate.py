@@ -15,6 +15,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,21 +67,20 @@ def validate_generation(
         if judge is not None:
             stack.callback(judge.close)
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="lockgate-gate-"))
+        at = _Answering(conn, spec, seed, base_dir, Path(tmp), judge)
         if candidate.startswith("prompts:/"):
             from lockgate.prompts.gate import validate_prompt
 
             endpoint = _endpoint(spec)
             if endpoint is not None:
                 stack.callback(endpoint.close)
-            outputs = _prompt_outputs(
-                conn, spec, candidate, baseline_ref, seed, base_dir, Path(tmp), judge, endpoint
-            )
+            outputs = _prompt_outputs(at, candidate, baseline_ref, endpoint)
             return validate_prompt(
                 conn, candidate, policy, against=against, base_dir=base_dir, generation=outputs(examples)
             )
         from lockgate.gates.gate import validate
 
-        outputs = _model_outputs(conn, spec, candidate, baseline_ref, seed, base_dir, Path(tmp), judge)
+        outputs = _model_outputs(at, candidate, baseline_ref)
         return validate(
             conn, candidate, policy, against=against, data_root=data_root, generation=outputs(examples)
         )
@@ -91,19 +91,25 @@ def _examples(spec: GenerationSpec, base_dir: Path) -> tuple[GenerationExample, 
     return load_generation_examples(path if path.is_absolute() else base_dir / path)
 
 
+@dataclass(frozen=True)
+class _Answering:
+    """What answering a candidate and its baseline needs: the registry, the check's settings, the
+    seed, the policy's folder, a temporary folder for downloads, and the judge (if any)."""
+
+    conn: Connection
+    spec: GenerationSpec
+    seed: int
+    base_dir: Path
+    folder: Path
+    judge: Judge | None
+
+
 def _prompt_outputs(
-    conn: Connection,
-    spec: GenerationSpec,
-    candidate_ref: str,
-    against: str | None,
-    seed: int,
-    base_dir: Path,
-    folder: Path,
-    judge: Judge | None,
-    endpoint: ChatEndpoint | None,
+    at: _Answering, candidate_ref: str, against: str | None, endpoint: ChatEndpoint | None
 ) -> Callable[[Sequence[GenerationExample]], GenerationOutputs]:
     """Both prompt versions answered by the one model ``generation.model`` names (loaded here) or
     ``generation.endpoint`` serves."""
+    conn, spec, seed, judge = at.conn, at.spec, at.seed, at.judge
     from lockgate.prompts.gate import find_baseline_prompt
     from lockgate.prompts.registry import get_prompt, parse_prompt_ref
 
@@ -117,7 +123,7 @@ def _prompt_outputs(
             return endpoint_answerer(served, spec, template=template, what=what, seed=seed)
 
     elif spec.model is not None:
-        model = load_model(conn, spec.model, folder, base_dir)
+        model = load_model(conn, spec.model, at.folder, at.base_dir)
 
         def make(template: str, what: str) -> Answerer:
             return answerer(model, spec, template=template, what=what, seed=seed)
@@ -167,16 +173,10 @@ def endpoint_answerer(
 
 
 def _model_outputs(
-    conn: Connection,
-    spec: GenerationSpec,
-    candidate_ref: str,
-    against: str | None,
-    seed: int,
-    base_dir: Path,
-    folder: Path,
-    judge: Judge | None,
+    at: _Answering, candidate_ref: str, against: str | None
 ) -> Callable[[Sequence[GenerationExample]], GenerationOutputs]:
     """Both model versions, each answering through ``generation.prompt`` when it names one."""
+    conn, spec, seed, folder, judge = at.conn, at.spec, at.seed, at.folder, at.judge
     from lockgate.gates.gate import download_verified, find_baseline, parse_model_uri
     from lockgate.llm.answers import load_generative
     from lockgate.prompts.registry import get_prompt, parse_prompt_ref
