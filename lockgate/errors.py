@@ -161,6 +161,14 @@ class UnsupportedMediaType(UserError):
     kind = "unsupported_media_type"
 
 
+class ClientClosedRequest(UserError):
+    """The client went away before its answer was ready; the work for it was stopped. Nobody reads
+    this status (499, as nginx counts it); it is there for the access log and the counters."""
+
+    http_status = 499
+    kind = "client_closed_request"
+
+
 class ModelLoadError(UserError):
     """A model's own loading code failed (a broken artifact, a missing dependency): the model's
     fault, not the server's, so a 4xx; whatever was serving before keeps serving."""

@@ -22,13 +22,15 @@ router also gave a shadow is copied to it once the answer is complete
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from lockgate.errors import UserError, ValidationError
+from lockgate.errors import ClientClosedRequest, UserError, ValidationError
 from lockgate.llm.params import parse_messages, parse_prompt, parse_sampling
 from lockgate.llm.prompt import request_variables
 from lockgate.serving.exchange import Exchange, Response
@@ -142,11 +144,39 @@ async def _counted(
     return observe(chunks, stats, price_per_1k_tokens=price, started=started)
 
 
-async def _collect(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
+async def _collect(chunks: AsyncIterator[Chunk], exchange: Exchange) -> tuple[str, Chunk]:
+    """The whole answer and its last chunk; stopped (its slot in the batch freed, an upstream call
+    closed) when the client goes away before it is ready."""
+    collecting = asyncio.ensure_future(_joined_text(chunks))
+    gone = asyncio.ensure_future(_disconnected(exchange))
+    try:
+        await asyncio.wait((collecting, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not collecting.done():
+        collecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collecting
+        raise ClientClosedRequest("the client closed the connection before its answer was ready")
+    return collecting.result()
+
+
+async def _disconnected(exchange: Exchange) -> None:
+    """Return when the client has gone (the body has been read: what comes next is the end)."""
+    while (await exchange.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _joined_text(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
     parts, last = [], None
-    async for chunk in chunks:
-        parts.append(chunk.text)
-        last = chunk
+    try:
+        async for chunk in chunks:
+            parts.append(chunk.text)
+            last = chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()  # a cancelled answer leaves the batch now, not when it is collected
     assert last is not None and last.usage is not None
     return "".join(parts), last
 
@@ -177,7 +207,7 @@ async def completions(app: ServingApp, exchange: Exchange) -> Response:
         return Response(
             200, b"", _EVENT_STREAM, stream=_stream(head, chunks, choice, None, _wants_usage(body), copy)
         )
-    text, last = await _collect(chunks)
+    text, last = await _collect(chunks, exchange)
     if copy is not None:
         copy(text)
     assert last.usage is not None
@@ -226,7 +256,7 @@ async def chat_completions(app: ServingApp, exchange: Exchange) -> Response:
             _EVENT_STREAM,
             stream=_stream(stream_head, chunks, choice, first, _wants_usage(body), copy),
         )
-    text, last = await _collect(chunks)
+    text, last = await _collect(chunks, exchange)
     if copy is not None:
         copy(text)
     assert last.usage is not None
@@ -306,7 +336,7 @@ async def _generate(app: ServingApp, exchange: Exchange, *, is_stream: bool) -> 
     head = {"model_name": variant.model_name, "model_version": variant.model_version}
     if is_stream:
         return Response(200, b"", _EVENT_STREAM, stream=_generate_events(head, chunks))
-    text, last = await _collect(chunks)
+    text, last = await _collect(chunks, exchange)
     return Response(200, orjson.dumps({**head, "text_output": text, "details": _details(last)}))
 
 

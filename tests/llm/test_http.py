@@ -188,6 +188,24 @@ def test_a_client_that_goes_away_frees_its_slot(server: ServerHandle) -> None:
     assert scheduler.stats.tokens - before < 100
 
 
+def test_a_client_that_leaves_before_a_whole_answer_frees_its_slot(server: ServerHandle) -> None:
+    """Not streamed: the server notices the client left while the answer was being made, and
+    stops it, instead of decoding every token for nobody."""
+    scheduler = _predictor(server).scheduler
+    before = scheduler.stats.tokens
+    body = {"model": "tiny", "prompt": "lockgate", "max_tokens": 100, "temperature": 0}
+    with scheduler.hold():
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+            httpx.post(server.url + "/v1/completions", json=body, timeout=0.5)
+        threading.Event().wait(0.5)  # time for the server to read the close (a wait, not an assertion)
+    for _ in range(600):
+        if not scheduler.active:
+            break
+        threading.Event().wait(0.05)
+    assert scheduler.active == 0
+    assert scheduler.stats.tokens - before < 100
+
+
 def test_the_protocol_generate_extension(server: ServerHandle) -> None:
     body = {"text_input": "The server", "parameters": {"max_tokens": 10, "temperature": 0}}
     whole = _post(server, "/v2/models/tiny/generate", body)
