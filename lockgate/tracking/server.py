@@ -57,9 +57,12 @@ def _group_is_alive(pgid: int) -> bool:
 
 
 def _wait_port_free(port: int, timeout_s: float) -> None:
+    """Return once nothing listens on ``port``. With SO_REUSEADDR, as uvicorn and gunicorn bind, the
+    closed connections a stopped server leaves in TIME_WAIT (60 s on Linux) do not count."""
     deadline = time.monotonic() + timeout_s
     while True:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
                 return
