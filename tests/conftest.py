@@ -84,13 +84,17 @@ def mlflow_home(shared_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
     """A real ``mlflow server`` with basic auth and two users, alice and bob, on 127.0.0.1 for the
     session: the suite's Postgres as its stores when LOCKGATE_TEST_POSTGRES_URL is set (else SQLite),
-    ``--serve-artifacts`` with a folder no client touches. Every other user gets READ by default."""
+    ``--serve-artifacts`` with a folder no client touches. Every other user gets READ by default.
+    A credential that passed is remembered for the session (MLflow's ``auth_cache_ttl_seconds``):
+    scrypt up to three times per request was most of the server's CPU; no test changes a password,
+    and a wrong one is still checked on every request."""
     from lockgate.tracking.server import TrackingServer
 
     server = TrackingServer(
         tmp_path_factory.mktemp("team-server"),
         users=("alice", "bob"),
         postgres_url=os.environ.get("LOCKGATE_TEST_POSTGRES_URL") or None,
+        auth_cache_ttl_s=3600,
     )
     with server:
         yield server

@@ -57,9 +57,12 @@ def _group_is_alive(pgid: int) -> bool:
 
 
 def _wait_port_free(port: int, timeout_s: float) -> None:
+    """Return once nothing listens on ``port``. With SO_REUSEADDR, as uvicorn and gunicorn bind, the
+    closed connections a stopped server leaves in TIME_WAIT (60 s on Linux) do not count."""
     deadline = time.monotonic() + timeout_s
     while True:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
                 return
@@ -89,7 +92,10 @@ class TrackingServer:
 
     ``users`` are created with generated passwords (``passwords[name]``); the admin too. ``postgres_url``
     (a server the caller runs) holds the tracking and auth stores in fresh databases; without it they
-    are SQLite files in ``folder``.
+    are SQLite files in ``folder``. ``auth_cache_ttl_s`` is MLflow's ``auth_cache_ttl_seconds``: 0 (its
+    default) checks the password hash (scrypt, tens of ms of CPU, up to three times a request) on
+    every request; above 0 each worker remembers a credential that passed for that long (a wrong
+    one is checked every time).
     """
 
     folder: Path
@@ -97,6 +103,7 @@ class TrackingServer:
     postgres_url: str | None = None
     default_permission: str = "READ"
     workers: int = 2
+    auth_cache_ttl_s: int = 0
     start_timeout_s: float = 90.0
     port: int = 0
     passwords: dict[str, str] = field(default_factory=dict)
@@ -255,6 +262,7 @@ class TrackingServer:
             f"admin_username = {ADMIN_USERNAME}\n"
             f"admin_password = {self.passwords[ADMIN_USERNAME]}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            f"auth_cache_ttl_seconds = {self.auth_cache_ttl_s}\n"
         )
         self._is_set_up = True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,11 @@ def status_of(url: str, name: str) -> dict[str, Any]:
     return response.json()
 
 
+# Requests in flight at once: on Ray Serve each one crosses three processes (proxy, ingress,
+# replica), so one at a time leaves the CPUs waiting on the hops; the answers keep their order.
+SENDERS = 4
+
+
 def send(url: str, name: str, logged_model: Any, n: int, *, keyed: bool = True) -> list[httpx.Response]:
     row = {"dataframe_split": {"columns": logged_model.columns, "data": [logged_model.features[0].tolist()]}}
     v2 = {
@@ -93,15 +99,16 @@ def send(url: str, name: str, logged_model: Any, n: int, *, keyed: bool = True) 
             {"name": "x", "shape": [1, 30], "datatype": "FP64", "data": logged_model.features[0].tolist()}
         ]
     }
-    out = []
-    with httpx.Client(timeout=30) as client:
-        for i in range(n):
+    limits = httpx.Limits(max_connections=SENDERS)
+    with httpx.Client(timeout=30, limits=limits) as client, ThreadPoolExecutor(SENDERS) as pool:
+
+        def one(i: int) -> httpx.Response:
             headers = {"x-routing-key": f"user-{i}"} if keyed else {}
             if i % 2:
-                out.append(client.post(f"{url}/v2/models/{name}/infer", json=v2, headers=headers))
-            else:
-                out.append(client.post(f"{url}/invocations", json=row, headers=headers))
-    return out
+                return client.post(f"{url}/v2/models/{name}/infer", json=v2, headers=headers)
+            return client.post(f"{url}/invocations", json=row, headers=headers)
+
+        return list(pool.map(one, range(n)))
 
 
 def wait_for(

@@ -148,9 +148,15 @@ def _save_models(root: Path, logged_model: LoggedModel) -> dict[str, Path]:
                     raise RuntimeError("the broken candidate failed")
                 return np.zeros(len(model_input), dtype=np.int64)
 
-        mlflow.sklearn.save_model(weak, str(root / "weak"), signature=signature)
+        # requirements named, as for ``cancer``: else MLflow infers them in a subprocess that
+        # imports MLflow and loads the model, seconds each, for files no test reads
+        mlflow.sklearn.save_model(
+            weak, str(root / "weak"), signature=signature, pip_requirements=["scikit-learn"]
+        )
         for name, rate in (("flaky", 0.5), ("flaky5", 0.05), ("flaky10", 0.10)):
-            mlflow.pyfunc.save_model(str(root / name), python_model=Flaky(rate), signature=signature)
+            mlflow.pyfunc.save_model(
+                str(root / name), python_model=Flaky(rate), signature=signature, pip_requirements=["numpy"]
+            )
     return {
         "good": logged_model.path,
         "weak": root / "weak",
