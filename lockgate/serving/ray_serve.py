@@ -320,6 +320,14 @@ class RayVariant(Variant):
 # unregistering modules to pickle by value): two threads doing it at once fail. Only the submit is
 # serialized; the replicas of several variants start at the same time.
 _DEPLOY_LOCK = threading.Lock()
+# Ray Serve registers and unregisters modules for pickling by value process-wide, also from its own
+# thread when an application's config changes (a deleted variant): a deploy that overlaps it fails
+# with "... is not registered for pickle by value". Nothing was deployed then: it is tried again.
+_DEPLOY_ATTEMPTS = 3
+
+
+def _is_pickle_registry_race(exc: ValueError) -> bool:
+    return "registered for pickle by value" in str(exc)
 
 
 def _wait_running(name: str, timeout_s: float = 600.0) -> None:
@@ -400,13 +408,26 @@ class RayBackend:
 
     def _deploy(self, name: str, uri: str, variant: str, scaling: VariantScaling) -> Any:
         options = replica_options(scaling, self.config.policy, replica_cpus=self.ray.replica_cpus)
-        with _DEPLOY_LOCK:
-            replica = serve.deployment(VariantReplica, name="variant").options(**options)
-            # one version per application: a new replica count is an update in place, not a restart
-            replica = replica.options(version=name, _internal=True)
-            return serve._run(
-                replica.bind(uri, variant, self._settings), name=name, route_prefix=None, _blocking=False
-            )
+        for attempt in range(_DEPLOY_ATTEMPTS):
+            try:
+                with _DEPLOY_LOCK:
+                    replica = serve.deployment(VariantReplica, name="variant").options(**options)
+                    # one version per application: a new replica count is an update in place
+                    replica = replica.options(version=name, _internal=True)
+                    return serve._run(
+                        replica.bind(uri, variant, self._settings),
+                        name=name,
+                        route_prefix=None,
+                        _blocking=False,
+                    )
+            except ValueError as exc:
+                if not _is_pickle_registry_race(exc) or attempt + 1 == _DEPLOY_ATTEMPTS:
+                    raise
+                _log.warning(
+                    "Ray Serve's pickle registry changed under a deploy of %s; deploying again", name
+                )
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 class _Ingress:

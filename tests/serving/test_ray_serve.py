@@ -20,6 +20,7 @@ from lockgate.serving.ray_serve import (
     DEFAULT_REPLICA_CPUS,
     RayOptions,
     _error_of,
+    _is_pickle_registry_race,
     _raise_error,
     replica_options,
     serve_ray,
@@ -127,3 +128,9 @@ def test_the_cli_says_what_is_wrong_with_the_backend(cli: Callable[..., tuple[in
     assert code == 2 and "need --backend ray" in err
     code, _, err = cli("serve", "models:/churn@champion", "--backend", "ray")
     assert code == 2 and "--deployment SPEC.yaml" in err
+
+
+def test_only_ray_serves_pickle_registry_race_is_deployed_again() -> None:
+    race = ValueError("Module 'ray.serve._private.request_router' is not registered for pickle by value")
+    assert _is_pickle_registry_race(race)
+    assert not _is_pickle_registry_race(ValueError("num_replicas must be a positive integer"))
