@@ -192,7 +192,10 @@ class KVBatch:
         with torch.inference_mode():
             out = self.model.model(
                 input_ids=torch.tensor([[token] for token in newest]),
-                attention_mask=mask,
+                # the step's one query may attend every real column: given as the 4-D mask attention
+                # takes (rows, heads, queries, columns), transformers uses it as it is, instead of
+                # building a causal mask from the 2-D one at every step (8% of a step on a small model)
+                attention_mask=mask[:, None, None, :].bool(),
                 position_ids=positions,
                 cache=cache,
                 use_cache=True,

@@ -26,6 +26,7 @@ class CausalModel:
         self.model: Any = None
         self.context = 0
         self.eos_token_id: int | None = None
+        self._raw_decode: Any = None
 
     def load(self, *, weights: bool = True) -> None:
         """Read the tokenizer and the model (``weights=False``: the tokenizer and the configuration
@@ -38,6 +39,12 @@ class CausalModel:
                 hint="save the model with save_pretrained(..., safe_serialization=True)",
             )
         self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path, local_files_only=True)
+        # the fast tokenizer's own decode when the transformers wrapper would return its text
+        # unchanged (no clean-up of spaces): it runs for every sequence at every decoding step, and
+        # the wrapper's argument handling cost as much as the decoding itself
+        backend = getattr(self.tokenizer, "_tokenizer", None)
+        cleans = getattr(self.tokenizer, "clean_up_tokenization_spaces", True)
+        self._raw_decode = backend.decode if backend is not None and not cleans else None
         if weights:
             self.model = AutoModelForCausalLM.from_pretrained(
                 self.path, local_files_only=True, use_safetensors=True
@@ -59,6 +66,8 @@ class CausalModel:
         return ids
 
     def decode(self, ids: list[int]) -> str:
+        if self._raw_decode is not None:
+            return str(self._raw_decode(ids, skip_special_tokens=True))
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def chat_template(self) -> str | None:
