@@ -63,8 +63,8 @@ class ProcessDecoder:
         self._conn: multiprocessing.connection.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: dict[int, asyncio.Queue[Chunk]] = {}
-        self._stats_waiters: list[asyncio.Future[tuple[DecodeStats, int]]] = []
-        self._hold_waiters: list[asyncio.Future[None]] = []
+        # who waits for the child's next reply of each kind ("stats", "held")
+        self._waiters: dict[str, list[asyncio.Future[Any]]] = {"stats": [], "held": []}
         self._ids = itertools.count()
         self._starting = asyncio.Lock()  # one restart at a time, however many requests find it dead
 
@@ -134,11 +134,8 @@ class ProcessDecoder:
     async def child_stats(self) -> tuple[DecodeStats, int]:
         """What the child has done (steps, tokens, the largest batch) and how many requests it
         holds (waiting or decoding)."""
-        conn = await self._connection()
-        waiter: asyncio.Future[tuple[DecodeStats, int]] = asyncio.get_running_loop().create_future()
-        self._stats_waiters.append(waiter)
-        conn.send(("stats",))
-        return await waiter
+        stats: tuple[DecodeStats, int] = await self._ask("stats", "stats")
+        return stats
 
     @contextlib.contextmanager
     def hold(self, timeout_s: float = 10.0) -> Iterator[None]:
@@ -153,14 +150,18 @@ class ProcessDecoder:
             asyncio.run_coroutine_threadsafe(self._hold(False), loop).result(timeout_s)
 
     async def _hold(self, is_held: bool) -> None:
+        if is_held:
+            await self._ask("hold", "held")  # the child has stopped stepping
+        else:
+            (await self._connection()).send(("release",))
+
+    async def _ask(self, message: str, reply: str) -> Any:
+        """Send the child ``message`` and wait for its next ``reply``."""
         conn = await self._connection()
-        if not is_held:
-            conn.send(("release",))
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._hold_waiters.append(waiter)
-        conn.send(("hold",))
-        await waiter  # the child has stopped stepping
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[reply].append(waiter)
+        conn.send((message,))
+        return await waiter
 
     def _started_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -181,9 +182,7 @@ class ProcessDecoder:
                 await asyncio.to_thread(self.load)
         assert self._conn is not None
         if self._loop is not loop:
-            if self._loop is not None:
-                with contextlib.suppress(RuntimeError, ValueError, OSError):
-                    self._loop.remove_reader(self._conn.fileno())
+            self._stop_reading()
             loop.add_reader(self._conn.fileno(), self._on_readable)
             self._loop = loop
         return self._conn
@@ -195,8 +194,8 @@ class ProcessDecoder:
         try:
             while conn.poll():
                 kind, payload = conn.recv()
-                if kind in ("stats", "held"):
-                    waiters: list[Any] = self._stats_waiters if kind == "stats" else self._hold_waiters
+                waiters = self._waiters.get(kind)
+                if waiters is not None:
                     for waiter in waiters:
                         if not waiter.done():
                             waiter.set_result(payload)
@@ -211,18 +210,17 @@ class ProcessDecoder:
 
     def _child_lost(self) -> None:
         """The child died: every request in flight ends with an error; the next starts a new one."""
-        code = _wait(self._process, 1) if self._process is not None else None
+        code = self._process.poll() if self._process is not None else None  # never waits: event loop
         log.error("the decoding process exited (code %s); %d requests failed", code, len(self._queues))
         error = Chunk("", error=f"the decoding process exited (code {code}); the next request restarts it")
         for queue in self._queues.values():
             queue.put_nowait(error)
         self._queues.clear()
-        waiters: list[asyncio.Future[Any]] = [*self._stats_waiters, *self._hold_waiters]
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(LockgateError("the decoding process exited"))
-        self._stats_waiters.clear()
-        self._hold_waiters.clear()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(LockgateError("the decoding process exited"))
+            waiters.clear()
         self._stop_reading()
         if self._conn is not None:
             self._conn.close()
