@@ -22,6 +22,7 @@ from lockgate.llm.params import SamplingParams
 from lockgate.llm.runtime import GenerativePredictor
 from lockgate.serving.server import ServeConfig, ServerHandle, build_app, run_server_in_thread
 from lockgate.serving.source import resolve_source
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -131,16 +132,15 @@ def test_a_client_that_leaves_frees_its_slot_in_the_child(server: ServerHandle) 
     with decoder.hold():  # no step runs until the client has gone
         with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=60) as answer:
             assert answer.status_code == 200  # the status is sent before the first token
-            for _ in range(600):
-                if child_stats()[1] == 1:
-                    break
-                threading.Event().wait(0.01)
+            wait_until(
+                lambda: child_stats()[1] == 1,
+                timeout_s=30,
+                what="the request reached the child",
+                interval_s=0.01,
+            )
         threading.Event().wait(0.5)  # time for the server to read the close (a wait, not an assertion)
-    for _ in range(600):
-        tokens, active = child_stats()
-        if not active:
-            break
-        threading.Event().wait(0.05)
+    wait_until(lambda: child_stats()[1] == 0, timeout_s=30, what="the slot freed", interval_s=0.05)
+    tokens, active = child_stats()
     assert active == 0
     assert tokens - before < 100
 
@@ -156,10 +156,10 @@ def test_two_concurrent_requests_decode_in_one_batch_in_the_child(server: Server
                 pool.submit(httpx.post, server.url + "/v1/completions", json=body, timeout=60)
                 for _ in range(2)
             ]
-            for _ in range(600):
-                if decoder.child_stats_from_thread()[1] == 2:
-                    break
-                threading.Event().wait(0.01)
+            both = "both requests reached the child"
+            wait_until(
+                lambda: decoder.child_stats_from_thread()[1] == 2, timeout_s=30, what=both, interval_s=0.01
+            )
         answers = [future.result() for future in futures]
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].json()["choices"] == answers[1].json()["choices"]

@@ -16,6 +16,7 @@ import pytest
 from lockgate.llm.runtime import GenerativePredictor
 from lockgate.serving.server import ServeConfig, ServerHandle, build_app, run_server_in_thread
 from lockgate.serving.source import resolve_source
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -180,10 +181,7 @@ def test_a_client_that_goes_away_frees_its_slot(server: ServerHandle) -> None:
         with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=60) as answer:
             assert answer.status_code == 200  # the status is sent before the first token
         threading.Event().wait(0.5)  # time for the server to read the close (a wait, not an assertion)
-    for _ in range(600):
-        if not scheduler.active:
-            break
-        threading.Event().wait(0.05)
+    wait_until(lambda: not scheduler.active, timeout_s=30, what="the slot freed", interval_s=0.05)
     assert scheduler.active == 0
     assert scheduler.stats.tokens - before < 100
 
@@ -198,10 +196,7 @@ def test_a_client_that_leaves_before_a_whole_answer_frees_its_slot(server: Serve
         with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
             httpx.post(server.url + "/v1/completions", json=body, timeout=0.5)
         threading.Event().wait(0.5)  # time for the server to read the close (a wait, not an assertion)
-    for _ in range(600):
-        if not scheduler.active:
-            break
-        threading.Event().wait(0.05)
+    wait_until(lambda: not scheduler.active, timeout_s=30, what="the slot freed", interval_s=0.05)
     assert scheduler.active == 0
     assert scheduler.stats.tokens - before < 100
 
